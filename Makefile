@@ -1,0 +1,109 @@
+# cpipe — build, test, install.
+#   make            build ./cpipe
+#   make deps       install the Debian packages the build and tests need (only missing ones)
+#   make test       every suite; ends with "N passed, N failed, N skipped"
+#   make asan       ASan+UBSan build of cpipe and the unit tests, then every suite under it
+#   make fuzz       the loader fuzz target for FUZZ_SECONDS (default 60)
+#   make bench      the benchmarks in bench/
+#   make lint       clang-format check and cppcheck
+#   make install PREFIX=/usr/local
+
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+CFLAGS ?= -g -O2
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS := $(PKG_LIBS) -lpthread
+
+LIB_SRC := $(sort $(wildcard lib/*.c pipeline/*.c stages/*.c artifacts/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+# BUILD selects the object directory: build/ for the normal build,
+# build/asan/ for the sanitizer build (same sources, other flags).
+BUILD ?= build
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CPIPE := $(if $(filter build,$(BUILD)),cpipe,$(BUILD)/cpipe)
+
+DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev \
+	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
+	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
+	hyperfine time jq
+
+.PHONY: all deps test unit asan fuzz bench lint install clean example
+all: $(CPIPE)
+
+$(CPIPE): $(CLI_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+# Installs what is missing first, so `make test` works on a fresh machine.
+test:
+	@$(MAKE) --no-print-directory -s deps
+	@$(MAKE) --no-print-directory $(CPIPE) unit
+	@CPIPE_BIN=$(abspath $(CPIPE)) UNIT_DIR=$(abspath $(BUILD)/tests) tests/run-all
+
+# The README's first command: the example pipeline on the default runtime.
+EXAMPLE ?= examples/linreg
+example:
+	@$(MAKE) --no-print-directory -s deps
+	@$(MAKE) --no-print-directory $(CPIPE)
+	./cpipe -C $(EXAMPLE) run
+
+asan:
+	$(MAKE) BUILD=build/asan CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+FUZZ_SECONDS ?= 60
+build/fuzz/fuzz_spec: tests/fuzz/fuzz_spec.c $(filter-out stages/% ,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
+		-o $@ tests/fuzz/fuzz_spec.c $(filter lib/% pipeline/%,$(LIB_SRC)) $(PKG_LIBS)
+
+fuzz: build/fuzz/fuzz_spec
+	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/spec/* build/fuzz/corpus/ 2>/dev/null; true
+	build/fuzz/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
+		build/fuzz/corpus tests/fuzz/corpus/spec
+
+bench: $(CPIPE)
+	bench/run-all
+
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all build and test dependencies are installed"; fi
+
+lint:
+	clang-format --dry-run --Werror $(LIB_SRC) $(CLI_SRC) $(wildcard */*.h)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--suppress=missingIncludeSystem -D_GNU_SOURCE lib pipeline stages artifacts cli
+
+install: cpipe
+	install -D -m 0755 cpipe $(DESTDIR)$(PREFIX)/bin/cpipe
+
+clean:
+	rm -rf build cpipe
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,44 @@
+/* The command line: global options, the command table, and the helpers every
+ * verb uses to load the spec and open the runtime. No logic of its own. */
+#ifndef CPIPE_CLI_H
+#define CPIPE_CLI_H
+
+#include <stdbool.h>
+
+#include "../lib/error.h"
+#include "../pipeline/spec.h"
+#include "../stages/runtime.h"
+
+#define CPIPE_VERSION "0.1.0"
+
+struct cli {
+	struct strvec files; /* -f */
+	const char *dir;     /* -C */
+	const char *runtime; /* --runtime */
+	bool json;
+	bool quiet;
+	struct kvvec sets;   /* --set stage.param=value */
+};
+
+/* Loads the spec the global options point at. */
+int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err);
+
+/* The runtime to use: --runtime, CPIPE_RUNTIME, the spec's runtime:, local. */
+int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
+		struct cp_error *err);
+
+/* <project dir>/.cpipe, created with a .gitignore on first use. Caller owns. */
+char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err);
+
+/* Parses --json / -q / --help shared by every verb; returns 1 if consumed. */
+int cli_common_option(struct cli *c, int opt);
+
+/* Prints an error the way every verb does and returns its exit code. */
+int cli_fail(const struct cp_error *err);
+
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_config(struct cli *c, int argc, char **argv);
+int cmd_graph(struct cli *c, int argc, char **argv);
+int cmd_volume(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,131 @@
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "../pipeline/exec.h"
+#include "../pipeline/plan.h"
+#include "cli.h"
+
+static int parse_set(struct cli *c, const char *arg, struct cp_error *err)
+{
+	const char *eq = strchr(arg, '=');
+	const char *dot = strchr(arg, '.');
+	if (!eq || !dot || dot > eq || dot == arg || dot + 1 == eq)
+		return cp_error_set(err, "--set %s: expected STAGE.PARAM=VALUE (e.g. --set train.lr=0.1)",
+				    arg);
+	cleanup_free char *key = xstrndup(arg, (size_t)(eq - arg));
+	kvvec_set(&c->sets, key, eq + 1);
+	return 0;
+}
+
+static void split_profiles(struct strvec *out, const char *list)
+{
+	if (!list)
+		return;
+	cleanup_free char *copy = xstrdup(list);
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (*t)
+			strvec_push(out, t);
+}
+
+int cmd_run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"no-deps", no_argument, NULL, 'n'},
+		{"dry-run", no_argument, NULL, 'd'},
+		{"jobs", required_argument, NULL, 'j'},
+		{"set", required_argument, NULL, 's'},
+		{"profile", required_argument, NULL, 'p'},
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cp_error err = {0};
+	bool no_deps = false, dry_run = false;
+	int jobs = 1;
+	struct strvec profiles = {0};
+	struct pipeline *p = NULL;
+	struct plan plan = {0};
+	struct runtime *rt = NULL;
+	const struct runtime_ops *ops = NULL;
+	cleanup_free char *state = NULL;
+	cleanup_free char *run_id = NULL;
+	int lock_fd = -1;
+	int rc = EXIT_USAGE;
+	int opt;
+
+	split_profiles(&profiles, getenv("COMPOSE_PROFILES"));
+	split_profiles(&profiles, getenv("CPIPE_PROFILES"));
+	while ((opt = getopt_long(argc, argv, "+j:q", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			no_deps = true;
+			break;
+		case 'd':
+			dry_run = true;
+			break;
+		case 'j': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 1024) {
+				cp_error_set(&err, "-j %s: expected a number of jobs from 1 to 1024",
+					     optarg);
+				goto fail;
+			}
+			jobs = (int)n;
+			break;
+		}
+		case 's':
+			if (parse_set(c, optarg, &err) < 0)
+				goto fail;
+			break;
+		case 'p':
+			split_profiles(&profiles, optarg);
+			break;
+		default:
+			if (cli_common_option(c, opt))
+				break;
+			fprintf(stderr, "usage: cpipe run [STAGE...] [--no-deps] [--dry-run] [-j N] "
+					"[--set STAGE.PARAM=VALUE] [--profile NAME]\n");
+			goto out;
+		}
+	}
+	if (cli_load(&p, c, &err) < 0)
+		goto fail;
+	if (plan_build(&plan, p, (const char *const *)argv + optind, (size_t)(argc - optind),
+		       no_deps, &profiles, &err) < 0)
+		goto fail;
+	if (cli_runtime(&ops, c, p, &err) < 0)
+		goto fail;
+	run_id = exec_new_run_id();
+	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .dry_run = dry_run,
+				  .run_id = run_id};
+	if (!dry_run) {
+		if (!(state = cli_state_dir(p, true, &err)))
+			goto fail;
+		cleanup_free char *lock = path_join(state, "lock");
+		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
+			goto fail;
+		if (ops->open(&rt, p, state, &err) < 0)
+			goto fail;
+	}
+	eo.state_dir = state;
+	if (exec_run(&plan, ops, rt, &eo, &err) < 0)
+		goto fail;
+	rc = EXIT_OK;
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	if (rt)
+		ops->close(rt);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	plan_free(&plan);
+	pipeline_free(p);
+	strvec_free(&profiles);
+	return rc;
+}

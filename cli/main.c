@@ -1,0 +1,201 @@
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "cli.h"
+
+static int cmd_version(struct cli *c, int argc, char **argv);
+static int cmd_help(struct cli *c, int argc, char **argv);
+
+static const struct command {
+	const char *name;
+	int (*handler)(struct cli *c, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"run", cmd_run, "run stages in dependency order: run [STAGE...] [--no-deps] [-j N]"},
+	{"config", cmd_config, "print the resolved, normalized spec (YAML, or JSON with --json)"},
+	{"graph", cmd_graph, "print the stage graph: graph [--format dot|mermaid]"},
+	{"volume", cmd_volume, "manage the project's volumes: volume ls|inspect|rm|prune"},
+	{"version", cmd_version, "print cpipe's version"},
+	{"help", cmd_help, "this help"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: cpipe [-f FILE]... [-C DIR] [--runtime local|docker] [--json] [-q] "
+		     "COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nexit codes: 0 ok, 1 a stage failed, 2 bad usage or spec, 3 runtime "
+		     "unavailable, 4 project busy, 130 interrupted\n");
+}
+
+static int cmd_version(struct cli *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (c->json)
+		printf("{\"version\":\"%s\"}\n", CPIPE_VERSION);
+	else
+		printf("cpipe %s\n", CPIPE_VERSION);
+	return EXIT_OK;
+}
+
+static int cmd_help(struct cli *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return EXIT_OK;
+}
+
+int cli_fail(const struct cp_error *err)
+{
+	fflush(stdout);
+	fprintf(stderr, "cpipe: %s\n", err->msg);
+	return err->code ? err->code : EXIT_USAGE;
+}
+
+int cli_common_option(struct cli *c, int opt)
+{
+	switch (opt) {
+	case 'J':
+		c->json = true;
+		return 1;
+	case 'q':
+		c->quiet = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
+{
+	struct spec_options o = {
+		.files = (const char *const *)c->files.v,
+		.nfiles = c->files.n,
+		.dir = c->dir,
+		.sets = &c->sets,
+	};
+	return spec_load(out, &o, err);
+}
+
+int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
+		struct cp_error *err)
+{
+	const char *name = c->runtime;
+	if (!name || !*name)
+		name = getenv("CPIPE_RUNTIME");
+	if (!name || !*name)
+		name = p->runtime;
+	if (!name || !*name)
+		name = "local";
+	const struct runtime_ops *ops = runtime_find(name);
+	if (!ops) {
+		err->code = EXIT_USAGE;
+		return cp_error_set(err, "unknown runtime \"%s\"; available: local", name);
+	}
+	*ops_out = ops;
+	return 0;
+}
+
+char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
+{
+	char *dir = path_join(p->dir, ".cpipe");
+	if (!create)
+		return dir;
+	struct stat st;
+	if (stat(dir, &st) == 0)
+		return dir;
+	if (fs_mkdir_p(dir, 0755, err) < 0) {
+		free(dir);
+		return NULL;
+	}
+	cleanup_free char *ignore = path_join(dir, ".gitignore");
+	if (fs_write_atomic(ignore, "*\n", 2, 0644, err) < 0) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{"project-directory", required_argument, NULL, 'C'},
+		{"runtime", required_argument, NULL, 'R'},
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cli c = {0};
+	int opt;
+	int rc;
+	signal(SIGPIPE, SIG_IGN);
+	while ((opt = getopt_long(argc, argv, "+f:C:qh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			strvec_push(&c.files, optarg);
+			break;
+		case 'C':
+			c.dir = optarg;
+			break;
+		case 'R':
+			c.runtime = optarg;
+			break;
+		case 'J':
+		case 'q':
+			cli_common_option(&c, opt);
+			break;
+		case 'h':
+			usage(stdout);
+			rc = EXIT_OK;
+			goto out;
+		case 'V':
+			rc = cmd_version(&c, 0, NULL);
+			goto out;
+		default:
+			usage(stderr);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	const char *name = argv[optind];
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			int sub_argc = argc - optind;
+			char **sub_argv = argv + optind;
+			optind = 0;
+			rc = commands[i].handler(&c, sub_argc, sub_argv);
+			goto out;
+		}
+	}
+	const char *names[ARRAY_LEN(commands)];
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		names[i] = commands[i].name;
+	const char *near = suggest_nearest(name, names, ARRAY_LEN(commands));
+	if (near)
+		fprintf(stderr, "cpipe: unknown command \"%s\" (did you mean \"%s\"?)\n", name, near);
+	else
+		fprintf(stderr, "cpipe: unknown command \"%s\"; see cpipe help\n", name);
+	rc = EXIT_USAGE;
+out:
+	strvec_free(&c.files);
+	kvvec_free(&c.sets);
+	return rc;
+}

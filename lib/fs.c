@@ -1,0 +1,285 @@
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+	cleanup_free char *dir = path_dirname(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct cp_error *err)
+{
+	cleanup_free char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return cp_error_errno(err, "creating %s", tmp);
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		cp_error_errno(err, "writing %s", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		cp_error_errno(err, "closing %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		cp_error_errno(err, "renaming %s to %s", tmp, path);
+		unlink(tmp);
+		return -1;
+	}
+	fsync_dir(path);
+	return 0;
+}
+
+int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
+		 struct cp_error *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cp_error_errno(err, "opening %s", path);
+	struct strbuf sb = STRBUF_INIT;
+	sb.max = max;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sb_free(&sb);
+			return cp_error_errno(err, "reading %s", path);
+		}
+		if (n == 0)
+			break;
+		if (sb_add(&sb, buf, (size_t)n) < 0) {
+			sb_free(&sb);
+			return cp_error_set(err, "%s is larger than %zu bytes", path, max);
+		}
+	}
+	if (len_out)
+		*len_out = sb.len;
+	*out = sb_detach(&sb);
+	return 0;
+}
+
+int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err)
+{
+	cleanup_free char *p = xstrdup(path);
+	size_t len = strlen(p);
+	for (size_t i = 1; i <= len; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		char saved = p[i];
+		p[i] = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return cp_error_errno(err, "creating directory %s", p);
+		p[i] = saved;
+	}
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return cp_error_errno(err, "creating directory %s", path);
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return cp_error_errno(err, "creating directory %s", path);
+	}
+	return 0;
+}
+
+static int rm_rf_at(int parent, const char *name, dev_t dev, struct cp_error *err,
+		    const char *shown)
+{
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return cp_error_errno(err, "removing %s", shown);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
+			return cp_error_errno(err, "removing %s", shown);
+		return 0;
+	}
+	if (st.st_dev != dev)
+		return cp_error_set(err, "refusing to remove %s: it is a mount point", shown);
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cp_error_errno(err, "removing %s", shown);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return cp_error_errno(err, "removing %s", shown);
+	}
+	struct dirent *de;
+	int rc = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		rc = rm_rf_at(dirfd(d), de->d_name, dev, err, shown);
+	}
+	closedir(d);
+	if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return cp_error_errno(err, "removing %s", shown);
+	return rc;
+}
+
+int fs_rm_rf(const char *path, struct cp_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : cp_error_errno(err, "removing %s", path);
+	return rm_rf_at(AT_FDCWD, path, st.st_dev, err, path);
+}
+
+static long long du_at(int parent, const char *name)
+{
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? (long long)st.st_size : 0;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	long long total = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		total += du_at(dirfd(d), de->d_name);
+	}
+	closedir(d);
+	return total;
+}
+
+long long fs_du(const char *path)
+{
+	return du_at(AT_FDCWD, path);
+}
+
+char *path_join(const char *a, const char *b)
+{
+	if (b[0] == '/' || a[0] == '\0')
+		return xstrdup(b);
+	size_t la = strlen(a);
+	if (la > 0 && a[la - 1] == '/')
+		return xasprintf("%s%s", a, b);
+	return xasprintf("%s/%s", a, b);
+}
+
+char *path_normalize(const char *path)
+{
+	size_t len = strlen(path);
+	char *out = xmalloc(len + 2);
+	size_t o = 0;
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *end = strchr(p, '/');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == 1 && p[0] == '.') {
+			/* skip */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (o == 0) {
+				free(out);
+				return NULL;
+			}
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+		} else {
+			out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
+char *path_absolute(const char *base, const char *path)
+{
+	if (path[0] == '/')
+		return path_normalize(path);
+	cleanup_free char *joined = path_join(base, path);
+	return path_normalize(joined);
+}
+
+char *path_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return cp_error_errno(err, "opening lock %s", path);
+	/* POSIX record locks: F_GETLK tells who holds one, and a fork does not
+	 * inherit it, so stage processes never keep the project locked. */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(fd, F_SETLK, &fl) == 0) {
+		*fd_out = fd;
+		return 0;
+	}
+	int saved = errno;
+	struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+	close(fd);
+	if (saved != EAGAIN && saved != EACCES) {
+		errno = saved;
+		return cp_error_errno(err, "locking %s", path);
+	}
+	err->code = EXIT_BUSY;
+	if (pid > 0)
+		return cp_error_set(err,
+				    "another cpipe (pid %ld) is %s in this project; wait for it "
+				    "to finish or stop it (lock: %s)",
+				    pid, what, path);
+	return cp_error_set(err, "another cpipe is %s in this project (lock: %s)", what, path);
+}

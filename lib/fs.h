@@ -1,0 +1,50 @@
+/* Filesystem plumbing: atomic writes, whole-file reads, directories, paths. */
+#ifndef CPIPE_LIB_FS_H
+#define CPIPE_LIB_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Writes `len` bytes to `path` atomically: a temporary file beside it,
+ * fsync, rename over `path`, fsync of the directory. A crash leaves either
+ * the old or the new content, never a torn file. */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct cp_error *err);
+
+/* Reads a whole file (at most `max` bytes, 0 = no limit) into a new
+ * NUL-terminated buffer the caller owns; `len_out` may be NULL. */
+int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
+		 struct cp_error *err);
+
+/* mkdir -p; existing directories are fine. */
+int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err);
+
+/* rm -rf without following symlinks and without crossing mount points. */
+int fs_rm_rf(const char *path, struct cp_error *err);
+
+/* Total apparent size of the files below `path` (0 when missing). */
+long long fs_du(const char *path);
+
+/* Joins two path pieces with one '/'; b absolute → copy of b. Caller owns. */
+char *path_join(const char *a, const char *b);
+
+/* Lexically normalizes an absolute path: collapses //, ., and .. Returns
+ * NULL if `..` would climb above the root (the path escapes). Caller owns. */
+char *path_normalize(const char *path);
+
+/* Absolute form of `path`, relative ones taken from `base`. Normalized;
+ * NULL when it escapes the root. Caller owns. */
+char *path_absolute(const char *base, const char *path);
+
+/* Parent directory of `path` (a new string; "/" for top-level entries). */
+char *path_dirname(const char *path);
+
+
+
+/* Takes an exclusive lock on `path` (created if missing) without waiting.
+ * Held until *fd_out is closed; not inherited by children. When another
+ * process holds it, fails with err->code EXIT_BUSY naming its pid. */
+int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *err);
+#endif

@@ -1,0 +1,515 @@
+#include "exec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+
+enum slot_state {
+	SLOT_UNSELECTED,
+	SLOT_PENDING,
+	SLOT_RUNNING,
+	SLOT_DONE,     /* job exited 0, or a service we stopped */
+	SLOT_FAILED,
+	SLOT_CANCELLED, /* never started because the run stopped */
+};
+
+struct slot {
+	const struct stage *s;
+	enum slot_state state;
+	struct task *task;
+	int log_fd;
+	char *log_path;
+	struct strbuf partial[2]; /* unterminated line per stream */
+	long long started_ms;
+	long long kill_deadline_ms; /* 0 = no SIGTERM sent yet */
+	bool killed;                /* SIGKILL sent */
+	bool stopping;              /* we asked it to stop */
+	int exit_code;
+	int color;
+};
+
+struct run {
+	const struct plan *plan;
+	const struct pipeline *p;
+	const struct runtime_ops *ops;
+	struct runtime *rt;
+	const struct exec_options *o;
+	struct slot *slots; /* by stage index */
+	int name_width;
+	bool tty;
+	bool stopping;    /* no new stage starts */
+	bool interrupted; /* a signal asked us to stop */
+	bool failed;
+	struct cp_error *err;
+};
+
+static volatile sig_atomic_t got_signal;
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (sig != SIGCHLD)
+		got_signal = sig;
+	if (sig_pipe[1] >= 0) {
+		ssize_t rc = write(sig_pipe[1], "x", 1);
+		(void)rc;
+	}
+	errno = saved;
+}
+
+char *exec_new_run_id(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char stamp[32];
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	unsigned short rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned short)(getpid() ^ ts.tv_nsec);
+	return xasprintf("%s%03ldZ-%04x", stamp, ts.tv_nsec / 1000000, rnd);
+}
+
+void exec_stage_env(struct kvvec *out, const struct pipeline *p, const struct stage *s,
+		    const char *run_id)
+{
+	for (size_t i = 0; i < s->environment.n; i++)
+		if (s->environment.v[i].value)
+			kvvec_set(out, s->environment.v[i].key, s->environment.v[i].value);
+	for (size_t i = 0; i < s->params.n; i++) {
+		cleanup_free char *name = xasprintf("CPIPE_PARAM_%s", s->params.v[i].key);
+		for (char *c = name + 12; *c; c++)
+			*c = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c) : '_';
+		kvvec_set(out, name, s->params.v[i].value ? s->params.v[i].value : "");
+	}
+	kvvec_set(out, "CPIPE_PROJECT", p->name);
+	kvvec_set(out, "CPIPE_STAGE", s->name);
+	if (run_id)
+		kvvec_set(out, "CPIPE_RUN_ID", run_id);
+}
+
+static void note(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
+static void note(struct run *r, const char *fmt, ...)
+{
+	if (r->o->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fflush(stdout);
+	fputs("cpipe: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n)
+{
+	static const int colors[] = {36, 33, 32, 35, 34, 31};
+	if (r->tty)
+		printf("\033[%dm%-*s |\033[0m ", colors[sl->color % 6], r->name_width, sl->s->name);
+	else
+		printf("%-*s | ", r->name_width, sl->s->name);
+	fwrite(line, 1, n, stdout);
+	fputc('\n', stdout);
+}
+
+/* Prefixes and prints every complete line in `data`; keeps the rest. */
+static void take_output(struct run *r, struct slot *sl, int stream, const char *data,
+			size_t n)
+{
+	struct strbuf *pb = &sl->partial[stream];
+	if (sl->log_fd >= 0) {
+		ssize_t rc = write(sl->log_fd, data, n);
+		(void)rc;
+	}
+	const char *p = data, *end = data + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			sb_add(pb, p, (size_t)(end - p));
+			if (pb->len >= 65536) {
+				emit_line(r, sl, pb->buf, pb->len);
+				sb_reset(pb);
+			}
+			break;
+		}
+		if (pb->len) {
+			sb_add(pb, p, (size_t)(nl - p));
+			emit_line(r, sl, pb->buf, pb->len);
+			sb_reset(pb);
+		} else {
+			emit_line(r, sl, p, (size_t)(nl - p));
+		}
+		p = nl + 1;
+	}
+	fflush(stdout);
+}
+
+/* Reads what is available on one log stream; closes it at EOF. */
+static void pump(struct run *r, struct slot *sl, int stream)
+{
+	int *fdp = stream == 0 ? &sl->task->out_fd : &sl->task->err_fd;
+	char buf[65536];
+	while (*fdp >= 0) {
+		ssize_t n = read(*fdp, buf, sizeof(buf));
+		if (n > 0) {
+			take_output(r, sl, stream, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		close(*fdp);
+		*fdp = -1;
+		struct strbuf *pb = &sl->partial[stream];
+		if (pb->len) {
+			emit_line(r, sl, pb->buf, pb->len);
+			sb_reset(pb);
+			fflush(stdout);
+		}
+	}
+}
+
+static void stop_slot(struct run *r, struct slot *sl)
+{
+	if (sl->state != SLOT_RUNNING || sl->kill_deadline_ms)
+		return;
+	struct cp_error e = {0};
+	sl->stopping = true;
+	sl->kill_deadline_ms = now_ms() + (sl->s->stop_grace_ms > 0 ? sl->s->stop_grace_ms : 10000);
+	if (r->ops->kill(r->rt, sl->task, SIGTERM, &e) < 0)
+		note(r, "%s: stopping: %s", sl->s->name, e.msg);
+}
+
+static void stop_all(struct run *r)
+{
+	r->stopping = true;
+	for (size_t i = 0; i < r->p->nstages; i++)
+		stop_slot(r, &r->slots[i]);
+}
+
+static void fail(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
+static void fail(struct run *r, const char *fmt, ...)
+{
+	if (!r->failed && !r->interrupted) {
+		va_list ap;
+		va_start(ap, fmt);
+		cleanup_free char *msg = xvasprintf(fmt, ap);
+		va_end(ap);
+		r->err->code = EXIT_STAGE_FAILED;
+		cp_error_set(r->err, "%s", msg);
+		r->err->code = EXIT_STAGE_FAILED;
+	}
+	r->failed = true;
+	stop_all(r);
+}
+
+static size_t index_of(const struct pipeline *p, const char *name)
+{
+	for (size_t i = 0; i < p->nstages; i++)
+		if (strcmp(p->stages[i].name, name) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+/* 1 when every dependency of slot i is satisfied, 0 when not yet. */
+static int deps_ready(struct run *r, size_t i)
+{
+	const struct stage *s = &r->p->stages[i];
+	for (size_t d = 0; d < s->ndeps; d++) {
+		size_t j = index_of(r->p, s->deps[d].stage);
+		if (j == (size_t)-1 || !r->plan->selected[j])
+			continue; /* not part of this run (--no-deps) */
+		enum slot_state st = r->slots[j].state;
+		if (s->deps[d].condition == DEP_COMPLETED_SUCCESSFULLY) {
+			if (st != SLOT_DONE)
+				return 0;
+		} else if (st != SLOT_RUNNING && st != SLOT_DONE) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int count_running_jobs(struct run *r)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->p->nstages; i++)
+		if (r->slots[i].state == SLOT_RUNNING && !r->slots[i].s->service)
+			n++;
+	return n;
+}
+
+static int start_slot(struct run *r, struct slot *sl)
+{
+	struct cp_error e = {0};
+	struct kvvec env = {0};
+	exec_stage_env(&env, r->p, sl->s, r->o->run_id);
+	struct task_spec ts = {.stage = sl->s, .env = &env, .run_id = r->o->run_id};
+	sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
+	kvvec_free(&env);
+	if (rc < 0) {
+		sl->state = SLOT_FAILED;
+		if (e.code == EXIT_RUNTIME) {
+			if (!r->failed) {
+				*r->err = e;
+			}
+			r->failed = true;
+			stop_all(r);
+		} else {
+			fail(r, "stage \"%s\" could not start: %s", sl->s->name, e.msg);
+		}
+		return -1;
+	}
+	sl->state = SLOT_RUNNING;
+	sl->started_ms = now_ms();
+	note(r, "%s %s", sl->s->service ? "starting service" : "running", sl->s->name);
+	return 0;
+}
+
+static void start_ready(struct run *r)
+{
+	for (size_t k = 0; k < r->plan->n && !r->stopping; k++) {
+		struct slot *sl = &r->slots[r->plan->order[k]];
+		if (sl->state != SLOT_PENDING)
+			continue;
+		if (!sl->s->service && count_running_jobs(r) >= r->o->jobs)
+			continue;
+		if (deps_ready(r, r->plan->order[k]))
+			start_slot(r, sl);
+	}
+}
+
+static void finish_slot(struct run *r, struct slot *sl, int code)
+{
+	pump(r, sl, 0);
+	pump(r, sl, 1);
+	sl->exit_code = code;
+	double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
+	if (sl->stopping) {
+		sl->state = sl->s->service && !r->failed && !r->interrupted ? SLOT_DONE
+									    : SLOT_CANCELLED;
+		note(r, "%s stopped (%.2fs)", sl->s->name, secs);
+	} else if (sl->s->service) {
+		sl->state = SLOT_FAILED;
+		fail(r, "service \"%s\" exited with code %d while the run needed it; log: %s",
+		     sl->s->name, code, sl->log_path);
+	} else if (code != 0) {
+		sl->state = SLOT_FAILED;
+		fail(r, "stage \"%s\" failed with exit code %d; log: %s", sl->s->name, code,
+		     sl->log_path);
+	} else {
+		sl->state = SLOT_DONE;
+		note(r, "%s done (%.2fs)", sl->s->name, secs);
+	}
+	r->ops->release(r->rt, sl->task);
+	sl->task = NULL;
+	if (sl->log_fd >= 0) {
+		close(sl->log_fd);
+		sl->log_fd = -1;
+	}
+}
+
+static bool jobs_left(struct run *r)
+{
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (!sl->s->service && (sl->state == SLOT_PENDING || sl->state == SLOT_RUNNING))
+			return true;
+	}
+	return false;
+}
+
+static bool anything_running(struct run *r)
+{
+	for (size_t i = 0; i < r->p->nstages; i++)
+		if (r->slots[i].state == SLOT_RUNNING)
+			return true;
+	return false;
+}
+
+static void handle_signal(struct run *r)
+{
+	int sig = got_signal;
+	got_signal = 0;
+	if (!sig)
+		return;
+	if (r->interrupted) {
+		/* A second Ctrl-C: no more grace. */
+		for (size_t i = 0; i < r->p->nstages; i++) {
+			struct slot *sl = &r->slots[i];
+			if (sl->state == SLOT_RUNNING && !sl->killed) {
+				sl->killed = true;
+				r->ops->kill(r->rt, sl->task, SIGKILL, NULL);
+			}
+		}
+		return;
+	}
+	r->interrupted = true;
+	note(r, "interrupted (%s), stopping", strsignal(sig));
+	stop_all(r);
+}
+
+static void loop_once(struct run *r)
+{
+	struct pollfd pfd[2 * r->p->nstages + 1];
+	struct slot *owner[2 * r->p->nstages + 1];
+	int stream[2 * r->p->nstages + 1];
+	nfds_t n = 0;
+	pfd[n] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
+	owner[n++] = NULL;
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_RUNNING)
+			continue;
+		int fds[2] = {sl->task->out_fd, sl->task->err_fd};
+		for (int k = 0; k < 2; k++) {
+			if (fds[k] < 0)
+				continue;
+			pfd[n] = (struct pollfd){.fd = fds[k], .events = POLLIN};
+			owner[n] = sl;
+			stream[n++] = k;
+		}
+	}
+	int rc = poll(pfd, n, 100);
+	if (rc > 0) {
+		if (pfd[0].revents) {
+			char buf[64];
+			while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
+				;
+		}
+		for (nfds_t k = 1; k < n; k++)
+			if (pfd[k].revents)
+				pump(r, owner[k], stream[k]);
+	}
+	handle_signal(r);
+
+	long long now = now_ms();
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_RUNNING)
+			continue;
+		int code = 0;
+		struct cp_error e = {0};
+		int st = r->ops->poll(r->rt, sl->task, &code, &e);
+		if (st < 0) {
+			fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
+			continue;
+		}
+		if (st == 1) {
+			finish_slot(r, sl, code);
+			continue;
+		}
+		if (sl->kill_deadline_ms && !sl->killed && now >= sl->kill_deadline_ms) {
+			note(r, "%s did not stop in time, killing it", sl->s->name);
+			sl->killed = true;
+			r->ops->kill(r->rt, sl->task, SIGKILL, NULL);
+		}
+	}
+}
+
+static void print_dry_run(struct run *r)
+{
+	for (size_t k = 0; k < r->plan->n; k++) {
+		const struct stage *s = &r->p->stages[r->plan->order[k]];
+		printf("%s%s:", s->name, s->service ? " (service)" : "");
+		for (size_t i = 0; i < s->entrypoint.n; i++)
+			printf(" %s", s->entrypoint.v[i]);
+		for (size_t i = 0; i < s->command.n; i++)
+			printf(" %s", s->command.v[i]);
+		putchar('\n');
+	}
+}
+
+int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runtime *rt,
+	     const struct exec_options *opts, struct cp_error *err)
+{
+	const struct pipeline *p = plan->p;
+	struct run r = {.plan = plan, .p = p, .ops = ops, .rt = rt, .o = opts, .err = err};
+	if (opts->dry_run) {
+		print_dry_run(&r);
+		return 0;
+	}
+	cleanup_free char *logdir = xasprintf("%s/logs/%s", opts->state_dir, opts->run_id);
+	if (fs_mkdir_p(logdir, 0755, err) < 0)
+		return -1;
+	for (size_t v = 0; v < p->nvolumes; v++)
+		if (ops->volume_ensure(rt, &p->volumes[v], err) < 0)
+			return -1;
+
+	r.tty = isatty(STDOUT_FILENO);
+	r.slots = xcalloc(p->nstages ? p->nstages : 1, sizeof(*r.slots));
+	for (size_t i = 0; i < p->nstages; i++) {
+		struct slot *sl = &r.slots[i];
+		sl->s = &p->stages[i];
+		sl->log_fd = -1;
+		sl->state = plan->selected[i] ? SLOT_PENDING : SLOT_UNSELECTED;
+		sl->color = (int)i;
+		sl->log_path = xasprintf("%s/%s.log", logdir, sl->s->name);
+		int w = (int)strlen(sl->s->name);
+		if (plan->selected[i] && w > r.name_width)
+			r.name_width = w;
+	}
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(r.slots);
+		return cp_error_errno(err, "creating a pipe");
+	}
+	got_signal = 0;
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	struct sigaction old[4];
+	const int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+	for (int k = 0; k < 4; k++)
+		sigaction(sigs[k], &sa, &old[k]);
+
+	for (;;) {
+		start_ready(&r);
+		if (!r.stopping && !jobs_left(&r)) {
+			/* Every job is done: stop the services the run started. */
+			r.stopping = true;
+			for (size_t i = 0; i < p->nstages; i++)
+				stop_slot(&r, &r.slots[i]);
+		}
+		if (!anything_running(&r)) {
+			if (!r.stopping && jobs_left(&r))
+				fail(&r, "no stage can start: the remaining stages wait on "
+					 "services that do not complete (check depends_on conditions)");
+			break;
+		}
+		loop_once(&r);
+	}
+
+	for (int k = 0; k < 4; k++)
+		sigaction(sigs[k], &old[k], NULL);
+	close(sig_pipe[0]);
+	close(sig_pipe[1]);
+	sig_pipe[0] = sig_pipe[1] = -1;
+
+	for (size_t i = 0; i < p->nstages; i++) {
+		sb_free(&r.slots[i].partial[0]);
+		sb_free(&r.slots[i].partial[1]);
+		free(r.slots[i].log_path);
+	}
+	free(r.slots);
+	if (r.interrupted) {
+		err->code = EXIT_INTERRUPTED;
+		snprintf(err->msg, sizeof(err->msg), "interrupted; every stage was stopped");
+		return -1;
+	}
+	return r.failed ? -1 : 0;
+}

@@ -1,0 +1,37 @@
+/* The executor: drives one run of a plan on a runtime. */
+#ifndef CPIPE_PIPELINE_EXEC_H
+#define CPIPE_PIPELINE_EXEC_H
+
+#include <stdbool.h>
+
+#include "../stages/runtime.h"
+#include "plan.h"
+
+struct exec_options {
+	int jobs;          /* independent jobs running at once, >= 1 */
+	bool quiet;        /* no progress lines, stage logs still stream */
+	bool dry_run;      /* print what would run, start nothing */
+	const char *run_id;
+	const char *state_dir; /* absolute .cpipe */
+};
+
+/* Runs the plan's stages in dependency order, at most `jobs` jobs at once;
+ * streams their logs prefixed with the stage name (and into
+ * <state_dir>/logs/<run_id>/<stage>.log). A failing stage stops the run:
+ * nothing downstream starts, running stages are stopped, and the result is
+ * -1 with err->code EXIT_STAGE_FAILED naming stage, exit code and log.
+ * SIGINT/SIGTERM stop every task and give EXIT_INTERRUPTED. Services
+ * started for the run are stopped when the jobs are done. */
+int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runtime *rt,
+	     const struct exec_options *opts, struct cp_error *err);
+
+/* Makes a run id that sorts by time: 20261129T104158123Z-3fa1. Caller owns. */
+char *exec_new_run_id(void);
+
+/* The environment a stage's process gets: its spec environment plus its
+ * params as CPIPE_PARAM_<NAME> and CPIPE_STAGE / CPIPE_PROJECT /
+ * CPIPE_RUN_ID. */
+void exec_stage_env(struct kvvec *out, const struct pipeline *p, const struct stage *s,
+		    const char *run_id);
+
+#endif

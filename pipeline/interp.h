@@ -1,0 +1,42 @@
+/* Variable interpolation (`$VAR`, `${VAR:-default}`, ...) as compose does it,
+ * the `.env` / env_file line format, and `${params.NAME}` substitution. */
+#ifndef CPIPE_PIPELINE_INTERP_H
+#define CPIPE_PIPELINE_INTERP_H
+
+#include <stdbool.h>
+
+#include "../lib/error.h"
+#include "../lib/util.h"
+#include "yaml_tree.h"
+
+/* Parses `.env` format (KEY=VALUE lines, `#` comments, optional `export `,
+ * single or double quotes) into `out`; later lines win. A bare `KEY` line
+ * gives a NULL value. `file` names the input in errors ("file:line:col:").
+ * Returns -1 with err set on a malformed line. */
+int envfile_parse(struct kvvec *out, const char *file, const char *data, struct cp_error *err);
+
+/* Builds the interpolation environment into `out` (caller frees): the
+ * entries of the `.env` file at `dotenv_path` (a missing file is fine;
+ * `dotenv_shown` names it in errors), overridden by `env` (NULL-terminated
+ * KEY=VALUE strings; NULL = the process environment). */
+int interp_env_build(struct kvvec *out, const char *const *env, const char *dotenv_path,
+		     const char *dotenv_shown, struct cp_error *err);
+
+/* Interpolates `s`. *out is a new string the caller owns; *changed tells
+ * whether any `$` form was replaced. `${params.NAME}` is kept verbatim.
+ * Errors (required variable missing, unterminated `${`, bad syntax) are
+ * placed at `mark`, moved to the exact column when `exact_col` > 0. */
+int interp_string(char **out, bool *changed, const char *s, const struct kvvec *env,
+		  const struct cp_mark *mark, int exact_col, struct cp_error *err);
+
+/* Interpolates every scalar value below `root` in place (mapping keys and
+ * top-level `x-*` entries are left alone). Fails on the first error. */
+int interp_tree(struct ynode *root, const struct kvvec *env, struct cp_error *err);
+
+/* Replaces every `${params.NAME}` in `s` with the value of NAME in
+ * `params`; *out is new and owned by the caller. An unknown NAME fails at
+ * `mark` with `stage "<stage>": unknown param "NAME"` and a suggestion. */
+int interp_params(char **out, const char *s, const struct kvvec *params, const char *stage,
+		  const struct cp_mark *mark, struct cp_error *err);
+
+#endif

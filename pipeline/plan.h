@@ -1,0 +1,31 @@
+/* The planner: which stages a command touches and in which order. */
+#ifndef CPIPE_PIPELINE_PLAN_H
+#define CPIPE_PIPELINE_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spec.h"
+
+struct plan {
+	const struct pipeline *p; /* lent */
+	size_t *order;            /* selected stage indices, dependency order */
+	size_t n;
+	bool *selected;           /* by stage index */
+};
+
+/* Builds the plan for `names` (none = every stage not hidden behind an
+ * inactive profile). Named stages bring their upstream stages unless
+ * `no_deps`. Order is topological; ties keep spec order, so it is
+ * deterministic. Unknown names fail with a suggestion; a cycle fails
+ * naming it. `profiles` are the active profiles (may be NULL). */
+int plan_build(struct plan *out, const struct pipeline *p, const char *const *names,
+	       size_t nnames, bool no_deps, const struct strvec *profiles,
+	       struct cp_error *err);
+void plan_free(struct plan *plan);
+
+/* Every stage in dependency order (ties in spec order). Fails on a cycle
+ * with "dependency cycle: a -> b -> a". *out is caller-owned. */
+int plan_topo_order(size_t **out, const struct pipeline *p, struct cp_error *err);
+
+#endif

@@ -1,0 +1,111 @@
+/* The spec model's lifetime and lookups. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "spec.h"
+
+static void refs_free(struct artifact_ref *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].volume);
+		free(r[i].path);
+	}
+	free(r);
+}
+
+static void stage_free(struct stage *st)
+{
+	free(st->name);
+	free(st->image);
+	if (st->build) {
+		free(st->build->context);
+		free(st->build->dockerfile);
+		free(st->build->target);
+		kvvec_free(&st->build->args);
+		free(st->build);
+	}
+	strvec_free(&st->command);
+	strvec_free(&st->entrypoint);
+	kvvec_free(&st->environment);
+	free(st->working_dir);
+	free(st->user);
+	for (size_t i = 0; i < st->nmounts; i++) {
+		free(st->mounts[i].source);
+		free(st->mounts[i].target);
+	}
+	free(st->mounts);
+	for (size_t i = 0; i < st->nports; i++) {
+		free(st->ports[i].host_ip);
+		free(st->ports[i].protocol);
+	}
+	free(st->ports);
+	for (size_t i = 0; i < st->ndeps; i++)
+		free(st->deps[i].stage);
+	free(st->deps);
+	kvvec_free(&st->params);
+	kvvec_free(&st->param_overrides);
+	refs_free(st->inputs, st->ninputs);
+	refs_free(st->outputs, st->noutputs);
+	refs_free(st->metrics, st->nmetrics);
+	if (st->healthcheck) {
+		strvec_free(&st->healthcheck->test);
+		free(st->healthcheck->http);
+		free(st->healthcheck);
+	}
+	strvec_free(&st->profiles);
+	kvvec_free(&st->labels);
+	strvec_free(&st->gpus);
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	free(p->name);
+	free(p->runtime);
+	free(p->dir);
+	strvec_free(&p->files);
+	for (size_t i = 0; i < p->nvolumes; i++) {
+		free(p->volumes[i].name);
+		free(p->volumes[i].ext_name);
+		free(p->volumes[i].driver);
+		kvvec_free(&p->volumes[i].labels);
+	}
+	free(p->volumes);
+	for (size_t i = 0; i < p->nstages; i++)
+		stage_free(&p->stages[i]);
+	free(p->stages);
+	strvec_free(&p->mark_files);
+	free(p);
+}
+
+const struct stage *pipeline_stage(const struct pipeline *p, const char *name)
+{
+	for (size_t i = 0; i < p->nstages; i++)
+		if (p->stages[i].name && strcmp(p->stages[i].name, name) == 0)
+			return &p->stages[i];
+	return NULL;
+}
+
+const struct volume *pipeline_volume(const struct pipeline *p, const char *name)
+{
+	for (size_t i = 0; i < p->nvolumes; i++)
+		if (p->volumes[i].name && strcmp(p->volumes[i].name, name) == 0)
+			return &p->volumes[i];
+	return NULL;
+}
+
+int pipeline_unknown_stage(const struct pipeline *p, const char *name, struct cp_error *err)
+{
+	const char **cands = xcalloc(p->nstages + 1, sizeof(*cands));
+	for (size_t i = 0; i < p->nstages; i++)
+		cands[i] = p->stages[i].name;
+	const char *near = suggest_nearest(name, cands, p->nstages);
+	if (near)
+		cp_error_set(err, "unknown stage \"%s\" (did you mean \"%s\"?)", name, near);
+	else
+		cp_error_set(err, "unknown stage \"%s\"", name);
+	free(cands);
+	err->code = EXIT_USAGE;
+	return -1;
+}

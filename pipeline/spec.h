@@ -1,0 +1,171 @@
+/* The spec model: what a cpipe.yml (or docker-compose.yml) says, resolved,
+ * interpolated, merged and validated. Everything here is owned by the
+ * struct pipeline and freed by pipeline_free. */
+#ifndef CPIPE_PIPELINE_SPEC_H
+#define CPIPE_PIPELINE_SPEC_H
+
+#include <stdbool.h>
+
+#include "../lib/error.h"
+#include "../lib/util.h"
+
+enum mount_type {
+	MOUNT_VOLUME, /* source = named volume (key under top-level volumes:) */
+	MOUNT_BIND,   /* source = absolute host path */
+	MOUNT_TMPFS,  /* source = NULL */
+};
+
+struct mount {
+	enum mount_type type;
+	char *source;
+	char *target; /* absolute path inside the stage */
+	bool read_only;
+	struct cp_mark mark;
+};
+
+struct port {
+	char *host_ip;      /* NULL = default (127.0.0.1, see README) */
+	int host_port;      /* 0 = pick a free port */
+	int host_port_end;  /* == host_port unless a range */
+	int container_port;
+	int container_port_end;
+	char *protocol;     /* "tcp" or "udp" */
+	struct cp_mark mark;
+};
+
+enum dep_condition {
+	DEP_COMPLETED_SUCCESSFULLY, /* service_completed_successfully */
+	DEP_STARTED,                /* service_started */
+	DEP_HEALTHY,                /* service_healthy */
+};
+
+struct dep {
+	char *stage;
+	enum dep_condition condition;
+	bool implicit; /* derived from inputs/outputs, not written in depends_on */
+	struct cp_mark mark;
+};
+
+struct healthcheck {
+	struct strvec test; /* compose test: ["CMD", ...] / ["CMD-SHELL", "..."] */
+	char *http;         /* cpipe: URL probed from the host */
+	long interval_ms;   /* default 1000 */
+	long timeout_ms;    /* default 5000 */
+	long start_period_ms;
+	int retries;        /* default 30 */
+	bool disable;
+};
+
+struct build {
+	char *context;    /* absolute */
+	char *dockerfile; /* relative to context, default "Dockerfile" */
+	char *target;
+	struct kvvec args;
+};
+
+/* An artifact reference: "VOLUME:/path" or a bind path ("./data", "/abs"). */
+struct artifact_ref {
+	char *volume; /* NULL for a host path */
+	char *path;   /* absolute and normalized: inside the volume, or on the host */
+	struct cp_mark mark;
+};
+
+struct stage {
+	char *name;
+	struct cp_mark mark; /* where the stage's key is */
+	int index;           /* position in the spec, for deterministic order */
+
+	char *image;
+	struct build *build; /* NULL without build: */
+	struct strvec command;    /* empty = image default */
+	bool has_command;
+	struct strvec entrypoint;
+	bool has_entrypoint;
+	struct kvvec environment; /* env_file entries first, then environment: */
+	char *working_dir;
+	char *user;
+
+	struct mount *mounts;
+	size_t nmounts;
+	struct port *ports;
+	size_t nports;
+	struct dep *deps; /* explicit depends_on first, then implicit ones */
+	size_t ndeps;
+
+	struct kvvec params; /* values as strings; overrides applied */
+	struct kvvec param_overrides; /* the --set ones, for the record */
+	struct artifact_ref *inputs;
+	size_t ninputs;
+	struct artifact_ref *outputs;
+	size_t noutputs;
+	struct artifact_ref *metrics;
+	size_t nmetrics;
+
+	bool service; /* service: true, long-running */
+	struct healthcheck *healthcheck;
+	struct strvec profiles;
+	struct kvvec labels;
+	long stop_grace_ms; /* stop_grace_period, default 10000 */
+	struct strvec gpus; /* raw gpus:/device requests; used by docker */
+};
+
+struct volume {
+	char *name;     /* the key under volumes: */
+	char *ext_name; /* name: (docker); NULL = default */
+	bool external;
+	char *driver;
+	struct kvvec labels;
+	struct cp_mark mark;
+};
+
+struct pipeline {
+	char *name;    /* project name: name:, else the directory's basename */
+	char *runtime; /* runtime: from the spec, NULL if absent */
+	char *dir;     /* absolute project directory (of the first spec file) */
+	struct strvec files; /* absolute paths of the spec files, in order */
+	struct volume *volumes;
+	size_t nvolumes;
+	struct stage *stages; /* in spec order */
+	size_t nstages;
+	/* The file names as shown in messages; every cp_mark.file above lends
+	 * from here. */
+	struct strvec mark_files;
+};
+
+struct spec_options {
+	const char *const *files; /* -f files; none = discover */
+	size_t nfiles;
+	const char *dir;          /* -C DIR; NULL = cwd */
+	const char *const *env;   /* NULL-terminated KEY=VALUE; NULL = environ */
+	const struct kvvec *sets; /* --set "stage.param" = value */
+};
+
+/* Loads, interpolates, merges and validates the spec. On error `err` holds
+ * "file:line:col: stage \"x\": ..." with a suggestion where one fits, and
+ * err->code is EXIT_USAGE. Caller frees *out with pipeline_free. */
+int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_error *err);
+void pipeline_free(struct pipeline *p);
+
+/* As spec_load, from YAML in memory (tests, fuzzing): `display_name` names
+ * it in messages and, resolved against the project dir (opts->dir, else
+ * the cwd; opts may be NULL), becomes files[0]. opts->files is ignored;
+ * `.env`, env_file and bind paths are read relative to the project dir. */
+int spec_load_string(struct pipeline **out, const char *display_name, const char *yaml,
+		     size_t len, const struct spec_options *opts, struct cp_error *err);
+
+/* The spec file names tried, in order, when no -f is given. */
+extern const char *const spec_default_files[];
+extern const size_t spec_ndefault_files;
+
+/* Lends the stage or volume named `name`, or NULL. */
+const struct stage *pipeline_stage(const struct pipeline *p, const char *name);
+const struct volume *pipeline_volume(const struct pipeline *p, const char *name);
+
+/* Fills err with "unknown stage \"x\" (did you mean \"y\"?)" and returns -1. */
+int pipeline_unknown_stage(const struct pipeline *p, const char *name, struct cp_error *err);
+
+/* Splits a command string as a POSIX shell would split words (quotes,
+ * backslashes; no expansion). */
+int shell_split(struct strvec *out, const char *s, struct cp_error *err);
+
+#endif

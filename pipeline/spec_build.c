@@ -1,0 +1,472 @@
+/* The merged node tree → struct pipeline: top level, volumes and the
+ * stage keys; mounts, healthchecks and dependencies live in
+ * spec_stage.c. */
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "interp.h"
+#include "spec_build.h"
+
+int sb_type_error(struct spec_builder *b, const struct ynode *v, const char *where,
+		  const char *key, const char *want)
+{
+	return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be %s, got %s", where, key, want,
+			   ynode_kind_name(v));
+}
+
+int sb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *where,
+		   const char *const *cands, size_t n)
+{
+	const char *near = suggest_nearest(k->str, cands, n);
+	if (near)
+		return cp_error_at(b->err, &k->mark, "%sunknown key \"%s\" (did you mean \"%s\"?)",
+				   where, k->str, near);
+	return cp_error_at(b->err, &k->mark, "%sunknown key \"%s\"", where, k->str);
+}
+
+bool sb_key_known(const char *key, const char *const *keys, size_t n)
+{
+	if (str_has_prefix(key, "x-"))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+int sb_check_keys(struct spec_builder *b, const struct ynode *map, const char *where,
+		  const char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < map->npairs; i++)
+		if (!sb_key_known(map->pairs[i].key->str, keys, n))
+			return sb_unknown_key(b, map->pairs[i].key, where, keys, n);
+	return 0;
+}
+
+int sb_string(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	      char **dst)
+{
+	if (v->kind != YNODE_SCALAR)
+		return sb_type_error(b, v, where, key, "a string");
+	free(*dst);
+	*dst = ynode_is_null(v) ? NULL : xstrdup(v->str);
+	return 0;
+}
+
+int sb_bool(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	    bool *out)
+{
+	if (v->kind == YNODE_SCALAR) {
+		const char *s = v->str;
+		if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+			*out = true;
+			return 0;
+		}
+		if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+			*out = false;
+			return 0;
+		}
+	}
+	return sb_type_error(b, v, where, key, "true or false");
+}
+
+int sb_long(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	    long min, long max, long *out)
+{
+	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+		return sb_type_error(b, v, where, key, "a number");
+	char *end;
+	const char *s = v->str;
+	long n = strtol(s, &end, 10);
+	if (end == s || *end || !((s[0] >= '0' && s[0] <= '9') || s[0] == '-'))
+		return sb_type_error(b, v, where, key, "a number");
+	if (n < min || n > max)
+		return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be between %ld and %ld",
+				   where, key, min, max);
+	*out = n;
+	return 0;
+}
+
+int sb_duration(struct spec_builder *b, const struct ynode *v, const char *where,
+		const char *key, long *out)
+{
+	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+		return sb_type_error(b, v, where, key, "a duration like \"1s\"");
+	if (spec_parse_duration(out, v->str) < 0)
+		return cp_error_at(b->err, &v->mark,
+				   "%skey \"%s\": \"%s\" is not a duration (like \"500ms\", "
+				   "\"1m30s\", \"2h\")",
+				   where, key, v->str);
+	return 0;
+}
+
+int sb_strlist(struct spec_builder *b, const struct ynode *v, const char *where,
+	       const char *key, struct strvec *out)
+{
+	if (v->kind != YNODE_SEQ)
+		return sb_type_error(b, v, where, key, "a list");
+	for (size_t i = 0; i < v->nitems; i++) {
+		const struct ynode *it = v->items[i];
+		if (it->kind != YNODE_SCALAR || ynode_is_null(it))
+			return cp_error_at(b->err, &it->mark,
+					   "%skey \"%s\": entries must be strings, got %s", where,
+					   key, ynode_kind_name(it));
+		strvec_push(out, it->str);
+	}
+	return 0;
+}
+
+const char *sb_env_lookup(const struct spec_builder *b, const char *name)
+{
+	const struct kv *kv = kvvec_get(b->ctx->env, name);
+	return kv ? kv->value : NULL;
+}
+
+int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	  struct kvvec *out, enum sb_null null_policy, const struct stage *params_of)
+{
+	if (v->kind == YNODE_SEQ) {
+		for (size_t i = 0; i < v->nitems; i++) {
+			const struct ynode *it = v->items[i];
+			if (it->kind != YNODE_SCALAR || ynode_is_null(it))
+				return cp_error_at(b->err, &it->mark,
+						   "%skey \"%s\": entries must be \"KEY=VALUE\" "
+						   "strings, got %s",
+						   where, key, ynode_kind_name(it));
+		}
+	} else if (v->kind != YNODE_MAP) {
+		return sb_type_error(b, v, where, key, "a mapping or a list");
+	}
+	size_t n = v->kind == YNODE_SEQ ? v->nitems : v->npairs;
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free char *k = NULL;
+		const char *val;
+		bool is_null;
+		const struct ynode *at;
+		if (v->kind == YNODE_SEQ) {
+			at = v->items[i];
+			const char *eq = strchr(at->str, '=');
+			k = eq ? xstrndup(at->str, (size_t)(eq - at->str)) : xstrdup(at->str);
+			val = eq ? eq + 1 : NULL;
+			is_null = !eq;
+		} else {
+			at = v->pairs[i].value;
+			k = xstrdup(v->pairs[i].key->str);
+			if (at->kind != YNODE_SCALAR)
+				return cp_error_at(b->err, &at->mark,
+						   "%skey \"%s\": value of \"%s\" must be a string, "
+						   "got %s",
+						   where, key, k, ynode_kind_name(at));
+			is_null = ynode_is_null(at);
+			val = at->str;
+		}
+		if (!*k)
+			return cp_error_at(b->err, &at->mark, "%skey \"%s\": empty name", where, key);
+		if (is_null) {
+			if (null_policy == SB_NULL_EMPTY) {
+				kvvec_set(out, k, "");
+				continue;
+			}
+			val = sb_env_lookup(b, k);
+			if (!val)
+				continue;
+		}
+		if (params_of) {
+			cleanup_free char *sub = NULL;
+			if (interp_params(&sub, val, &params_of->params, params_of->name, &at->mark,
+					  b->err) < 0)
+				return -1;
+			kvvec_set(out, k, sub);
+		} else {
+			kvvec_set(out, k, val);
+		}
+	}
+	return 0;
+}
+
+char *sb_shown(const struct spec_builder *b, const char *path)
+{
+	if (path[0] == '/' || !*b->ctx->shown_base)
+		return xstrdup(path);
+	while (str_has_prefix(path, "./"))
+		path += 2;
+	return xasprintf("%s%s", b->ctx->shown_base, path);
+}
+
+char *sb_host_path(const struct spec_builder *b, const char *path)
+{
+	if (path[0] == '~' && (path[1] == '/' || !path[1]))
+		return path_absolute(b->home, path[1] ? path + 2 : ".");
+	return path_absolute(b->p->dir, path);
+}
+
+/* ---- top level ---- */
+
+static bool valid_name(const char *s, bool lower_only)
+{
+	if (!*s)
+		return false;
+	for (const char *p = s; *p; p++) {
+		char c = *p;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (!lower_only && c >= 'A' && c <= 'Z') ||
+			  (p != s && (c == '_' || c == '-' || (!lower_only && c == '.')));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int build_volume(struct spec_builder *b, struct volume *vol, const struct ypair *pr)
+{
+	static const char *const keys[] = {"name", "external", "driver", "driver_opts", "labels"};
+	const struct ynode *v = pr->value;
+	vol->name = xstrdup(pr->key->str);
+	vol->mark = pr->key->mark;
+	if (!valid_name(vol->name, false))
+		return cp_error_at(b->err, &pr->key->mark,
+				   "invalid volume name \"%s\" (use letters, digits, \"_\", \"-\" "
+				   "and \".\")",
+				   vol->name);
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return cp_error_at(b->err, &v->mark, "volume \"%s\" must be a mapping, got %s",
+				   vol->name, ynode_kind_name(v));
+	cleanup_free char *where = xasprintf("volume \"%s\": ", vol->name);
+	if (sb_check_keys(b, v, where, keys, ARRAY_LEN(keys)) < 0)
+		return -1;
+	for (size_t i = 0; i < v->npairs; i++) {
+		const char *k = v->pairs[i].key->str;
+		const struct ynode *val = v->pairs[i].value;
+		int rc = 0;
+		if (!strcmp(k, "name")) {
+			rc = sb_string(b, val, where, k, &vol->ext_name);
+		} else if (!strcmp(k, "external")) {
+			if (val->kind == YNODE_MAP) { /* legacy external: {name: x} */
+				vol->external = true;
+				const struct ynode *n = ymap_get(val, "name");
+				if (n)
+					rc = sb_string(b, n, where, "external.name", &vol->ext_name);
+			} else {
+				rc = sb_bool(b, val, where, k, &vol->external);
+			}
+		} else if (!strcmp(k, "driver")) {
+			rc = sb_string(b, val, where, k, &vol->driver);
+		} else if (!strcmp(k, "labels")) {
+			rc = sb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int build_volumes(struct spec_builder *b, const struct ynode *v)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return sb_type_error(b, v, "", "volumes", "a mapping");
+	b->p->volumes = xcalloc(v->npairs, sizeof(*b->p->volumes));
+	for (size_t i = 0; i < v->npairs; i++) {
+		b->p->nvolumes++;
+		if (build_volume(b, &b->p->volumes[i], &v->pairs[i]) < 0)
+			return -1;
+	}
+	b->volume_names = xcalloc(v->npairs + 1, sizeof(*b->volume_names));
+	for (size_t i = 0; i < b->p->nvolumes; i++)
+		b->volume_names[i] = b->p->volumes[i].name;
+	return 0;
+}
+
+static char *dir_project_name(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	base = base ? base + 1 : dir;
+	struct strbuf sb = STRBUF_INIT;
+	for (const char *p = base; *p; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')
+			sb_addc(&sb, c);
+	}
+	if (!sb.len)
+		sb_adds(&sb, "default");
+	return sb_detach(&sb);
+}
+
+/* Splits every --set key into stage and param; the stage must exist. */
+static int check_sets(struct spec_builder *b)
+{
+	const struct kvvec *sets = b->ctx->opts ? b->ctx->opts->sets : NULL;
+	if (!sets)
+		return 0;
+	b->sets = xcalloc(sets->n + 1, sizeof(*b->sets));
+	for (size_t i = 0; i < sets->n; i++) {
+		const char *key = sets->v[i].key;
+		struct sb_set *s = &b->sets[b->nsets++];
+		s->key = key;
+		s->value = sets->v[i].value ? sets->v[i].value : "";
+		size_t best = 0;
+		for (size_t j = 0; j < b->p->nstages; j++) {
+			const char *name = b->p->stages[j].name;
+			size_t l = strlen(name);
+			if (l > best && strncmp(key, name, l) == 0 && key[l] == '.' && key[l + 1]) {
+				best = l;
+				s->stage = &b->p->stages[j];
+			}
+		}
+		if (s->stage) {
+			s->param = key + best + 1;
+			continue;
+		}
+		const char *dot = strchr(key, '.');
+		if (!dot || dot == key || !dot[1])
+			return cp_error_set(b->err, "--set %s: expected STAGE.PARAM=VALUE", key);
+		cleanup_free char *stage = xstrndup(key, (size_t)(dot - key));
+		const char *near = suggest_nearest(stage, b->stage_names, b->p->nstages);
+		if (near)
+			return cp_error_set(b->err,
+					    "--set %s: unknown stage \"%s\" (did you mean \"%s\"?)",
+					    key, stage, near);
+		return cp_error_set(b->err, "--set %s: unknown stage \"%s\"", key, stage);
+	}
+	return 0;
+}
+
+static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return sb_type_error(b, v, "", b->stages_key, "a mapping");
+	struct pipeline *p = b->p;
+	p->stages = xcalloc(v->npairs, sizeof(*p->stages));
+	b->stage_names = xcalloc(v->npairs + 1, sizeof(*b->stage_names));
+	for (size_t i = 0; i < v->npairs; i++) {
+		const struct ypair *pr = &v->pairs[i];
+		struct stage *st = &p->stages[p->nstages++];
+		st->name = xstrdup(pr->key->str);
+		st->mark = pr->key->mark;
+		st->index = (int)i;
+		st->stop_grace_ms = 10000;
+		b->stage_names[i] = st->name;
+		if (!valid_name(st->name, false))
+			return cp_error_at(b->err, &pr->key->mark,
+					   "invalid stage name \"%s\" (use letters, digits, \"_\", "
+					   "\"-\" and \".\", starting with a letter or digit)",
+					   st->name);
+		if (ynode_is_null(pr->value))
+			continue;
+		if (pr->value->kind != YNODE_MAP)
+			return cp_error_at(b->err, &pr->value->mark,
+					   "stage \"%s\" must be a mapping, got %s", st->name,
+					   ynode_kind_name(pr->value));
+		const struct ynode *svc = ymap_get(pr->value, "service");
+		if (svc) {
+			cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
+			if (sb_bool(b, svc, where, "service", &st->service) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_ctx *ctx,
+	       struct cp_error *err)
+{
+	static const char *const keys[] = {"name",	"runtime",  "version", "stages",
+					   "services", "volumes", "networks", "secrets",
+					   "configs"};
+	struct spec_builder b = {.p = p, .ctx = ctx, .err = err, .stages_key = "stages"};
+	const struct ynode *stages = NULL, *volumes = NULL;
+	int rc = -1;
+
+	const char *home = sb_env_lookup(&b, "HOME");
+	if (!home || home[0] != '/') {
+		struct passwd *pw = getpwuid(getuid());
+		home = pw && pw->pw_dir ? pw->pw_dir : "/";
+	}
+	b.home = xstrdup(home);
+
+	if (root && root->kind != YNODE_MAP) {
+		cp_error_at(err, &root->mark, "the spec must be a mapping, got %s",
+			    ynode_kind_name(root));
+		goto out;
+	}
+	for (size_t i = 0; root && i < root->npairs; i++) {
+		const struct ypair *pr = &root->pairs[i];
+		const char *k = pr->key->str;
+		if (!sb_key_known(k, keys, ARRAY_LEN(keys))) {
+			const char *near = suggest_nearest(k, keys, ARRAY_LEN(keys));
+			if (near)
+				cp_error_at(err, &pr->key->mark,
+					    "unknown top-level key \"%s\" (did you mean \"%s\"?)", k,
+					    near);
+			else
+				cp_error_at(err, &pr->key->mark, "unknown top-level key \"%s\"", k);
+			goto out;
+		}
+		if (!strcmp(k, "name")) {
+			if (sb_string(&b, pr->value, "", k, &p->name) < 0)
+				goto out;
+			if (p->name && !valid_name(p->name, true)) {
+				cp_error_at(err, &pr->value->mark,
+					    "project name \"%s\" must be lowercase letters, digits, "
+					    "\"_\" and \"-\", starting with a letter or digit",
+					    p->name);
+				goto out;
+			}
+		} else if (!strcmp(k, "runtime")) {
+			static const char *const runtimes[] = {"local", "docker"};
+			if (sb_string(&b, pr->value, "", k, &p->runtime) < 0)
+				goto out;
+			if (p->runtime && strcmp(p->runtime, "local") && strcmp(p->runtime, "docker")) {
+				const char *near = suggest_nearest(p->runtime, runtimes, 2);
+				cp_error_at(err, &pr->value->mark,
+					    "runtime \"%s\" is not local or docker%s%s%s", p->runtime,
+					    near ? " (did you mean \"" : "", near ? near : "",
+					    near ? "\"?)" : "");
+				goto out;
+			}
+		} else if (!strcmp(k, "stages") || !strcmp(k, "services")) {
+			stages = pr->value;
+			b.stages_key = k;
+		} else if (!strcmp(k, "volumes")) {
+			volumes = pr->value;
+		}
+	}
+	if (!p->name)
+		p->name = dir_project_name(p->dir);
+	if (volumes && build_volumes(&b, volumes) < 0)
+		goto out;
+	if (!b.volume_names)
+		b.volume_names = xcalloc(1, sizeof(*b.volume_names));
+	if (stages && build_stages_pass1(&b, stages) < 0)
+		goto out;
+	if (!b.stage_names)
+		b.stage_names = xcalloc(1, sizeof(*b.stage_names));
+	if (check_sets(&b) < 0)
+		goto out;
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct ynode *sv = stages->pairs[i].value;
+		int r = ynode_is_null(sv) ? sb_apply_sets(&b, &p->stages[i])
+					  : sb_stage(&b, &p->stages[i], sv);
+		if (r < 0)
+			goto out;
+	}
+	if (sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(b.home);
+	free(b.stage_names);
+	free(b.volume_names);
+	free(b.sets);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/* The state and helpers shared by spec_build.c (top level, value helpers),
+ * spec_stage.c (stage keys), spec_mounts.c and spec_deps.c. Internal to
+ * the loader.
+ * Every helper that fails fills b->err ("file:line:col: <where>...") and
+ * returns -1; `where` is a prefix such as `stage "train": ` or "". */
+#ifndef CPIPE_PIPELINE_SPEC_BUILD_H
+#define CPIPE_PIPELINE_SPEC_BUILD_H
+
+#include "spec_internal.h"
+
+struct sb_set {
+	const char *key;   /* "stage.param" as given (lent from opts->sets) */
+	const char *value;
+	struct stage *stage;
+	const char *param; /* points into key */
+};
+
+struct spec_builder {
+	struct pipeline *p;
+	const struct spec_ctx *ctx;
+	struct cp_error *err;
+	const char *stages_key; /* "stages" or "services", for messages */
+	char *home;
+	const char **stage_names;  /* lent from p->stages, NULL-terminated */
+	const char **volume_names; /* lent from p->volumes, NULL-terminated */
+	struct sb_set *sets;
+	size_t nsets;
+};
+
+/* What a null value in a KEY: VALUE mapping means. */
+enum sb_null {
+	SB_NULL_FROM_ENV, /* take it from the interpolation environment, else omit */
+	SB_NULL_EMPTY,    /* the empty string */
+};
+
+int sb_type_error(struct spec_builder *b, const struct ynode *v, const char *where,
+		  const char *key, const char *want);
+int sb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *where,
+		   const char *const *cands, size_t n);
+/* True for keys in `keys` and for any `x-*` key. */
+bool sb_key_known(const char *key, const char *const *keys, size_t n);
+/* Rejects the first key of `map` not in `keys` (x-* allowed). */
+int sb_check_keys(struct spec_builder *b, const struct ynode *map, const char *where,
+		  const char *const *keys, size_t n);
+
+/* Scalar getters; *dst is replaced (null → NULL). */
+int sb_string(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	      char **dst);
+int sb_bool(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	    bool *out);
+int sb_long(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	    long min, long max, long *out);
+int sb_duration(struct spec_builder *b, const struct ynode *v, const char *where,
+		const char *key, long *out);
+/* A list of strings, appended to out. */
+int sb_strlist(struct spec_builder *b, const struct ynode *v, const char *where,
+	       const char *key, struct strvec *out);
+/* A KEY: VALUE mapping or a ["KEY=VALUE", "KEY"] list, set into out. With
+ * params_of, ${params.NAME} in values is replaced from that stage. */
+int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	  struct kvvec *out, enum sb_null null_policy, const struct stage *params_of);
+
+/* The interpolation environment's value of name, or NULL (lent). */
+const char *sb_env_lookup(const struct spec_builder *b, const char *name);
+/* A path relative to the project dir as shown in messages (caller frees). */
+char *sb_shown(const struct spec_builder *b, const char *path);
+/* A host path (`~/x`, `./x`, `/x`) made absolute against the project dir;
+ * NULL when it climbs above `/`. Caller frees. */
+char *sb_host_path(const struct spec_builder *b, const char *path);
+
+/* spec_stage.c: fills one stage from its mapping (after pass 1 set name,
+ * mark, index and service). */
+int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v);
+/* spec_mounts.c: `volumes`, `ports`, and `inputs`/`outputs`/`metrics`
+ * (key names the list) of one stage. */
+int sb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
+int sb_ports(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
+int sb_artifacts(struct spec_builder *b, const struct ynode *v, const char *where,
+		 const char *key, struct artifact_ref **out, size_t *n);
+/* spec_deps.c: explicit `depends_on` of one stage. */
+int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
+/* Applies the --set overrides aimed at `st`; unknown params fail. */
+int sb_apply_sets(struct spec_builder *b, struct stage *st);
+/* Adds implicit dependencies from inputs onto outputs and metrics. */
+int sb_implicit_deps(struct spec_builder *b);
+/* Fails with "dependency cycle: a -> b -> a" when the graph has a cycle. */
+int sb_check_cycles(struct spec_builder *b);
+
+#endif

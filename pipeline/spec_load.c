@@ -1,0 +1,186 @@
+/* spec_load: finds the spec files, parses, interpolates and merges them,
+ * then hands the tree to spec_build. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "interp.h"
+#include "spec_internal.h"
+
+#define SPEC_MAX_BYTES (16u << 20)
+
+const char *const spec_default_files[] = {
+	"cpipe.yml", "cpipe.yaml", "compose.yaml", "compose.yml", "docker-compose.yml",
+	"docker-compose.yaml",
+};
+const size_t spec_ndefault_files = ARRAY_LEN(spec_default_files);
+
+static char *cwd_or_dir(const struct spec_options *opts, struct cp_error *err)
+{
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd) {
+		cp_error_errno(err, "cannot get the current directory");
+		return NULL;
+	}
+	if (!opts || !opts->dir)
+		return cwd;
+	char *dir = path_absolute(cwd, opts->dir);
+	free(cwd);
+	if (!dir)
+		cp_error_set(err, "bad directory %s", opts->dir);
+	return dir;
+}
+
+/* Parses, interpolates and normalizes one file. *out is a mapping. */
+static int load_tree(struct ynode **out, const char *shown, const char *data, size_t len,
+		     const struct kvvec *env, struct cp_error *err)
+{
+	struct ynode *root = NULL;
+	*out = NULL;
+	if (ytree_parse(&root, shown, data, len, err) < 0)
+		return -1;
+	if (!root) {
+		struct cp_mark mk = {shown, 1, 1};
+		root = ynode_new_map(&mk);
+	}
+	if (root->kind != YNODE_MAP) {
+		cp_error_at(err, &root->mark, "the spec must be a mapping, got %s",
+			    ynode_kind_name(root));
+		ynode_free(root);
+		return -1;
+	}
+	if (interp_tree(root, env, err) < 0 || spec_normalize(root, err) < 0) {
+		ynode_free(root);
+		return -1;
+	}
+	*out = root;
+	return 0;
+}
+
+static char *shown_base_of(const char *shown)
+{
+	const char *slash = strrchr(shown, '/');
+	return slash ? xstrndup(shown, (size_t)(slash - shown + 1)) : xstrdup("");
+}
+
+static int env_for(struct kvvec *env, const struct pipeline *p, const char *shown_base,
+		   const struct spec_options *opts, struct cp_error *err)
+{
+	cleanup_free char *path = path_join(p->dir, ".env");
+	cleanup_free char *shown = xasprintf("%s.env", shown_base);
+	return interp_env_build(env, opts ? opts->env : NULL, path, shown, err);
+}
+
+static int finish(struct pipeline **out, struct pipeline *p, struct ynode *tree,
+		  const struct spec_options *opts, const struct kvvec *env, const char *shown_base,
+		  struct cp_error *err)
+{
+	struct spec_ctx ctx = {opts, env, shown_base};
+	if (spec_build(p, tree, &ctx, err) < 0)
+		return -1;
+	*out = p;
+	return 0;
+}
+
+int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_error *err)
+{
+	struct pipeline *p = xcalloc(1, sizeof(*p));
+	struct kvvec env = {0};
+	struct ynode *tree = NULL;
+	cleanup_free char *base = NULL, *shown_base = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (!(base = cwd_or_dir(opts, err)))
+		goto out;
+	if (opts && opts->nfiles) {
+		for (size_t i = 0; i < opts->nfiles; i++) {
+			char *abs = path_absolute(base, opts->files[i]);
+			if (!abs) {
+				cp_error_set(err, "bad spec file path %s", opts->files[i]);
+				goto out;
+			}
+			strvec_push_take(&p->files, abs);
+			strvec_push(&p->mark_files, opts->files[i]);
+		}
+	} else {
+		for (size_t i = 0; i < spec_ndefault_files; i++) {
+			char *abs = path_join(base, spec_default_files[i]);
+			if (access(abs, F_OK) == 0) {
+				strvec_push_take(&p->files, abs);
+				strvec_push(&p->mark_files, spec_default_files[i]);
+				break;
+			}
+			free(abs);
+		}
+		if (!p->files.n) {
+			struct strbuf tried = STRBUF_INIT;
+			for (size_t i = 0; i < spec_ndefault_files; i++)
+				sb_addf(&tried, "%s%s", i ? ", " : "", spec_default_files[i]);
+			cp_error_set(err, "no spec file in %s (tried %s)", base, sb_str(&tried));
+			sb_free(&tried);
+			goto out;
+		}
+	}
+	p->dir = path_dirname(p->files.v[0]);
+	shown_base = shown_base_of(p->mark_files.v[0]);
+	if (env_for(&env, p, shown_base, opts, err) < 0)
+		goto out;
+	for (size_t i = 0; i < p->files.n; i++) {
+		const char *shown = p->mark_files.v[i];
+		cleanup_free char *data = NULL;
+		size_t len = 0;
+		struct ynode *t = NULL;
+		if (access(p->files.v[i], F_OK) != 0) {
+			cp_error_set(err, "spec file %s not found", shown);
+			goto out;
+		}
+		if (fs_read_file(&data, &len, p->files.v[i], SPEC_MAX_BYTES, err) < 0)
+			goto out;
+		if (load_tree(&t, shown, data, len, &env, err) < 0)
+			goto out;
+		if (!tree)
+			tree = t;
+		else
+			spec_merge(tree, t);
+	}
+	rc = finish(out, p, tree, opts, &env, shown_base, err);
+out:
+	ynode_free(tree);
+	kvvec_free(&env);
+	if (rc < 0) {
+		pipeline_free(p);
+		err->code = EXIT_USAGE;
+	}
+	return rc;
+}
+
+int spec_load_string(struct pipeline **out, const char *display_name, const char *yaml,
+		     size_t len, const struct spec_options *opts, struct cp_error *err)
+{
+	struct pipeline *p = xcalloc(1, sizeof(*p));
+	struct kvvec env = {0};
+	struct ynode *tree = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (!(p->dir = cwd_or_dir(opts, err)))
+		goto out;
+	char *abs = path_absolute(p->dir, display_name);
+	strvec_push_take(&p->files, abs ? abs : xstrdup(display_name));
+	strvec_push(&p->mark_files, display_name);
+	if (env_for(&env, p, "", opts, err) < 0)
+		goto out;
+	if (load_tree(&tree, p->mark_files.v[0], yaml, len, &env, err) < 0)
+		goto out;
+	rc = finish(out, p, tree, opts, &env, "", err);
+out:
+	ynode_free(tree);
+	kvvec_free(&env);
+	if (rc < 0) {
+		pipeline_free(p);
+		err->code = EXIT_USAGE;
+	}
+	return rc;
+}

@@ -1,0 +1,466 @@
+/* One stage's keys → struct stage (mounts, ports and artifacts are in
+ * spec_mounts.c, dependencies in spec_deps.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "interp.h"
+#include "spec_build.h"
+
+static const char *const stage_keys[] = {
+	/* compose keys with meaning */
+	"build", "image", "command", "entrypoint", "environment", "env_file", "working_dir",
+	"user", "volumes", "ports", "depends_on", "healthcheck", "profiles", "labels",
+	"stop_grace_period", "gpus", "deploy",
+	/* cpipe keys */
+	"service", "params", "inputs", "outputs", "metrics",
+	/* compose keys accepted and ignored */
+	"container_name", "restart", "networks", "expose", "hostname", "init", "tty",
+	"stdin_open", "platform", "pull_policy", "shm_size", "ulimits", "logging",
+	"extra_hosts", "cap_add", "cap_drop", "dns", "dns_search", "dns_opt", "domainname",
+	"links", "external_links", "network_mode", "stop_signal", "security_opt", "sysctls",
+	"mem_limit", "mem_reservation", "memswap_limit", "cpus", "cpu_shares", "cpuset",
+	"privileged", "read_only", "ipc", "pid", "devices", "group_add", "runtime", "secrets",
+	"configs", "annotations", "develop", "attach", "scale", "oom_score_adj", "mac_address",
+};
+
+/* ---- command, environment, env_file ---- */
+
+static int build_command(struct spec_builder *b, struct stage *st, const struct ynode *v,
+			 const char *where, const char *key, struct strvec *out, bool *has)
+{
+	strvec_free(out);
+	*has = false;
+	if (ynode_is_null(v))
+		return 0;
+	struct strvec words = {0};
+	if (v->kind == YNODE_SCALAR) {
+		if (shell_split(&words, v->str, b->err) < 0) {
+			char msg[sizeof(b->err->msg)];
+			memcpy(msg, b->err->msg, sizeof(msg));
+			return cp_error_at(b->err, &v->mark, "%skey \"%s\": %s", where, key, msg);
+		}
+	} else if (v->kind == YNODE_SEQ) {
+		for (size_t i = 0; i < v->nitems; i++) {
+			const struct ynode *it = v->items[i];
+			if (it->kind != YNODE_SCALAR) {
+				strvec_free(&words);
+				return cp_error_at(b->err, &it->mark,
+						   "%skey \"%s\": entries must be strings, got %s",
+						   where, key, ynode_kind_name(it));
+			}
+			strvec_push(&words, it->str);
+		}
+	} else {
+		return sb_type_error(b, v, where, key, "a string or a list");
+	}
+	*has = true;
+	for (size_t i = 0; i < words.n; i++) {
+		char *sub;
+		if (interp_params(&sub, words.v[i], &st->params, st->name, &v->mark, b->err) < 0) {
+			strvec_free(&words);
+			return -1;
+		}
+		strvec_push_take(out, sub);
+	}
+	strvec_free(&words);
+	return 0;
+}
+
+static int load_env_file(struct spec_builder *b, struct stage *st, const char *where,
+			 const struct ynode *at, const char *path, bool required)
+{
+	cleanup_free char *abs = sb_host_path(b, path);
+	cleanup_free char *shown = sb_shown(b, path);
+	if (!abs)
+		return cp_error_at(b->err, &at->mark, "%senv_file \"%s\" escapes /", where, path);
+	if (access(abs, F_OK) != 0) {
+		if (!required)
+			return 0;
+		return cp_error_at(b->err, &at->mark, "%senv_file \"%s\" not found", where, path);
+	}
+	cleanup_free char *data = NULL;
+	if (fs_read_file(&data, NULL, abs, 16 << 20, b->err) < 0) {
+		char msg[sizeof(b->err->msg)];
+		memcpy(msg, b->err->msg, sizeof(msg));
+		return cp_error_at(b->err, &at->mark, "%senv_file: %s", where, msg);
+	}
+	struct kvvec kv = {0};
+	if (envfile_parse(&kv, shown, data, b->err) < 0) {
+		kvvec_free(&kv);
+		return -1;
+	}
+	for (size_t i = 0; i < kv.n; i++) {
+		const char *val = kv.v[i].value ? kv.v[i].value : sb_env_lookup(b, kv.v[i].key);
+		if (val)
+			kvvec_set(&st->environment, kv.v[i].key, val);
+	}
+	kvvec_free(&kv);
+	return 0;
+}
+
+static int build_env_files(struct spec_builder *b, struct stage *st, const struct ynode *v,
+			   const char *where)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind == YNODE_SCALAR)
+		return load_env_file(b, st, where, v, v->str, true);
+	if (v->kind != YNODE_SEQ)
+		return sb_type_error(b, v, where, "env_file", "a string or a list");
+	for (size_t i = 0; i < v->nitems; i++) {
+		const struct ynode *it = v->items[i];
+		if (it->kind == YNODE_SCALAR && !ynode_is_null(it)) {
+			if (load_env_file(b, st, where, it, it->str, true) < 0)
+				return -1;
+			continue;
+		}
+		if (it->kind != YNODE_MAP)
+			return cp_error_at(b->err, &it->mark,
+					   "%skey \"env_file\": entries must be paths or {path, "
+					   "required}, got %s",
+					   where, ynode_kind_name(it));
+		static const char *const keys[] = {"path", "required", "format"};
+		cleanup_free char *w = xasprintf("%senv_file: ", where);
+		if (sb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
+			return -1;
+		const struct ynode *path = ymap_get(it, "path");
+		const struct ynode *req = ymap_get(it, "required");
+		bool required = true;
+		if (!path || path->kind != YNODE_SCALAR || ynode_is_null(path))
+			return cp_error_at(b->err, &it->mark, "%senv_file: \"path\" is required",
+					   where);
+		if (req && sb_bool(b, req, w, "required", &required) < 0)
+			return -1;
+		if (load_env_file(b, st, where, path, path->str, required) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- build ---- */
+
+static int build_build(struct spec_builder *b, struct stage *st, const struct ynode *v,
+		       const char *where)
+{
+	static const char *const keys[] = {
+		"context", "dockerfile", "target",   "args",    "cache_from", "cache_to",
+		"labels",  "network",    "shm_size", "extra_hosts", "platforms", "tags",
+		"pull",	   "no_cache",   "ssh",	     "secrets", "isolation",  "privileged",
+	};
+	if (ynode_is_null(v))
+		return 0;
+	cleanup_free char *context = NULL;
+	const struct ynode *ctx_node = v;
+	st->build = xcalloc(1, sizeof(*st->build));
+	if (v->kind == YNODE_SCALAR) {
+		context = xstrdup(v->str);
+	} else if (v->kind == YNODE_MAP) {
+		cleanup_free char *w = xasprintf("%sbuild: ", where);
+		if (sb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
+			return -1;
+		for (size_t i = 0; i < v->npairs; i++) {
+			const char *k = v->pairs[i].key->str;
+			const struct ynode *val = v->pairs[i].value;
+			int rc = 0;
+			if (!strcmp(k, "context")) {
+				rc = sb_string(b, val, w, k, &context);
+				ctx_node = val;
+			} else if (!strcmp(k, "dockerfile")) {
+				rc = sb_string(b, val, w, k, &st->build->dockerfile);
+			} else if (!strcmp(k, "target")) {
+				rc = sb_string(b, val, w, k, &st->build->target);
+			} else if (!strcmp(k, "args") && !ynode_is_null(val)) {
+				rc = sb_kv(b, val, w, k, &st->build->args, SB_NULL_FROM_ENV, NULL);
+			}
+			if (rc < 0)
+				return -1;
+		}
+	} else {
+		return sb_type_error(b, v, where, "build", "a string or a mapping");
+	}
+	if (!context)
+		context = xstrdup(".");
+	if (strstr(context, "://") || str_has_prefix(context, "git@"))
+		st->build->context = xstrdup(context);
+	else if (!(st->build->context = sb_host_path(b, context)))
+		return cp_error_at(b->err, &ctx_node->mark, "%sbuild context \"%s\" escapes /",
+				   where, context);
+	if (!st->build->dockerfile)
+		st->build->dockerfile = xstrdup("Dockerfile");
+	return 0;
+}
+
+/* ---- healthcheck, gpus ---- */
+
+static int build_healthcheck(struct spec_builder *b, struct stage *st, const struct ynode *v,
+			     const char *where)
+{
+	static const char *const keys[] = {"test",	   "interval", "timeout",
+					   "start_period", "start_interval", "retries",
+					   "disable",	   "http"};
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return sb_type_error(b, v, where, "healthcheck", "a mapping");
+	cleanup_free char *w = xasprintf("%shealthcheck: ", where);
+	if (sb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
+		return -1;
+	struct healthcheck *h = st->healthcheck = xcalloc(1, sizeof(*h));
+	h->interval_ms = 1000;
+	h->timeout_ms = 5000;
+	h->retries = 30;
+	for (size_t i = 0; i < v->npairs; i++) {
+		const char *k = v->pairs[i].key->str;
+		const struct ynode *val = v->pairs[i].value;
+		long n = 0;
+		int rc = 0;
+		if (!strcmp(k, "test")) {
+			if (val->kind == YNODE_SCALAR && !ynode_is_null(val)) {
+				strvec_push(&h->test, "CMD-SHELL");
+				strvec_push(&h->test, val->str);
+			} else if (!ynode_is_null(val)) {
+				rc = sb_strlist(b, val, w, k, &h->test);
+				if (!rc && h->test.n > 0 && !strcmp(h->test.v[0], "NONE"))
+					h->disable = true;
+			}
+		} else if (!strcmp(k, "interval")) {
+			rc = sb_duration(b, val, w, k, &h->interval_ms);
+		} else if (!strcmp(k, "timeout")) {
+			rc = sb_duration(b, val, w, k, &h->timeout_ms);
+		} else if (!strcmp(k, "start_period")) {
+			rc = sb_duration(b, val, w, k, &h->start_period_ms);
+		} else if (!strcmp(k, "start_interval")) {
+			rc = sb_duration(b, val, w, k, &n);
+		} else if (!strcmp(k, "retries")) {
+			rc = sb_long(b, val, w, k, 0, 1000000, &n);
+			h->retries = (int)n;
+		} else if (!strcmp(k, "disable")) {
+			bool d = false;
+			rc = sb_bool(b, val, w, k, &d);
+			h->disable = h->disable || d;
+		} else if (!strcmp(k, "http")) {
+			rc = sb_string(b, val, w, k, &h->http);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A docker --gpus value from a compose device request mapping. */
+static char *gpu_request(const struct ynode *m)
+{
+	const struct ynode *count = ymap_get(m, "count");
+	const struct ynode *ids = ymap_get(m, "device_ids");
+	if (ids && ids->kind == YNODE_SEQ && ids->nitems) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_adds(&sb, "device=");
+		for (size_t i = 0; i < ids->nitems; i++) {
+			if (ids->items[i]->kind != YNODE_SCALAR)
+				continue;
+			if (i)
+				sb_addc(&sb, ',');
+			sb_adds(&sb, ids->items[i]->str);
+		}
+		return sb_detach(&sb);
+	}
+	if (count && count->kind == YNODE_SCALAR && !ynode_is_null(count))
+		return xstrdup(count->str);
+	return xstrdup("all");
+}
+
+static int build_gpus(struct spec_builder *b, struct stage *st, const struct ynode *v,
+		      const char *where)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind == YNODE_SCALAR) {
+		strvec_push(&st->gpus, v->str);
+		return 0;
+	}
+	if (v->kind != YNODE_SEQ)
+		return sb_type_error(b, v, where, "gpus", "\"all\" or a list");
+	for (size_t i = 0; i < v->nitems; i++) {
+		const struct ynode *it = v->items[i];
+		if (it->kind == YNODE_SCALAR && !ynode_is_null(it))
+			strvec_push(&st->gpus, it->str);
+		else if (it->kind == YNODE_MAP)
+			strvec_push_take(&st->gpus, gpu_request(it));
+		else
+			return cp_error_at(b->err, &it->mark,
+					   "%skey \"gpus\": entries must be strings or mappings, "
+					   "got %s",
+					   where, ynode_kind_name(it));
+	}
+	return 0;
+}
+
+static bool seq_has(const struct ynode *seq, const char *s)
+{
+	if (!seq || seq->kind != YNODE_SEQ)
+		return false;
+	for (size_t i = 0; i < seq->nitems; i++)
+		if (seq->items[i]->kind == YNODE_SCALAR && !strcmp(seq->items[i]->str, s))
+			return true;
+	return false;
+}
+
+/* deploy: is accepted as a whole; only GPU device reservations matter. */
+static int build_deploy(struct spec_builder *b, struct stage *st, const struct ynode *v,
+			const char *where)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return sb_type_error(b, v, where, "deploy", "a mapping");
+	const struct ynode *devs = ymap_get(ymap_get(ymap_get(v, "resources"), "reservations"),
+					    "devices");
+	if (!devs || devs->kind != YNODE_SEQ)
+		return 0;
+	for (size_t i = 0; i < devs->nitems; i++) {
+		const struct ynode *d = devs->items[i];
+		if (d->kind == YNODE_MAP && seq_has(ymap_get(d, "capabilities"), "gpu"))
+			strvec_push_take(&st->gpus, gpu_request(d));
+	}
+	return 0;
+}
+
+/* ---- params and --set ---- */
+
+static int build_params(struct spec_builder *b, struct stage *st, const struct ynode *v,
+			const char *where)
+{
+	if (ynode_is_null(v))
+		return 0;
+	if (v->kind != YNODE_MAP)
+		return sb_type_error(b, v, where, "params", "a mapping");
+	for (size_t i = 0; i < v->npairs; i++) {
+		const struct ynode *val = v->pairs[i].value;
+		if (val->kind != YNODE_SCALAR)
+			return cp_error_at(b->err, &val->mark,
+					   "%sparam \"%s\" must be a string or a number, got %s",
+					   where, v->pairs[i].key->str, ynode_kind_name(val));
+		kvvec_set(&st->params, v->pairs[i].key->str, val->str);
+	}
+	return 0;
+}
+
+int sb_apply_sets(struct spec_builder *b, struct stage *st)
+{
+	for (size_t i = 0; i < b->nsets; i++) {
+		const struct sb_set *s = &b->sets[i];
+		if (s->stage != st)
+			continue;
+		if (!kvvec_get(&st->params, s->param)) {
+			const char **cands = xcalloc(st->params.n + 1, sizeof(*cands));
+			for (size_t j = 0; j < st->params.n; j++)
+				cands[j] = st->params.v[j].key;
+			const char *near = suggest_nearest(s->param, cands, st->params.n);
+			if (near)
+				cp_error_set(b->err,
+					     "--set %s: stage \"%s\" has no param \"%s\" (did you "
+					     "mean \"%s\"?)",
+					     s->key, st->name, s->param, near);
+			else
+				cp_error_set(b->err, "--set %s: stage \"%s\" has no param \"%s\"",
+					     s->key, st->name, s->param);
+			free(cands);
+			return -1;
+		}
+		kvvec_set(&st->params, s->param, s->value);
+		kvvec_set(&st->param_overrides, s->param, s->value);
+	}
+	return 0;
+}
+
+/* ---- the stage ---- */
+
+static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
+		     const struct ynode *val, const char *where)
+{
+	if (!strcmp(k, "build"))
+		return build_build(b, st, val, where);
+	if (!strcmp(k, "image"))
+		return sb_string(b, val, where, k, &st->image);
+	if (!strcmp(k, "command"))
+		return build_command(b, st, val, where, k, &st->command, &st->has_command);
+	if (!strcmp(k, "entrypoint"))
+		return build_command(b, st, val, where, k, &st->entrypoint, &st->has_entrypoint);
+	if (!strcmp(k, "working_dir")) {
+		if (sb_string(b, val, where, k, &st->working_dir) < 0)
+			return -1;
+		if (!st->working_dir)
+			return 0;
+		char *sub;
+		if (interp_params(&sub, st->working_dir, &st->params, st->name, &val->mark,
+				  b->err) < 0)
+			return -1;
+		free(st->working_dir);
+		st->working_dir = sub;
+		if (sub[0] != '/')
+			return cp_error_at(b->err, &val->mark,
+					   "%sworking_dir \"%s\" must be an absolute path", where,
+					   sub);
+		return 0;
+	}
+	if (!strcmp(k, "user"))
+		return sb_string(b, val, where, k, &st->user);
+	if (!strcmp(k, "volumes"))
+		return sb_mounts(b, st, val, where);
+	if (!strcmp(k, "ports"))
+		return sb_ports(b, st, val, where);
+	if (!strcmp(k, "depends_on"))
+		return sb_deps(b, st, val, where);
+	if (!strcmp(k, "healthcheck"))
+		return build_healthcheck(b, st, val, where);
+	if (!strcmp(k, "profiles"))
+		return ynode_is_null(val) ? 0 : sb_strlist(b, val, where, k, &st->profiles);
+	if (!strcmp(k, "labels"))
+		return ynode_is_null(val) ? 0
+					  : sb_kv(b, val, where, k, &st->labels, SB_NULL_EMPTY, NULL);
+	if (!strcmp(k, "stop_grace_period"))
+		return sb_duration(b, val, where, k, &st->stop_grace_ms);
+	if (!strcmp(k, "gpus"))
+		return build_gpus(b, st, val, where);
+	if (!strcmp(k, "deploy"))
+		return build_deploy(b, st, val, where);
+	if (!strcmp(k, "inputs"))
+		return sb_artifacts(b, val, where, k, &st->inputs, &st->ninputs);
+	if (!strcmp(k, "outputs"))
+		return sb_artifacts(b, val, where, k, &st->outputs, &st->noutputs);
+	if (!strcmp(k, "metrics"))
+		return sb_artifacts(b, val, where, k, &st->metrics, &st->nmetrics);
+	return 0; /* accepted and ignored, or handled before */
+}
+
+int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
+{
+	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
+	if (sb_check_keys(b, v, where, stage_keys, ARRAY_LEN(stage_keys)) < 0)
+		return -1;
+	const struct ynode *params = ymap_get(v, "params");
+	if (params && build_params(b, st, params, where) < 0)
+		return -1;
+	if (sb_apply_sets(b, st) < 0)
+		return -1;
+	/* env_file entries come first; environment: overrides them. */
+	const struct ynode *ef = ymap_get(v, "env_file");
+	if (ef && build_env_files(b, st, ef, where) < 0)
+		return -1;
+	const struct ynode *env = ymap_get(v, "environment");
+	if (env && !ynode_is_null(env) &&
+	    sb_kv(b, env, where, "environment", &st->environment, SB_NULL_FROM_ENV, st) < 0)
+		return -1;
+	for (size_t i = 0; i < v->npairs; i++) {
+		const char *k = v->pairs[i].key->str;
+		if (!strcmp(k, "params") || !strcmp(k, "env_file") || !strcmp(k, "environment") ||
+		    !strcmp(k, "service") || str_has_prefix(k, "x-"))
+			continue;
+		if (stage_key(b, st, k, v->pairs[i].value, where) < 0)
+			return -1;
+	}
+	return 0;
+}
+

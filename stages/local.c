@@ -1,0 +1,537 @@
+/* The embedded local runtime: named volumes are directories under
+ * <state_dir>/volumes/, and each stage runs as a process in its own
+ * sandbox (sandbox.c) where volumes and bind mounts appear at the paths
+ * they have under docker. This file turns a stage into a sandbox_config,
+ * and tracks the sandbox's init as the task. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "runtime.h"
+#include "sandbox.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct runtime {
+	const struct pipeline *p;
+	char *volumes_dir; /* <state_dir>/volumes */
+	char *run_dir;     /* <state_dir>/run: mountpoints of sandbox roots */
+	char *hosts;       /* the sandboxes' /etc/hosts */
+	bool userns;       /* not root: sandboxes need a user namespace */
+};
+
+struct local_task {
+	bool reaped;
+	int code;
+};
+
+/* The ids a stage runs with. */
+struct ids {
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	bool set; /* switch to them (root only) */
+	char *home;
+};
+
+/* ---- volumes ------------------------------------------------------------- */
+
+/* Docker's rule for volume names, which also keeps them inside volumes/. */
+static bool valid_volume_name(const char *name)
+{
+	if (!name || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
+		       (name[0] >= '0' && name[0] <= '9')))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *c))
+			return false;
+	return true;
+}
+
+static char *volume_path(const struct runtime *rt, const char *name, struct cp_error *err)
+{
+	if (!valid_volume_name(name)) {
+		cp_error_set(err,
+			     "invalid volume name \"%s\": use letters, digits, '_', '.' and '-', "
+			     "starting with a letter or digit",
+			     name ? name : "");
+		return NULL;
+	}
+	return path_join(rt->volumes_dir, name);
+}
+
+static const struct volume *find_volume(const struct pipeline *p, const char *name)
+{
+	for (size_t i = 0; i < p->nvolumes; i++)
+		if (strcmp(p->volumes[i].name, name) == 0)
+			return &p->volumes[i];
+	return NULL;
+}
+
+static int ensure_volume_dir(struct runtime *rt, const char *name, const struct volume *v,
+			     struct cp_error *err)
+{
+	cleanup_free char *path = volume_path(rt, name, err);
+	if (!path)
+		return -1;
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if (v && v->external)
+		return cp_error_set(err,
+				    "external volume \"%s\" not found: the local runtime keeps it "
+				    "in %s; create that directory first",
+				    name, path);
+	return fs_mkdir_p(path, 0755, err);
+}
+
+static int local_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_error *err)
+{
+	return ensure_volume_dir(rt, v->name, v, err);
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+	return strcmp(((const struct volume_info *)a)->name, ((const struct volume_info *)b)->name);
+}
+
+static int local_volume_list(struct runtime *rt, struct volume_info **out, size_t *nout,
+			     struct cp_error *err)
+{
+	const struct pipeline *p = rt->p;
+	struct volume_info *v = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < p->nvolumes; i++) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		char *path = path_join(rt->volumes_dir, p->volumes[i].name);
+		v[n++] = (struct volume_info){.name = xstrdup(p->volumes[i].name),
+					      .mountpoint = path,
+					      .size = fs_du(path),
+					      .declared = true};
+	}
+	size_t ndeclared = n;
+	DIR *d = opendir(rt->volumes_dir);
+	if (!d && errno != ENOENT) {
+		cp_error_errno(err, "listing %s", rt->volumes_dir);
+		volume_info_free(v, n);
+		return -1;
+	}
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || find_volume(p, de->d_name))
+			continue;
+		cleanup_free char *path = path_join(rt->volumes_dir, de->d_name);
+		struct stat st;
+		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n++] = (struct volume_info){.name = xstrdup(de->d_name),
+					      .mountpoint = xstrdup(path),
+					      .size = fs_du(path)};
+	}
+	if (d)
+		closedir(d);
+	if (n > ndeclared)
+		qsort(v + ndeclared, n - ndeclared, sizeof(*v), cmp_info);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static int local_volume_remove(struct runtime *rt, const char *name, struct cp_error *err)
+{
+	cleanup_free char *path = volume_path(rt, name, err);
+	if (!path)
+		return -1;
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return cp_error_set(err, "no such volume \"%s\" (no directory %s)", name,
+					    path);
+		return cp_error_errno(err, "volume \"%s\": %s", name, path);
+	}
+	return fs_rm_rf(path, err);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static char *make_hosts(const struct pipeline *p)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *host = NULL;
+	struct cp_error ignored = {0};
+	if (fs_read_file(&host, NULL, "/etc/hosts", 1 << 20, &ignored) == 0) {
+		sb_adds(&sb, host);
+		if (sb.len && sb.buf[sb.len - 1] != '\n')
+			sb_addc(&sb, '\n');
+		free(host);
+	} else {
+		sb_adds(&sb, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	}
+	if (p->nstages > 0) {
+		sb_adds(&sb, "# cpipe: the pipeline's stages, as on a compose network\n127.0.0.1\t");
+		for (size_t i = 0; i < p->nstages; i++)
+			sb_addf(&sb, "%s%s", i ? " " : "", p->stages[i].name);
+		sb_addc(&sb, '\n');
+	}
+	return sb_detach(&sb);
+}
+
+static int local_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+		      struct cp_error *err)
+{
+	bool userns = geteuid() != 0;
+	if (sandbox_check(userns, err) < 0)
+		return -1;
+	struct runtime *rt = xcalloc(1, sizeof(*rt));
+	rt->p = p;
+	rt->volumes_dir = path_join(state_dir, "volumes");
+	rt->run_dir = path_join(state_dir, "run");
+	rt->hosts = make_hosts(p);
+	rt->userns = userns;
+	*out = rt;
+	return 0;
+}
+
+static void local_close(struct runtime *rt)
+{
+	if (!rt)
+		return;
+	free(rt->volumes_dir);
+	free(rt->run_dir);
+	free(rt->hosts);
+	free(rt);
+}
+
+/* ---- start --------------------------------------------------------------- */
+
+static bool parse_id(const char *s, unsigned long *out)
+{
+	if (!*s)
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || errno || s[0] == '-' || v > 0x7fffffffUL)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Resolves compose's user: ("uid", "uid:gid", "name", "name:group") against
+ * the host's passwd and group files, which the sandbox shares. */
+static int resolve_user(struct ids *out, const struct stage *s, struct cp_error *err)
+{
+	uid_t me = geteuid();
+	gid_t mygid = getegid();
+	memset(out, 0, sizeof(*out));
+	if (!s->user || !*s->user) {
+		struct passwd *pw = getpwuid(me);
+		out->uid = me;
+		out->gid = mygid;
+		out->home = xstrdup(pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+		return 0;
+	}
+	cleanup_free char *u = xstrdup(s->user);
+	char *g = strchr(u, ':');
+	if (g)
+		*g++ = '\0';
+	unsigned long id;
+	struct passwd *pw;
+	if (parse_id(u, &id)) {
+		out->uid = (uid_t)id;
+		pw = getpwuid(out->uid);
+	} else {
+		pw = getpwnam(u);
+		if (!pw)
+			return cp_error_set(err, "stage \"%s\": user \"%s\" not found in /etc/passwd",
+					    s->name, u);
+		out->uid = pw->pw_uid;
+	}
+	if (g && *g) {
+		if (parse_id(g, &id)) {
+			out->gid = (gid_t)id;
+		} else {
+			struct group *gr = getgrnam(g);
+			if (!gr)
+				return cp_error_set(err,
+						    "stage \"%s\": group \"%s\" not found in /etc/group",
+						    s->name, g);
+			out->gid = gr->gr_gid;
+		}
+	} else {
+		out->gid = pw ? pw->pw_gid : 0;
+	}
+	if (me != 0) {
+		if (out->uid != me || out->gid != mygid)
+			return cp_error_set(err,
+					    "stage \"%s\": user \"%s\" is uid %u gid %u, but cpipe "
+					    "is not root, so the local runtime can run stages only "
+					    "as uid %u gid %u (yours); remove user: or run cpipe as "
+					    "root",
+					    s->name, s->user, (unsigned)out->uid, (unsigned)out->gid,
+					    (unsigned)me, (unsigned)mygid);
+	} else {
+		out->set = true;
+		int n = 32;
+		out->groups = xmalloc((size_t)n * sizeof(gid_t));
+		if (!pw) {
+			out->groups[0] = out->gid;
+			out->ngroups = 1;
+		} else {
+			while (getgrouplist(pw->pw_name, out->gid, out->groups, &n) < 0)
+				out->groups = xrealloc(out->groups, (size_t)n * sizeof(gid_t));
+			out->ngroups = n;
+		}
+	}
+	out->home = xstrdup(pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+	return 0;
+}
+
+static void build_env(struct strvec *out, const struct kvvec *env, const char *home)
+{
+	bool has_path = false, has_home = false;
+	for (size_t i = 0; env && i < env->n; i++) {
+		const struct kv *kv = &env->v[i];
+		if (!kv->value)
+			continue;
+		has_path |= strcmp(kv->key, "PATH") == 0;
+		has_home |= strcmp(kv->key, "HOME") == 0;
+		strvec_push_take(out, xasprintf("%s=%s", kv->key, kv->value));
+	}
+	if (!has_path)
+		strvec_push(out, "PATH=" DEFAULT_PATH);
+	if (!has_home)
+		strvec_push_take(out, xasprintf("HOME=%s", home));
+}
+
+/* Fills `out` (sources and targets owned by `keep`) from the stage's
+ * mounts, creating volume directories and missing bind sources. */
+static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sandbox_mount *out,
+			  struct strvec *keep, struct cp_error *err)
+{
+	for (size_t i = 0; i < s->nmounts; i++) {
+		const struct mount *m = &s->mounts[i];
+		char *target = m->target ? path_normalize(m->target) : NULL;
+		if (!target || target[0] != '/' || strcmp(target, "/") == 0) {
+			free(target);
+			return cp_error_at(err, &m->mark,
+					   "stage \"%s\": mount target \"%s\" must be an absolute "
+					   "path below /",
+					   s->name, m->target ? m->target : "");
+		}
+		strvec_push_take(keep, target);
+		out[i] = (struct sandbox_mount){.type = m->type, .target = target,
+						.read_only = m->read_only};
+		if (m->type == MOUNT_TMPFS) {
+			out[i].what = "tmpfs";
+			continue;
+		}
+		char *source;
+		if (m->type == MOUNT_VOLUME) {
+			if (ensure_volume_dir(rt, m->source, find_volume(rt->p, m->source), err) < 0)
+				return -1;
+			source = path_join(rt->volumes_dir, m->source);
+		} else {
+			source = xstrdup(m->source);
+			struct stat st;
+			/* Docker's short syntax creates a missing bind source. */
+			if (stat(source, &st) < 0 && fs_mkdir_p(source, 0755, err) < 0) {
+				free(source);
+				return -1;
+			}
+		}
+		strvec_push_take(keep, source);
+		out[i].source = source;
+		out[i].what = m->source;
+	}
+	return 0;
+}
+
+static int local_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
+		       struct cp_error *err)
+{
+	const struct stage *s = ts->stage;
+	const struct pipeline *p = rt->p;
+	struct strvec argv = {0}, envp = {0}, keep = {0};
+	struct ids ids = {0};
+	struct sandbox_mount *mounts = xcalloc(s->nmounts + 1, sizeof(*mounts));
+	char *root = NULL;
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	int rc = -1;
+
+	for (size_t i = 0; i < s->entrypoint.n; i++)
+		strvec_push(&argv, s->entrypoint.v[i]);
+	for (size_t i = 0; i < s->command.n; i++)
+		strvec_push(&argv, s->command.v[i]);
+	if (argv.n == 0) {
+		cp_error_set(err,
+			     "stage %s has no command; the local runtime does not run images, "
+			     "give it a command:",
+			     s->name);
+		goto out;
+	}
+	if (resolve_user(&ids, s, err) < 0)
+		goto out;
+	build_env(&envp, ts->env, ids.home);
+	if (prepare_mounts(rt, s, mounts, &keep, err) < 0)
+		goto out;
+	char *wd = path_absolute(p->dir, s->working_dir && *s->working_dir ? s->working_dir
+									     : p->dir);
+	if (!wd) {
+		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
+			     s->working_dir);
+		goto out;
+	}
+	strvec_push_take(&keep, wd);
+
+	if (fs_mkdir_p(rt->run_dir, 0755, err) < 0)
+		goto out;
+	root = xasprintf("%s/root.XXXXXX", rt->run_dir);
+	if (!mkdtemp(root)) {
+		cp_error_errno(err, "creating a directory in %s", rt->run_dir);
+		free(root);
+		root = NULL;
+		goto out;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		cp_error_errno(err, "creating pipes");
+		goto out;
+	}
+
+	struct sandbox_config cfg = {
+		.root_dir = root,
+		.mounts = mounts,
+		.nmounts = s->nmounts,
+		.hosts = rt->hosts,
+		.argv = argv.v,
+		.envp = envp.v,
+		.working_dir = wd,
+		.userns = rt->userns,
+		.uid = ids.uid,
+		.gid = ids.gid,
+		.set_ids = ids.set,
+		.groups = ids.groups,
+		.ngroups = ids.set ? (size_t)ids.ngroups : 0,
+		.out_fd = outp[1],
+		.err_fd = errp[1],
+	};
+	pid_t pid;
+	if (sandbox_start(&pid, &cfg, err) < 0)
+		goto out;
+
+	struct task *t = xcalloc(1, sizeof(*t));
+	struct local_task *lt = xcalloc(1, sizeof(*lt));
+	t->stage = s;
+	t->out_fd = outp[0];
+	t->err_fd = errp[0];
+	t->pid = pid;
+	t->priv = lt;
+	fcntl(t->out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(t->err_fd, F_SETFL, O_NONBLOCK);
+	outp[0] = errp[0] = -1;
+	*out = t;
+	rc = 0;
+
+out:
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	/* After the pivot the sandbox's root no longer sits on this directory. */
+	if (root)
+		rmdir(root);
+	free(root);
+	free(mounts);
+	free(ids.groups);
+	free(ids.home);
+	strvec_free(&argv);
+	strvec_free(&envp);
+	strvec_free(&keep);
+	return rc;
+}
+
+/* ---- poll / kill / release ----------------------------------------------- */
+
+static int local_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err)
+{
+	(void)rt;
+	struct local_task *lt = t->priv;
+	if (!lt->reaped) {
+		int status;
+		pid_t w;
+		while ((w = waitpid(t->pid, &status, WNOHANG)) < 0 && errno == EINTR)
+			;
+		if (w < 0)
+			return cp_error_errno(err, "waiting for stage \"%s\" (pid %ld)",
+					      t->stage->name, (long)t->pid);
+		if (w == 0)
+			return 0;
+		lt->reaped = true;
+		lt->code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+	}
+	*exit_code = lt->code;
+	return 1;
+}
+
+static int local_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err)
+{
+	(void)rt;
+	struct local_task *lt = t->priv;
+	/* The init forwards the signal to the command's process group; SIGKILL
+	 * kills the init and with it the whole PID namespace. */
+	if (lt->reaped || kill(t->pid, sig) == 0 || errno == ESRCH)
+		return 0;
+	return cp_error_errno(err, "signalling stage \"%s\" (pid %ld)", t->stage->name,
+			      (long)t->pid);
+}
+
+static void local_release(struct runtime *rt, struct task *t)
+{
+	(void)rt;
+	if (!t)
+		return;
+	struct local_task *lt = t->priv;
+	if (!lt->reaped) {
+		kill(t->pid, SIGKILL);
+		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (t->out_fd >= 0)
+		close(t->out_fd);
+	if (t->err_fd >= 0)
+		close(t->err_fd);
+	free(lt);
+	free(t);
+}
+
+const struct runtime_ops runtime_local = {
+	.name = "local",
+	.open = local_open,
+	.close = local_close,
+	.volume_ensure = local_volume_ensure,
+	.volume_list = local_volume_list,
+	.volume_remove = local_volume_remove,
+	.start = local_start,
+	.poll = local_poll,
+	.kill = local_kill,
+	.release = local_release,
+};

@@ -1,0 +1,120 @@
+/* The runtime interface: how one stage runs on one runtime. A runtime knows
+ * volumes, processes or containers, logs and stopping; it knows nothing of
+ * caching, provenance or the order of stages (that is pipeline/). */
+#ifndef CPIPE_STAGES_RUNTIME_H
+#define CPIPE_STAGES_RUNTIME_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../lib/error.h"
+#include "../pipeline/spec.h"
+
+struct runtime; /* opaque, one per runtime instance */
+
+/* What the executor asks a runtime to start. */
+struct task_spec {
+	const struct stage *stage;
+	/* The complete environment of the stage (spec environment, env_file,
+	 * params as CPIPE_PARAM_* and bare names); the runtime adds nothing
+	 * but PATH/HOME defaults where they are absent. */
+	const struct kvvec *env;
+	const char *run_id;
+};
+
+/* One started stage. The runtime fills it; the executor reads the two log
+ * descriptors (set to -1 by the executor once it closed them at EOF). */
+struct task {
+	const struct stage *stage;
+	int out_fd; /* stage stdout, read end, O_NONBLOCK */
+	int err_fd; /* stage stderr, read end, O_NONBLOCK */
+	pid_t pid;  /* local: the sandbox's init; other runtimes: 0 */
+	void *priv; /* runtime-private */
+};
+
+struct volume_info {
+	char *name;
+	char *mountpoint; /* where the runtime keeps it (a host path when local) */
+	long long size;   /* bytes, -1 unknown */
+	bool declared;    /* in the current spec */
+	bool in_use;      /* a stage of a running cpipe uses it */
+};
+void volume_info_free(struct volume_info *v, size_t n);
+
+/* One entry of a tree read out of a volume by volume_read_tree; lent for
+ * the duration of the visit. */
+struct tree_entry {
+	const char *path; /* relative to the requested root; "" for the root */
+	mode_t mode;      /* file type and permission bits, as st_mode */
+	long long size;   /* bytes of a regular file, 0 otherwise */
+	long long mtime;  /* seconds since the epoch */
+	const char *link; /* symlink target, NULL otherwise */
+	/* Regular files: the next bytes of the content, 0 at its end, -1 with
+	 * err set on failure. NULL for other types. */
+	long (*read)(const struct tree_entry *e, void *buf, size_t n, struct cp_error *err);
+	void *priv; /* the runtime's, for read */
+};
+
+struct runtime_ops {
+	const char *name;
+	/* Opens the runtime for a project. `state_dir` is the absolute path of
+	 * the project's .cpipe directory. Fails with err->code EXIT_RUNTIME
+	 * when the runtime cannot work here (e.g. namespaces disabled). */
+	int (*open)(struct runtime **out, const struct pipeline *p, const char *state_dir,
+		    struct cp_error *err);
+	void (*close)(struct runtime *rt);
+
+	int (*volume_ensure)(struct runtime *rt, const struct volume *v, struct cp_error *err);
+	/* Lists the project's volumes (declared ones and orphans left on disk). */
+	int (*volume_list)(struct runtime *rt, struct volume_info **out, size_t *nout,
+			   struct cp_error *err);
+	int (*volume_remove)(struct runtime *rt, const char *name, struct cp_error *err);
+
+	/* Starts a stage; returns once it runs. Caller owns *out and must pass it
+	 * to release after it has exited. */
+	int (*start)(struct runtime *rt, const struct task_spec *ts, struct task **out,
+		     struct cp_error *err);
+	/* Non-blocking: 1 and *exit_code set when the task has exited (a
+	 * signal death is 128 + signo), 0 while it runs, -1 on error. */
+	int (*poll)(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err);
+	/* Sends `sig` to everything the task runs. Non-blocking. */
+	int (*kill)(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
+	/* Frees an exited task and whatever the runtime held for it. */
+	void (*release)(struct runtime *rt, struct task *t);
+
+	/* The members below are optional: NULL on runtimes without images or
+	 * opaque volumes (local); callers check before calling. */
+
+	/* Makes the stage's image available and gives its ID ("sha256:...",
+	 * for provenance) in *digest_out, which the caller owns. With `build`
+	 * a stage with build: is built (once per image name for the life of
+	 * `rt`, so stages sharing build: + image: build it once per run);
+	 * without, the existing image is resolved and only built or pulled
+	 * when missing. Build progress streams to stdout. Fails naming the
+	 * image and carrying the daemon's message. */
+	int (*image_prepare)(struct runtime *rt, const struct stage *s, bool build,
+			     char **digest_out, struct cp_error *err);
+	/* The host directory holding `volume` (a key under volumes:), when
+	 * the runtime's storage is on this host and readable; caller owns
+	 * *out. Fails otherwise: read the volume with volume_read_tree. */
+	int (*volume_host_path)(struct runtime *rt, const char *volume, char **out,
+				struct cp_error *err);
+	/* Streams the tree at `path` (absolute, inside `volume`) to `visit`:
+	 * the root first (e->path ""), then every entry below it, parents
+	 * before children. A regular file's content is read with e->read
+	 * during the visit. Returns 0, 1 when `path` does not exist (visit is
+	 * never called), -1 on error (visit's own -1 included). */
+	int (*volume_read_tree)(struct runtime *rt, const char *volume, const char *path,
+				int (*visit)(void *ud, const struct tree_entry *e,
+					     struct cp_error *err),
+				void *ud, struct cp_error *err);
+};
+
+extern const struct runtime_ops runtime_local;
+/* The Docker Engine API runtime (stages/docker.c). */
+extern const struct runtime_ops runtime_docker;
+
+/* The runtime named `name` ("local", ...), or NULL. */
+const struct runtime_ops *runtime_find(const char *name);
+
+#endif

@@ -1,0 +1,57 @@
+/* The local runtime's sandbox: a process in new mount and PID namespaces
+ * (plus a user namespace when cpipe is not root) whose first process is a
+ * small init from cpipe itself. The init builds a root on a tmpfs that
+ * mirrors the host filesystem, applies the stage's mounts, pivots into it,
+ * runs the command and exits with its status. */
+#ifndef CPIPE_STAGES_SANDBOX_H
+#define CPIPE_STAGES_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "../lib/error.h"
+#include "../pipeline/spec.h"
+
+struct sandbox_mount {
+	enum mount_type type;
+	const char *what;   /* for messages: volume name, host path or "tmpfs" */
+	const char *source; /* absolute host path; NULL for tmpfs */
+	const char *target; /* absolute, normalized path inside the sandbox */
+	bool read_only;
+};
+
+struct sandbox_config {
+	const char *root_dir; /* empty host directory the new root is mounted on */
+	const struct sandbox_mount *mounts;
+	size_t nmounts;       /* any order: applied shortest target first */
+	const char *hosts;    /* the sandbox's /etc/hosts */
+
+	char *const *argv;    /* argv[0] is looked up in envp's PATH */
+	char *const *envp;
+	const char *working_dir;
+
+	bool userns;          /* new user namespace mapping uid/gid to themselves */
+	uid_t uid;            /* the caller's ids when userns, else the target ones */
+	gid_t gid;
+	bool set_ids;         /* setgroups/setgid/setuid to groups/gid/uid (root only) */
+	const gid_t *groups;
+	size_t ngroups;
+
+	int out_fd;           /* write ends for the command's stdout and stderr */
+	int err_fd;
+};
+
+/* Starts the sandbox and returns once the command has been exec'd, with
+ * *out the pid of the sandbox's init (a child of the caller, to be reaped
+ * with waitpid). Setup and exec failures come back as an error carrying
+ * the message the sandbox reported; err->code is EXIT_RUNTIME when
+ * namespaces are unavailable (with the kernel setting to check),
+ * EXIT_STAGE_FAILED otherwise. The caller is single-threaded. */
+int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error *err);
+
+/* Checks the sysctls that disable unprivileged user namespaces. Fails with
+ * EXIT_RUNTIME naming the setting; always succeeds when `userns` is false. */
+int sandbox_check(bool userns, struct cp_error *err);
+
+#endif

@@ -1,0 +1,56 @@
+# Shared set-up for the end-to-end tests: each test gets a fresh project
+# directory and `cpipe` runs the binary under test ($CPIPE_BIN).
+
+setup() {
+	PROJ="$BATS_TEST_TMPDIR/proj"
+	mkdir -p "$PROJ"
+	cd "$PROJ" || return 1
+}
+
+cpipe() {
+	"$CPIPE_BIN" "$@"
+}
+
+# Writes stdin to cpipe.yml in the project.
+spec() {
+	cat > "$PROJ/cpipe.yml"
+}
+
+# Fails the test with the output shown, for assertions in plain bash.
+fail() {
+	echo "$*" >&2
+	echo "--- output ---" >&2
+	echo "${output:-}" >&2
+	return 1
+}
+
+assert_contains() {
+	[[ "$output" == *"$1"* ]] || fail "expected output to contain: $1"
+}
+
+refute_contains() {
+	[[ "$output" != *"$1"* ]] || fail "expected output not to contain: $1"
+}
+
+# Processes (outside this shell) whose command line contains $1.
+procs_matching() {
+	local pat=$1 pid
+	for pid in $(pgrep -f -- "$pat"); do
+		[ "$pid" = "$$" ] && continue
+		grep -q -- "$pat" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+	done
+}
+
+# Waits up to $2 seconds (default 10) for file $1 to exist.
+wait_for_file() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+vol() {
+	echo "$PROJ/.cpipe/volumes/$1"
+}
