@@ -33,6 +33,9 @@ char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 /* Parses --json / -q / --help shared by every verb; returns 1 if consumed. */
 int cli_common_option(struct cli *c, int opt);
 
+/* Records a --set STAGE.PARAM=VALUE for the loader. */
+int cli_parse_set(struct cli *c, const char *arg, struct cp_error *err);
+
 /* Prints an error the way every verb does and returns its exit code. */
 int cli_fail(const struct cp_error *err);
 
@@ -40,5 +43,9 @@ int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
 int cmd_graph(struct cli *c, int argc, char **argv);
 int cmd_volume(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+/* cpipe build [STAGE...]: builds the images of stages with build: (cli/cmd_build.c). */
+int cmd_build(struct cli *c, int argc, char **argv);
 
 #endif

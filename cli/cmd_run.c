@@ -6,9 +6,10 @@
 #include "../lib/fs.h"
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
+#include "../pipeline/track.h"
 #include "cli.h"
 
-static int parse_set(struct cli *c, const char *arg, struct cp_error *err)
+int cli_parse_set(struct cli *c, const char *arg, struct cp_error *err)
 {
 	const char *eq = strchr(arg, '=');
 	const char *dot = strchr(arg, '.');
@@ -35,6 +36,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"no-deps", no_argument, NULL, 'n'},
+		{"force", no_argument, NULL, 'F'},
 		{"dry-run", no_argument, NULL, 'd'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"set", required_argument, NULL, 's'},
@@ -44,7 +46,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct cp_error err = {0};
-	bool no_deps = false, dry_run = false;
+	bool no_deps = false, dry_run = false, force = false;
+	struct tracker *tracker = NULL;
+	struct strvec cmdline = {0};
 	int jobs = 1;
 	struct strvec profiles = {0};
 	struct pipeline *p = NULL;
@@ -67,6 +71,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		case 'd':
 			dry_run = true;
 			break;
+		case 'F':
+			force = true;
+			break;
 		case 'j': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -79,7 +86,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			break;
 		}
 		case 's':
-			if (parse_set(c, optarg, &err) < 0)
+			if (cli_parse_set(c, optarg, &err) < 0)
 				goto fail;
 			break;
 		case 'p':
@@ -88,7 +95,7 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		default:
 			if (cli_common_option(c, opt))
 				break;
-			fprintf(stderr, "usage: cpipe run [STAGE...] [--no-deps] [--dry-run] [-j N] "
+			fprintf(stderr, "usage: cpipe run [STAGE...] [--force] [--no-deps] [--dry-run] [-j N] "
 					"[--set STAGE.PARAM=VALUE] [--profile NAME]\n");
 			goto out;
 		}
@@ -113,13 +120,38 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			goto fail;
 	}
 	eo.state_dir = state;
-	if (exec_run(&plan, ops, rt, &eo, &err) < 0)
+	if (!dry_run) {
+		strvec_push(&cmdline, "cpipe");
+		for (int i = 0; i < argc; i++)
+			strvec_push(&cmdline, argv[i]);
+		struct track_options to = {.state_dir = state, .run_id = run_id, .force = force,
+					   .plan = &plan, .runtime_name = ops->name,
+					   .argv = &cmdline};
+		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
+			goto fail;
+		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,
+					       .after = track_after};
+	}
+	int erc = exec_run(&plan, ops, rt, &eo, &err);
+	const char *status = erc == 0 ? "succeeded"
+			     : err.code == EXIT_INTERRUPTED ? "interrupted"
+							    : "failed";
+	struct cp_error cerr = {0};
+	int crc = track_close(tracker, status, &cerr);
+	tracker = NULL;
+	if (erc < 0)
 		goto fail;
+	if (crc < 0) {
+		err = cerr;
+		goto fail;
+	}
 	rc = EXIT_OK;
 	goto out;
 fail:
 	rc = cli_fail(&err);
 out:
+	track_close(tracker, NULL, NULL);
+	strvec_free(&cmdline);
 	if (rt)
 		ops->close(rt);
 	if (lock_fd >= 0)

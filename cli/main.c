@@ -18,6 +18,8 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{"run", cmd_run, "run stages in dependency order: run [STAGE...] [--no-deps] [-j N]"},
+	{"status", cmd_status, "why each stage is fresh or stale: status [STAGE...] [--check]"},
+	{"verify", cmd_verify, "rehash the outputs and check them against cpipe.lock"},
 	{"config", cmd_config, "print the resolved, normalized spec (YAML, or JSON with --json)"},
 	{"graph", cmd_graph, "print the stage graph: graph [--format dot|mermaid]"},
 	{"volume", cmd_volume, "manage the project's volumes: volume ls|inspect|rm|prune"},

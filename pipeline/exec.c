@@ -34,6 +34,7 @@ struct slot {
 	long long kill_deadline_ms; /* 0 = no SIGTERM sent yet */
 	bool killed;                /* SIGKILL sent */
 	bool stopping;              /* we asked it to stop */
+	bool skipped;               /* up to date, not run */
 	int exit_code;
 	int color;
 };
@@ -289,8 +290,24 @@ static void start_ready(struct run *r)
 			continue;
 		if (!sl->s->service && count_running_jobs(r) >= r->o->jobs)
 			continue;
-		if (deps_ready(r, r->plan->order[k]))
-			start_slot(r, sl);
+		if (!deps_ready(r, r->plan->order[k]))
+			continue;
+		if (r->o->hooks.before) {
+			struct cp_error e = {0};
+			int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+			if (fresh < 0) {
+				sl->state = SLOT_FAILED;
+				fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
+				return;
+			}
+			if (fresh == 1) {
+				sl->state = SLOT_DONE;
+				sl->skipped = true;
+				note(r, "%s is up to date, skipped", sl->s->name);
+				continue;
+			}
+		}
+		start_slot(r, sl);
 	}
 }
 
@@ -299,8 +316,19 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 	pump(r, sl, 0);
 	pump(r, sl, 1);
 	sl->exit_code = code;
+	if (r->o->hooks.after) {
+		struct cp_error e = {0};
+		if (r->o->hooks.after(r->o->hooks.ctx, sl->s, code, &e) < 0 && code == 0 &&
+		    !sl->stopping) {
+			code = -1;
+			sl->state = SLOT_FAILED;
+			fail(r, "%s", e.msg);
+		}
+	}
 	double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
-	if (sl->stopping) {
+	if (code == -1) {
+		/* failed by the after hook */
+	} else if (sl->stopping) {
 		sl->state = sl->s->service && !r->failed && !r->interrupted ? SLOT_DONE
 									    : SLOT_CANCELLED;
 		note(r, "%s stopped (%.2fs)", sl->s->name, secs);

@@ -7,12 +7,24 @@
 #include "../stages/runtime.h"
 #include "plan.h"
 
+/* Hooks the executor calls around each stage (all may be NULL). */
+struct exec_hooks {
+	void *ctx;
+	/* Before a stage starts: 1 = it is up to date, skip it; 0 = run it;
+	 * -1 = error (the run fails). */
+	int (*before)(void *ctx, const struct stage *s, struct cp_error *err);
+	/* After a stage ended with `exit_code`; -1 fails a stage that exited 0
+	 * (e.g. a declared output is missing). */
+	int (*after)(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
+};
+
 struct exec_options {
 	int jobs;          /* independent jobs running at once, >= 1 */
 	bool quiet;        /* no progress lines, stage logs still stream */
 	bool dry_run;      /* print what would run, start nothing */
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
+	struct exec_hooks hooks;
 };
 
 /* Runs the plan's stages in dependency order, at most `jobs` jobs at once;

@@ -192,8 +192,11 @@ struct interp {
 	const struct cp_mark *mark;
 	int exact_col;
 	bool changed;
+	int depth; /* of nested ${...}, capped: the parser recurses */
 	struct cp_error *err;
 };
+
+#define INTERP_MAX_DEPTH 32
 
 static struct cp_mark pos(const struct interp *in, const char *at)
 {
@@ -264,10 +267,16 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 				   (int)nlen, name);
 	}
 	p++;
+	if (in->depth >= INTERP_MAX_DEPTH)
+		return cp_error_at(in->err, &at, "interpolation nested deeper than %d levels",
+				   INTERP_MAX_DEPTH);
 	bool set = value && (!colon || *value);
 	bool use_word = (op == '-' && !set) || (op == '+' && set) || (op == '?' && !set);
 	struct strbuf word = STRBUF_INIT;
-	if (interp_word(in, &p, true, active && use_word, &word) < 0) {
+	in->depth++;
+	int rc = interp_word(in, &p, true, active && use_word, &word);
+	in->depth--;
+	if (rc < 0) {
 		sb_free(&word);
 		return -1;
 	}
@@ -342,7 +351,7 @@ static int interp_word(struct interp *in, const char **pp, bool in_brace, bool a
 int interp_string(char **out, bool *changed, const char *s, const struct kvvec *env,
 		  const struct cp_mark *mark, int exact_col, struct cp_error *err)
 {
-	struct interp in = {s, env, mark, exact_col, false, err};
+	struct interp in = {s, env, mark, exact_col, false, 0, err};
 	struct strbuf sb = STRBUF_INIT;
 	const char *p = s;
 	*out = NULL;

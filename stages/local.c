@@ -523,6 +523,16 @@ static void local_release(struct runtime *rt, struct task *t)
 	free(t);
 }
 
+static int local_volume_host_path(struct runtime *rt, const char *volume, char **out,
+				  struct cp_error *err)
+{
+	char *path = volume_path(rt, volume, err);
+	if (!path)
+		return -1;
+	*out = path;
+	return 0;
+}
+
 const struct runtime_ops runtime_local = {
 	.name = "local",
 	.open = local_open,
@@ -534,4 +544,5 @@ const struct runtime_ops runtime_local = {
 	.poll = local_poll,
 	.kill = local_kill,
 	.release = local_release,
+	.volume_host_path = local_volume_host_path,
 };

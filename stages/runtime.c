@@ -6,6 +6,7 @@
 
 static const struct runtime_ops *const runtimes[] = {
 	&runtime_local,
+	&runtime_docker,
 };
 
 /* The runtime named `name`, or NULL; lends a static table entry. */

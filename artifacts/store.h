@@ -1,0 +1,59 @@
+/* Where provenance lives on disk: canonical JSON, the run records under
+ * .cpipe/runs/, and the lock file beside the spec. Every write is atomic. */
+#ifndef CPIPE_ARTIFACTS_STORE_H
+#define CPIPE_ARTIFACTS_STORE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "../lib/error.h"
+#include "../lib/util.h"
+
+#define RECORD_SCHEMA "cpipe-run/1"
+#define LOCK_VERSION 1
+
+/* Sorts the keys of every object below `node`, bytewise, in place. */
+void json_sort_keys(cJSON *node);
+
+/* Compact text with sorted keys: the canonical form cache keys hash.
+ * Sorts `node` in place. Caller owns the result. */
+char *json_canonical(cJSON *node);
+
+/* Sorted, two-space indented, newline-terminated JSON. Caller owns. */
+char *json_pretty(cJSON *doc);
+
+/* json_pretty written atomically. */
+int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err);
+
+/* Parses a JSON file (at most `max` bytes); errors name the file and the
+ * byte offset. Caller owns *out. */
+int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err);
+
+/* True when an environment variable's value must never be written down:
+ * its name contains TOKEN, SECRET, PASSWORD, PASSWD, KEY or CREDENTIAL
+ * (any case). */
+bool env_name_is_secret(const char *name);
+
+/* "2026-11-29T10:41:58.123Z" for a CLOCK_REALTIME time in ms. Caller owns. */
+char *iso_time(long long realtime_ms);
+long long realtime_ms(void);
+
+/* Writes the record (its "id" names the file .cpipe/runs/<id>.json). May be
+ * called again for the same run: the file is replaced atomically. */
+int record_save(const char *state_dir, cJSON *rec, struct cp_error *err);
+
+/* Every run id, oldest first. */
+int record_ids(struct strvec *out, const char *state_dir, struct cp_error *err);
+
+int record_load(cJSON **out, const char *state_dir, const char *id, struct cp_error *err);
+
+/* Resolves what a user typed for a run: a full id, a unique prefix,
+ * "latest", or "latest~N" (N runs before the latest). Caller owns *out. */
+int record_resolve(char **out, const char *state_dir, const char *arg, struct cp_error *err);
+
+/* The lock file: {"version": 1, "stages": {...}}. A missing file gives an
+ * empty lock; a corrupt one is an error naming it. */
+int lock_load(cJSON **out, const char *path, struct cp_error *err);
+int lock_save(const char *path, cJSON *doc, struct cp_error *err);
+
+#endif

@@ -1,0 +1,109 @@
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void build_usage(void)
+{
+	fprintf(stderr, "usage: cpipe build [STAGE...] [--json] [-q]\n");
+}
+
+/* The stages to build: the named ones, else every stage with build:. */
+static int pick_stages(const struct stage ***out, size_t *nout, const struct pipeline *p,
+		       char **names, size_t nnames, bool quiet, struct cp_error *err)
+{
+	const struct stage **v = xcalloc(p->nstages + 1, sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < nnames; i++) {
+		const struct stage *s = pipeline_stage(p, names[i]);
+		if (!s) {
+			free(v);
+			return pipeline_unknown_stage(p, names[i], err);
+		}
+		if (!s->build) {
+			if (!quiet)
+				fprintf(stderr, "cpipe: %s uses image %s, nothing to build\n", s->name,
+					s->image ? s->image : "(none)");
+			continue;
+		}
+		bool seen = false;
+		for (size_t k = 0; k < n; k++)
+			seen |= v[k] == s;
+		if (!seen)
+			v[n++] = s;
+	}
+	for (size_t i = 0; !nnames && i < p->nstages; i++)
+		if (p->stages[i].build)
+			v[n++] = &p->stages[i];
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+int cmd_build(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cp_error err = {0};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		if (!cli_common_option(c, opt)) {
+			build_usage();
+			return EXIT_USAGE;
+		}
+	}
+	struct pipeline *p = NULL;
+	const struct runtime_ops *ops = NULL;
+	struct runtime *rt = NULL;
+	const struct stage **stages = NULL;
+	size_t n = 0;
+	cleanup_free char *state = NULL;
+	cJSON *doc = c->json ? cJSON_CreateArray() : NULL;
+	int rc = EXIT_OK;
+	if (cli_load(&p, c, &err) < 0 || cli_runtime(&ops, c, p, &err) < 0)
+		goto fail;
+	if (!ops->image_prepare) {
+		err.code = EXIT_USAGE;
+		cp_error_set(&err, "build: the %s runtime runs no images; use --runtime docker",
+			     ops->name);
+		goto fail;
+	}
+	if (pick_stages(&stages, &n, p, argv + optind, (size_t)(argc - optind), c->quiet, &err) < 0)
+		goto fail;
+	state = cli_state_dir(p, false, &err);
+	if (ops->open(&rt, p, state, &err) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free char *id = NULL;
+		if (ops->image_prepare(rt, stages[i], true, &id, &err) < 0)
+			goto fail;
+		if (doc) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "stage", stages[i]->name);
+			cJSON_AddStringToObject(o, "id", id);
+			cJSON_AddItemToArray(doc, o);
+		} else if (!c->quiet) {
+			printf("built %s: %s\n", stages[i]->name, id);
+		}
+	}
+	if (doc) {
+		char *text = cJSON_Print(doc);
+		puts(text);
+		free(text);
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	cJSON_Delete(doc);
+	free(stages);
+	if (rt)
+		ops->close(rt);
+	pipeline_free(p);
+	return rc;
+}

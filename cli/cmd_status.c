@@ -1,0 +1,174 @@
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../pipeline/plan.h"
+#include "../pipeline/track.h"
+#include "cli.h"
+
+/* Opens the spec, runtime and tracker that status and verify read. */
+static int open_tracking(struct pipeline **p, const struct runtime_ops **ops, struct runtime **rt,
+			 struct tracker **t, char **state, struct cli *c, struct cp_error *err)
+{
+	if (cli_load(p, c, err) < 0 || cli_runtime(ops, c, *p, err) < 0 ||
+	    !(*state = cli_state_dir(*p, true, err)) || (*ops)->open(rt, *p, *state, err) < 0)
+		return -1;
+	struct track_options to = {.state_dir = *state};
+	return track_open(t, *p, *ops, *rt, &to, err);
+}
+
+static void close_tracking(struct pipeline *p, const struct runtime_ops *ops, struct runtime *rt,
+			   struct tracker *t, char *state)
+{
+	track_close(t, NULL, NULL);
+	if (rt)
+		ops->close(rt);
+	pipeline_free(p);
+	free(state);
+}
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"check", no_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cp_error err = {0};
+	bool check = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		if (opt == 'c')
+			check = true;
+		else if (opt == 's') {
+			if (cli_parse_set(c, optarg, &err) < 0)
+				return cli_fail(&err);
+		} else if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: cpipe status [STAGE...] [--check] [--set S.P=V] [--json]\n");
+			return EXIT_USAGE;
+		}
+	}
+	struct pipeline *p = NULL;
+	const struct runtime_ops *ops = NULL;
+	struct runtime *rt = NULL;
+	struct tracker *t = NULL;
+	char *state = NULL;
+	struct plan all = {0};
+	int rc = EXIT_OK;
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(doc, "stages");
+	int stale = 0;
+	if (open_tracking(&p, &ops, &rt, &t, &state, c, &err) < 0)
+		goto fail;
+	/* Named stages and their upstream are evaluated; only named ones shown. */
+	if (plan_build(&all, p, (const char *const *)argv + optind, (size_t)(argc - optind), false,
+		       NULL, &err) < 0)
+		goto fail;
+	size_t width = 5;
+	for (size_t k = 0; k < all.n; k++)
+		if (strlen(p->stages[all.order[k]].name) > width)
+			width = strlen(p->stages[all.order[k]].name);
+	if (!c->json && !c->quiet)
+		printf("%-*s  %-7s %s\n", (int)width, "STAGE", "STATE", "WHY");
+	for (size_t k = 0; k < all.n; k++) {
+		const struct stage *s = &p->stages[all.order[k]];
+		cJSON *reasons = NULL;
+		if (track_status(&reasons, t, s, &err) < 0)
+			goto fail;
+		bool shown = argc == optind;
+		for (int i = optind; i < argc && !shown; i++)
+			shown = strcmp(argv[i], s->name) == 0;
+		if (!shown) {
+			cJSON_Delete(reasons);
+			continue;
+		}
+		const char *st = s->service ? "service" : cJSON_GetArraySize(reasons) ? "stale" : "fresh";
+		if (strcmp(st, "stale") == 0)
+			stale++;
+		if (!c->json && !c->quiet) {
+			printf(reasons->child ? "%-*s  %-7s" : "%-*s  %s", (int)width, s->name, st);
+			int n = 0;
+			for (const cJSON *r = reasons->child; r; r = r->next) {
+				if (n++ == 0)
+					printf(" %s", r->valuestring);
+				else
+					printf("\n%-*s  %-7s %s", (int)width, "", "", r->valuestring);
+			}
+			putchar('\n');
+		}
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "name", s->name);
+		cJSON_AddStringToObject(e, "state", st);
+		cJSON_AddItemToObject(e, "reasons", reasons);
+		cJSON_AddItemToArray(list, e);
+	}
+	cJSON_AddNumberToObject(doc, "stale", stale);
+	if (c->json) {
+		char *text = cJSON_Print(doc);
+		puts(text);
+		free(text);
+	}
+	if (check && stale > 0) {
+		if (!c->json)
+			fprintf(stderr, "cpipe: %d stage%s stale\n", stale, stale == 1 ? " is" : "s are");
+		rc = EXIT_STAGE_FAILED;
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	cJSON_Delete(doc);
+	plan_free(&all);
+	close_tracking(p, ops, rt, t, state);
+	return rc;
+}
+
+int cmd_verify(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cp_error err = {0};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: cpipe verify [--json]\n");
+			return EXIT_USAGE;
+		}
+	}
+	struct pipeline *p = NULL;
+	const struct runtime_ops *ops = NULL;
+	struct runtime *rt = NULL;
+	struct tracker *t = NULL;
+	char *state = NULL;
+	cJSON *bad = NULL;
+	int rc = EXIT_OK;
+	if (open_tracking(&p, &ops, &rt, &t, &state, c, &err) < 0 || track_verify(&bad, t, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (c->json) {
+		char *text = cJSON_Print(bad);
+		puts(text);
+		free(text);
+	} else {
+		for (const cJSON *m = bad->child; m; m = m->next)
+			printf("%s: %s: expected %s, found %s\n",
+			       cJSON_GetStringValue(cJSON_GetObjectItem(m, "stage")),
+			       cJSON_GetStringValue(cJSON_GetObjectItem(m, "artifact")),
+			       cJSON_GetStringValue(cJSON_GetObjectItem(m, "expected")),
+			       cJSON_GetStringValue(cJSON_GetObjectItem(m, "actual")));
+		if (!c->quiet && cJSON_GetArraySize(bad) == 0)
+			printf("every locked output matches cpipe.lock\n");
+	}
+	if (cJSON_GetArraySize(bad) > 0)
+		rc = EXIT_STAGE_FAILED;
+out:
+	cJSON_Delete(bad);
+	close_tracking(p, ops, rt, t, state);
+	return rc;
+}

@@ -1,0 +1,51 @@
+/* Tracking: what each stage read and wrote, whether it is up to date, and
+ * the run record and lock file that remember it. Bridges the spec model
+ * (pipeline/), the runtimes (where volumes live) and artifacts/ (digests,
+ * records, the lock). */
+#ifndef CPIPE_PIPELINE_TRACK_H
+#define CPIPE_PIPELINE_TRACK_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "../stages/runtime.h"
+#include "plan.h"
+
+struct tracker;
+
+struct track_options {
+	const char *state_dir; /* absolute .cpipe */
+	const char *run_id;    /* NULL: no run record (status, verify) */
+	bool force;            /* --force: every selected job is stale */
+	const struct plan *plan;
+	const char *runtime_name;
+	const struct strvec *argv; /* the command line, for the record */
+};
+
+/* Opens the lock, the stat cache and (with a run id) starts the run
+ * record, written at once with status "running". Caller frees with
+ * track_close. */
+int track_open(struct tracker **out, const struct pipeline *p, const struct runtime_ops *ops,
+	       struct runtime *rt, const struct track_options *o, struct cp_error *err);
+
+/* Executor hooks (see exec.h). before: 1 = the job is up to date and was
+ * recorded as skipped, 0 = run it, -1 = error. after: records the
+ * outcome; for a job that exited 0 it digests the outputs and metrics,
+ * updates the lock, and fails (-1) when a declared output is missing. */
+int track_before(void *ctx, const struct stage *s, struct cp_error *err);
+int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
+
+/* Why `s` is stale, as an array of strings (empty = fresh). Stages must be
+ * evaluated in dependency order: a stale upstream makes it stale too.
+ * Caller owns *reasons. */
+int track_status(cJSON **reasons, struct tracker *t, const struct stage *s, struct cp_error *err);
+
+/* Checks every output recorded in the lock against the files: an array of
+ * {"stage", "artifact", "expected", "actual"} mismatches. Caller owns it. */
+int track_verify(cJSON **out, struct tracker *t, struct cp_error *err);
+
+/* Ends the run record with `status` ("succeeded", "failed",
+ * "interrupted"), saves the stat cache, frees everything. NULL is fine. */
+int track_close(struct tracker *t, const char *status, struct cp_error *err);
+
+#endif

@@ -1,0 +1,604 @@
+#include "docker_api.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_HOST "unix:///var/run/docker.sock"
+/* The newest API version cpipe speaks; older daemons get their own. */
+#define MAX_API_MAJOR 1
+#define MAX_API_MINOR 41
+/* Mounts, DeviceRequests-less create, condition=not-running wait. */
+#define MIN_API_MINOR 25
+#define BODY_MAX (64u << 20)
+
+struct docker {
+	char *host;   /* as configured, for messages */
+	char *socket; /* unix socket path, or NULL for tcp */
+	char *base;   /* URL scheme and authority */
+	char *cert_dir; /* TLS client certificates, or NULL */
+	bool tls_verify;
+	char version[16];
+	char prefix[24]; /* "/v1.41", "" before negotiation */
+	CURL *h;
+};
+
+struct xfer {
+	const struct docker_req *rq;
+	struct strbuf body;
+	CURL *h;
+	long status;
+	bool headers_done;
+	bool aborted; /* on_data asked to stop */
+	bool too_big;
+	struct curl_slist *hdrs;
+	char *json_text;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+/* CPIPE_DOCKER_TRACE=1 prints every API request with its status and time. */
+static bool trace_enabled(void)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *v = getenv("CPIPE_DOCKER_TRACE");
+		on = v && *v && strcmp(v, "0") != 0;
+	}
+	return on;
+}
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+const char *docker_host(const struct docker *d)
+{
+	return d->host;
+}
+
+bool docker_is_local(const struct docker *d)
+{
+	return d->socket != NULL;
+}
+
+const char *docker_api_version(const struct docker *d)
+{
+	return d->version;
+}
+
+const char *docker_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+char *docker_escape(struct docker *d, const char *s)
+{
+	char *e = curl_easy_escape(d->h, s, 0);
+	if (!e)
+		abort();
+	char *out = xstrdup(e);
+	curl_free(e);
+	return out;
+}
+
+static int parse_host(struct docker *d, const char *host, struct cp_error *err)
+{
+	d->host = xstrdup(host);
+	const char *tls = getenv("DOCKER_TLS_VERIFY");
+	d->tls_verify = tls && *tls && strcmp(tls, "0") != 0;
+	if (str_has_prefix(host, "unix://")) {
+		if (!host[7]) {
+			err->code = EXIT_RUNTIME;
+			return cp_error_set(err, "DOCKER_HOST=%s: no socket path", host);
+		}
+		d->socket = xstrdup(host + 7);
+		d->base = xstrdup("http://localhost");
+		return 0;
+	}
+	if (str_has_prefix(host, "tcp://") || str_has_prefix(host, "http://") ||
+	    str_has_prefix(host, "https://")) {
+		const char *rest = strstr(host, "://") + 3;
+		size_t n = strcspn(rest, "/");
+		bool https = d->tls_verify || str_has_prefix(host, "https://");
+		d->base = xasprintf("%s://%.*s", https ? "https" : "http", (int)n, rest);
+		if (https) {
+			const char *dir = getenv("DOCKER_CERT_PATH");
+			const char *home = getenv("HOME");
+			if (dir && *dir)
+				d->cert_dir = xstrdup(dir);
+			else if (home)
+				d->cert_dir = xasprintf("%s/.docker", home);
+		}
+		return 0;
+	}
+	err->code = EXIT_RUNTIME;
+	return cp_error_set(err, "DOCKER_HOST=%s: unsupported; use unix://PATH or tcp://HOST:PORT",
+			    host);
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
+		long status = 0;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && !x->headers_done) {
+			x->headers_done = true;
+			x->status = status;
+			if (x->rq->on_headers)
+				x->rq->on_headers(x->rq->ud, status);
+		}
+	}
+	return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	if (x->rq->on_data && x->status < 400) {
+		if (x->rq->on_data(x->rq->ud, data, len) < 0) {
+			x->aborted = true;
+			return 0;
+		}
+		return len;
+	}
+	if (sb_add(&x->body, data, len) < 0) {
+		x->too_big = true;
+		return 0;
+	}
+	return len;
+}
+
+static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	const struct xfer *x = ud;
+	return x->rq->cancel && atomic_load(x->rq->cancel) ? 1 : 0;
+}
+
+static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
+{
+	long os_errno = 0;
+	curl_easy_getinfo(d->h, CURLINFO_OS_ERRNO, &os_errno);
+	const char *why = os_errno ? strerror((int)os_errno) : curl_easy_strerror(rc);
+	err->code = EXIT_RUNTIME;
+	cp_error_set(err,
+		     "cannot connect to the Docker daemon at %s: %s (is dockerd running? "
+		     "DOCKER_HOST selects another daemon)",
+		     d->host, why);
+	err->code = EXIT_RUNTIME;
+	return -1;
+}
+
+/* The daemon's message from an error body, else a generic one. */
+static int status_error(const struct docker_req *rq, const struct xfer *x, struct cp_error *err)
+{
+	cJSON *j = x->body.len ? cJSON_Parse(x->body.buf) : NULL;
+	const char *msg = docker_str(j, "message");
+	if (msg)
+		cp_error_set(err, "%s", msg);
+	else if (x->body.len && x->body.len < 512)
+		cp_error_set(err, "%s %s: HTTP %ld: %s", rq->method, rq->path, x->status,
+			     x->body.buf);
+	else
+		cp_error_set(err, "%s %s: HTTP %ld", rq->method, rq->path, x->status);
+	/* Strip a trailing newline some daemons add. */
+	size_t n = strlen(err->msg);
+	while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == '\r'))
+		err->msg[--n] = '\0';
+	err->code = EXIT_STAGE_FAILED;
+	cJSON_Delete(j);
+	return -1;
+}
+
+/* Sets every option of one request on d->h; undone by finish(). */
+static void prepare(struct docker *d, const struct docker_req *rq, struct xfer *x)
+{
+	CURL *h = d->h;
+	*x = (struct xfer){.rq = rq, .h = h, .body = {.max = BODY_MAX}};
+	curl_easy_reset(h);
+	cleanup_free char *url = xasprintf("%s%s%s", d->base, d->prefix, rq->path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	if (d->socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, d->socket);
+	if (d->cert_dir) {
+		cleanup_free char *cert = xasprintf("%s/cert.pem", d->cert_dir);
+		cleanup_free char *key = xasprintf("%s/key.pem", d->cert_dir);
+		cleanup_free char *ca = xasprintf("%s/ca.pem", d->cert_dir);
+		curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+		if (d->tls_verify)
+			curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+		else
+			curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+	}
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	if (rq->timeout_ms > 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	if (rq->cancel) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	}
+	/* Large uploads would otherwise wait for "100 Continue". */
+	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+
+	const char *m = rq->method;
+	if (rq->upload) {
+		cleanup_free char *ct = xasprintf("Content-Type: %s",
+						  rq->content_type ? rq->content_type
+								   : "application/x-tar");
+		x->hdrs = curl_slist_append(x->hdrs, ct);
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_READDATA, rq->upload);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->upload_size);
+	} else if (rq->json) {
+		x->json_text = cJSON_PrintUnformatted(rq->json);
+		x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->json_text);
+	} else if (strcmp(m, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+	}
+	if (strcmp(m, "HEAD") == 0)
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	else if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0)
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+}
+
+/* Maps the outcome of a transfer to 0 / -1 and err; frees x. */
+static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x, CURLcode rc,
+		  long *status_out, cJSON **json_out, struct cp_error *err)
+{
+	CURL *h = d->h;
+	const char *m = rq->method;
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (!x->status)
+		x->status = status;
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	if (x->json_text)
+		cJSON_free(x->json_text);
+	x->json_text = NULL;
+	if (status_out)
+		*status_out = x->status;
+
+	int ret = 0;
+	if (x->aborted) {
+		ret = -1; /* on_data set err */
+	} else if (rq->cancel && atomic_load(rq->cancel) && rc != CURLE_OK) {
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "%s %s: cancelled", m, rq->path);
+		ret = -1;
+	} else if (rc != CURLE_OK && x->status == 0 &&
+		   (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		    rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR ||
+		    rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
+		ret = connect_error(d, rc, err);
+	} else if (x->too_big) {
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "%s %s: response larger than %u bytes", m, rq->path, BODY_MAX);
+		ret = -1;
+	} else if (x->status >= 400) {
+		ret = status_error(rq, x, err);
+	} else if (rc != CURLE_OK) {
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "Docker API %s %s: %s", m, rq->path,
+			     *x->errbuf ? x->errbuf : curl_easy_strerror(rc));
+		err->code = EXIT_RUNTIME;
+		ret = -1;
+	} else if (json_out && x->body.len) {
+		*json_out = cJSON_Parse(x->body.buf);
+	}
+	sb_free(&x->body);
+	return ret;
+}
+
+int docker_call(struct docker *d, const struct docker_req *rq, long *status_out,
+		cJSON **json_out, struct cp_error *err)
+{
+	struct xfer x;
+	if (status_out)
+		*status_out = 0;
+	if (json_out)
+		*json_out = NULL;
+	prepare(d, rq, &x);
+	long long t0 = now_ms();
+	CURLcode rc = curl_easy_perform(d->h);
+	int ret = finish(d, rq, &x, rc, status_out, json_out, err);
+	if (trace_enabled())
+		fprintf(stderr, "cpipe: docker %s %s%s: %ld (%lld ms)\n", rq->method, d->prefix,
+			rq->path, x.status, now_ms() - t0);
+	return ret;
+}
+
+int docker_json(struct docker *d, const char *method, const char *path, const cJSON *body,
+		long *status_out, cJSON **json_out, struct cp_error *err)
+{
+	struct docker_req rq = {.method = method, .path = path, .json = body};
+	return docker_call(d, &rq, status_out, json_out, err);
+}
+
+struct stream {
+	int (*on_msg)(void *ud, const cJSON *msg);
+	void *ud;
+	struct cp_error *err;
+	struct strbuf line;
+	const struct docker_req *user;
+};
+
+static int stream_line(struct stream *s, char *line)
+{
+	while (*line == ' ' || *line == '\r')
+		line++;
+	if (!*line)
+		return 0;
+	cJSON *msg = cJSON_Parse(line);
+	if (!msg)
+		return 0; /* not JSON: nothing we understand */
+	int rc = 0;
+	const cJSON *detail = cJSON_GetObjectItemCaseSensitive(msg, "errorDetail");
+	const char *e = docker_str(msg, "error");
+	if (!e)
+		e = docker_str(detail, "message");
+	if (e) {
+		cp_error_set(s->err, "%s", e);
+		s->err->code = EXIT_STAGE_FAILED;
+		size_t n = strlen(s->err->msg);
+		while (n && (s->err->msg[n - 1] == '\n' || s->err->msg[n - 1] == '\r'))
+			s->err->msg[--n] = '\0';
+		rc = -1;
+	} else if (s->on_msg) {
+		rc = s->on_msg(s->ud, msg);
+	}
+	cJSON_Delete(msg);
+	return rc;
+}
+
+static int stream_data(void *ud, const char *data, size_t n)
+{
+	struct stream *s = ud;
+	const char *p = data, *end = data + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			if (sb_add(&s->line, p, (size_t)(end - p)) < 0) {
+				s->err->code = EXIT_RUNTIME;
+				return cp_error_set(s->err, "%s %s: message too long",
+						    s->user->method, s->user->path);
+			}
+			return 0;
+		}
+		sb_add(&s->line, p, (size_t)(nl - p));
+		char *line = sb_detach(&s->line);
+		int rc = stream_line(s, line);
+		free(line);
+		if (rc < 0)
+			return -1;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int docker_json_stream(struct docker *d, const struct docker_req *rq,
+		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
+		       struct cp_error *err)
+{
+	struct stream s = {.on_msg = on_msg, .ud = ud, .err = err, .line = {.max = 16u << 20},
+			   .user = rq};
+	struct docker_req r = *rq;
+	r.on_data = stream_data;
+	r.ud = &s;
+	int rc = docker_call(d, &r, status_out, NULL, err);
+	if (rc == 0 && s.line.len) {
+		char *line = sb_detach(&s.line);
+		rc = stream_line(&s, line);
+		free(line);
+	}
+	sb_free(&s.line);
+	return rc;
+}
+
+struct docker_stream {
+	struct docker *d;
+	struct docker_req rq;
+	char *path;
+	struct xfer x;
+	CURLM *m;
+	struct strbuf buf; /* received, not yet read */
+	size_t off;
+	bool done;        /* the transfer ended */
+	bool finished;    /* finish() ran */
+	CURLcode result;
+};
+
+static int stream_append(void *ud, const char *data, size_t n)
+{
+	struct docker_stream *s = ud;
+	sb_add(&s->buf, data, n);
+	return 0;
+}
+
+/* One round of the transfer: waits up to a second for the socket. */
+static void stream_drive(struct docker_stream *s)
+{
+	int running = 0, left = 0;
+	curl_multi_perform(s->m, &running);
+	CURLMsg *msg;
+	while ((msg = curl_multi_info_read(s->m, &left)))
+		if (msg->msg == CURLMSG_DONE) {
+			s->done = true;
+			s->result = msg->data.result;
+		}
+	if (!s->done && s->off == s->buf.len)
+		curl_multi_poll(s->m, NULL, 0, 1000, NULL);
+}
+
+static int stream_end(struct docker_stream *s, long *status_out, struct cp_error *err)
+{
+	curl_multi_remove_handle(s->m, s->d->h);
+	s->finished = true;
+	return finish(s->d, &s->rq, &s->x, s->result, status_out, NULL, err);
+}
+
+int docker_stream_open(struct docker_stream **out, struct docker *d, const char *path,
+		       long *status_out, struct cp_error *err)
+{
+	struct docker_stream *s = xcalloc(1, sizeof(*s));
+	s->d = d;
+	s->path = xstrdup(path);
+	s->rq = (struct docker_req){.method = "GET", .path = s->path, .on_data = stream_append,
+				    .ud = s};
+	if (status_out)
+		*status_out = 0;
+	prepare(d, &s->rq, &s->x);
+	s->m = curl_multi_init();
+	curl_multi_add_handle(s->m, d->h);
+	while (!s->done && !s->x.headers_done)
+		stream_drive(s);
+	if (status_out)
+		*status_out = s->x.status;
+	if (s->done || s->x.status >= 400) {
+		while (!s->done)
+			stream_drive(s);
+		if (stream_end(s, status_out, err) < 0) {
+			docker_stream_close(s);
+			return -1;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+long docker_stream_read(struct docker_stream *s, void *buf, size_t n, struct cp_error *err)
+{
+	while (s->off == s->buf.len) {
+		sb_reset(&s->buf);
+		s->off = 0;
+		if (s->done) {
+			if (!s->finished && stream_end(s, NULL, err) < 0)
+				return -1;
+			return 0;
+		}
+		stream_drive(s);
+	}
+	size_t k = s->buf.len - s->off;
+	if (k > n)
+		k = n;
+	memcpy(buf, s->buf.buf + s->off, k);
+	s->off += k;
+	return (long)k;
+}
+
+void docker_stream_close(struct docker_stream *s)
+{
+	if (!s)
+		return;
+	if (!s->finished) {
+		struct cp_error ignored = {0};
+		stream_end(s, NULL, &ignored);
+	}
+	curl_multi_cleanup(s->m);
+	sb_free(&s->buf);
+	free(s->path);
+	free(s);
+}
+
+static int parse_version(const char *v, int *major, int *minor)
+{
+	return v && sscanf(v, "%d.%d", major, minor) == 2 ? 0 : -1;
+}
+
+int docker_open(struct docker **out, struct cp_error *err)
+{
+	pthread_once(&curl_once, curl_init_once);
+	struct docker *d = xcalloc(1, sizeof(*d));
+	const char *host = getenv("DOCKER_HOST");
+	if (parse_host(d, host && *host ? host : DEFAULT_HOST, err) < 0)
+		goto fail;
+	if (!(d->h = curl_easy_init())) {
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "libcurl: cannot create a handle");
+		goto fail;
+	}
+	cJSON *v = NULL;
+	if (docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0) {
+		if (err->code != EXIT_RUNTIME)
+			cp_error_prefix(err, "Docker daemon at %s", d->host);
+		err->code = EXIT_RUNTIME;
+		goto fail;
+	}
+	int major = 0, minor = 0;
+	if (parse_version(docker_str(v, "ApiVersion"), &major, &minor) < 0) {
+		cJSON_Delete(v);
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "Docker daemon at %s: GET /version gave no ApiVersion", d->host);
+		goto fail;
+	}
+	cJSON_Delete(v);
+	if (major > MAX_API_MAJOR || (major == MAX_API_MAJOR && minor > MAX_API_MINOR)) {
+		major = MAX_API_MAJOR;
+		minor = MAX_API_MINOR;
+	}
+	if (major < 1 || (major == 1 && minor < MIN_API_MINOR)) {
+		err->code = EXIT_RUNTIME;
+		cp_error_set(err, "Docker daemon at %s speaks API %d.%d; cpipe needs 1.%d or newer",
+			     d->host, major, minor, MIN_API_MINOR);
+		goto fail;
+	}
+	snprintf(d->version, sizeof(d->version), "%d.%d", major, minor);
+	snprintf(d->prefix, sizeof(d->prefix), "/v%d.%d", major, minor);
+	*out = d;
+	return 0;
+fail:
+	docker_close(d);
+	return -1;
+}
+
+struct docker *docker_clone(const struct docker *src)
+{
+	struct docker *d = xcalloc(1, sizeof(*d));
+	d->host = xstrdup(src->host);
+	d->socket = src->socket ? xstrdup(src->socket) : NULL;
+	d->base = xstrdup(src->base);
+	d->cert_dir = src->cert_dir ? xstrdup(src->cert_dir) : NULL;
+	d->tls_verify = src->tls_verify;
+	memcpy(d->version, src->version, sizeof(d->version));
+	memcpy(d->prefix, src->prefix, sizeof(d->prefix));
+	if (!(d->h = curl_easy_init()))
+		abort();
+	return d;
+}
+
+void docker_close(struct docker *d)
+{
+	if (!d)
+		return;
+	if (d->h)
+		curl_easy_cleanup(d->h);
+	free(d->host);
+	free(d->socket);
+	free(d->base);
+	free(d->cert_dir);
+	free(d);
+}

@@ -1,0 +1,93 @@
+/* A small Docker Engine API client: libcurl over the daemon's unix socket
+ * (or DOCKER_HOST as unix://PATH, tcp://HOST:PORT, with TLS when
+ * DOCKER_TLS_VERIFY is set), JSON bodies with cJSON, the API version
+ * negotiated once with GET /version and used as the /v1.xx prefix.
+ *
+ * A client is one curl handle and is used by one thread at a time; give
+ * every other thread its own with docker_clone. Errors: an unreachable
+ * daemon fails with err->code EXIT_RUNTIME and a message naming the socket;
+ * an HTTP status >= 400 fails with the daemon's own `message` and
+ * err->code EXIT_STAGE_FAILED (callers prefix context). */
+#ifndef CPIPE_STAGES_DOCKER_API_H
+#define CPIPE_STAGES_DOCKER_API_H
+
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../lib/error.h"
+
+struct docker;
+
+/* Connects to the daemon DOCKER_HOST names (default
+ * unix:///var/run/docker.sock) and negotiates the API version. Caller frees
+ * *out with docker_close. */
+int docker_open(struct docker **out, struct cp_error *err);
+
+/* A new client for the same daemon and API version, for another thread. */
+struct docker *docker_clone(const struct docker *d);
+void docker_close(struct docker *d);
+
+/* "unix:///var/run/docker.sock" or "tcp://host:port"; lent. */
+const char *docker_host(const struct docker *d);
+/* True when the daemon listens on a unix socket, so its paths are ours. */
+bool docker_is_local(const struct docker *d);
+/* The negotiated API version, e.g. "1.41"; lent. */
+const char *docker_api_version(const struct docker *d);
+
+/* URL-escapes a query value. Caller owns. */
+char *docker_escape(struct docker *d, const char *s);
+
+struct docker_req {
+	const char *method; /* "GET", "POST", "DELETE", "PUT", "HEAD" */
+	const char *path;   /* "/containers/create?name=x", without the version */
+	const cJSON *json;  /* request body, or NULL */
+	FILE *upload;       /* raw request body read from here (a tar), or NULL */
+	long long upload_size;
+	const char *content_type; /* of `upload`; default application/x-tar */
+	/* Streamed response: called as the body arrives (status < 400 only);
+	 * return 0 to go on, -1 to abort the transfer. Without it the body is
+	 * collected and parsed as JSON. */
+	int (*on_data)(void *ud, const char *data, size_t n);
+	/* Called once the response headers are in, with the status. */
+	void (*on_headers)(void *ud, long status);
+	void *ud;
+	/* The transfer is aborted (within about a second) once *cancel != 0. */
+	const atomic_int *cancel;
+	long timeout_ms; /* 0 = none */
+};
+
+/* Performs a request. Returns 0 on a 1xx-3xx status, -1 otherwise (daemon
+ * message in err) or when the daemon cannot be reached. *status_out (may
+ * be NULL) is the HTTP status, 0 when there was none. *json_out (may be
+ * NULL) receives the parsed JSON body of a collected response, NULL when
+ * it was empty or not JSON; caller deletes it. */
+int docker_call(struct docker *d, const struct docker_req *rq, long *status_out,
+		cJSON **json_out, struct cp_error *err);
+
+/* Shorthand for docker_call with a JSON body and a collected response. */
+int docker_json(struct docker *d, const char *method, const char *path, const cJSON *body,
+		long *status_out, cJSON **json_out, struct cp_error *err);
+
+/* A request whose response is a stream of JSON messages, one a line (build,
+ * image pull, image import). `on_msg` sees each message; a message with
+ * "error" ends the call with that error. Returns as docker_call. */
+int docker_json_stream(struct docker *d, const struct docker_req *rq,
+		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
+		       struct cp_error *err);
+
+/* A GET whose body is read on demand (a tar for libarchive). Opening waits
+ * for the response headers; a status >= 400 fails with the daemon's
+ * message and *status_out (may be NULL) says which. */
+struct docker_stream;
+int docker_stream_open(struct docker_stream **out, struct docker *d, const char *path,
+		       long *status_out, struct cp_error *err);
+/* Up to n bytes of the body; 0 at its end, -1 with err set on failure. */
+long docker_stream_read(struct docker_stream *s, void *buf, size_t n, struct cp_error *err);
+void docker_stream_close(struct docker_stream *s);
+
+/* The string member `key` of object `o`, or NULL; lent. */
+const char *docker_str(const cJSON *o, const char *key);
+
+#endif
