@@ -296,8 +296,19 @@ static void key_reasons(cJSON *reasons, const cJSON *old, const cJSON *cur)
 		if (!cJSON_GetObjectItem(cp, e->string))
 			add_reason(reasons, "params.%s removed", e->string);
 
-	static const char *const fields[] = {"image", "command", "entrypoint", "environment",
-					     "working_dir", "user", "mounts"};
+	const cJSON *oe = cJSON_GetObjectItem(old, "environment"),
+		    *ce = cJSON_GetObjectItem(cur, "environment");
+	for (const cJSON *e = ce ? ce->child : NULL; e; e = e->next) {
+		const cJSON *was = cJSON_GetObjectItem(oe, e->string);
+		if (!was || !json_equal(was, e))
+			add_reason(reasons, "environment %s %s", e->string, was ? "changed" : "added");
+	}
+	for (const cJSON *e = oe ? oe->child : NULL; e; e = e->next)
+		if (!cJSON_GetObjectItem(ce, e->string))
+			add_reason(reasons, "environment %s removed", e->string);
+
+	static const char *const fields[] = {"image", "command", "entrypoint", "working_dir",
+					     "user", "mounts"};
 	for (size_t i = 0; i < ARRAY_LEN(fields); i++)
 		if (!json_equal(cJSON_GetObjectItem(old, fields[i]), cJSON_GetObjectItem(cur, fields[i])))
 			add_reason(reasons, "%s changed", fields[i]);
@@ -604,12 +615,8 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 	}
 	const char *status = s->service ? "service" : rc < 0 || !ok ? "failed" : "ran";
 	cJSON *e = stage_entry(t, s, status);
-	cJSON *inputs = cJSON_AddArrayToObject(e, "inputs");
-	for (const cJSON *i = ts->inputs ? ts->inputs->child : NULL; i; i = i->next) {
-		cJSON *o = cJSON_Duplicate(i, true);
-		cJSON_AddStringToObject(o, "artifact", i->string);
-		cJSON_AddItemToArray(inputs, o);
-	}
+	cJSON_AddItemToObject(e, "inputs",
+			      ts->inputs ? cJSON_Duplicate(ts->inputs, true) : cJSON_CreateObject());
 	cJSON_AddItemToObject(e, "outputs", outputs);
 	cJSON_AddItemToObject(e, "metrics", metrics);
 	cJSON_AddNumberToObject(e, "exit_code", exit_code);

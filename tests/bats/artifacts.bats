@@ -1,0 +1,214 @@
+#!/usr/bin/env bats
+# Artifacts and provenance on the local runtime: digests, records, skipping,
+# status reasons, the lock, secrets, crash safety, verify.
+
+load helpers
+
+# prepare -> train -> evaluate, deterministic, with params and metrics.
+pipeline() {
+	mkdir -p data
+	printf '1\n2\n3\n4\n' > data/raw.txt
+	spec <<'EOF'
+volumes:
+  work: {}
+stages:
+  prepare:
+    command: sh -c 'mkdir -p /w/data && sort -n /in/raw.txt > /w/data/clean.txt && echo prepared'
+    volumes: [work:/w, ./data:/in:ro]
+    inputs: [./data/raw.txt]
+    outputs: [work:/data/clean.txt]
+  train:
+    command: sh -c 'mkdir -p /w/model && awk -v lr=$$CPIPE_PARAM_LR "{s+=\$$1*lr} END {print s}" /w/data/clean.txt > /w/model/ckpt && echo trained'
+    volumes: [work:/w]
+    params: {lr: 0.5, epochs: 1}
+    environment:
+      API_TOKEN: ${API_TOKEN:-tok-abcdef-123456}
+    inputs: [work:/data/clean.txt]
+    outputs: [work:/model/ckpt]
+  evaluate:
+    command: [sh, -c, 'echo "{\"score\": $$(cat /w/model/ckpt)}" > /w/metrics.json && echo evaluated']
+    volumes: [work:/w]
+    inputs: [work:/model/ckpt]
+    metrics: [work:/metrics.json]
+EOF
+}
+
+last_record() {
+	ls "$PROJ"/.cpipe/runs/*.json | sort | tail -1
+}
+
+@test "records hold stages, commands, params, digests equal to sha256sum, and git facts" {
+	pipeline
+	git init -q . && git add -A && git -c user.email=t@t -c user.name=t commit -qm init
+	git remote add origin https://alice:s3cr3t@example.invalid/ml/repo.git
+	run cpipe run
+	[ "$status" -eq 0 ] || fail "run failed"
+	rec=$(last_record)
+	jq -e '.schema == "cpipe-run/1" and .status == "succeeded" and .runtime == "local"' "$rec" >/dev/null || fail "header"
+	jq -e '.git.commit == "'"$(git rev-parse HEAD)"'" and .git.branch != null and .git.dirty == false' "$rec" >/dev/null || fail "git facts: $(jq .git "$rec")"
+	jq -e '.git.remote == "https://example.invalid/ml/repo.git"' "$rec" >/dev/null || fail "remote credentials not stripped"
+	jq -e '[.stages[].name] == ["prepare","train","evaluate"]' "$rec" >/dev/null || fail "stages"
+	jq -e '.stages[1].params.lr == "0.5" and .stages[1].status == "ran" and .stages[1].exit_code == 0' "$rec" >/dev/null || fail "train entry"
+	jq -e '.stages[1].image.digest == "local" and (.stages[1].key | startswith("sha256:"))' "$rec" >/dev/null || fail "image/key"
+	jq -e '.stages[2].metrics["work:/metrics.json"].values.score == 5' "$rec" >/dev/null || fail "metrics"
+	want="sha256:$(sha256sum .cpipe/volumes/work/model/ckpt | cut -d' ' -f1)"
+	[ "$(jq -r '.stages[1].outputs["work:/model/ckpt"].digest' "$rec")" = "$want" ] || fail "output digest != sha256sum"
+	[ "$(jq -r '.stages[2].inputs["work:/model/ckpt"].digest' "$rec")" = "$want" ] || fail "input digest != sha256sum"
+	want_raw="sha256:$(sha256sum data/raw.txt | cut -d' ' -f1)"
+	[ "$(jq -r '.stages[0].inputs["./data/raw.txt"].digest' "$rec")" = "$want_raw" ] || fail "host input digest"
+	log=$(jq -r '.stages[0].log' "$rec")
+	[ "$(cat "$log")" = prepared ] || fail "log path"
+}
+
+@test "a secret in the environment never reaches .cpipe/ or the lock" {
+	pipeline
+	API_TOKEN=tok-super-secret-98765 run cpipe run
+	[ "$status" -eq 0 ] || fail "run failed"
+	! grep -r "tok-super-secret-98765" .cpipe cpipe.lock || fail "secret written down"
+	jq -e '.stages[1].environment.API_TOKEN == "<redacted>"' "$(last_record)" >/dev/null || fail "not redacted"
+}
+
+@test "a second run skips every stage and says so" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	run cpipe run
+	[ "$status" -eq 0 ] || fail "second run failed"
+	assert_contains "prepare is up to date, skipped"
+	assert_contains "train is up to date, skipped"
+	assert_contains "evaluate is up to date, skipped"
+	refute_contains "trained"
+	jq -e '[.stages[].status] == ["skipped","skipped","skipped"] and (.stages[0].reused_from | length > 0)' "$(last_record)" >/dev/null || fail "record of skips"
+}
+
+@test "--set reruns exactly the affected stages and the record shows the override" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	run cpipe run --set train.lr=2
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "prepare is up to date, skipped"
+	assert_contains "train    | trained"
+	assert_contains "evaluate | evaluated"
+	jq -e '.overrides["train.lr"] == "2" and .stages[1].param_overrides.lr == "2" and .stages[1].params.lr == "2"' "$(last_record)" >/dev/null || fail "override not recorded"
+	run cpipe status train
+	assert_contains "params.lr 2 → 0.5"
+}
+
+@test "--force reruns what is up to date" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	run cpipe run --force prepare
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "prepare | prepared"
+}
+
+@test "an upstream rerun with identical output leaves downstream fresh" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	# Same numbers, other order: prepare reruns, its sorted output is identical.
+	printf '4\n3\n2\n1\n' > data/raw.txt
+	run cpipe status
+	assert_contains "input ./data/raw.txt changed"
+	run cpipe run
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "prepare  | prepared"
+	assert_contains "train is up to date, skipped"
+	assert_contains "evaluate is up to date, skipped"
+}
+
+@test "editing an input makes exactly the dependent stages stale, and status says why" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	run cpipe status --check
+	[ "$status" -eq 0 ] || fail "fresh pipeline reported stale: $output"
+	echo 6 > "$(vol work)/model/ckpt"
+	run cpipe status
+	[[ "$output" == *"prepare   fresh"* ]] || fail "prepare should be fresh"
+	assert_contains "train     stale   output work:/model/ckpt changed (sha256:"
+	assert_contains "evaluate  stale   input work:/model/ckpt changed (sha256:"
+	run cpipe status --check
+	[ "$status" -eq 1 ] || fail "--check should exit 1"
+	run cpipe status --json
+	echo "$output" | jq -e '.stale == 2 and .stages[0].state == "fresh" and (.stages[2].reasons | length) >= 1' >/dev/null || fail "status json"
+	rm "$(vol work)/metrics.json"
+	run cpipe status evaluate
+	assert_contains "output work:/metrics.json missing"
+	run cpipe status
+	[[ "$output" != *"never ran"* ]] || fail "locked stages reported as never ran"
+	rm cpipe.lock
+	run cpipe status prepare
+	assert_contains "never ran"
+}
+
+@test "the lock is byte-identical across clean runs and lists keys, inputs and outputs" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	cp cpipe.lock "$BATS_TEST_TMPDIR/first.lock"
+	rm -rf .cpipe cpipe.lock
+	cpipe run >/dev/null 2>&1
+	cmp cpipe.lock "$BATS_TEST_TMPDIR/first.lock" || fail "locks differ: $(diff cpipe.lock "$BATS_TEST_TMPDIR/first.lock")"
+	jq -e '.stages.train.key and .stages.train.inputs["work:/data/clean.txt"].size == 8 and .stages.train.outputs["work:/model/ckpt"].digest' cpipe.lock >/dev/null || fail "lock content"
+	jq -e '.stages | keys == ["evaluate","prepare","train"]' cpipe.lock >/dev/null || fail "lock not sorted"
+}
+
+@test "a stage that does not write a declared output fails" {
+	spec <<'EOF'
+volumes:
+  v: {}
+stages:
+  lazy:
+    command: "true"
+    volumes: [v:/v]
+    outputs: [v:/never-written]
+EOF
+	run cpipe run
+	[ "$status" -eq 1 ] || fail "expected exit 1"
+	assert_contains 'stage "lazy" exited 0 but did not write its declared output v:/never-written'
+}
+
+@test "verify rehashes outputs against the lock" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	run cpipe verify
+	[ "$status" -eq 0 ] || fail "verify failed on intact outputs"
+	echo tampered > "$(vol work)/data/clean.txt"
+	run cpipe verify
+	[ "$status" -eq 1 ] || fail "verify missed a change"
+	assert_contains "prepare: work:/data/clean.txt: expected sha256:"
+}
+
+@test "kill -9 at any moment never leaves a torn record, cache or lock, and the next run finishes" {
+	spec <<'EOF'
+volumes:
+  v: {}
+x-s: &s
+  volumes: [v:/v]
+stages:
+  s1: {<<: *s, command: "sh -c 'seq 1 20000 > /v/s1'", outputs: [v:/s1]}
+  s2: {<<: *s, command: "sh -c 'sort -r /v/s1 > /v/s2'", outputs: [v:/s2], inputs: [v:/s1]}
+  s3: {<<: *s, command: "sh -c 'wc -l < /v/s2 > /v/s3'", outputs: [v:/s3], inputs: [v:/s2]}
+  s4: {<<: *s, command: "sh -c 'cat /v/s3 /v/s3 > /v/s4'", outputs: [v:/s4], inputs: [v:/s3]}
+EOF
+	for delay in 0.002 0.005 0.01 0.02 0.03 0.05 0.08 0.12; do
+		"$CPIPE_BIN" -q run --force > /dev/null 2>&1 &
+		pid=$!
+		sleep "$delay"
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		for f in .cpipe/runs/*.json cpipe.lock .cpipe/cache/executions.json; do
+			[ -e "$f" ] || continue
+			jq -e . "$f" > /dev/null || fail "torn file $f after kill -9 at ${delay}s"
+		done
+		# The sandbox dies with cpipe: nothing keeps running.
+		sleep 0.2
+		for cwd in /proc/[0-9]*/cwd; do
+			[ "$(readlink "$cwd" 2>/dev/null)" != "$PROJ" ] || [ "$cwd" = "/proc/$$/cwd" ] || [ "$cwd" = "/proc/$BASHPID/cwd" ] ||
+				fail "a stage process survived kill -9: $cwd"
+		done
+	done
+	run cpipe run
+	[ "$status" -eq 0 ] || fail "the run after the kills failed"
+	[ "$(cat "$(vol v)/s4" | tr -d ' ')" = "$(printf '20000\n20000')" ] || fail "outputs wrong after recovery"
+	run cpipe status --check
+	[ "$status" -eq 0 ] || fail "not fresh after recovery: $output"
+	ls cpipe.lock.tmp.* .cpipe/runs/*.tmp.* 2>/dev/null && fail "temporary files left behind" || true
+}
