@@ -23,7 +23,9 @@
  * Example, a tree holding "a" (0644, "hi\n") and an empty "sub/" (0755)
  * lists two records:  a NUL f NUL 644 NUL 3 NUL sha256:98ea6e4f...07be4 LF
  *                     sub NUL d NUL 755 NUL 0 NUL LF
- * An empty directory hashes the empty string. Every directory must appear
+ * An empty directory hashes the empty string, as an empty file does: the
+ * digest alone does not tell the type (struct tree_digest.type does).
+ * Every directory must appear
  * as its own 'd' entry. Only regular files, directories and symlinks may
  * occur; two entries naming the same inode (a hardlink inside the tree) are
  * an error, as is any other file type. A tar stream gives the same digest
@@ -86,11 +88,29 @@ struct tree_digest {
 
 /* Digest of `path`, which may be a regular file, a directory (canonical
  * listing above) or a symlink (never followed, nor is any link below a
- * directory, so nothing outside `path` is read). Uses and updates `sc`
- * (may be NULL). Large trees are hashed on a few threads; the result does
- * not depend on it. Fails naming the path of the first offending entry. */
+ * directory, and entries are opened with openat2 RESOLVE_BENEATH, so
+ * nothing outside `path` is read). Uses and updates `sc` (may be NULL).
+ * When the files to read add up to 16 MiB or more they are read on up to 4
+ * threads; the result does not depend on it. Fails naming the offending
+ * path: a special file, a hardlink between two entries, an I/O error, a
+ * file that keeps changing while it is read. */
 int digest_tree(struct tree_digest *out, const char *path, struct statcache *sc,
 		struct cp_error *err);
+
+/* One path for digest_trees: set `path`; the rest is filled in. */
+struct tree_request {
+	const char *path;
+	struct tree_digest out;
+	int rc;              /* 0, or -1 with err set */
+	struct cp_error err;
+};
+
+/* digest_tree of many paths at once, as `status` needs for the outputs of
+ * every stage: the walks (mostly stat calls) and the reads run on a few
+ * threads, the stat cache is used on the calling thread only. Every request
+ * gets its own result; returns 0 when all succeeded, else -1 with the first
+ * failing request's error copied to *err. */
+int digest_trees(struct tree_request *reqs, size_t n, struct statcache *sc, struct cp_error *err);
 
 /* Builds a directory digest from entries given in any order, without a
  * filesystem (e.g. from a tar stream). Zero-initialize (TREE_BUILDER_INIT),

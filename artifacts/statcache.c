@@ -47,9 +47,13 @@ struct statcache {
 	char *paths; /* arena; records point into it */
 	size_t plen, pcap;
 	/* Slots hold (hash32 << 32) | (index + 1); 0 is empty. Never deleted
-	 * from: an updated path keeps its record. */
+	 * from: an updated path keeps its record. NULL until needed. */
 	uint64_t *slots;
 	size_t nslots; /* power of two, at least twice n */
+	/* Entries are stored in the order a walk meets them and it meets
+	 * them in that order again: the record after the last one found is
+	 * tried before the table. */
+	size_t hint;
 	bool dirty, discarded, prune;
 };
 
@@ -79,7 +83,7 @@ static size_t slot_find(const struct statcache *sc, const char *path, size_t len
 	}
 }
 
-static void table_alloc(struct statcache *sc, size_t want)
+static void table_resize(struct statcache *sc, size_t want)
 {
 	size_t nslots = 1024;
 	while (nslots < want * 2)
@@ -87,11 +91,6 @@ static void table_alloc(struct statcache *sc, size_t want)
 	free(sc->slots);
 	sc->slots = xcalloc(nslots, sizeof(*sc->slots));
 	sc->nslots = nslots;
-}
-
-static void table_resize(struct statcache *sc, size_t want)
-{
-	table_alloc(sc, want);
 	for (size_t k = 0; k < sc->n; k++) {
 		const struct sc_rec *r = &sc->rec[k];
 		const char *p = sc->paths + r->path_off;
@@ -101,16 +100,25 @@ static void table_resize(struct statcache *sc, size_t want)
 	}
 }
 
+/* The table is built on first need: a pass that finds every entry right
+ * after the previous one (see hint) never needs it. */
+static void table_need(struct statcache *sc)
+{
+	if (!sc->slots)
+		table_resize(sc, sc->n);
+}
+
 static void reset_empty(struct statcache *sc)
 {
 	free(sc->rec);
 	free(sc->touched);
 	free(sc->paths);
+	free(sc->slots);
 	sc->rec = NULL;
 	sc->touched = NULL;
 	sc->paths = NULL;
-	sc->n = sc->cap = sc->plen = sc->pcap = 0;
-	table_resize(sc, 0);
+	sc->slots = NULL;
+	sc->n = sc->cap = sc->plen = sc->pcap = sc->nslots = 0;
 }
 
 /* 0: read; 1: the file ended first; -1: error (errno). */
@@ -172,8 +180,8 @@ static int load(struct statcache *sc, int fd, uint64_t fsize)
 		return 0;
 
 	/* The checksum proves we wrote it; still never index out of bounds
-	 * on the word of a file. */
-	table_alloc(sc, sc->n);
+	 * on the word of a file. (A duplicate path would be harmless: every
+	 * hit is checked against the full key.) */
 	for (size_t k = 0; k < sc->n; k++) {
 		const struct sc_rec *e = &sc->rec[k];
 		if (e->path_len == 0 || (uint64_t)e->path_off + e->path_len > sc->plen)
@@ -181,11 +189,6 @@ static int load(struct statcache *sc, int fd, uint64_t fsize)
 		const char *p = sc->paths + e->path_off;
 		if (p[0] != '/' || memchr(p, '\0', e->path_len))
 			return 0;
-		uint32_t hh = path_hash(p, e->path_len);
-		size_t i = slot_find(sc, p, e->path_len, hh);
-		if (sc->slots[i])
-			return 0; /* duplicate path */
-		sc->slots[i] = ((uint64_t)hh << 32) | (k + 1);
 	}
 	return 1;
 }
@@ -312,10 +315,16 @@ bool statcache_lookup(struct statcache *sc, uint8_t out[32], const char *abspath
 		      const struct statcache_key *k)
 {
 	size_t len = strlen(abspath);
-	uint64_t s = sc->slots[slot_find(sc, abspath, len, path_hash(abspath, len))];
-	if (s == 0)
-		return false;
-	size_t idx = (uint32_t)s - 1;
+	size_t idx = sc->hint;
+	const struct sc_rec *h = idx < sc->n ? &sc->rec[idx] : NULL;
+	if (!h || h->path_len != len || memcmp(sc->paths + h->path_off, abspath, len) != 0) {
+		table_need(sc);
+		uint64_t s = sc->slots[slot_find(sc, abspath, len, path_hash(abspath, len))];
+		if (s == 0)
+			return false;
+		idx = (uint32_t)s - 1;
+	}
+	sc->hint = idx + 1;
 	if (!key_matches(&sc->rec[idx], k))
 		return false;
 	sc->touched[idx] = 1;
@@ -328,6 +337,7 @@ void statcache_store(struct statcache *sc, const char *abspath, const struct sta
 {
 	size_t len = strlen(abspath);
 	uint32_t h = path_hash(abspath, len);
+	table_need(sc);
 	size_t i = slot_find(sc, abspath, len, h);
 	struct sc_rec *r;
 	if (sc->slots[i]) {

@@ -7,17 +7,15 @@
  *
  * Racy entries. A write in the same timestamp tick as the hash would leave
  * the key unchanged, so a digest is only stored when the file's ctime (its
- * last change; every write moves it, and no tool can set it back) is older
- * than the moment hashing started by a margin wider than the timestamp
- * granularity: 100 ms when the ctime has a sub-second part (the kernel
- * stamps with a coarse clock of at most 10 ms), 2 s when it is a whole
- * second. It is also stored only on
- * filesystems whose timestamps come from this kernel's clock (ext2/3/4, xfs,
- * btrfs, tmpfs, overlayfs, f2fs, zfs, bcachefs); on NFS, SMB, FUSE or
- * anything unknown a server's clock could be skewed, so nothing is cached.
- * A file hashed right after it was written is thus hashed again on the next
- * check, once.
- *
+ * last change: every write moves it) is older than the moment hashing
+ * started by more than the timestamp granularity: 100 ms when the ctime has
+ * a sub-second part (the kernel stamps with a coarse clock of at most
+ * 10 ms), 2 s when it is a whole second. And only on filesystems stamped by
+ * this kernel's clock (ext2/3/4, xfs, btrfs, tmpfs, ramfs, overlayfs, f2fs,
+ * zfs, bcachefs): on NFS, SMB, FUSE or anything unknown a server's clock
+ * may be skewed, so nothing is cached there. A file hashed right after it
+ * was written is therefore read once more on the next check, then cached.
+
  * File format (native byte order; the cache never leaves the host):
  *   header   "CPSTATC\0", u32 version, u32 0x01020304, u64 count, u64 pathbytes
  *   count    80-byte records: u64 size, i64 mtime_ns, i64 ctime_ns, u64 ino,

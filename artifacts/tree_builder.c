@@ -148,7 +148,10 @@ static char *utoa_end(char *end, unsigned long long v, unsigned base)
 
 int tree_builder_finish(char out[DIGEST_BUFLEN], struct tree_builder *b, struct cp_error *err)
 {
-	if (b->n > 1)
+	size_t sorted = 1;
+	while (sorted < b->n && cmp_entry(&b->v[sorted - 1], &b->v[sorted]) < 0)
+		sorted++;
+	if (sorted < b->n)
 		qsort(b->v, b->n, sizeof(*b->v), cmp_entry);
 	for (size_t k = 0; k < b->n; k++) {
 		const struct tree_entry *e = &b->v[k];

@@ -44,8 +44,20 @@ int cmd_config(struct cli *c, int argc, char **argv);
 int cmd_graph(struct cli *c, int argc, char **argv);
 int cmd_volume(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_up(struct cli *c, int argc, char **argv);
+int cmd_down(struct cli *c, int argc, char **argv);
+int cmd_ps(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 /* cpipe build [STAGE...]: builds the images of stages with build: (cli/cmd_build.c). */
 int cmd_build(struct cli *c, int argc, char **argv);
+
+/* Looking back (cli/cmd_history.c): cpipe runs; show RUN; lineage
+ * VOLUME:PATH|DIGEST; prov RUN (PROV-JSON); metrics [RUN] [--diff RUN|REV]. */
+int cmd_runs(struct cli *c, int argc, char **argv);
+int cmd_show(struct cli *c, int argc, char **argv);
+int cmd_lineage(struct cli *c, int argc, char **argv);
+int cmd_prov(struct cli *c, int argc, char **argv);
+int cmd_metrics(struct cli *c, int argc, char **argv);
 
 #endif

@@ -32,11 +32,13 @@ static void split_profiles(struct strvec *out, const char *list)
 			strvec_push(out, t);
 }
 
-int cmd_run(struct cli *c, int argc, char **argv)
+/* run and up share everything but which services stay up. */
+static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
 	static const struct option opts[] = {
 		{"no-deps", no_argument, NULL, 'n'},
 		{"force", no_argument, NULL, 'F'},
+		{"keep-serving", no_argument, NULL, 'K'},
 		{"dry-run", no_argument, NULL, 'd'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"set", required_argument, NULL, 's'},
@@ -46,7 +48,8 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct cp_error err = {0};
-	bool no_deps = false, dry_run = false, force = false;
+	bool no_deps = false, dry_run = false, force = false, keep_serving = false;
+	struct strvec names = {0};
 	struct tracker *tracker = NULL;
 	struct strvec cmdline = {0};
 	int jobs = 1;
@@ -74,6 +77,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		case 'F':
 			force = true;
 			break;
+		case 'K':
+			keep_serving = true;
+			break;
 		case 'j': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -96,20 +102,38 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			if (cli_common_option(c, opt))
 				break;
 			fprintf(stderr, "usage: cpipe run [STAGE...] [--force] [--no-deps] [--dry-run] [-j N] "
-					"[--set STAGE.PARAM=VALUE] [--profile NAME]\n");
+					"[--keep-serving] [--set STAGE.PARAM=VALUE] [--profile NAME]\n");
 			goto out;
 		}
 	}
 	if (cli_load(&p, c, &err) < 0)
 		goto fail;
-	if (plan_build(&plan, p, (const char *const *)argv + optind, (size_t)(argc - optind),
-		       no_deps, &profiles, &err) < 0)
+	for (int i = optind; i < argc; i++)
+		strvec_push(&names, argv[i]);
+	if (up && names.n == 0)
+		for (size_t i = 0; i < p->nstages; i++)
+			if (p->stages[i].service)
+				strvec_push(&names, p->stages[i].name);
+	if (up && names.n == 0) {
+		cp_error_set(&err, "the spec has no service (a stage with service: true) to bring up");
+		goto fail;
+	}
+	for (size_t i = 0; up && i < names.n; i++) {
+		const struct stage *s = pipeline_stage(p, names.v[i]);
+		if (s && !s->service) {
+			cp_error_set(&err, "stage \"%s\" is a job, not a service; use cpipe run %s",
+				     s->name, s->name);
+			goto fail;
+		}
+	}
+	if (plan_build(&plan, p, (const char *const *)names.v, names.n, no_deps, &profiles,
+		       &err) < 0)
 		goto fail;
 	if (cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .dry_run = dry_run,
-				  .run_id = run_id};
+				  .run_id = run_id, .keep_serving = keep_serving, .up = up};
 	if (!dry_run) {
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;
@@ -159,5 +183,16 @@ out:
 	plan_free(&plan);
 	pipeline_free(p);
 	strvec_free(&profiles);
+	strvec_free(&names);
 	return rc;
+}
+
+int cmd_run(struct cli *c, int argc, char **argv)
+{
+	return run_or_up(c, argc, argv, false);
+}
+
+int cmd_up(struct cli *c, int argc, char **argv)
+{
+	return run_or_up(c, argc, argv, true);
 }

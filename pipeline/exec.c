@@ -13,46 +13,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
-
-enum slot_state {
-	SLOT_UNSELECTED,
-	SLOT_PENDING,
-	SLOT_RUNNING,
-	SLOT_DONE,     /* job exited 0, or a service we stopped */
-	SLOT_FAILED,
-	SLOT_CANCELLED, /* never started because the run stopped */
-};
-
-struct slot {
-	const struct stage *s;
-	enum slot_state state;
-	struct task *task;
-	int log_fd;
-	char *log_path;
-	struct strbuf partial[2]; /* unterminated line per stream */
-	long long started_ms;
-	long long kill_deadline_ms; /* 0 = no SIGTERM sent yet */
-	bool killed;                /* SIGKILL sent */
-	bool stopping;              /* we asked it to stop */
-	bool skipped;               /* up to date, not run */
-	int exit_code;
-	int color;
-};
-
-struct run {
-	const struct plan *plan;
-	const struct pipeline *p;
-	const struct runtime_ops *ops;
-	struct runtime *rt;
-	const struct exec_options *o;
-	struct slot *slots; /* by stage index */
-	int name_width;
-	bool tty;
-	bool stopping;    /* no new stage starts */
-	bool interrupted; /* a signal asked us to stop */
-	bool failed;
-	struct cp_error *err;
-};
+#include "exec_internal.h"
 
 static volatile sig_atomic_t got_signal;
 static int sig_pipe[2] = {-1, -1};
@@ -101,8 +62,7 @@ void exec_stage_env(struct kvvec *out, const struct pipeline *p, const struct st
 		kvvec_set(out, "CPIPE_RUN_ID", run_id);
 }
 
-static void note(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
-static void note(struct run *r, const char *fmt, ...)
+void exec_note(struct run *r, const char *fmt, ...)
 {
 	if (r->o->quiet)
 		return;
@@ -126,9 +86,7 @@ static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n
 	fputc('\n', stdout);
 }
 
-/* Prefixes and prints every complete line in `data`; keeps the rest. */
-static void take_output(struct run *r, struct slot *sl, int stream, const char *data,
-			size_t n)
+void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
 {
 	struct strbuf *pb = &sl->partial[stream];
 	if (sl->log_fd >= 0) {
@@ -158,6 +116,17 @@ static void take_output(struct run *r, struct slot *sl, int stream, const char *
 	fflush(stdout);
 }
 
+static void flush_partial(struct run *r, struct slot *sl)
+{
+	for (int k = 0; k < 2; k++) {
+		if (sl->partial[k].len) {
+			emit_line(r, sl, sl->partial[k].buf, sl->partial[k].len);
+			sb_reset(&sl->partial[k]);
+		}
+	}
+	fflush(stdout);
+}
+
 /* Reads what is available on one log stream; closes it at EOF. */
 static void pump(struct run *r, struct slot *sl, int stream)
 {
@@ -166,7 +135,7 @@ static void pump(struct run *r, struct slot *sl, int stream)
 	while (*fdp >= 0) {
 		ssize_t n = read(*fdp, buf, sizeof(buf));
 		if (n > 0) {
-			take_output(r, sl, stream, buf, (size_t)n);
+			exec_take_output(r, sl, stream, buf, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -175,24 +144,18 @@ static void pump(struct run *r, struct slot *sl, int stream)
 			return;
 		close(*fdp);
 		*fdp = -1;
-		struct strbuf *pb = &sl->partial[stream];
-		if (pb->len) {
-			emit_line(r, sl, pb->buf, pb->len);
-			sb_reset(pb);
-			fflush(stdout);
-		}
 	}
 }
 
 static void stop_slot(struct run *r, struct slot *sl)
 {
-	if (sl->state != SLOT_RUNNING || sl->kill_deadline_ms)
+	if (sl->state != SLOT_RUNNING || sl->kill_deadline_ms || sl->external)
 		return;
 	struct cp_error e = {0};
 	sl->stopping = true;
 	sl->kill_deadline_ms = now_ms() + (sl->s->stop_grace_ms > 0 ? sl->s->stop_grace_ms : 10000);
 	if (r->ops->kill(r->rt, sl->task, SIGTERM, &e) < 0)
-		note(r, "%s: stopping: %s", sl->s->name, e.msg);
+		exec_note(r, "%s: stopping: %s", sl->s->name, e.msg);
 }
 
 static void stop_all(struct run *r)
@@ -202,8 +165,7 @@ static void stop_all(struct run *r)
 		stop_slot(r, &r->slots[i]);
 }
 
-static void fail(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
-static void fail(struct run *r, const char *fmt, ...)
+void exec_fail(struct run *r, const char *fmt, ...)
 {
 	if (!r->failed && !r->interrupted) {
 		va_list ap;
@@ -212,7 +174,6 @@ static void fail(struct run *r, const char *fmt, ...)
 		va_end(ap);
 		r->err->code = EXIT_STAGE_FAILED;
 		cp_error_set(r->err, "%s", msg);
-		r->err->code = EXIT_STAGE_FAILED;
 	}
 	r->failed = true;
 	stop_all(r);
@@ -226,23 +187,45 @@ static size_t index_of(const struct pipeline *p, const char *name)
 	return (size_t)-1;
 }
 
-/* 1 when every dependency of slot i is satisfied, 0 when not yet. */
-static int deps_ready(struct run *r, size_t i)
+/* 1 when the dependencies of slot i are satisfied; with `jobs_only`, only
+ * those on jobs count (services are started on demand afterwards). */
+static int deps_ready(struct run *r, size_t i, bool jobs_only)
 {
 	const struct stage *s = &r->p->stages[i];
 	for (size_t d = 0; d < s->ndeps; d++) {
 		size_t j = index_of(r->p, s->deps[d].stage);
 		if (j == (size_t)-1 || !r->plan->selected[j])
 			continue; /* not part of this run (--no-deps) */
-		enum slot_state st = r->slots[j].state;
-		if (s->deps[d].condition == DEP_COMPLETED_SUCCESSFULLY) {
-			if (st != SLOT_DONE)
+		const struct slot *up = &r->slots[j];
+		if (jobs_only && up->s->service)
+			continue;
+		switch (s->deps[d].condition) {
+		case DEP_COMPLETED_SUCCESSFULLY:
+			if (up->state != SLOT_DONE)
 				return 0;
-		} else if (st != SLOT_RUNNING && st != SLOT_DONE) {
-			return 0;
+			break;
+		case DEP_STARTED:
+			if (up->state != SLOT_RUNNING && up->state != SLOT_DONE)
+				return 0;
+			break;
+		case DEP_HEALTHY:
+			if (up->state != SLOT_RUNNING || !up->healthy)
+				return 0;
+			break;
 		}
 	}
 	return 1;
+}
+
+/* Asks for every service the job at slot i depends on. */
+static void want_services(struct run *r, size_t i)
+{
+	const struct stage *s = &r->p->stages[i];
+	for (size_t d = 0; d < s->ndeps; d++) {
+		size_t j = index_of(r->p, s->deps[d].stage);
+		if (j != (size_t)-1 && r->plan->selected[j] && r->slots[j].s->service)
+			r->slots[j].wanted = true;
+	}
 }
 
 static int count_running_jobs(struct run *r)
@@ -258,92 +241,147 @@ static int start_slot(struct run *r, struct slot *sl)
 {
 	struct cp_error e = {0};
 	struct kvvec env = {0};
+	if (r->o->hooks.before && sl->s->service &&
+	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
+		sl->state = SLOT_FAILED;
+		exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
+		return -1;
+	}
 	exec_stage_env(&env, r->p, sl->s, r->o->run_id);
 	struct task_spec ts = {.stage = sl->s, .env = &env, .run_id = r->o->run_id};
-	sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+	if (sl->s->service) {
+		ts.detached = true;
+		ts.log_path = sl->log_path;
+	} else {
+		sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
+				  0644);
+	}
 	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
 	kvvec_free(&env);
 	if (rc < 0) {
 		sl->state = SLOT_FAILED;
-		if (e.code == EXIT_RUNTIME) {
-			if (!r->failed) {
+		if (e.code == EXIT_RUNTIME || e.code == EXIT_USAGE) {
+			if (!r->failed)
 				*r->err = e;
-			}
 			r->failed = true;
 			stop_all(r);
 		} else {
-			fail(r, "stage \"%s\" could not start: %s", sl->s->name, e.msg);
+			exec_fail(r, "stage \"%s\" could not start: %s", sl->s->name, e.msg);
 		}
 		return -1;
 	}
 	sl->state = SLOT_RUNNING;
 	sl->started_ms = now_ms();
-	note(r, "%s %s", sl->s->service ? "starting service" : "running", sl->s->name);
+	exec_note(r, "%s %s", sl->s->service ? "starting service" : "running", sl->s->name);
+	if (sl->s->service)
+		service_started(r, sl);
 	return 0;
+}
+
+static bool service_needed(struct run *r, size_t i)
+{
+	const struct slot *sl = &r->slots[i];
+	return sl->wanted || r->plan->named[i] || (r->o->up && !r->any_named);
+}
+
+/* One pass over the plan; true when it changed something (a stage started
+ * or was skipped, or a service became wanted), so another pass may start
+ * more. */
+static bool start_pass(struct run *r)
+{
+	bool progress = false;
+	for (size_t k = 0; k < r->plan->n && !r->stopping; k++) {
+		size_t i = r->plan->order[k];
+		struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_PENDING)
+			continue;
+		if (sl->s->service) {
+			if (service_needed(r, i) && deps_ready(r, i, false)) {
+				start_slot(r, sl);
+				progress = true;
+			}
+			continue;
+		}
+		if (!deps_ready(r, i, true))
+			continue;
+		if (!sl->evaluated) {
+			if (r->o->hooks.before) {
+				struct cp_error e = {0};
+				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				if (fresh < 0) {
+					sl->state = SLOT_FAILED;
+					exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
+					return false;
+				}
+				if (fresh == 1) {
+					sl->state = SLOT_DONE;
+					sl->skipped = true;
+					exec_note(r, "%s is up to date, skipped", sl->s->name);
+					progress = true;
+					continue;
+				}
+			}
+			sl->evaluated = true;
+			want_services(r, i);
+			progress = true;
+		}
+		if (count_running_jobs(r) >= r->o->jobs || !deps_ready(r, i, false))
+			continue;
+		start_slot(r, sl);
+		progress = true;
+	}
+	return progress;
 }
 
 static void start_ready(struct run *r)
 {
-	for (size_t k = 0; k < r->plan->n && !r->stopping; k++) {
-		struct slot *sl = &r->slots[r->plan->order[k]];
-		if (sl->state != SLOT_PENDING)
-			continue;
-		if (!sl->s->service && count_running_jobs(r) >= r->o->jobs)
-			continue;
-		if (!deps_ready(r, r->plan->order[k]))
-			continue;
-		if (r->o->hooks.before) {
-			struct cp_error e = {0};
-			int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
-			if (fresh < 0) {
-				sl->state = SLOT_FAILED;
-				fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
-				return;
-			}
-			if (fresh == 1) {
-				sl->state = SLOT_DONE;
-				sl->skipped = true;
-				note(r, "%s is up to date, skipped", sl->s->name);
-				continue;
-			}
-		}
-		start_slot(r, sl);
-	}
+	while (start_pass(r))
+		;
 }
 
 static void finish_slot(struct run *r, struct slot *sl, int code)
 {
-	pump(r, sl, 0);
-	pump(r, sl, 1);
+	if (sl->s->service) {
+		service_follow_logs(r);
+	} else {
+		pump(r, sl, 0);
+		pump(r, sl, 1);
+	}
+	flush_partial(r, sl);
 	sl->exit_code = code;
+	bool hook_failed = false;
 	if (r->o->hooks.after) {
 		struct cp_error e = {0};
 		if (r->o->hooks.after(r->o->hooks.ctx, sl->s, code, &e) < 0 && code == 0 &&
 		    !sl->stopping) {
-			code = -1;
+			hook_failed = true;
 			sl->state = SLOT_FAILED;
-			fail(r, "%s", e.msg);
+			exec_fail(r, "%s", e.msg);
 		}
 	}
 	double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
-	if (code == -1) {
-		/* failed by the after hook */
+	if (hook_failed) {
+		/* already failed */
 	} else if (sl->stopping) {
 		sl->state = sl->s->service && !r->failed && !r->interrupted ? SLOT_DONE
 									    : SLOT_CANCELLED;
-		note(r, "%s stopped (%.2fs)", sl->s->name, secs);
+		exec_note(r, "%s stopped (%.2fs)", sl->s->name, secs);
 	} else if (sl->s->service) {
 		sl->state = SLOT_FAILED;
-		fail(r, "service \"%s\" exited with code %d while the run needed it; log: %s",
-		     sl->s->name, code, sl->log_path);
+		cleanup_free char *tail = service_log_tail(sl->log_path, 10);
+		exec_fail(r, "service \"%s\" exited with code %d%s; log: %s%s", sl->s->name, code,
+			  sl->healthy ? " while the run needed it" : " before it became healthy",
+			  sl->log_path, tail);
 	} else if (code != 0) {
 		sl->state = SLOT_FAILED;
-		fail(r, "stage \"%s\" failed with exit code %d; log: %s", sl->s->name, code,
-		     sl->log_path);
+		exec_fail(r, "stage \"%s\" failed with exit code %d; log: %s", sl->s->name, code,
+			  sl->log_path);
 	} else {
 		sl->state = SLOT_DONE;
-		note(r, "%s done (%.2fs)", sl->s->name, secs);
+		exec_note(r, "%s done (%.2fs)", sl->s->name, secs);
 	}
+	if (sl->s->service)
+		service_exited(r, sl);
 	r->ops->release(r->rt, sl->task);
 	sl->task = NULL;
 	if (sl->log_fd >= 0) {
@@ -362,12 +400,25 @@ static bool jobs_left(struct run *r)
 	return false;
 }
 
-static bool anything_running(struct run *r)
+static bool running_tasks(struct run *r)
 {
 	for (size_t i = 0; i < r->p->nstages; i++)
-		if (r->slots[i].state == SLOT_RUNNING)
+		if (r->slots[i].state == SLOT_RUNNING && !r->slots[i].external)
 			return true;
 	return false;
+}
+
+/* cpipe up is done when every service it wants is up and healthy. */
+static bool services_ready(struct run *r)
+{
+	for (size_t k = 0; k < r->plan->n; k++) {
+		size_t i = r->plan->order[k];
+		const struct slot *sl = &r->slots[i];
+		if (sl->s->service && service_needed(r, i) &&
+		    (sl->state != SLOT_RUNNING || !sl->healthy))
+			return false;
+	}
+	return true;
 }
 
 static void handle_signal(struct run *r)
@@ -380,7 +431,7 @@ static void handle_signal(struct run *r)
 		/* A second Ctrl-C: no more grace. */
 		for (size_t i = 0; i < r->p->nstages; i++) {
 			struct slot *sl = &r->slots[i];
-			if (sl->state == SLOT_RUNNING && !sl->killed) {
+			if (sl->state == SLOT_RUNNING && sl->task && !sl->killed) {
 				sl->killed = true;
 				r->ops->kill(r->rt, sl->task, SIGKILL, NULL);
 			}
@@ -388,7 +439,7 @@ static void handle_signal(struct run *r)
 		return;
 	}
 	r->interrupted = true;
-	note(r, "interrupted (%s), stopping", strsignal(sig));
+	exec_note(r, "interrupted (%s), stopping", strsignal(sig));
 	stop_all(r);
 }
 
@@ -402,7 +453,7 @@ static void loop_once(struct run *r)
 	owner[n++] = NULL;
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		struct slot *sl = &r->slots[i];
-		if (sl->state != SLOT_RUNNING)
+		if (sl->state != SLOT_RUNNING || !sl->task)
 			continue;
 		int fds[2] = {sl->task->out_fd, sl->task->err_fd};
 		for (int k = 0; k < 2; k++) {
@@ -413,7 +464,7 @@ static void loop_once(struct run *r)
 			stream[n++] = k;
 		}
 	}
-	int rc = poll(pfd, n, 100);
+	int rc = poll(pfd, n, 50);
 	if (rc > 0) {
 		if (pfd[0].revents) {
 			char buf[64];
@@ -425,17 +476,18 @@ static void loop_once(struct run *r)
 				pump(r, owner[k], stream[k]);
 	}
 	handle_signal(r);
+	service_follow_logs(r);
 
 	long long now = now_ms();
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		struct slot *sl = &r->slots[i];
-		if (sl->state != SLOT_RUNNING)
+		if (sl->state != SLOT_RUNNING || !sl->task)
 			continue;
 		int code = 0;
 		struct cp_error e = {0};
 		int st = r->ops->poll(r->rt, sl->task, &code, &e);
 		if (st < 0) {
-			fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
+			exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 			continue;
 		}
 		if (st == 1) {
@@ -443,11 +495,13 @@ static void loop_once(struct run *r)
 			continue;
 		}
 		if (sl->kill_deadline_ms && !sl->killed && now >= sl->kill_deadline_ms) {
-			note(r, "%s did not stop in time, killing it", sl->s->name);
+			exec_note(r, "%s did not stop in time, killing it", sl->s->name);
 			sl->killed = true;
 			r->ops->kill(r->rt, sl->task, SIGKILL, NULL);
 		}
 	}
+	if (!r->stopping)
+		service_probe(r);
 }
 
 static void print_dry_run(struct run *r)
@@ -460,6 +514,22 @@ static void print_dry_run(struct run *r)
 		for (size_t i = 0; i < s->command.n; i++)
 			printf(" %s", s->command.v[i]);
 		putchar('\n');
+	}
+}
+
+/* The jobs are done: stop the services this run started, or leave them up. */
+static void finish_services(struct run *r)
+{
+	r->stopping = true;
+	bool keep = r->o->keep_serving || r->o->up;
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_RUNNING || sl->external)
+			continue;
+		if (keep)
+			service_detach(r, sl);
+		else
+			stop_slot(r, sl);
 	}
 }
 
@@ -484,7 +554,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct slot *sl = &r.slots[i];
 		sl->s = &p->stages[i];
-		sl->log_fd = -1;
+		sl->log_fd = sl->tail_fd = -1;
 		sl->state = plan->selected[i] ? SLOT_PENDING : SLOT_UNSELECTED;
 		sl->color = (int)i;
 		sl->log_path = xasprintf("%s/%s.log", logdir, sl->s->name);
@@ -492,10 +562,15 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		if (plan->selected[i] && w > r.name_width)
 			r.name_width = w;
 	}
+	for (size_t i = 0; i < p->nstages; i++)
+		r.any_named = r.any_named || plan->named[i];
+	service_adopt_running(&r);
+	if (service_check_ports(&r) < 0)
+		goto cleanup;
 
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		free(r.slots);
-		return cp_error_errno(err, "creating a pipe");
+		cp_error_errno(err, "creating a pipe");
+		goto cleanup;
 	}
 	got_signal = 0;
 	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
@@ -507,16 +582,15 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 
 	for (;;) {
 		start_ready(&r);
-		if (!r.stopping && !jobs_left(&r)) {
-			/* Every job is done: stop the services the run started. */
-			r.stopping = true;
-			for (size_t i = 0; i < p->nstages; i++)
-				stop_slot(&r, &r.slots[i]);
-		}
-		if (!anything_running(&r)) {
+		if (!r.stopping && !jobs_left(&r) && (!opts->up || services_ready(&r)))
+			finish_services(&r);
+		if (!running_tasks(&r)) {
 			if (!r.stopping && jobs_left(&r))
-				fail(&r, "no stage can start: the remaining stages wait on "
-					 "services that do not complete (check depends_on conditions)");
+				exec_fail(&r, "no stage can start: the remaining stages wait on "
+					      "services that do not complete (check depends_on "
+					      "conditions)");
+			if (!r.stopping && opts->up && !services_ready(&r))
+				exec_fail(&r, "the services did not come up");
 			break;
 		}
 		loop_once(&r);
@@ -528,10 +602,16 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	close(sig_pipe[1]);
 	sig_pipe[0] = sig_pipe[1] = -1;
 
+cleanup:
 	for (size_t i = 0; i < p->nstages; i++) {
-		sb_free(&r.slots[i].partial[0]);
-		sb_free(&r.slots[i].partial[1]);
-		free(r.slots[i].log_path);
+		struct slot *sl = &r.slots[i];
+		sb_free(&sl->partial[0]);
+		sb_free(&sl->partial[1]);
+		free(sl->log_path);
+		free(sl->last_probe);
+		cJSON_Delete(sl->svc_state);
+		if (sl->tail_fd >= 0)
+			close(sl->tail_fd);
 	}
 	free(r.slots);
 	if (r.interrupted) {

@@ -11,10 +11,10 @@
 struct exec_hooks {
 	void *ctx;
 	/* Before a stage starts: 1 = it is up to date, skip it; 0 = run it;
-	 * -1 = error (the run fails). */
+	 * -1 = error (the run fails). Services are never skipped. */
 	int (*before)(void *ctx, const struct stage *s, struct cp_error *err);
-	/* After a stage ended with `exit_code`; -1 fails a stage that exited 0
-	 * (e.g. a declared output is missing). */
+	/* After a stage ended with `exit_code` (a service left running: 0);
+	 * -1 fails a job that exited 0 (e.g. a declared output is missing). */
 	int (*after)(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
 };
 
@@ -22,6 +22,8 @@ struct exec_options {
 	int jobs;          /* independent jobs running at once, >= 1 */
 	bool quiet;        /* no progress lines, stage logs still stream */
 	bool dry_run;      /* print what would run, start nothing */
+	bool keep_serving; /* leave the services this run started running */
+	bool up;           /* cpipe up: start the wanted services, return once healthy */
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
 	struct exec_hooks hooks;
@@ -32,8 +34,14 @@ struct exec_options {
  * <state_dir>/logs/<run_id>/<stage>.log). A failing stage stops the run:
  * nothing downstream starts, running stages are stopped, and the result is
  * -1 with err->code EXIT_STAGE_FAILED naming stage, exit code and log.
- * SIGINT/SIGTERM stop every task and give EXIT_INTERRUPTED. Services
- * started for the run are stopped when the jobs are done. */
+ * SIGINT/SIGTERM stop every task and give EXIT_INTERRUPTED.
+ *
+ * Services start when a job that must run needs them (or when named, or
+ * with `up`), are health-gated for service_healthy, and are stopped when
+ * the jobs are done unless keep_serving/up, in which case they stay up
+ * with a state file under <state_dir>/services/. A service already up
+ * before the run (its state file names a live task) is used as it is and
+ * left running. */
 int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runtime *rt,
 	     const struct exec_options *opts, struct cp_error *err);
 

@@ -114,12 +114,14 @@ int plan_build(struct plan *out, const struct pipeline *p, const char *const *na
 	memset(out, 0, sizeof(*out));
 	out->p = p;
 	out->selected = xcalloc(p->nstages ? p->nstages : 1, sizeof(bool));
+	out->named = xcalloc(p->nstages ? p->nstages : 1, sizeof(bool));
 	for (size_t k = 0; k < nnames; k++) {
 		size_t i = stage_index(p, names[k]);
 		if (i == (size_t)-1) {
 			plan_free(out);
 			return pipeline_unknown_stage(p, names[k], err);
 		}
+		out->named[i] = true;
 		if (no_deps)
 			out->selected[i] = true;
 		else
@@ -146,7 +148,9 @@ void plan_free(struct plan *plan)
 {
 	free(plan->order);
 	free(plan->selected);
+	free(plan->named);
 	plan->order = NULL;
 	plan->selected = NULL;
+	plan->named = NULL;
 	plan->n = 0;
 }

@@ -12,6 +12,7 @@ struct plan {
 	size_t *order;            /* selected stage indices, dependency order */
 	size_t n;
 	bool *selected;           /* by stage index */
+	bool *named;              /* by stage index: named on the command line */
 };
 
 /* Builds the plan for `names` (none = every stage not hidden behind an

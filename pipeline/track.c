@@ -37,6 +37,7 @@ struct tracker {
 	cJSON *record;
 	struct statcache *sc;
 	struct tstate *st;
+	cJSON *memo; /* host path -> digest entry, until the next stage ends */
 };
 
 static size_t stage_pos(const struct pipeline *p, const struct stage *s)
@@ -89,6 +90,11 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 	cleanup_free char *host = NULL;
 	if (ref_host_path(&host, t, volume, path, err) < 0)
 		return -1;
+	const cJSON *seen = cJSON_GetObjectItem(t->memo, host);
+	if (seen) {
+		*out = cJSON_Duplicate(seen, true);
+		return 0;
+	}
 	cJSON *o = cJSON_CreateObject();
 	struct stat st;
 	if (lstat(host, &st) < 0) {
@@ -105,6 +111,7 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 	cJSON_AddNumberToObject(o, "size", (double)td.size);
 	if (td.type == 'd')
 		cJSON_AddNumberToObject(o, "files", (double)td.nfiles);
+	cJSON_AddItemToObject(t->memo, host, cJSON_Duplicate(o, true));
 	*out = o;
 	return 0;
 }
@@ -599,6 +606,9 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 	struct tracker *t = ctx;
 	struct tstate *ts = &t->st[stage_pos(t->p, s)];
 	bool ok = exit_code == 0;
+	/* The stage may have written anything it mounts: digest afresh. */
+	cJSON_Delete(t->memo);
+	t->memo = cJSON_CreateObject();
 	cJSON *outputs = cJSON_CreateObject(), *metrics = cJSON_CreateObject();
 	int rc = 0;
 	if (!ts->evaluated) {
@@ -767,6 +777,7 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	t->rt = rt;
 	t->o = *o;
 	t->st = xcalloc(p->nstages ? p->nstages : 1, sizeof(*t->st));
+	t->memo = cJSON_CreateObject();
 	t->lock_path = path_join(p->dir, "cpipe.lock");
 	cleanup_free char *cache_dir = path_join(o->state_dir, "cache");
 	t->index_path = path_join(cache_dir, "executions.json");
@@ -789,8 +800,9 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	}
 	if (!t->index)
 		t->index = cJSON_CreateObject();
-	if (statcache_open(&t->sc, stat_path, err) < 0)
-		goto fail;
+	struct cp_error cache_err = {0};
+	if (statcache_open(&t->sc, stat_path, &cache_err) < 0)
+		t->sc = NULL; /* unreadable cache: hash everything, still correct */
 	if (o->run_id) {
 		if (!(t->record = new_record(t, err)) || save_record(t, err) < 0)
 			goto fail;
@@ -838,6 +850,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 	}
 	free(t->st);
 	cJSON_Delete(t->lock);
+	cJSON_Delete(t->memo);
 	cJSON_Delete(t->index);
 	cJSON_Delete(t->record);
 	if (t->sc)

@@ -1,48 +1,16 @@
 /* The docker runtime: every stage a container on the project's network,
- * driven through the Engine API (docker_api.h). Each started task has one
- * helper thread with its own API client: it attaches to the container
- * before it starts, demultiplexes the log stream into two pipes (the
- * task's out_fd/err_fd read ends), then waits for the exit code, so that
- * poll() never blocks. Everything else runs on the caller's thread. */
+ * driven through the Engine API (docker_api.h). This file holds names,
+ * images, the network, the container configuration and the runtime_ops
+ * table; docker_task.c runs containers, docker_volume.c keeps volumes,
+ * docker_build.c builds images. */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "../lib/fs.h"
 #include "docker_internal.h"
-
-#define ATTACH_TIMEOUT_S 30
-
-struct dtask {
-	struct task t;      /* what the executor sees; t.priv points back here */
-	struct docker *d;   /* the helper thread's own client */
-	char *id;           /* container ID */
-	int out_w, err_w;   /* pipe write ends; the thread's once it runs */
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int attach; /* under mu: 0 pending, 1 attached, -1 failed */
-	char attach_err[2200];
-	atomic_int cancel;
-	atomic_int done; /* exit_code and wait_err are final once set */
-	int exit_code;
-	char wait_err[2200];
-	bool err_reported;
-	/* Log demultiplexer: 8-byte frame headers, then `left` payload bytes
-	 * for stream `stream` (1 stdout, 2 stderr). */
-	unsigned char hdr[8];
-	size_t hdr_len;
-	size_t left;
-	int stream;
-};
 
 /* ---- names ---- */
 
@@ -75,12 +43,13 @@ static char *name_part(const char *s, bool lower)
 	return out;
 }
 
-static char *short_run_id(const char *run_id)
+char *docker_container_name(const struct runtime *rt, const struct stage *s, const char *run_id)
 {
 	unsigned int h = 2166136261u;
 	for (const char *c = run_id ? run_id : ""; *c; c++)
 		h = (h ^ (unsigned char)*c) * 16777619u;
-	return xasprintf("%08x", h);
+	cleanup_free char *stage = name_part(s->name, false);
+	return xasprintf("%s-%s-%08x", rt->project, stage, h);
 }
 
 char *docker_volume_name(const struct runtime *rt, const char *key)
@@ -120,7 +89,7 @@ static char *normalize_ref(const char *ref)
 }
 
 /* The image a stage runs: image:, else the tag its build: produces. */
-static char *stage_image_ref(const struct runtime *rt, const struct stage *s)
+char *docker_stage_image_ref(const struct runtime *rt, const struct stage *s)
 {
 	if (s->image && *s->image)
 		return normalize_ref(s->image);
@@ -186,8 +155,8 @@ static int pull_msg(void *ud, const cJSON *msg)
 	if (!status || cJSON_GetObjectItemCaseSensitive(msg, "progress"))
 		return 0;
 	const char *id = docker_str(msg, "id");
-	printf("%s%s%s%s\n", pc->prefix, id ? id : "", id ? ": " : "", status);
 	fflush(stdout);
+	fprintf(stderr, "%s%s%s%s\n", pc->prefix, id ? id : "", id ? ": " : "", status);
 	return 0;
 }
 
@@ -207,7 +176,7 @@ static int image_build(struct runtime *rt, const struct stage *s, const char *re
 	/* One label: the classic builder adds a step (a container) for each. */
 	struct kvvec labels = {0};
 	kvvec_set(&labels, LABEL_PROJECT, rt->project);
-	int rc = docker_build_image(id_out, rt->d, s->build, ref, &labels, rt->state_dir, stdout,
+	int rc = docker_build_image(id_out, rt->d, s->build, ref, &labels, rt->state_dir, stderr,
 				    prefix, err);
 	kvvec_free(&labels);
 	if (rc < 0)
@@ -225,17 +194,17 @@ static const struct stage *image_builder(const struct runtime *rt, const struct 
 		const struct stage *o = &rt->p->stages[i];
 		if (!o->build)
 			continue;
-		cleanup_free char *oref = stage_image_ref(rt, o);
+		cleanup_free char *oref = docker_stage_image_ref(rt, o);
 		if (strcmp(oref, ref) == 0)
 			return o;
 	}
 	return NULL;
 }
 
-static int image_prepare(struct runtime *rt, const struct stage *s, bool build, char **id_out,
+int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, char **id_out,
 			 struct cp_error *err)
 {
-	cleanup_free char *ref = stage_image_ref(rt, s);
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
 	const struct stage *builder = image_builder(rt, s, ref);
 	const struct image_entry *cached = image_cached(rt, ref);
 	if (cached && (cached->built || !builder || !build)) {
@@ -244,7 +213,10 @@ static int image_prepare(struct runtime *rt, const struct stage *s, bool build, 
 	}
 	if (!s->build && !(s->image && *s->image)) {
 		err->code = EXIT_STAGE_FAILED;
-		cp_error_at(err, &s->mark, "stage \"%s\" has neither image: nor build:", s->name);
+		cp_error_at(err, &s->mark,
+			    "stage \"%s\" has neither image: nor build:, and the docker "
+			    "runtime needs one",
+			    s->name);
 		err->code = EXIT_STAGE_FAILED;
 		return -1;
 	}
@@ -275,7 +247,7 @@ static int image_prepare(struct runtime *rt, const struct stage *s, bool build, 
 
 /* ---- network ---- */
 
-static int network_ensure(struct runtime *rt, struct cp_error *err)
+int docker_network_ensure(struct runtime *rt, struct cp_error *err)
 {
 	if (rt->network_ready)
 		return 0;
@@ -405,10 +377,11 @@ static void add_gpus(cJSON *host, const struct stage *s)
 	}
 }
 
-static cJSON *container_body(struct runtime *rt, const struct task_spec *ts, const char *image)
+cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 {
 	const struct stage *s = ts->stage;
 	cJSON *b = cJSON_CreateObject();
+	cleanup_free char *image = docker_stage_image_ref(rt, s);
 	cJSON_AddStringToObject(b, "Image", image);
 	if (s->has_command)
 		cJSON_AddItemToObject(b, "Cmd", string_array(&s->command));
@@ -458,187 +431,12 @@ int docker_container_remove(struct docker *d, const char *id, struct cp_error *e
 	cleanup_free char *path = xasprintf("/containers/%s?force=1&v=0", id);
 	long status = 0;
 	if (docker_json(d, "DELETE", path, NULL, &status, NULL, err) < 0) {
-		if (status == 404)
+		if (status == 404 || status == 409) { /* gone, or being removed */
+			cp_error_clear(err);
 			return 0;
+		}
 		return cp_error_prefix(err, "removing container %.12s", id);
 	}
-	return 0;
-}
-
-/* ---- the task thread ---- */
-
-static void write_stream(int *fd, const char *p, size_t n)
-{
-	while (n && *fd >= 0) {
-		ssize_t w = write(*fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) { /* the reader is gone: drop the rest */
-			close(*fd);
-			*fd = -1;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static int demux(void *ud, const char *data, size_t n)
-{
-	struct dtask *dt = ud;
-	while (n) {
-		if (!dt->left) {
-			size_t k = 8 - dt->hdr_len < n ? 8 - dt->hdr_len : n;
-			memcpy(dt->hdr + dt->hdr_len, data, k);
-			dt->hdr_len += k;
-			data += k;
-			n -= k;
-			if (dt->hdr_len < 8)
-				break;
-			dt->hdr_len = 0;
-			dt->stream = dt->hdr[0];
-			dt->left = (size_t)dt->hdr[4] << 24 | (size_t)dt->hdr[5] << 16 |
-				   (size_t)dt->hdr[6] << 8 | dt->hdr[7];
-			continue;
-		}
-		size_t k = dt->left < n ? dt->left : n;
-		if (dt->stream == 2)
-			write_stream(&dt->err_w, data, k);
-		else if (dt->stream == 1)
-			write_stream(&dt->out_w, data, k);
-		data += k;
-		n -= k;
-		dt->left -= k;
-	}
-	return 0;
-}
-
-static void set_attach(struct dtask *dt, int state, const char *msg)
-{
-	pthread_mutex_lock(&dt->mu);
-	if (dt->attach == 0) {
-		dt->attach = state;
-		if (msg)
-			snprintf(dt->attach_err, sizeof(dt->attach_err), "%s", msg);
-		pthread_cond_signal(&dt->cv);
-	}
-	pthread_mutex_unlock(&dt->mu);
-}
-
-static void on_attach_headers(void *ud, long status)
-{
-	if (status < 400)
-		set_attach(ud, 1, NULL);
-}
-
-static void *task_main(void *arg)
-{
-	struct dtask *dt = arg;
-	struct cp_error e = {0};
-	cleanup_free char *apath =
-		xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1", dt->id);
-	struct docker_req rq = {.method = "POST", .path = apath, .on_data = demux,
-				.on_headers = on_attach_headers, .ud = dt, .cancel = &dt->cancel};
-	int rc = docker_call(dt->d, &rq, NULL, NULL, &e);
-	set_attach(dt, -1, rc < 0 ? e.msg : "the daemon ended the attach stream");
-	pthread_mutex_lock(&dt->mu);
-	bool attached = dt->attach == 1;
-	pthread_mutex_unlock(&dt->mu);
-
-	int code = 125;
-	if (attached) {
-		cleanup_free char *wpath = xasprintf("/containers/%s/wait?condition=not-running",
-						     dt->id);
-		struct docker_req wq = {.method = "POST", .path = wpath, .cancel = &dt->cancel};
-		cJSON *j = NULL;
-		cp_error_clear(&e);
-		if (docker_call(dt->d, &wq, NULL, &j, &e) == 0) {
-			const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "StatusCode");
-			if (cJSON_IsNumber(sc))
-				code = sc->valueint;
-			else
-				snprintf(dt->wait_err, sizeof(dt->wait_err),
-					 "waiting for the container: the daemon gave no exit code");
-		} else {
-			snprintf(dt->wait_err, sizeof(dt->wait_err), "waiting for the container: %s",
-				 e.msg);
-		}
-		cJSON_Delete(j);
-	}
-	dt->exit_code = code;
-	atomic_store(&dt->done, 1);
-	/* Closed after `done` so the executor, woken by EOF, sees the exit. */
-	if (dt->out_w >= 0)
-		close(dt->out_w);
-	if (dt->err_w >= 0)
-		close(dt->err_w);
-	dt->out_w = dt->err_w = -1;
-	return NULL;
-}
-
-static int wait_attached(struct dtask *dt, struct cp_error *err)
-{
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ATTACH_TIMEOUT_S;
-	pthread_mutex_lock(&dt->mu);
-	while (dt->attach == 0)
-		if (pthread_cond_timedwait(&dt->cv, &dt->mu, &deadline) == ETIMEDOUT)
-			break;
-	int state = dt->attach;
-	pthread_mutex_unlock(&dt->mu);
-	if (state == 1)
-		return 0;
-	err->code = EXIT_RUNTIME;
-	if (state == 0)
-		cp_error_set(err, "attaching to container %.12s: no answer from the daemon in %ds",
-			     dt->id, ATTACH_TIMEOUT_S);
-	else
-		cp_error_set(err, "attaching to container %.12s: %s", dt->id, dt->attach_err);
-	err->code = EXIT_STAGE_FAILED;
-	return -1;
-}
-
-/* Removes the container, stops the thread and frees the task. */
-static void task_destroy(struct runtime *rt, struct dtask *dt)
-{
-	if (dt->id) {
-		struct cp_error e = {0};
-		if (docker_container_remove(rt->d, dt->id, &e) == 0)
-			rt->live--;
-		else
-			fprintf(stderr, "cpipe: %s\n", e.msg);
-	}
-	atomic_store(&dt->cancel, 1);
-	if (dt->thread_started)
-		pthread_join(dt->thread, NULL);
-	int fds[4] = {dt->t.out_fd, dt->t.err_fd, dt->out_w, dt->err_w};
-	for (int i = 0; i < 4; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	pthread_mutex_destroy(&dt->mu);
-	pthread_cond_destroy(&dt->cv);
-	docker_close(dt->d);
-	free(dt->id);
-	free(dt);
-}
-
-static int task_pipes(struct dtask *dt, struct cp_error *err)
-{
-	int outp[2], errp[2];
-	if (pipe2(outp, O_CLOEXEC) < 0)
-		return cp_error_errno(err, "creating a pipe");
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		close(outp[0]);
-		close(outp[1]);
-		return cp_error_errno(err, "creating a pipe");
-	}
-	dt->t.out_fd = outp[0];
-	dt->t.err_fd = errp[0];
-	dt->out_w = outp[1];
-	dt->err_w = errp[1];
-	fcntl(dt->t.out_fd, F_SETFL, O_NONBLOCK);
-	fcntl(dt->t.err_fd, F_SETFL, O_NONBLOCK);
 	return 0;
 }
 
@@ -660,186 +458,21 @@ static int docker_rt_open(struct runtime **out, const struct pipeline *p, const 
 	return 0;
 }
 
-/* Removes whatever container of our runs is still there. */
-static void sweep(struct runtime *rt)
-{
-	for (size_t r = 0; r < rt->runs.n; r++) {
-		cleanup_free char *f =
-			docker_label_filter(rt, LABEL_PROJECT, rt->project, LABEL_RUN, rt->runs.v[r]);
-		cleanup_free char *path = xasprintf("/containers/json?all=1&filters=%s", f);
-		cJSON *list = NULL;
-		struct cp_error e = {0};
-		if (docker_json(rt->d, "GET", path, NULL, NULL, &list, &e) < 0) {
-			fprintf(stderr, "cpipe: listing leftover containers: %s\n", e.msg);
-			continue;
-		}
-		const cJSON *c;
-		cJSON_ArrayForEach(c, list)
-		{
-			const char *id = docker_str(c, "Id");
-			if (id && docker_container_remove(rt->d, id, &e) < 0)
-				fprintf(stderr, "cpipe: %s\n", e.msg);
-		}
-		cJSON_Delete(list);
-	}
-}
-
 static void docker_rt_close(struct runtime *rt)
 {
 	if (!rt)
 		return;
-	if (rt->live > 0)
-		sweep(rt);
+	docker_tasks_close(rt);
 	for (size_t i = 0; i < rt->nimages; i++) {
 		free(rt->images[i].ref);
 		free(rt->images[i].id);
 	}
 	free(rt->images);
-	strvec_free(&rt->runs);
 	free(rt->project);
 	free(rt->network);
 	free(rt->state_dir);
 	docker_close(rt->d);
 	free(rt);
-}
-
-static int docker_rt_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
-			   struct cp_error *err)
-{
-	const struct stage *s = ts->stage;
-	cleanup_free char *image_id = NULL;
-	if (image_prepare(rt, s, true, &image_id, err) < 0 || network_ensure(rt, err) < 0)
-		return -1;
-
-	cleanup_free char *ref = stage_image_ref(rt, s);
-	cleanup_free char *stage = name_part(s->name, false);
-	cleanup_free char *shortid = short_run_id(ts->run_id);
-	cleanup_free char *name = xasprintf("%s-%s-%s", rt->project, stage, shortid);
-	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
-	cJSON *body = container_body(rt, ts, ref);
-	cJSON *resp = NULL;
-	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
-	cJSON_Delete(body);
-	if (rc < 0) {
-		cJSON_Delete(resp);
-		return cp_error_prefix(err, "creating container %s", name);
-	}
-	const char *id = docker_str(resp, "Id");
-	if (!id) {
-		cJSON_Delete(resp);
-		return cp_error_set(err, "creating container %s: the daemon gave no ID", name);
-	}
-	struct dtask *dt = xcalloc(1, sizeof(*dt));
-	dt->id = xstrdup(id);
-	cJSON_Delete(resp);
-	rt->live++;
-	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
-		strvec_push(&rt->runs, ts->run_id);
-	dt->t.stage = s;
-	dt->t.priv = dt;
-	dt->t.out_fd = dt->t.err_fd = dt->out_w = dt->err_w = -1;
-	pthread_mutex_init(&dt->mu, NULL);
-	pthread_cond_init(&dt->cv, NULL);
-	atomic_init(&dt->cancel, 0);
-	atomic_init(&dt->done, 0);
-	dt->d = docker_clone(rt->d);
-	if (task_pipes(dt, err) < 0)
-		goto fail;
-
-	/* The thread takes no signal: the executor's handler runs here. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int prc = pthread_create(&dt->thread, NULL, task_main, dt);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (prc != 0) {
-		errno = prc;
-		cp_error_errno(err, "starting a thread");
-		goto fail;
-	}
-	dt->thread_started = true;
-	if (wait_attached(dt, err) < 0)
-		goto fail;
-	cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
-	if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
-		cp_error_prefix(err, "starting container %s", name);
-		goto fail;
-	}
-	*out = &dt->t;
-	return 0;
-fail:
-	task_destroy(rt, dt);
-	return -1;
-}
-
-static int docker_rt_poll(struct runtime *rt, struct task *t, int *exit_code,
-			  struct cp_error *err)
-{
-	(void)rt;
-	struct dtask *dt = t->priv;
-	if (!atomic_load(&dt->done))
-		return 0;
-	if (dt->wait_err[0] && !dt->err_reported) {
-		dt->err_reported = true;
-		err->code = EXIT_STAGE_FAILED;
-		cp_error_set(err, "%s", dt->wait_err);
-		return -1;
-	}
-	*exit_code = dt->exit_code;
-	return 1;
-}
-
-static const char *signal_name(int sig, char *buf, size_t n)
-{
-	switch (sig) {
-	case SIGTERM:
-		return "SIGTERM";
-	case SIGKILL:
-		return "SIGKILL";
-	case SIGINT:
-		return "SIGINT";
-	case SIGHUP:
-		return "SIGHUP";
-	case SIGQUIT:
-		return "SIGQUIT";
-	default:
-		snprintf(buf, n, "%d", sig);
-		return buf;
-	}
-}
-
-static int docker_rt_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err)
-{
-	struct dtask *dt = t->priv;
-	struct cp_error local = {0};
-	if (!err)
-		err = &local;
-	if (atomic_load(&dt->done))
-		return 0;
-	char buf[16];
-	cleanup_free char *path =
-		xasprintf("/containers/%s/kill?signal=%s", dt->id, signal_name(sig, buf, sizeof(buf)));
-	long status = 0;
-	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0) {
-		if (status == 404 || status == 409) { /* gone, or no longer running */
-			cp_error_clear(err);
-			return 0;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-static void docker_rt_release(struct runtime *rt, struct task *t)
-{
-	if (t)
-		task_destroy(rt, t->priv);
-}
-
-static int docker_rt_image_prepare(struct runtime *rt, const struct stage *s, bool build,
-				   char **digest_out, struct cp_error *err)
-{
-	return image_prepare(rt, s, build, digest_out, err);
 }
 
 const struct runtime_ops runtime_docker = {
@@ -849,11 +482,16 @@ const struct runtime_ops runtime_docker = {
 	.volume_ensure = docker_volume_ensure,
 	.volume_list = docker_volume_list,
 	.volume_remove = docker_volume_remove,
-	.start = docker_rt_start,
-	.poll = docker_rt_poll,
-	.kill = docker_rt_kill,
-	.release = docker_rt_release,
-	.image_prepare = docker_rt_image_prepare,
+	.start = docker_task_start,
+	.poll = docker_task_poll,
+	.kill = docker_task_kill,
+	.release = docker_task_release,
+	.image_prepare = docker_image_prepare,
 	.volume_host_path = docker_volume_host_path,
+	.exec = docker_task_exec,
+	.task_handle = docker_task_handle,
+	.handle_alive = docker_handle_alive,
+	.handle_stop = docker_handle_stop,
+	.host_port = docker_task_host_port,
 	.volume_read_tree = docker_volume_read_tree,
 };

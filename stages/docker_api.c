@@ -327,8 +327,8 @@ int docker_call(struct docker *d, const struct docker_req *rq, long *status_out,
 	CURLcode rc = curl_easy_perform(d->h);
 	int ret = finish(d, rq, &x, rc, status_out, json_out, err);
 	if (trace_enabled())
-		fprintf(stderr, "cpipe: docker %s %s%s: %ld (%lld ms)\n", rq->method, d->prefix,
-			rq->path, x.status, now_ms() - t0);
+		fprintf(stderr, "cpipe: docker [%lld] %s %s%s: %ld (%lld ms)\n", t0 % 100000,
+			rq->method, d->prefix, rq->path, x.status, now_ms() - t0);
 	return ret;
 }
 

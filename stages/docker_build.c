@@ -365,6 +365,7 @@ static void out_text(struct build_out *bo, const char *s)
 			break;
 		}
 		sb_add(&bo->line, p, (size_t)(nl - p));
+		fflush(stdout); /* keep order with what was printed before */
 		fprintf(bo->out, "%s%s\n", bo->prefix, sb_str(&bo->line));
 		sb_reset(&bo->line);
 		p = nl + 1;

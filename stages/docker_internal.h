@@ -14,6 +14,8 @@
 #define LABEL_VOLUME "com.cpipe.volume"
 #define LABEL_HELPER "com.cpipe.helper"
 
+struct dtask;
+
 struct image_entry {
 	char *ref; /* normalized: always with a tag or digest */
 	char *id;
@@ -31,7 +33,25 @@ struct runtime {
 	char *state_dir;    /* absolute .cpipe, left out of build contexts */
 	struct strvec runs; /* run ids we created containers for */
 	int live;           /* containers created and not yet removed */
+	struct strvec kept; /* container IDs of services left running */
+	struct dtask **retired; /* released; their threads remove the containers */
+	size_t nretired;
 };
+
+/* docker.c */
+
+/* The image a stage runs: image:, else the tag its build: produces, always
+ * with a tag. Caller owns. */
+char *docker_stage_image_ref(const struct runtime *rt, const struct stage *s);
+/* <project>-<stage>-<8 hex digits of the run id>. Caller owns. */
+char *docker_container_name(const struct runtime *rt, const struct stage *s, const char *run_id);
+/* The runtime_ops image_prepare (see runtime.h). */
+int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, char **id_out,
+			 struct cp_error *err);
+/* Creates <project>_default unless it exists (once per runtime). */
+int docker_network_ensure(struct runtime *rt, struct cp_error *err);
+/* The POST /containers/create body for a task. Caller deletes. */
+cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts);
 
 /* The Docker name of volume `key`: its name:, else <project>_<key>. Caller
  * owns. */
@@ -45,6 +65,23 @@ char *docker_label_filter(struct runtime *rt, const char *key, const char *value
 /* Removes a container and its anonymous volumes' references (force=1,
  * v=0); a container that is already gone is fine. */
 int docker_container_remove(struct docker *d, const char *id, struct cp_error *err);
+
+/* docker_task.c: the runtime_ops task and service members, and the
+ * end of every task at close (threads joined, leftovers removed). */
+int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
+		      struct cp_error *err);
+int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err);
+int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
+void docker_task_release(struct runtime *rt, struct task *t);
+int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+		     int *exit_code, struct cp_error *err);
+cJSON *docker_task_handle(struct runtime *rt, struct task *t);
+int docker_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err);
+int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
+		       struct cp_error *err);
+int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
+			  const char *protocol);
+void docker_tasks_close(struct runtime *rt);
 
 /* docker_volume.c: the runtime_ops volume members. */
 int docker_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_error *err);

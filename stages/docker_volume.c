@@ -110,14 +110,15 @@ int docker_volume_list(struct runtime *rt, struct volume_info **out, size_t *nou
 	const cJSON *v;
 	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(resp, "Volumes"))
 	{
+		const char *name = docker_str(v, "Name");
+		if (!name)
+			continue;
 		cleanup_free char *key = volume_key(rt, v);
 		const struct volume *decl = pipeline_volume(rt->p, key);
 		cleanup_free char *dname = decl ? docker_volume_name(rt, key) : NULL;
-		/* A declared key now named differently is an orphan: show it by its Docker name. */
-		if (decl && strcmp(dname, docker_str(v, "Name")) != 0)
-			info_add(rt, out, nout, docker_str(v, "Name"), v);
-		else
-			info_add(rt, out, nout, key, v);
+		/* A declared key that now has another Docker name (name: changed)
+		 * leaves an orphan: list that one by its Docker name. */
+		info_add(rt, out, nout, decl && strcmp(dname, name) != 0 ? name : key, v);
 	}
 	cJSON_Delete(resp);
 	/* Declared volumes with a name: of their own carry no label of ours. */
@@ -144,9 +145,10 @@ int docker_volume_remove(struct runtime *rt, const char *name, struct cp_error *
 		err->code = EXIT_USAGE;
 		return cp_error_set(err, "volume \"%s\" is external: cpipe does not remove it", name);
 	}
-	/* An orphan is listed under its key or, when renamed, its Docker name. */
+	/* An orphan is listed under its key or, when renamed, its Docker name
+	 * (the caller only passes names volume_list gave). */
 	cleanup_free char *dname = docker_volume_name(rt, name);
-	if (!v && !str_has_prefix(name, rt->project) && volume_inspect(rt, dname, NULL, err) == 1) {
+	if (!v && volume_inspect(rt, dname, NULL, err) == 1) {
 		free(dname);
 		dname = xstrdup(name);
 	}

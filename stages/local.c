@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@ struct runtime {
 struct local_task {
 	bool reaped;
 	int code;
+	struct strvec envp; /* for exec inside the sandbox */
+	char *working_dir;
 };
 
 /* The ids a stage runs with. */
@@ -364,6 +367,24 @@ static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sand
 	return 0;
 }
 
+/* The local runtime runs services on the host's network: a published port
+ * cannot be remapped, so host and container port must agree. */
+static int check_ports(const struct stage *s, struct cp_error *err)
+{
+	for (size_t i = 0; i < s->nports; i++) {
+		const struct port *pt = &s->ports[i];
+		if (pt->host_port && pt->host_port != pt->container_port)
+			return cp_error_at(err, &pt->mark,
+					   "stage \"%s\": port %d:%d maps host port %d to %d, but the "
+					   "local runtime runs services on the host's network where "
+					   "they listen on %d; publish %d:%d or use --runtime docker",
+					   s->name, pt->host_port, pt->container_port, pt->host_port,
+					   pt->container_port, pt->container_port, pt->container_port,
+					   pt->container_port);
+	}
+	return 0;
+}
+
 static int local_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		       struct cp_error *err)
 {
@@ -410,7 +431,15 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		root = NULL;
 		goto out;
 	}
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (s->service && check_ports(s, err) < 0)
+		goto out;
+	if (ts->detached) {
+		outp[1] = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (outp[1] < 0 || (errp[1] = dup(outp[1])) < 0) {
+			cp_error_errno(err, "opening log %s", ts->log_path);
+			goto out;
+		}
+	} else if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		cp_error_errno(err, "creating pipes");
 		goto out;
 	}
@@ -431,6 +460,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.ngroups = ids.set ? (size_t)ids.ngroups : 0,
 		.out_fd = outp[1],
 		.err_fd = errp[1],
+		.detached = ts->detached,
 	};
 	pid_t pid;
 	if (sandbox_start(&pid, &cfg, err) < 0)
@@ -443,9 +473,13 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	t->err_fd = errp[0];
 	t->pid = pid;
 	t->priv = lt;
-	fcntl(t->out_fd, F_SETFL, O_NONBLOCK);
-	fcntl(t->err_fd, F_SETFL, O_NONBLOCK);
+	if (t->out_fd >= 0)
+		fcntl(t->out_fd, F_SETFL, O_NONBLOCK);
+	if (t->err_fd >= 0)
+		fcntl(t->err_fd, F_SETFL, O_NONBLOCK);
 	outp[0] = errp[0] = -1;
+	strvec_copy(&lt->envp, &envp);
+	lt->working_dir = xstrdup(wd);
 	*out = t;
 	rc = 0;
 
@@ -510,17 +544,176 @@ static void local_release(struct runtime *rt, struct task *t)
 	if (!t)
 		return;
 	struct local_task *lt = t->priv;
-	if (!lt->reaped) {
+	if (!lt->reaped && !t->keep_running) {
 		kill(t->pid, SIGKILL);
 		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	strvec_free(&lt->envp);
+	free(lt->working_dir);
 	if (t->out_fd >= 0)
 		close(t->out_fd);
 	if (t->err_fd >= 0)
 		close(t->err_fd);
 	free(lt);
 	free(t);
+}
+
+/* ---- services ------------------------------------------------------------ */
+
+static int open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/ns/%s", (long)pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Runs argv in the sandbox's user (when any) and mount namespaces, with the
+ * stage's environment and working directory. */
+static int local_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+		      int *exit_code, struct cp_error *err)
+{
+	struct local_task *lt = t->priv;
+	int userfd = rt->userns ? open_ns(t->pid, "user") : -1;
+	int mntfd = open_ns(t->pid, "mnt");
+	if (mntfd < 0 || (rt->userns && userfd < 0)) {
+		int saved = errno;
+		if (userfd >= 0)
+			close(userfd);
+		if (mntfd >= 0)
+			close(mntfd);
+		errno = saved;
+		return cp_error_errno(err, "entering the sandbox of stage \"%s\"", t->stage->name);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(mntfd);
+		if (userfd >= 0)
+			close(userfd);
+		return cp_error_errno(err, "fork");
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		if ((userfd >= 0 && setns(userfd, CLONE_NEWUSER) < 0) || setns(mntfd, CLONE_NEWNS) < 0)
+			_exit(126);
+		if (chdir(lt->working_dir) < 0 && chdir("/") < 0)
+			_exit(126);
+		execvpe(argv[0], argv, lt->envp.v);
+		_exit(127);
+	}
+	close(mntfd);
+	if (userfd >= 0)
+		close(userfd);
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+	for (;;) {
+		int status;
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid) {
+			*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			return 0;
+		}
+		if (w < 0 && errno != EINTR)
+			return cp_error_errno(err, "waiting for a health check");
+		if (now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			*exit_code = -1;
+			return 0;
+		}
+		usleep(5000);
+	}
+}
+
+/* Field 22 of /proc/PID/stat: when the process started, so a recycled pid
+ * is never mistaken for the service. 0 when the process is gone. */
+static unsigned long long proc_starttime(pid_t pid, char *state)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	cleanup_free char *text = NULL;
+	struct cp_error ignored = {0};
+	if (fs_read_file(&text, NULL, path, 1 << 16, &ignored) < 0)
+		return 0;
+	const char *p = strrchr(text, ')');
+	if (!p)
+		return 0;
+	p += 2;
+	if (state)
+		*state = *p;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static cJSON *local_task_handle(struct runtime *rt, struct task *t)
+{
+	(void)rt;
+	cJSON *h = cJSON_CreateObject();
+	cJSON_AddNumberToObject(h, "pid", t->pid);
+	cJSON_AddNumberToObject(h, "starttime", (double)proc_starttime(t->pid, NULL));
+	return h;
+}
+
+static int handle_pid(pid_t *pid, const cJSON *handle)
+{
+	const cJSON *p = cJSON_GetObjectItem(handle, "pid");
+	if (!cJSON_IsNumber(p) || p->valuedouble < 2)
+		return -1;
+	*pid = (pid_t)p->valuedouble;
+	return 0;
+}
+
+static int local_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
+{
+	(void)rt;
+	(void)err;
+	pid_t pid;
+	if (handle_pid(&pid, handle) < 0)
+		return 0;
+	char state = 0;
+	unsigned long long st = proc_starttime(pid, &state);
+	const cJSON *want = cJSON_GetObjectItem(handle, "starttime");
+	if (!st || state == 'Z' || !cJSON_IsNumber(want) || (unsigned long long)want->valuedouble != st)
+		return 0;
+	return 1;
+}
+
+static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
+			     struct cp_error *err)
+{
+	pid_t pid;
+	if (handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
+		return 0;
+	/* The init forwards SIGTERM to the service; SIGKILL to the init ends
+	 * the whole PID namespace. A zombie left for our parent counts as gone. */
+	kill(pid, SIGTERM);
+	long long deadline = now_ms() + (grace_ms > 0 ? grace_ms : 10000);
+	while (local_handle_alive(rt, handle, err) == 1 && now_ms() < deadline) {
+		waitpid(pid, NULL, WNOHANG);
+		usleep(10000);
+	}
+	if (local_handle_alive(rt, handle, err) == 1) {
+		kill(pid, SIGKILL);
+		deadline = now_ms() + 5000;
+		while (local_handle_alive(rt, handle, err) == 1 && now_ms() < deadline) {
+			waitpid(pid, NULL, WNOHANG);
+			usleep(10000);
+		}
+	}
+	if (local_handle_alive(rt, handle, err) == 1)
+		return cp_error_set(err, "process %ld does not stop", (long)pid);
+	return 0;
 }
 
 static int local_volume_host_path(struct runtime *rt, const char *volume, char **out,
@@ -545,4 +738,8 @@ const struct runtime_ops runtime_local = {
 	.kill = local_kill,
 	.release = local_release,
 	.volume_host_path = local_volume_host_path,
+	.exec = local_exec,
+	.task_handle = local_task_handle,
+	.handle_alive = local_handle_alive,
+	.handle_stop = local_handle_stop,
 };

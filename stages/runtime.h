@@ -4,6 +4,7 @@
 #ifndef CPIPE_STAGES_RUNTIME_H
 #define CPIPE_STAGES_RUNTIME_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -20,6 +21,12 @@ struct task_spec {
 	 * but PATH/HOME defaults where they are absent. */
 	const struct kvvec *env;
 	const char *run_id;
+	/* A detached task outlives cpipe (a service kept up by `cpipe up` or
+	 * --keep-serving): its stdout and stderr go to `log_path` (appended),
+	 * out_fd/err_fd are -1, and another cpipe finds it again through
+	 * task_handle. */
+	bool detached;
+	const char *log_path;
 };
 
 /* One started stage. The runtime fills it; the executor reads the two log
@@ -29,6 +36,7 @@ struct task {
 	int out_fd; /* stage stdout, read end, O_NONBLOCK */
 	int err_fd; /* stage stderr, read end, O_NONBLOCK */
 	pid_t pid;  /* local: the sandbox's init; other runtimes: 0 */
+	bool keep_running; /* set before release: free the task, leave it running */
 	void *priv; /* runtime-private */
 };
 
@@ -90,7 +98,7 @@ struct runtime_ops {
 	 * a stage with build: is built (once per image name for the life of
 	 * `rt`, so stages sharing build: + image: build it once per run);
 	 * without, the existing image is resolved and only built or pulled
-	 * when missing. Build progress streams to stdout. Fails naming the
+	 * when missing. Build progress streams to stderr. Fails naming the
 	 * image and carrying the daemon's message. */
 	int (*image_prepare)(struct runtime *rt, const struct stage *s, bool build,
 			     char **digest_out, struct cp_error *err);
@@ -99,6 +107,24 @@ struct runtime_ops {
 	 * *out. Fails otherwise: read the volume with volume_read_tree. */
 	int (*volume_host_path)(struct runtime *rt, const char *volume, char **out,
 				struct cp_error *err);
+	/* Services. exec runs `argv` inside the task's sandbox or container
+	 * (a compose CMD healthcheck) and gives its exit code; a command still
+	 * running after timeout_ms is killed and counts as failed (-1 code). */
+	int (*exec)(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+		    int *exit_code, struct cp_error *err);
+	/* A JSON handle by which another cpipe process finds a detached task
+	 * again (caller owns), whether it still runs (1 running, 0 gone), and
+	 * a blocking stop: SIGTERM, `grace_ms`, SIGKILL, cleanup; a task that
+	 * is already gone is fine. */
+	cJSON *(*task_handle)(struct runtime *rt, struct task *t);
+	int (*handle_alive)(struct runtime *rt, const cJSON *handle, struct cp_error *err);
+	int (*handle_stop)(struct runtime *rt, const cJSON *handle, long grace_ms,
+			   struct cp_error *err);
+	/* The host port bound for `container_port` (docker picks free ones for
+	 * ports without a host port); 0 when unknown. NULL: the same port. */
+	int (*host_port)(struct runtime *rt, struct task *t, int container_port,
+			 const char *protocol);
+
 	/* Streams the tree at `path` (absolute, inside `volume`) to `visit`:
 	 * the root first (e->path ""), then every entry below it, parents
 	 * before children. A regular file's content is read with e->read

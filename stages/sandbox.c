@@ -526,7 +526,8 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 	tidy_fds(&in);
 	if (cfg->userns)
 		map_ids(&in);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (!cfg->detached)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_NAME, "cpipe-init");
 	setsid();
 

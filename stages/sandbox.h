@@ -40,6 +40,7 @@ struct sandbox_config {
 
 	int out_fd;           /* write ends for the command's stdout and stderr */
 	int err_fd;
+	bool detached;        /* outlive the caller (no parent-death signal) */
 };
 
 /* Starts the sandbox and returns once the command has been exec'd, with

@@ -37,7 +37,7 @@ procs_matching() {
 	local pat=$1 pid
 	for pid in $(pgrep -f -- "$pat"); do
 		[ "$pid" = "$$" ] && continue
-		grep -q -- "$pat" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pat" && echo "$pid"
 	done
 }
 

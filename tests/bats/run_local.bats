@@ -279,9 +279,8 @@ stages:
     image: busybox
 EOF
 	run cpipe run
-	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
-	assert_contains 'stage "empty"'
-	assert_contains "command"
+	[ "$status" -eq 2 ] || fail "expected exit 2, got $status"
+	assert_contains "stage empty has no command"
 }
 
 @test "a command that does not exist fails with a clear error naming it" {

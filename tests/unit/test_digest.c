@@ -465,6 +465,66 @@ static void cache_save(struct statcache *sc)
 		fail_msg("statcache_save: %s", err.msg);
 }
 
+/* Many roots at once (walked on several threads): each request gets what
+ * digest_tree alone gives, and one failure does not hide the others. */
+static void batch_of_trees_matches_one_by_one(void **state)
+{
+	(void)state;
+	struct tree_request reqs[20];
+	char *paths[20];
+	memset(reqs, 0, sizeof(reqs));
+	for (int i = 0; i < 20; i++) {
+		cleanup_free char *rel = xasprintf("batch/r%02d", i);
+		if (i == 7) {
+			symlink_("elsewhere", "batch/r07");
+		} else if (i == 11) {
+			/* r11 is missing */
+		} else if (i % 3 == 0) {
+			cleanup_free char *f = xasprintf("batch/r%02d", i);
+			cleanup_free char *text = xasprintf("file %d\n", i);
+			puts_(f, text);
+		} else {
+			for (int j = 0; j < 5; j++) {
+				cleanup_free char *f = xasprintf("batch/r%02d/s%d/f%d", i, j % 2, j);
+				cleanup_free char *text = xasprintf("%d.%d\n", i, j);
+				puts_(f, text);
+			}
+		}
+		paths[i] = at(rel);
+		reqs[i].path = paths[i];
+	}
+	wait_past_racy_margin("batch/r00");
+	struct statcache *sc = cache_open("batch.cache");
+	struct cp_error err = {0};
+	for (int round = 0; round < 2; round++) {
+		unsigned long long n0 = digest_files_hashed();
+		assert_int_equal(digest_trees(reqs, 20, sc, &err), -1);
+		assert_non_null(strstr(err.msg, "batch/r11"));
+		/* Second round: all from the cache. */
+		assert_int_equal(digest_files_hashed() - n0, round == 0 ? 7 + 11 * 5 : 0);
+		for (int i = 0; i < 20; i++) {
+			struct tree_digest one;
+			struct cp_error e1 = {0};
+			int rc = digest_tree(&one, paths[i], NULL, &e1);
+			assert_int_equal(reqs[i].rc, rc);
+			if (rc == 0) {
+				assert_string_equal(reqs[i].out.digest, one.digest);
+				assert_int_equal(reqs[i].out.type, one.type);
+				assert_int_equal(reqs[i].out.size, one.size);
+				assert_int_equal(reqs[i].out.nfiles, one.nfiles);
+			} else {
+				assert_string_equal(reqs[i].err.msg, e1.msg);
+			}
+		}
+	}
+	assert_int_equal(reqs[7].out.type, 'l');
+	assert_int_equal(reqs[3].out.type, 'f');
+	assert_int_equal(reqs[1].out.nfiles, 5);
+	statcache_free(sc);
+	for (int i = 0; i < 20; i++)
+		free(paths[i]);
+}
+
 static void stat_cache_spares_reads_of_unchanged_files(void **state)
 {
 	(void)state;
@@ -697,6 +757,7 @@ int main(void)
 		cmocka_unit_test(stat_cache_spares_reads_of_unchanged_files),
 		cmocka_unit_test(stat_cache_does_not_trust_just_written_files),
 		cmocka_unit_test(stat_cache_survives_save_and_open),
+		cmocka_unit_test(batch_of_trees_matches_one_by_one),
 		cmocka_unit_test(corrupt_or_truncated_cache_is_discarded),
 		cmocka_unit_test(killed_save_leaves_a_whole_cache),
 	};

@@ -1,0 +1,361 @@
+/* Detached services: up, ps, logs, down. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../artifacts/store.h"
+#include "../lib/fs.h"
+#include "../pipeline/services.h"
+#include "cli.h"
+
+/* The spec, state dir and opened runtime every verb here needs. */
+struct svc_ctx {
+	struct pipeline *p;
+	const struct runtime_ops *ops;
+	struct runtime *rt;
+	char *state;
+	int lock_fd;
+};
+
+static int svc_open(struct svc_ctx *x, struct cli *c, bool lock, struct cp_error *err)
+{
+	memset(x, 0, sizeof(*x));
+	x->lock_fd = -1;
+	if (cli_load(&x->p, c, err) < 0 || cli_runtime(&x->ops, c, x->p, err) < 0 ||
+	    !(x->state = cli_state_dir(x->p, true, err)))
+		return -1;
+	if (lock) {
+		cleanup_free char *path = path_join(x->state, "lock");
+		if (fs_lock(&x->lock_fd, path, "running", err) < 0)
+			return -1;
+	}
+	return x->ops->open(&x->rt, x->p, x->state, err);
+}
+
+static void svc_close(struct svc_ctx *x)
+{
+	if (x->rt)
+		x->ops->close(x->rt);
+	if (x->lock_fd >= 0)
+		close(x->lock_fd);
+	pipeline_free(x->p);
+	free(x->state);
+}
+
+/* The runtime that started a service (its state file says), so ps/down
+ * work whatever --runtime says now. */
+static const struct runtime_ops *state_ops(struct svc_ctx *x, const cJSON *st,
+					   struct runtime **rt_out, struct runtime **owned,
+					   struct cp_error *err)
+{
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
+	const struct runtime_ops *ops = name ? runtime_find(name) : NULL;
+	if (!ops) {
+		cp_error_set(err, "unknown runtime \"%s\" in a service state file", name ? name : "");
+		return NULL;
+	}
+	*owned = NULL;
+	if (ops == x->ops) {
+		*rt_out = x->rt;
+		return ops;
+	}
+	if (ops->open(owned, x->p, x->state, err) < 0)
+		return NULL;
+	*rt_out = *owned;
+	return ops;
+}
+
+static int alive(struct svc_ctx *x, const cJSON *st)
+{
+	struct cp_error e = {0};
+	struct runtime *rt = NULL, *owned = NULL;
+	const struct runtime_ops *ops = state_ops(x, st, &rt, &owned, &e);
+	int rc = ops && ops->handle_alive ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
+					  : 0;
+	if (owned)
+		ops->close(owned);
+	return rc == 1;
+}
+
+static void format_ports(char *buf, size_t n, const cJSON *ports)
+{
+	buf[0] = '\0';
+	size_t used = 0;
+	for (const cJSON *pt = ports ? ports->child : NULL; pt; pt = pt->next) {
+		int w = snprintf(buf + used, n - used, "%s%s:%d->%d/%s", used ? ", " : "",
+				 cJSON_GetStringValue(cJSON_GetObjectItem(pt, "host_ip")),
+				 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(pt, "host_port")),
+				 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(pt, "container_port")),
+				 cJSON_GetStringValue(cJSON_GetObjectItem(pt, "protocol")));
+		if (w < 0 || (size_t)w >= n - used)
+			break;
+		used += (size_t)w;
+	}
+}
+
+static void format_uptime(char *buf, size_t n, long long secs)
+{
+	if (secs < 60)
+		snprintf(buf, n, "%llds", secs);
+	else if (secs < 3600)
+		snprintf(buf, n, "%lldm%02llds", secs / 60, secs % 60);
+	else
+		snprintf(buf, n, "%lldh%02lldm", secs / 3600, secs / 60 % 60);
+}
+
+int cmd_ps(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1)
+		if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: cpipe ps [--json]\n");
+			return EXIT_USAGE;
+		}
+	struct cp_error err = {0};
+	struct svc_ctx x;
+	struct strvec names = {0};
+	int rc = EXIT_OK;
+	cJSON *arr = cJSON_CreateArray();
+	if (svc_open(&x, c, false, &err) < 0 || service_state_names(&names, x.state, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (!c->json && !c->quiet)
+		printf("%-12s %-8s %-10s %-28s %-8s %s\n", "STAGE", "STATE", "HEALTH", "PORTS",
+		       "UPTIME", "RUN");
+	for (size_t i = 0; i < names.n; i++) {
+		cJSON *st = NULL;
+		if (service_state_load(&st, x.state, names.v[i], &err) != 0)
+			continue;
+		bool up = alive(&x, st);
+		bool healthy = cJSON_IsTrue(cJSON_GetObjectItem(st, "healthy"));
+		const char *health = !up ? "-" : healthy ? "healthy" : "starting";
+		long long started = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(st, "started_ms"));
+		long long secs = up ? (realtime_ms() - started) / 1000 : 0;
+		const char *run = cJSON_GetStringValue(cJSON_GetObjectItem(st, "run"));
+		if (c->json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "stage", names.v[i]);
+			cJSON_AddStringToObject(o, "state", up ? "running" : "exited");
+			cJSON_AddStringToObject(o, "health", health);
+			cJSON_AddItemToObject(o, "ports",
+					      cJSON_Duplicate(cJSON_GetObjectItem(st, "ports"), true));
+			cJSON_AddNumberToObject(o, "uptime_s", (double)secs);
+			cJSON_AddStringToObject(o, "run", run ? run : "");
+			cJSON_AddStringToObject(o, "log",
+						cJSON_GetStringValue(cJSON_GetObjectItem(st, "log")));
+			cJSON_AddItemToArray(arr, o);
+		} else if (!c->quiet) {
+			char ports[256], uptime[32] = "-";
+			format_ports(ports, sizeof(ports), cJSON_GetObjectItem(st, "ports"));
+			if (up)
+				format_uptime(uptime, sizeof(uptime), secs);
+			printf("%-12s %-8s %-10s %-28s %-8s %s\n", names.v[i], up ? "running" : "exited",
+			       health, *ports ? ports : "-", uptime, run ? run : "");
+		}
+		cJSON_Delete(st);
+	}
+	if (c->json) {
+		char *text = cJSON_Print(arr);
+		puts(text);
+		free(text);
+	}
+out:
+	cJSON_Delete(arr);
+	strvec_free(&names);
+	svc_close(&x);
+	return rc;
+}
+
+int cmd_down(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"volumes", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	bool volumes = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+vq", opts, NULL)) != -1) {
+		if (opt == 'v')
+			volumes = true;
+		else if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: cpipe down [-v]\n");
+			return EXIT_USAGE;
+		}
+	}
+	struct cp_error err = {0};
+	struct svc_ctx x;
+	struct strvec names = {0};
+	struct volume_info *vols = NULL;
+	size_t nvols = 0;
+	int rc = EXIT_OK;
+	if (svc_open(&x, c, true, &err) < 0 || service_state_names(&names, x.state, &err) < 0)
+		goto fail;
+	for (size_t i = 0; i < names.n; i++) {
+		cJSON *st = NULL;
+		if (service_state_load(&st, x.state, names.v[i], &err) != 0)
+			continue;
+		struct runtime *rt = NULL, *owned = NULL;
+		const struct runtime_ops *ops = state_ops(&x, st, &rt, &owned, &err);
+		const struct stage *s = pipeline_stage(x.p, names.v[i]);
+		long grace = s ? s->stop_grace_ms : 10000;
+		int stopped = ops && ops->handle_stop
+				      ? ops->handle_stop(rt, cJSON_GetObjectItem(st, "handle"), grace, &err)
+				      : -1;
+		if (owned)
+			ops->close(owned);
+		cJSON_Delete(st);
+		if (stopped < 0)
+			goto fail;
+		service_state_remove(x.state, names.v[i]);
+		if (!c->quiet)
+			printf("stopped %s\n", names.v[i]);
+	}
+	if (volumes) {
+		if (x.ops->volume_list(x.rt, &vols, &nvols, &err) < 0)
+			goto fail;
+		for (size_t i = 0; i < nvols; i++) {
+			if (!vols[i].declared)
+				continue;
+			if (x.ops->volume_remove(x.rt, vols[i].name, &err) < 0)
+				goto fail;
+			if (!c->quiet)
+				printf("removed volume %s\n", vols[i].name);
+		}
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	volume_info_free(vols, nvols);
+	strvec_free(&names);
+	svc_close(&x);
+	return rc;
+}
+
+static volatile sig_atomic_t stop_following;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+/* Copies a log to stdout, prefixed; with `follow`, keeps reading until
+ * `st` (a service) has exited or Ctrl-C. */
+static int print_log(struct svc_ctx *x, const char *path, const char *prefix, int width,
+		     bool follow, const cJSON *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct strbuf line = STRBUF_INIT;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR && !stop_following)
+			continue;
+		if (n > 0) {
+			for (ssize_t i = 0; i < n; i++) {
+				if (buf[i] != '\n') {
+					sb_addc(&line, buf[i]);
+					continue;
+				}
+				printf("%-*s | %s\n", width, prefix, sb_str(&line));
+				sb_reset(&line);
+			}
+			fflush(stdout);
+			continue;
+		}
+		if (!follow || stop_following || (st && !alive(x, st)))
+			break;
+		usleep(100000);
+	}
+	if (line.len)
+		printf("%-*s | %s\n", width, prefix, sb_str(&line));
+	sb_free(&line);
+	close(fd);
+	return 0;
+}
+
+int cmd_logs(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"follow", no_argument, NULL, 'f'},
+		{"run", required_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0},
+	};
+	bool follow = false;
+	const char *run_arg = NULL;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+fr:", opts, NULL)) != -1) {
+		if (opt == 'f')
+			follow = true;
+		else if (opt == 'r')
+			run_arg = optarg;
+		else {
+			fprintf(stderr, "usage: cpipe logs [STAGE] [-f] [--run ID]\n");
+			return EXIT_USAGE;
+		}
+	}
+	const char *stage = optind < argc ? argv[optind] : NULL;
+	struct cp_error err = {0};
+	struct svc_ctx x;
+	cleanup_free char *run = NULL;
+	int rc = EXIT_OK;
+	if (svc_open(&x, c, false, &err) < 0)
+		goto fail;
+	if (stage && !pipeline_stage(x.p, stage)) {
+		pipeline_unknown_stage(x.p, stage, &err);
+		goto fail;
+	}
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	/* A running service's log comes from its state file, unless a run is named. */
+	cJSON *st = NULL;
+	if (stage && !run_arg && service_state_load(&st, x.state, stage, &err) == 0) {
+		const char *path = cJSON_GetStringValue(cJSON_GetObjectItem(st, "log"));
+		print_log(&x, path, stage, (int)strlen(stage), follow, st);
+		cJSON_Delete(st);
+		goto out;
+	}
+	if (record_resolve(&run, x.state, run_arg ? run_arg : "latest", &err) < 0)
+		goto fail;
+	int width = 0;
+	for (size_t i = 0; i < x.p->nstages; i++)
+		if ((int)strlen(x.p->stages[i].name) > width)
+			width = (int)strlen(x.p->stages[i].name);
+	bool any = false;
+	for (size_t i = 0; i < x.p->nstages; i++) {
+		const char *name = x.p->stages[i].name;
+		if (stage && strcmp(stage, name) != 0)
+			continue;
+		cleanup_free char *path = xasprintf("%s/logs/%s/%s.log", x.state, run, name);
+		if (print_log(&x, path, name, stage ? (int)strlen(name) : width, false, NULL) == 0)
+			any = true;
+	}
+	if (!any) {
+		cp_error_set(&err, "run %s has no log%s%s", run, stage ? " for " : "s",
+			     stage ? stage : "");
+		goto fail;
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	svc_close(&x);
+	return rc;
+}

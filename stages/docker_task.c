@@ -1,0 +1,625 @@
+/* The docker runtime's tasks: one container per started stage, and one
+ * helper thread per task with its own API client. The thread attaches to
+ * the container before it starts, demultiplexes the log stream into the
+ * task's two pipes (or, for a detached service, its log file), waits for
+ * the exit code so that poll() never blocks, and after release() removes
+ * the container, off the caller's critical path. close() joins every
+ * thread, so no container of the run outlives cpipe unless a service was
+ * explicitly left running. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "docker_internal.h"
+
+#define ATTACH_TIMEOUT_S 30
+
+struct dtask {
+	struct task t;    /* what the executor sees; t.priv points back here */
+	struct docker *d; /* the helper thread's own client */
+	char *id;         /* container ID */
+	char *name;
+	int out_w, err_w; /* write ends (or the log file); the thread's once it runs */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* Under mu: */
+	int attach; /* 0 pending, 1 attached, -1 failed */
+	bool released;
+	bool remove; /* the thread removes the container once released */
+	char attach_err[2200];
+
+	atomic_int cancel;   /* abort the thread's transfers */
+	atomic_int done;     /* exit_code and wait_err are final */
+	atomic_int finished; /* the thread has returned */
+	int exit_code;
+	char wait_err[2200];
+	bool err_reported;
+	bool removed; /* by the thread; read after join */
+	char remove_err[2200];
+	/* Log demultiplexer: 8-byte frame headers, then `left` payload bytes
+	 * for stream `stream` (1 stdout, 2 stderr). */
+	unsigned char hdr[8];
+	size_t hdr_len;
+	size_t left;
+	int stream;
+};
+
+/* ---- the thread ---- */
+
+static void write_stream(int *fd, const char *p, size_t n)
+{
+	while (n && *fd >= 0) {
+		ssize_t w = write(*fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) { /* the reader is gone: drop the rest */
+			close(*fd);
+			*fd = -1;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static int demux(void *ud, const char *data, size_t n)
+{
+	struct dtask *dt = ud;
+	while (n) {
+		if (!dt->left) {
+			size_t k = 8 - dt->hdr_len < n ? 8 - dt->hdr_len : n;
+			memcpy(dt->hdr + dt->hdr_len, data, k);
+			dt->hdr_len += k;
+			data += k;
+			n -= k;
+			if (dt->hdr_len < 8)
+				break;
+			dt->hdr_len = 0;
+			dt->stream = dt->hdr[0];
+			dt->left = (size_t)dt->hdr[4] << 24 | (size_t)dt->hdr[5] << 16 |
+				   (size_t)dt->hdr[6] << 8 | dt->hdr[7];
+			continue;
+		}
+		size_t k = dt->left < n ? dt->left : n;
+		if (dt->stream == 2)
+			write_stream(&dt->err_w, data, k);
+		else if (dt->stream == 1)
+			write_stream(&dt->out_w, data, k);
+		data += k;
+		n -= k;
+		dt->left -= k;
+	}
+	return 0;
+}
+
+static void set_attach(struct dtask *dt, int state, const char *msg)
+{
+	pthread_mutex_lock(&dt->mu);
+	if (dt->attach == 0) {
+		dt->attach = state;
+		if (msg)
+			snprintf(dt->attach_err, sizeof(dt->attach_err), "%s", msg);
+		pthread_cond_broadcast(&dt->cv);
+	}
+	pthread_mutex_unlock(&dt->mu);
+}
+
+static void on_attach_headers(void *ud, long status)
+{
+	if (status < 400)
+		set_attach(ud, 1, NULL);
+}
+
+static void thread_wait(struct dtask *dt)
+{
+	cleanup_free char *path = xasprintf("/containers/%s/wait?condition=not-running", dt->id);
+	struct docker_req rq = {.method = "POST", .path = path, .cancel = &dt->cancel};
+	struct cp_error e = {0};
+	cJSON *j = NULL;
+	if (docker_call(dt->d, &rq, NULL, &j, &e) == 0) {
+		const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "StatusCode");
+		if (cJSON_IsNumber(sc))
+			dt->exit_code = sc->valueint;
+		else
+			snprintf(dt->wait_err, sizeof(dt->wait_err),
+				 "waiting for container %s: the daemon gave no exit code", dt->name);
+	} else if (!atomic_load(&dt->cancel)) {
+		snprintf(dt->wait_err, sizeof(dt->wait_err), "waiting for container %s: %s",
+			 dt->name, e.msg);
+	}
+	cJSON_Delete(j);
+}
+
+static void *task_main(void *arg)
+{
+	struct dtask *dt = arg;
+	struct cp_error e = {0};
+	cleanup_free char *apath =
+		xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1", dt->id);
+	struct docker_req rq = {.method = "POST", .path = apath, .on_data = demux,
+				.on_headers = on_attach_headers, .ud = dt, .cancel = &dt->cancel};
+	int rc = docker_call(dt->d, &rq, NULL, NULL, &e);
+	set_attach(dt, -1, rc < 0 ? e.msg : "the daemon ended the attach stream");
+	pthread_mutex_lock(&dt->mu);
+	bool attached = dt->attach == 1;
+	pthread_mutex_unlock(&dt->mu);
+
+	dt->exit_code = 125;
+	if (attached && !atomic_load(&dt->cancel))
+		thread_wait(dt);
+	atomic_store(&dt->done, 1);
+	/* Closed after `done`, so the executor, woken by EOF, sees the exit. */
+	if (dt->out_w >= 0)
+		close(dt->out_w);
+	if (dt->err_w >= 0)
+		close(dt->err_w);
+	dt->out_w = dt->err_w = -1;
+
+	pthread_mutex_lock(&dt->mu);
+	while (!dt->released)
+		pthread_cond_wait(&dt->cv, &dt->mu);
+	bool remove = dt->remove;
+	pthread_mutex_unlock(&dt->mu);
+	if (remove) {
+		cp_error_clear(&e);
+		if (docker_container_remove(dt->d, dt->id, &e) == 0)
+			dt->removed = true;
+		else
+			snprintf(dt->remove_err, sizeof(dt->remove_err), "%s", e.msg);
+	}
+	atomic_store(&dt->finished, 1);
+	return NULL;
+}
+
+/* ---- task lifecycle ---- */
+
+static struct dtask *task_new(struct runtime *rt, const struct stage *s, const char *id,
+			      const char *name)
+{
+	struct dtask *dt = xcalloc(1, sizeof(*dt));
+	dt->id = xstrdup(id);
+	dt->name = xstrdup(name);
+	dt->t.stage = s;
+	dt->t.priv = dt;
+	dt->t.out_fd = dt->t.err_fd = dt->out_w = dt->err_w = -1;
+	pthread_mutex_init(&dt->mu, NULL);
+	pthread_cond_init(&dt->cv, NULL);
+	atomic_init(&dt->cancel, 0);
+	atomic_init(&dt->done, 0);
+	atomic_init(&dt->finished, 0);
+	dt->d = docker_clone(rt->d);
+	return dt;
+}
+
+static void task_free(struct dtask *dt)
+{
+	int fds[4] = {dt->t.out_fd, dt->t.err_fd, dt->out_w, dt->err_w};
+	for (int i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	pthread_mutex_destroy(&dt->mu);
+	pthread_cond_destroy(&dt->cv);
+	docker_close(dt->d);
+	free(dt->id);
+	free(dt->name);
+	free(dt);
+}
+
+static void task_release_thread(struct dtask *dt, bool remove)
+{
+	pthread_mutex_lock(&dt->mu);
+	dt->released = true;
+	dt->remove = remove;
+	pthread_cond_broadcast(&dt->cv);
+	pthread_mutex_unlock(&dt->mu);
+}
+
+/* Removes the container now, stops the thread and frees the task. */
+static void task_destroy(struct runtime *rt, struct dtask *dt)
+{
+	struct cp_error e = {0};
+	if (docker_container_remove(rt->d, dt->id, &e) == 0)
+		rt->live--;
+	else
+		fprintf(stderr, "cpipe: %s\n", e.msg);
+	atomic_store(&dt->cancel, 1);
+	if (dt->thread_started) {
+		task_release_thread(dt, false);
+		pthread_join(dt->thread, NULL);
+	}
+	task_free(dt);
+}
+
+/* Joins a retired task's thread and accounts for its removal. */
+static void task_reap(struct runtime *rt, struct dtask *dt)
+{
+	pthread_join(dt->thread, NULL);
+	if (dt->removed)
+		rt->live--;
+	else if (dt->remove_err[0])
+		fprintf(stderr, "cpipe: %s\n", dt->remove_err);
+	task_free(dt);
+}
+
+/* Reaps the retired tasks whose thread is done (all of them with `all`). */
+static void reap_retired(struct runtime *rt, bool all)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rt->nretired; i++) {
+		struct dtask *dt = rt->retired[i];
+		if (all || atomic_load(&dt->finished))
+			task_reap(rt, dt);
+		else
+			rt->retired[k++] = dt;
+	}
+	rt->nretired = k;
+}
+
+static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_error *err)
+{
+	if (ts->detached) {
+		dt->out_w = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (dt->out_w < 0 || (dt->err_w = fcntl(dt->out_w, F_DUPFD_CLOEXEC, 0)) < 0)
+			return cp_error_errno(err, "opening log %s", ts->log_path);
+		return 0;
+	}
+	int outp[2], errp[2];
+	if (pipe2(outp, O_CLOEXEC) < 0)
+		return cp_error_errno(err, "creating a pipe");
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close(outp[0]);
+		close(outp[1]);
+		return cp_error_errno(err, "creating a pipe");
+	}
+	dt->t.out_fd = outp[0];
+	dt->t.err_fd = errp[0];
+	dt->out_w = outp[1];
+	dt->err_w = errp[1];
+	fcntl(dt->t.out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(dt->t.err_fd, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static int wait_attached(struct dtask *dt, struct cp_error *err)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ATTACH_TIMEOUT_S;
+	pthread_mutex_lock(&dt->mu);
+	while (dt->attach == 0)
+		if (pthread_cond_timedwait(&dt->cv, &dt->mu, &deadline) == ETIMEDOUT)
+			break;
+	int state = dt->attach;
+	pthread_mutex_unlock(&dt->mu);
+	if (state == 1)
+		return 0;
+	err->code = EXIT_STAGE_FAILED;
+	if (state == 0)
+		cp_error_set(err, "attaching to container %s: no answer from the daemon in %ds",
+			     dt->name, ATTACH_TIMEOUT_S);
+	else
+		cp_error_set(err, "attaching to container %s: %s", dt->name, dt->attach_err);
+	err->code = EXIT_STAGE_FAILED;
+	return -1;
+}
+
+/* ---- runtime_ops ---- */
+
+int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
+		      struct cp_error *err)
+{
+	const struct stage *s = ts->stage;
+	cleanup_free char *image_id = NULL;
+	if (docker_image_prepare(rt, s, true, &image_id, err) < 0 ||
+	    docker_network_ensure(rt, err) < 0)
+		return -1;
+	reap_retired(rt, false);
+
+	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
+	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
+	cJSON *body = docker_container_body(rt, ts);
+	cJSON *resp = NULL;
+	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
+	cJSON_Delete(body);
+	const char *id = docker_str(resp, "Id");
+	if (rc == 0 && !id)
+		rc = cp_error_set(err, "the daemon gave no ID");
+	if (rc < 0) {
+		cJSON_Delete(resp);
+		return cp_error_prefix(err, "creating container %s", name);
+	}
+	struct dtask *dt = task_new(rt, s, id, name);
+	cJSON_Delete(resp);
+	rt->live++;
+	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
+		strvec_push(&rt->runs, ts->run_id);
+	if (task_outputs(dt, ts, err) < 0)
+		goto fail;
+
+	/* The thread takes no signal: the executor's handlers run here. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int prc = pthread_create(&dt->thread, NULL, task_main, dt);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (prc != 0) {
+		errno = prc;
+		cp_error_errno(err, "starting a thread");
+		goto fail;
+	}
+	dt->thread_started = true;
+	if (wait_attached(dt, err) < 0)
+		goto fail;
+	cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
+	if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
+		cp_error_prefix(err, "starting container %s", name);
+		goto fail;
+	}
+	*out = &dt->t;
+	return 0;
+fail:
+	task_destroy(rt, dt);
+	return -1;
+}
+
+int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err)
+{
+	(void)rt;
+	struct dtask *dt = t->priv;
+	if (!atomic_load(&dt->done))
+		return 0;
+	if (dt->wait_err[0] && !dt->err_reported) {
+		dt->err_reported = true;
+		err->code = EXIT_STAGE_FAILED;
+		cp_error_set(err, "%s", dt->wait_err);
+		return -1;
+	}
+	*exit_code = dt->exit_code;
+	return 1;
+}
+
+static const char *signal_name(int sig, char *buf, size_t n)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGKILL:
+		return "SIGKILL";
+	case SIGINT:
+		return "SIGINT";
+	case SIGHUP:
+		return "SIGHUP";
+	case SIGQUIT:
+		return "SIGQUIT";
+	default:
+		snprintf(buf, n, "%d", sig);
+		return buf;
+	}
+}
+
+int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err)
+{
+	struct dtask *dt = t->priv;
+	struct cp_error local = {0};
+	if (!err)
+		err = &local;
+	if (atomic_load(&dt->done))
+		return 0;
+	char buf[16];
+	cleanup_free char *path =
+		xasprintf("/containers/%s/kill?signal=%s", dt->id, signal_name(sig, buf, sizeof(buf)));
+	long status = 0;
+	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0) {
+		if (status == 404 || status == 409) { /* gone, or no longer running */
+			cp_error_clear(err);
+			return 0;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+void docker_task_release(struct runtime *rt, struct task *t)
+{
+	if (!t)
+		return;
+	struct dtask *dt = t->priv;
+	if (t->keep_running) {
+		/* A service left up: stop following it; its container stays. */
+		strvec_push(&rt->kept, dt->id);
+		rt->live--;
+		atomic_store(&dt->cancel, 1);
+		task_release_thread(dt, false);
+		pthread_join(dt->thread, NULL);
+		task_free(dt);
+		return;
+	}
+	if (!atomic_load(&dt->done)) {
+		task_destroy(rt, dt);
+		return;
+	}
+	/* The thread removes the container while the run goes on. */
+	if (t->out_fd >= 0)
+		close(t->out_fd);
+	if (t->err_fd >= 0)
+		close(t->err_fd);
+	t->out_fd = t->err_fd = -1;
+	task_release_thread(dt, true);
+	rt->retired = xrealloc(rt->retired, (rt->nretired + 1) * sizeof(*rt->retired));
+	rt->retired[rt->nretired++] = dt;
+}
+
+/* Removes whatever container of our runs is still there, except the
+ * services deliberately left running. */
+static void sweep(struct runtime *rt)
+{
+	for (size_t r = 0; r < rt->runs.n; r++) {
+		cleanup_free char *f =
+			docker_label_filter(rt, LABEL_PROJECT, rt->project, LABEL_RUN, rt->runs.v[r]);
+		cleanup_free char *path = xasprintf("/containers/json?all=1&filters=%s", f);
+		cJSON *list = NULL;
+		struct cp_error e = {0};
+		if (docker_json(rt->d, "GET", path, NULL, NULL, &list, &e) < 0) {
+			fprintf(stderr, "cpipe: listing leftover containers: %s\n", e.msg);
+			continue;
+		}
+		const cJSON *c;
+		cJSON_ArrayForEach(c, list)
+		{
+			const char *id = docker_str(c, "Id");
+			if (id && !strvec_contains(&rt->kept, id) &&
+			    docker_container_remove(rt->d, id, &e) < 0)
+				fprintf(stderr, "cpipe: %s\n", e.msg);
+		}
+		cJSON_Delete(list);
+	}
+}
+
+void docker_tasks_close(struct runtime *rt)
+{
+	reap_retired(rt, true);
+	free(rt->retired);
+	rt->retired = NULL;
+	if (rt->live > 0)
+		sweep(rt);
+	strvec_free(&rt->kept);
+	strvec_free(&rt->runs);
+}
+
+/* ---- services ---- */
+
+static cJSON *container_inspect(struct docker *d, const char *id, long *status,
+				struct cp_error *err)
+{
+	cleanup_free char *path = xasprintf("/containers/%s/json", id);
+	cJSON *j = NULL;
+	if (docker_json(d, "GET", path, NULL, status, &j, err) < 0) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+		     int *exit_code, struct cp_error *err)
+{
+	struct dtask *dt = t->priv;
+	cJSON *body = cJSON_CreateObject();
+	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
+	for (size_t i = 0; argv[i]; i++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
+	cJSON_AddBoolToObject(body, "AttachStdout", false);
+	cJSON_AddBoolToObject(body, "AttachStderr", false);
+	cleanup_free char *path = xasprintf("/containers/%s/exec", dt->id);
+	cJSON *resp = NULL;
+	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
+	cJSON_Delete(body);
+	const char *eid = docker_str(resp, "Id");
+	if (rc == 0 && !eid)
+		rc = cp_error_set(err, "the daemon gave no exec ID");
+	if (rc < 0) {
+		cJSON_Delete(resp);
+		return cp_error_prefix(err, "exec in container %s", dt->name);
+	}
+	cleanup_free char *spath = xasprintf("/exec/%s/start", eid);
+	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
+	cJSON_Delete(resp);
+	cJSON *start = cJSON_CreateObject();
+	cJSON_AddBoolToObject(start, "Detach", true);
+	rc = docker_json(rt->d, "POST", spath, start, NULL, NULL, err);
+	cJSON_Delete(start);
+	if (rc < 0)
+		return cp_error_prefix(err, "exec in container %s", dt->name);
+	/* The API cannot kill an exec'd process: past the timeout it is left
+	 * alone and the check counts as failed. */
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+	for (;;) {
+		cJSON *j = NULL;
+		if (docker_json(rt->d, "GET", ipath, NULL, NULL, &j, err) < 0)
+			return cp_error_prefix(err, "exec in container %s", dt->name);
+		const cJSON *running = cJSON_GetObjectItemCaseSensitive(j, "Running");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
+		bool over = cJSON_IsFalse(running) && cJSON_IsNumber(code);
+		if (over)
+			*exit_code = code->valueint;
+		cJSON_Delete(j);
+		if (over)
+			return 0;
+		if (now_ms() >= deadline) {
+			*exit_code = -1;
+			return 0;
+		}
+		usleep(20000);
+	}
+}
+
+int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
+			  const char *protocol)
+{
+	struct dtask *dt = t->priv;
+	struct cp_error e = {0};
+	cJSON *j = container_inspect(rt->d, dt->id, NULL, &e);
+	char key[48];
+	snprintf(key, sizeof(key), "%d/%s", container_port, protocol ? protocol : "tcp");
+	const cJSON *ports = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(j, "NetworkSettings"), "Ports");
+	const cJSON *bindings = cJSON_GetObjectItemCaseSensitive(ports, key);
+	const char *hp = docker_str(cJSON_GetArrayItem(bindings, 0), "HostPort");
+	int port = hp ? atoi(hp) : 0;
+	cJSON_Delete(j);
+	return port;
+}
+
+cJSON *docker_task_handle(struct runtime *rt, struct task *t)
+{
+	(void)rt;
+	struct dtask *dt = t->priv;
+	cJSON *h = cJSON_CreateObject();
+	cJSON_AddStringToObject(h, "container", dt->id);
+	cJSON_AddStringToObject(h, "name", dt->name);
+	return h;
+}
+
+int docker_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 0;
+	long status = 0;
+	cJSON *j = container_inspect(rt->d, id, &status, err);
+	if (!j) {
+		if (status == 404) {
+			cp_error_clear(err);
+			return 0;
+		}
+		return -1;
+	}
+	bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(j, "State"), "Running"));
+	cJSON_Delete(j);
+	return running ? 1 : 0;
+}
+
+int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
+		       struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 0;
+	long secs = grace_ms > 0 ? (grace_ms + 999) / 1000 : 10;
+	cleanup_free char *path = xasprintf("/containers/%s/stop?t=%ld", id, secs);
+	long status = 0;
+	/* 304: already stopped; 404: gone. */
+	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0 && status != 404 &&
+	    status != 304)
+		return cp_error_prefix(err, "stopping container %.12s", id);
+	cp_error_clear(err);
+	return docker_container_remove(rt->d, id, err);
+}
