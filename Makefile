@@ -69,6 +69,7 @@ example:
 	./cpipe -C $(EXAMPLE) run
 
 asan:
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	$(MAKE) BUILD=build/asan CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 FUZZ_SECONDS ?= 60

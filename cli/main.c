@@ -20,6 +20,7 @@ static const struct command {
 	{"run", cmd_run, "run stages in dependency order: run [STAGE...] [--no-deps] [-j N]"},
 	{"status", cmd_status, "why each stage is fresh or stale: status [STAGE...] [--check]"},
 	{"verify", cmd_verify, "rehash the outputs and check them against cpipe.lock"},
+	{"build", cmd_build, "build the images of stages with build: (docker runtime)"},
 	{"up", cmd_up, "start services (and the jobs they need), return once healthy"},
 	{"down", cmd_down, "stop what the project started: down [-v] (also its volumes)"},
 	{"ps", cmd_ps, "list the project's services: state, health, ports, uptime"},
