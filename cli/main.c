@@ -112,7 +112,7 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 	const struct runtime_ops *ops = runtime_find(name);
 	if (!ops) {
 		err->code = EXIT_USAGE;
-		return cp_error_set(err, "unknown runtime \"%s\"; available: local", name);
+		return cp_error_set(err, "unknown runtime \"%s\"; available: local, docker", name);
 	}
 	*ops_out = ops;
 	return 0;

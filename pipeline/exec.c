@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,9 +76,17 @@ void exec_note(struct run *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Prints one complete line with the stage's prefix and, for jobs, keeps it
+ * in the stage's log; whole lines, so stdout and stderr never mix inside
+ * one. */
 static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n)
 {
 	static const int colors[] = {36, 33, 32, 35, 34, 31};
+	if (sl->log_fd >= 0) {
+		struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
+		ssize_t rc = writev(sl->log_fd, iov, 2);
+		(void)rc;
+	}
 	if (r->tty)
 		printf("\033[%dm%-*s |\033[0m ", colors[sl->color % 6], r->name_width, sl->s->name);
 	else
@@ -89,10 +98,6 @@ static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n
 void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
 {
 	struct strbuf *pb = &sl->partial[stream];
-	if (sl->log_fd >= 0) {
-		ssize_t rc = write(sl->log_fd, data, n);
-		(void)rc;
-	}
 	const char *p = data, *end = data + n;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -464,7 +469,20 @@ static void loop_once(struct run *r)
 			stream[n++] = k;
 		}
 	}
-	int rc = poll(pfd, n, 50);
+	/* Wake for the next health probe or kill deadline, else within 50 ms
+	 * (followed service logs and exits are noticed on that tick). */
+	long long wake = now_ms() + 50;
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		const struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_RUNNING)
+			continue;
+		if (sl->s->service && !sl->healthy && sl->next_probe_ms && sl->next_probe_ms < wake)
+			wake = sl->next_probe_ms;
+		if (sl->kill_deadline_ms && !sl->killed && sl->kill_deadline_ms < wake)
+			wake = sl->kill_deadline_ms;
+	}
+	long long wait = wake - now_ms();
+	int rc = poll(pfd, n, wait < 0 ? 0 : (int)wait);
 	if (rc > 0) {
 		if (pfd[0].revents) {
 			char buf[64];

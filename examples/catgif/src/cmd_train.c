@@ -21,7 +21,7 @@
 
 #define TRAIN_USAGE \
 	"catgif train --data DIR --checkpoint FILE [--epochs 1] [--arch cnn|mlp] [--hidden 128]\n" \
-	"             [--channels 8] [--lr 0.05] [--momentum 0.9] [--lr-decay 0.7] [--batch 64]\n" \
+	"             [--channels 8] [--lr 0.02] [--momentum 0.9] [--lr-decay 0.7] [--batch 64]\n" \
 	"             [--seed 1] [--procs 1]\n" \
 	"  trains --epochs more epochs on DIR/train.bin, resuming FILE when it exists (options\n" \
 	"  not given keep the checkpoint's values), else from a seeded initialisation.\n" \
@@ -144,7 +144,7 @@ static int parse_opts(struct train_opts *o, int argc, char **argv, struct cg_err
 		{"help", no_argument, NULL, 'h'},	    {0},
 	};
 	*o = (struct train_opts){.epochs = 1, .arch = MODEL_CNN, .hidden = 128, .channels = 8,
-				 .lr = 0.05f, .momentum = 0.9f, .lr_decay = 0.7f, .batch = 64,
+				 .lr = 0.02f, .momentum = 0.9f, .lr_decay = 0.7f, .batch = 64,
 				 .seed = 1, .procs = 1};
 	int c, rc = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -268,6 +268,14 @@ static int load_or_init(struct checkpoint *ck, struct train_opts *o, struct cg_e
 	return 0;
 }
 
+static int all_finite(const float *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			return 0;
+	return 1;
+}
+
 /* Trains o->epochs epochs on ds, checkpointing after each one. */
 static int train_epochs(struct checkpoint *ck, const struct dataset *ds, const struct train_opts *o,
 			struct shared *sh, struct cg_error *err)
@@ -300,9 +308,10 @@ static int train_epochs(struct checkpoint *ck, const struct dataset *ds, const s
 			correct += sh->stats[k].correct;
 			seen += sh->stats[k].seen;
 		}
-		if (!isfinite(loss))
+		if (!isfinite(loss) || !all_finite(sh->params, 2 * n))
 			return err_set(err, EXIT_FAIL,
-				       "epoch %u: loss is not finite: training diverged (lower --lr)",
+				       "epoch %u: training diverged (parameters not finite); lower --lr "
+				       "(checkpoint left as it was)",
 				       epoch);
 		ck->epoch = epoch;
 		ck->images_seen += seen;
