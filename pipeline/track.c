@@ -20,6 +20,7 @@ struct tstate {
 	char key[DIGEST_BUFLEN];
 	cJSON *keyobj; /* what the key hashes; owned */
 	cJSON *inputs; /* name -> {digest, size}; owned */
+	char *image;   /* image ID ("sha256:...", "local"); owned */
 	bool evaluated;
 	bool stale;
 	long long started_ms; /* realtime */
@@ -83,13 +84,93 @@ static int ref_host_path(char **out, struct tracker *t, const char *volume, cons
 	return 0;
 }
 
-/* {"digest", "size", "files"} of an artifact, or {"missing": true}. */
+struct archive_walk {
+	struct tree_builder b;
+	char type;
+	char digest[DIGEST_BUFLEN];
+	unsigned long long size;
+};
+
+/* One entry of a volume tree streamed by the runtime (no host path):
+ * hashed into the same canonical listing digest_tree makes. */
+static int archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
+{
+	struct archive_walk *w = ud;
+	char type = S_ISREG(e->mode) ? 'f' : S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : 0;
+	if (!type)
+		return cp_error_set(err, "%s: not a regular file, directory or symlink",
+				    *e->path ? e->path : "artifact");
+	char d[DIGEST_BUFLEN] = "";
+	unsigned long long size = 0;
+	if (type == 'f') {
+		struct digest_ctx c;
+		digest_init(&c);
+		char buf[65536];
+		long n;
+		while ((n = e->read(e, buf, sizeof(buf), err)) > 0) {
+			digest_update(&c, buf, (size_t)n);
+			size += (unsigned long long)n;
+		}
+		digest_final(d, &c);
+		if (n < 0)
+			return -1;
+	} else if (type == 'l') {
+		size = strlen(e->link);
+		digest_bytes(d, e->link, size);
+	}
+	if (!*e->path) {
+		w->type = type;
+		memcpy(w->digest, d, sizeof(d));
+		w->size = size;
+		return 0;
+	}
+	return tree_builder_add(&w->b, e->path, type, (unsigned)(e->mode & 07777), size,
+				type == 'd' ? NULL : d, err);
+}
+
+static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume,
+			      const char *path, struct cp_error *err)
+{
+	struct archive_walk w = {.b = TREE_BUILDER_INIT};
+	int rc = t->ops->volume_read_tree(t->rt, volume, path, archive_visit, &w, err);
+	cJSON *o = cJSON_CreateObject();
+	if (rc == 1) {
+		cJSON_AddBoolToObject(o, "missing", true);
+	} else if (rc == 0 && w.type == 'd') {
+		if (tree_builder_finish(w.digest, &w.b, err) < 0)
+			rc = -1;
+		w.size = w.b.size;
+	}
+	if (rc == 0) {
+		cJSON_AddStringToObject(o, "digest", w.digest);
+		cJSON_AddNumberToObject(o, "size", (double)w.size);
+		if (w.type == 'd')
+			cJSON_AddNumberToObject(o, "files", (double)w.b.nfiles);
+	}
+	tree_builder_free(&w.b);
+	if (rc < 0) {
+		cJSON_Delete(o);
+		return -1;
+	}
+	*out = o;
+	return 0;
+}
+
+/* {"digest", "size", "files"} of an artifact, or {"missing": true}. A
+ * volume is read through its host path when the runtime has one, else
+ * streamed from the runtime (CPIPE_ARTIFACTS_VIA_ARCHIVE=1 forces that). */
 static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const char *path,
 		      struct cp_error *err)
 {
 	cleanup_free char *host = NULL;
-	if (ref_host_path(&host, t, volume, path, err) < 0)
-		return -1;
+	const char *force = getenv("CPIPE_ARTIFACTS_VIA_ARCHIVE");
+	if (volume && t->ops->volume_read_tree && (force && strcmp(force, "1") == 0))
+		return digest_via_archive(out, t, volume, path, err);
+	if (ref_host_path(&host, t, volume, path, err) < 0) {
+		if (!volume || !t->ops->volume_read_tree)
+			return -1;
+		return digest_via_archive(out, t, volume, path, err);
+	}
 	const cJSON *seen = cJSON_GetObjectItem(t->memo, host);
 	if (seen) {
 		*out = cJSON_Duplicate(seen, true);
@@ -234,10 +315,26 @@ static cJSON *kv_object(const struct kvvec *kv)
 	return o;
 }
 
+/* The image a stage runs in, for its key and record: "local" on the
+ * local runtime; else the image ID, built first during a run when the
+ * stage has build: (so a changed Dockerfile changes the key, and an
+ * identical rebuild does not). */
+static int resolve_image(struct tracker *t, const struct stage *s, struct cp_error *err)
+{
+	struct tstate *ts = &t->st[stage_pos(t->p, s)];
+	if (ts->image)
+		return 0;
+	if (!t->ops->image_prepare) {
+		ts->image = xstrdup("local");
+		return 0;
+	}
+	return t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+}
+
 static const char *image_id(struct tracker *t, const struct stage *s)
 {
-	(void)s;
-	return strcmp(t->ops->name, "local") == 0 ? "local" : t->ops->name;
+	const char *id = t->st[stage_pos(t->p, s)].image;
+	return id ? id : "unknown";
 }
 
 /* Everything that determines a stage's result. Secret values never enter
@@ -385,7 +482,7 @@ static int evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *
 {
 	struct tstate *ts = &t->st[stage_pos(t->p, s)];
 	cJSON *inputs = NULL;
-	if (stage_inputs(&inputs, t, s, err) < 0)
+	if (resolve_image(t, s, err) < 0 || stage_inputs(&inputs, t, s, err) < 0)
 		return -1;
 	cJSON_Delete(ts->keyobj);
 	cJSON_Delete(ts->inputs);
@@ -847,6 +944,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 	for (size_t i = 0; i < t->p->nstages; i++) {
 		cJSON_Delete(t->st[i].keyobj);
 		cJSON_Delete(t->st[i].inputs);
+		free(t->st[i].image);
 	}
 	free(t->st);
 	cJSON_Delete(t->lock);

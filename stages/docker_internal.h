@@ -91,7 +91,7 @@ int docker_volume_remove(struct runtime *rt, const char *name, struct cp_error *
 int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 			    struct cp_error *err);
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
-			    int (*visit)(void *ud, const struct tree_entry *e, struct cp_error *err),
+			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err);
 
 /* docker_build.c: builds `b` as image `tag` with `labels`, streaming the

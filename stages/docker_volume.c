@@ -281,7 +281,7 @@ static la_ssize_t tree_read_cb(struct archive *a, void *ud, const void **buff)
 	return n;
 }
 
-static long tree_entry_read(const struct tree_entry *e, void *buf, size_t n,
+static long tree_entry_read(const struct volume_entry *e, void *buf, size_t n,
 			    struct cp_error *err)
 {
 	struct tree_ctx *c = e->priv;
@@ -292,7 +292,7 @@ static long tree_entry_read(const struct tree_entry *e, void *buf, size_t n,
 }
 
 static int tree_walk(struct tree_ctx *c,
-		     int (*visit)(void *ud, const struct tree_entry *e, struct cp_error *err),
+		     int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 		     void *ud, struct cp_error *err)
 {
 	struct archive_entry *ae;
@@ -305,7 +305,7 @@ static int tree_walk(struct tree_ctx *c,
 		while (n && rel[n - 1] == '/')
 			rel[--n] = '\0';
 		mode_t mode = archive_entry_mode(ae);
-		struct tree_entry e = {
+		struct volume_entry e = {
 			.path = rel,
 			.mode = mode,
 			.size = S_ISREG(mode) ? archive_entry_size(ae) : 0,
@@ -324,7 +324,7 @@ static int tree_walk(struct tree_ctx *c,
 }
 
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
-			    int (*visit)(void *ud, const struct tree_entry *e, struct cp_error *err),
+			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err)
 {
 	cleanup_free char *dname = docker_volume_name(rt, volume);

@@ -51,7 +51,7 @@ void volume_info_free(struct volume_info *v, size_t n);
 
 /* One entry of a tree read out of a volume by volume_read_tree; lent for
  * the duration of the visit. */
-struct tree_entry {
+struct volume_entry {
 	const char *path; /* relative to the requested root; "" for the root */
 	mode_t mode;      /* file type and permission bits, as st_mode */
 	long long size;   /* bytes of a regular file, 0 otherwise */
@@ -59,7 +59,7 @@ struct tree_entry {
 	const char *link; /* symlink target, NULL otherwise */
 	/* Regular files: the next bytes of the content, 0 at its end, -1 with
 	 * err set on failure. NULL for other types. */
-	long (*read)(const struct tree_entry *e, void *buf, size_t n, struct cp_error *err);
+	long (*read)(const struct volume_entry *e, void *buf, size_t n, struct cp_error *err);
 	void *priv; /* the runtime's, for read */
 };
 
@@ -131,7 +131,7 @@ struct runtime_ops {
 	 * during the visit. Returns 0, 1 when `path` does not exist (visit is
 	 * never called), -1 on error (visit's own -1 included). */
 	int (*volume_read_tree)(struct runtime *rt, const char *volume, const char *path,
-				int (*visit)(void *ud, const struct tree_entry *e,
+				int (*visit)(void *ud, const struct volume_entry *e,
 					     struct cp_error *err),
 				void *ud, struct cp_error *err);
 };

@@ -203,7 +203,7 @@ struct collect {
 	struct strvec lines;
 };
 
-static int collect_visit(void *ud, const struct tree_entry *e, struct cp_error *err)
+static int collect_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
 {
 	struct collect *c = ud;
 	struct strbuf content = STRBUF_INIT;
