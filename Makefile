@@ -59,14 +59,17 @@ unit: $(UNIT_BIN)
 test:
 	@$(MAKE) --no-print-directory -s deps
 	@$(MAKE) --no-print-directory $(CPIPE) unit
+	@$(MAKE) --no-print-directory -s -C examples/catgif
 	@tests/docker-setup || echo "make test: Docker is not usable here; its tests will be skipped"
 	@CPIPE_BIN=$(abspath $(CPIPE)) UNIT_DIR=$(abspath $(BUILD)/tests) tests/run-all
 
-# The README's first command: the example pipeline on the default runtime.
-EXAMPLE ?= examples/linreg
+# The README's first command: the catgif pipeline on the default runtime
+# (local), on the full Fashion-MNIST from Debian's dataset-fashion-mnist.
+EXAMPLE ?= examples/catgif
 example:
 	@$(MAKE) --no-print-directory -s deps
 	@$(MAKE) --no-print-directory $(CPIPE)
+	@$(MAKE) --no-print-directory -s -C $(EXAMPLE)
 	./cpipe -C $(EXAMPLE) run
 
 asan:

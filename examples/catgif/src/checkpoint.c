@@ -21,8 +21,8 @@
 
 #include <zlib.h>
 
-#define MAGIC "CATGIFCK"
-#define HEADER 88
+#define MAGIC            "CATGIFCK"
+#define HEADER           88
 #define OPT_SGD_MOMENTUM 1
 
 static uint32_t f2u(float f)
@@ -94,40 +94,42 @@ int checkpoint_load(struct checkpoint *out, const char *path, struct cg_error *e
 	uint32_t version = get_u32(b + 8);
 	if (version != CHECKPOINT_VERSION)
 		return err_set(err, EXIT_INPUT,
-			       "%s: checkpoint version %u, this catgif reads version %u", path,
-			       version, CHECKPOINT_VERSION);
+		               "%s: checkpoint version %u, this catgif reads version %u", path,
+		               version, CHECKPOINT_VERSION);
 	struct checkpoint ck = {
-		.arch = get_u32(b + 20),
-		.channels = get_u32(b + 24),
-		.hidden = get_u32(b + 28),
-		.epoch = get_u32(b + 32),
-		.batch = get_u32(b + 36),
-		.seed = get_u64(b + 40),
-		.images_seen = get_u64(b + 48),
-		.lr = u2f(get_u32(b + 56)),
-		.momentum = u2f(get_u32(b + 60)),
-		.lr_decay = u2f(get_u32(b + 64)),
-		.procs = get_u32(b + 68),
-		.train_loss = u2f(get_u32(b + 72)),
-		.train_accuracy = u2f(get_u32(b + 76)),
+	    .arch = get_u32(b + 20),
+	    .channels = get_u32(b + 24),
+	    .hidden = get_u32(b + 28),
+	    .epoch = get_u32(b + 32),
+	    .batch = get_u32(b + 36),
+	    .seed = get_u64(b + 40),
+	    .images_seen = get_u64(b + 48),
+	    .lr = u2f(get_u32(b + 56)),
+	    .momentum = u2f(get_u32(b + 60)),
+	    .lr_decay = u2f(get_u32(b + 64)),
+	    .procs = get_u32(b + 68),
+	    .train_loss = u2f(get_u32(b + 72)),
+	    .train_accuracy = u2f(get_u32(b + 76)),
 	};
 	if (get_u32(b + 12) != MODEL_INPUTS || get_u32(b + 16) != MODEL_OUTPUTS)
-		return err_set(err, EXIT_INPUT, "%s: model maps %u inputs to %u classes, expected %d to %d",
-			       path, get_u32(b + 12), get_u32(b + 16), MODEL_INPUTS, MODEL_OUTPUTS);
+		return err_set(err, EXIT_INPUT,
+		               "%s: model maps %u inputs to %u classes, expected %d to %d", path,
+		               get_u32(b + 12), get_u32(b + 16), MODEL_INPUTS, MODEL_OUTPUTS);
 	if (!model_shape_valid(ck.arch, ck.channels, ck.hidden))
 		return err_set(err, EXIT_INPUT,
-			       "%s: unsupported model: arch %u, %u channels, hidden size %u", path,
-			       ck.arch, ck.channels, ck.hidden);
+		               "%s: unsupported model: arch %u, %u channels, hidden size %u", path,
+		               ck.arch, ck.channels, ck.hidden);
 	size_t n = model_param_count(ck.arch, ck.channels, ck.hidden);
 	if (get_u32(b + 84) != n)
-		return err_set(err, EXIT_INPUT, "%s: parameter count %u does not match the shape (%zu)",
-			       path, get_u32(b + 84), n);
+		return err_set(err, EXIT_INPUT,
+		               "%s: parameter count %u does not match the shape (%zu)", path,
+		               get_u32(b + 84), n);
 	if (get_u32(b + 80) != OPT_SGD_MOMENTUM)
 		return err_set(err, EXIT_INPUT, "%s: unknown optimizer %u", path, get_u32(b + 80));
 	if (len != HEADER + 8 * n + 4)
 		return err_set(err, EXIT_INPUT, "%s: %zu bytes, expected %zu for this shape%s",
-			       path, len, HEADER + 8 * n + 4,
-			       len < HEADER + 8 * n + 4 ? " (truncated)" : "");
+		               path, len, HEADER + 8 * n + 4,
+		               len < HEADER + 8 * n + 4 ? " (truncated)" : "");
 	if (get_u32(b + len - 4) != (uint32_t)crc32_z(0, b, len - 4))
 		return err_set(err, EXIT_INPUT, "%s: checksum mismatch (corrupt checkpoint)", path);
 	if (!isfinite(ck.lr) || !isfinite(ck.momentum) || !isfinite(ck.lr_decay) || ck.batch == 0)
@@ -142,7 +144,8 @@ int checkpoint_load(struct checkpoint *out, const char *path, struct cg_error *e
 	if (!all_finite(ck.params, n) || !all_finite(ck.velocity, n)) {
 		checkpoint_free(&ck);
 		return err_set(err, EXIT_INPUT,
-			       "%s: parameters are not finite (training diverged; lower --lr)", path);
+		               "%s: parameters are not finite (training diverged; lower --lr)",
+		               path);
 	}
 	*out = ck;
 	return 0;

@@ -14,7 +14,7 @@
 struct checkpoint {
 	enum model_arch arch;
 	uint32_t channels, hidden;
-	uint32_t epoch;	      /* epochs completed */
+	uint32_t epoch;       /* epochs completed */
 	uint64_t images_seen; /* training images processed, over all epochs */
 	/* hyperparameters of the latest training run */
 	float lr, momentum, lr_decay;

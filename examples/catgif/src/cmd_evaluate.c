@@ -11,9 +11,9 @@
 #include "dataset.h"
 #include "model.h"
 
-#define EVALUATE_USAGE \
-	"catgif evaluate --data DIR --checkpoint FILE --out metrics.json\n" \
-	"  evaluates FILE on DIR/test.bin; confusion_matrix rows are true classes,\n" \
+#define EVALUATE_USAGE                                                                             \
+	"catgif evaluate --data DIR --checkpoint FILE --out metrics.json\n"                        \
+	"  evaluates FILE on DIR/test.bin; confusion_matrix rows are true classes,\n"              \
 	"  columns predicted classes"
 
 #define EVAL_BATCH 256
@@ -46,10 +46,13 @@ static void evaluate(struct eval_result *out, const struct model *m, const struc
 	model_work_free(&w);
 }
 
-static double round6(double v) { return round(v * 1e6) / 1e6; }
+static double round6(double v)
+{
+	return round(v * 1e6) / 1e6;
+}
 
 static cJSON *metrics_json(const struct eval_result *r, const struct checkpoint *ck,
-			   const char *sha)
+                           const char *sha)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddNumberToObject(root, "accuracy", round6((double)r->correct / r->total));
@@ -75,7 +78,7 @@ static cJSON *metrics_json(const struct eval_result *r, const struct checkpoint 
 		cJSON_AddItemToArray(cm, jrow);
 		cJSON_AddItemToArray(classes, cJSON_CreateString(dataset_class_names[y]));
 		cJSON_AddNumberToObject(per, dataset_class_names[y],
-					row ? round6((double)r->confusion[y][y] / row) : 0.0);
+		                        row ? round6((double)r->confusion[y][y] / row) : 0.0);
 	}
 	return root;
 }
@@ -83,27 +86,38 @@ static cJSON *metrics_json(const struct eval_result *r, const struct checkpoint 
 int cmd_evaluate(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'}, {"checkpoint", required_argument, NULL, 'c'},
-		{"out", required_argument, NULL, 'o'},	{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"data", required_argument, NULL, 'd'},
+	    {"checkpoint", required_argument, NULL, 'c'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *data = NULL, *ckpath = NULL, *outpath = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': data = optarg; break;
-		case 'c': ckpath = optarg; break;
-		case 'o': outpath = optarg; break;
-		case 'h': puts(EVALUATE_USAGE); return EXIT_OK;
-		default: return usage_error("evaluate", EVALUATE_USAGE, "bad option");
+		case 'd':
+			data = optarg;
+			break;
+		case 'c':
+			ckpath = optarg;
+			break;
+		case 'o':
+			outpath = optarg;
+			break;
+		case 'h':
+			puts(EVALUATE_USAGE);
+			return EXIT_OK;
+		default:
+			return usage_error("evaluate", EVALUATE_USAGE, "bad option");
 		}
 	}
 	if (optind < argc)
 		return usage_error("evaluate", EVALUATE_USAGE, "unexpected argument \"%s\"",
-				   argv[optind]);
+		                   argv[optind]);
 	if (!data || !ckpath || !outpath)
 		return usage_error("evaluate", EVALUATE_USAGE,
-				   "--data, --checkpoint and --out are required");
+		                   "--data, --checkpoint and --out are required");
 
 	struct cg_error err = {0};
 	struct dataset ds = {0};

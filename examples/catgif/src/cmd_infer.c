@@ -15,13 +15,14 @@
 #include "dataset.h"
 #include "image.h"
 
-#define INFER_USAGE \
-	"catgif infer --data DIR --url URL --out DIR [--count 5] [--seed 1] [--format pgm|gif|json]\n" \
-	"             [--wait 30]\n" \
-	"  waits up to --wait seconds for URL/healthz, POSTs --count seeded random images of\n" \
+#define INFER_USAGE                                                                                \
+	"catgif infer --data DIR --url URL --out DIR [--count 5] [--seed 1] [--format "            \
+	"pgm|gif|json]\n"                                                                          \
+	"             [--wait 30]\n"                                                               \
+	"  waits up to --wait seconds for URL/healthz, POSTs --count seeded random images of\n"    \
 	"  DIR/test.bin to URL/predict, writes NN-<class>.gif (8x) and predictions.json to --out"
 
-#define GIF_SCALE 8
+#define GIF_SCALE    8
 #define MAX_RESPONSE (64u << 10)
 
 struct client {
@@ -46,12 +47,12 @@ static void sleep_ms(long ms)
 /* One request to base + path (a POST when body != NULL); the response
  * lands in c->response. Returns the CURLcode; *status the HTTP status. */
 static CURLcode request(struct client *c, const char *path, const struct buf *body,
-			const char *ctype, long *status)
+                        const char *ctype, long *status)
 {
 	char url[2048];
 	size_t bl = strlen(c->base);
 	snprintf(url, sizeof url, "%.*s%s", (int)(bl && c->base[bl - 1] == '/' ? bl - 1 : bl),
-		 c->base, path);
+	         c->base, path);
 	c->response.len = 0;
 	c->errbuf[0] = '\0';
 	struct curl_slist *hdrs = NULL;
@@ -91,8 +92,8 @@ static int wait_healthy(struct client *c, long wait_s, struct cg_error *err)
 			return 0;
 		if (now_seconds() + (double)delay / 1000 > deadline)
 			return err_set(err, EXIT_FAIL, "%s/healthz not healthy after %ld s: %s",
-				       c->base, wait_s,
-				       rc != CURLE_OK ? curl_why(c, rc) : "HTTP status not 200");
+			               c->base, wait_s,
+			               rc != CURLE_OK ? curl_why(c, rc) : "HTTP status not 200");
 		sleep_ms(delay);
 	}
 }
@@ -100,7 +101,7 @@ static int wait_healthy(struct client *c, long wait_s, struct cg_error *err)
 /* POSTs one image and parses the prediction; connection failures are
  * retried briefly, HTTP errors are not. */
 static int predict(cJSON **out, struct client *c, const struct buf *body, const char *ctype,
-		   struct cg_error *err)
+                   struct cg_error *err)
 {
 	long status = 0;
 	CURLcode rc = CURLE_OK;
@@ -108,8 +109,9 @@ static int predict(cJSON **out, struct client *c, const struct buf *body, const 
 		if (attempt)
 			sleep_ms(250L << attempt);
 		rc = request(c, "/predict", body, ctype, &status);
-		if (rc != CURLE_COULDNT_CONNECT && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR &&
-		    rc != CURLE_GOT_NOTHING && rc != CURLE_OPERATION_TIMEDOUT)
+		if (rc != CURLE_COULDNT_CONNECT && rc != CURLE_RECV_ERROR &&
+		    rc != CURLE_SEND_ERROR && rc != CURLE_GOT_NOTHING &&
+		    rc != CURLE_OPERATION_TIMEDOUT)
 			break;
 	}
 	if (rc != CURLE_OK)
@@ -117,9 +119,10 @@ static int predict(cJSON **out, struct client *c, const struct buf *body, const 
 	buf_append(&c->response, "", 1);
 	cJSON *o = cJSON_Parse((const char *)c->response.data);
 	if (status != 200) {
-		const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+		const char *msg =
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
 		err_set(err, EXIT_FAIL, "POST %s/predict: HTTP %ld: %s", c->base, status,
-			msg ? msg : "(no error message)");
+		        msg ? msg : "(no error message)");
 		cJSON_Delete(o);
 		return -1;
 	}
@@ -128,8 +131,8 @@ static int predict(cJSON **out, struct client *c, const struct buf *body, const 
 	if (!cJSON_IsNumber(label) || label->valueint < 0 || label->valueint >= DATASET_CLASSES ||
 	    !cJSON_IsNumber(prob)) {
 		cJSON_Delete(o);
-		return err_set(err, EXIT_FAIL, "POST %s/predict: unexpected response: %.200s", c->base,
-			       (const char *)c->response.data);
+		return err_set(err, EXIT_FAIL, "POST %s/predict: unexpected response: %.200s",
+		               c->base, (const char *)c->response.data);
 	}
 	*out = o;
 	return 0;
@@ -153,13 +156,14 @@ static void remove_stale(const char *dir)
 
 /* Encodes image k of ds as the request body in the chosen format. */
 static const char *encode(struct buf *out, const struct dataset *ds, uint32_t k, const char *format,
-			  struct cg_error *err)
+                          struct cg_error *err)
 {
 	const uint8_t *px = ds->pixels + (size_t)k * DATASET_PIXELS;
 	out->len = 0;
 	if (!strcmp(format, "gif"))
-		return image_encode_gif(out, px, DATASET_SIDE, DATASET_SIDE, 1, err) < 0 ? NULL
-											: "image/gif";
+		return image_encode_gif(out, px, DATASET_SIDE, DATASET_SIDE, 1, err) < 0
+		           ? NULL
+		           : "image/gif";
 	if (!strcmp(format, "json")) {
 		buf_append(out, "[", 1);
 		for (int i = 0; i < DATASET_PIXELS; i++) {
@@ -180,7 +184,7 @@ struct infer_opts {
 };
 
 static int run(const struct infer_opts *o, const struct dataset *ds, struct client *c,
-	       struct cg_error *err)
+               struct cg_error *err)
 {
 	if (dir_create(o->out, err) < 0 || wait_healthy(c, o->wait, err) < 0)
 		return -1;
@@ -217,11 +221,11 @@ static int run(const struct infer_opts *o, const struct dataset *ds, struct clie
 		cJSON_Delete(pred);
 		char name[64];
 		snprintf(name, sizeof name, o->count > 100 ? "%03ld-%s.gif" : "%02ld-%s.gif", i,
-			 dataset_class_slugs[label]);
+		         dataset_class_slugs[label]);
 		cleanup_free char *path = path_join(o->out, name);
 		gif.len = 0;
 		if (image_encode_gif(&gif, ds->pixels + (size_t)k * DATASET_PIXELS, DATASET_SIDE,
-				     DATASET_SIDE, GIF_SCALE, err) < 0 ||
+		                     DATASET_SIDE, GIF_SCALE, err) < 0 ||
 		    file_write_atomic(path, gif.data, gif.len, err) < 0) {
 			rc = -1;
 			break;
@@ -262,11 +266,15 @@ static int run(const struct infer_opts *o, const struct dataset *ds, struct clie
 int cmd_infer(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'},	  {"url", required_argument, NULL, 'u'},
-		{"out", required_argument, NULL, 'o'},	  {"count", required_argument, NULL, 'n'},
-		{"seed", required_argument, NULL, 's'},	  {"format", required_argument, NULL, 'f'},
-		{"wait", required_argument, NULL, 'w'},	  {"help", no_argument, NULL, 'h'},
-		{0},
+	    {"data", required_argument, NULL, 'd'},
+	    {"url", required_argument, NULL, 'u'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"wait", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct infer_opts o = {.format = "pgm", .count = 5, .seed = 1, .wait = 30};
 	struct cg_error err = {0};
@@ -274,25 +282,43 @@ int cmd_infer(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int rc = 0;
 		switch (c) {
-		case 'd': o.data = optarg; break;
-		case 'u': o.url = optarg; break;
-		case 'o': o.out = optarg; break;
-		case 'n': rc = parse_long(&o.count, "--count", optarg, 1, 1000, &err); break;
-		case 's': rc = parse_long(&o.seed, "--seed", optarg, 0, LONG_MAX, &err); break;
-		case 'w': rc = parse_long(&o.wait, "--wait", optarg, 0, 3600, &err); break;
+		case 'd':
+			o.data = optarg;
+			break;
+		case 'u':
+			o.url = optarg;
+			break;
+		case 'o':
+			o.out = optarg;
+			break;
+		case 'n':
+			rc = parse_long(&o.count, "--count", optarg, 1, 1000, &err);
+			break;
+		case 's':
+			rc = parse_long(&o.seed, "--seed", optarg, 0, LONG_MAX, &err);
+			break;
+		case 'w':
+			rc = parse_long(&o.wait, "--wait", optarg, 0, 3600, &err);
+			break;
 		case 'f':
 			o.format = optarg;
-			if (strcmp(optarg, "pgm") && strcmp(optarg, "gif") && strcmp(optarg, "json"))
-				return usage_error("infer", INFER_USAGE, "--format: pgm, gif or json");
+			if (strcmp(optarg, "pgm") && strcmp(optarg, "gif") &&
+			    strcmp(optarg, "json"))
+				return usage_error("infer", INFER_USAGE,
+				                   "--format: pgm, gif or json");
 			break;
-		case 'h': puts(INFER_USAGE); return EXIT_OK;
-		default: return usage_error("infer", INFER_USAGE, "bad option");
+		case 'h':
+			puts(INFER_USAGE);
+			return EXIT_OK;
+		default:
+			return usage_error("infer", INFER_USAGE, "bad option");
 		}
 		if (rc < 0)
 			return err_report(&err);
 	}
 	if (optind < argc)
-		return usage_error("infer", INFER_USAGE, "unexpected argument \"%s\"", argv[optind]);
+		return usage_error("infer", INFER_USAGE, "unexpected argument \"%s\"",
+		                   argv[optind]);
 	if (!o.data || !o.url || !o.out)
 		return usage_error("infer", INFER_USAGE, "--data, --url and --out are required");
 
@@ -303,10 +329,11 @@ int cmd_infer(int argc, char **argv)
 	if ((uint64_t)o.count > ds.count) {
 		dataset_free(&ds);
 		return usage_error("infer", INFER_USAGE, "--count %ld exceeds the %u test images",
-				   o.count, ds.count);
+		                   o.count, ds.count);
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	struct client cl = {.curl = curl_easy_init(), .base = o.url, .response = {.max = MAX_RESPONSE}};
+	struct client cl = {
+	    .curl = curl_easy_init(), .base = o.url, .response = {.max = MAX_RESPONSE}};
 	int rc = -1;
 	if (!cl.curl) {
 		err_set(&err, EXIT_FAIL, "curl_easy_init failed");

@@ -7,19 +7,19 @@
 #include "commands.h"
 #include "dataset.h"
 
-#define PREPARE_USAGE \
-	"catgif prepare --src DIR --out DIR [--limit N] [--test-limit N]\n" \
-	"  reads {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] from --src and writes\n" \
+#define PREPARE_USAGE                                                                              \
+	"catgif prepare --src DIR --out DIR [--limit N] [--test-limit N]\n"                        \
+	"  reads {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] from --src and writes\n"        \
 	"  train.bin and test.bin into --out; --limit / --test-limit keep the first N images"
-#define FIXTURE_USAGE \
-	"catgif mkfixture --src DIR --out DIR [--train 2000] [--test 500]\n" \
+#define FIXTURE_USAGE                                                                              \
+	"catgif mkfixture --src DIR --out DIR [--train 2000] [--test 500]\n"                       \
 	"  writes the first N train and test images of --src as IDX gz files into --out"
 
 static const char *const idx_names[4] = {
-	"train-images-idx3-ubyte",
-	"train-labels-idx1-ubyte",
-	"t10k-images-idx3-ubyte",
-	"t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
 };
 
 /* DIR/NAME.gz if it exists, else DIR/NAME if that exists, else DIR/NAME.gz
@@ -43,7 +43,7 @@ static char *idx_path(const char *dir, const char *name)
 
 /* Reads the train (which = 0) or test (which = 1) half of src, first limit images. */
 static int read_split(struct dataset *out, const char *src, int which, long limit,
-		      struct cg_error *err)
+                      struct cg_error *err)
 {
 	cleanup_free char *images = idx_path(src, idx_names[2 * which]);
 	cleanup_free char *labels = idx_path(src, idx_names[2 * which + 1]);
@@ -68,9 +68,9 @@ static void print_split(const char *what, const struct dataset *ds, const char *
 int cmd_prepare(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"src", required_argument, NULL, 's'},	  {"out", required_argument, NULL, 'o'},
-		{"limit", required_argument, NULL, 'l'},  {"test-limit", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	  {0},
+	    {"src", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
+	    {"limit", required_argument, NULL, 'l'}, {"test-limit", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},        {0},
 	};
 	const char *src = NULL, *outdir = NULL;
 	long limit = 0, test_limit = 0;
@@ -78,8 +78,12 @@ int cmd_prepare(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': src = optarg; break;
-		case 'o': outdir = optarg; break;
+		case 's':
+			src = optarg;
+			break;
+		case 'o':
+			outdir = optarg;
+			break;
 		case 'l':
 			if (parse_long(&limit, "--limit", optarg, 1, 10000000, &err) < 0)
 				return err_report(&err);
@@ -88,12 +92,16 @@ int cmd_prepare(int argc, char **argv)
 			if (parse_long(&test_limit, "--test-limit", optarg, 1, 10000000, &err) < 0)
 				return err_report(&err);
 			break;
-		case 'h': puts(PREPARE_USAGE); return EXIT_OK;
-		default: return usage_error("prepare", PREPARE_USAGE, "bad option");
+		case 'h':
+			puts(PREPARE_USAGE);
+			return EXIT_OK;
+		default:
+			return usage_error("prepare", PREPARE_USAGE, "bad option");
 		}
 	}
 	if (optind < argc)
-		return usage_error("prepare", PREPARE_USAGE, "unexpected argument \"%s\"", argv[optind]);
+		return usage_error("prepare", PREPARE_USAGE, "unexpected argument \"%s\"",
+		                   argv[optind]);
 	if (!src || !outdir)
 		return usage_error("prepare", PREPARE_USAGE, "--src and --out are required");
 
@@ -117,9 +125,9 @@ out:
 int cmd_mkfixture(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"src", required_argument, NULL, 's'},	 {"out", required_argument, NULL, 'o'},
-		{"train", required_argument, NULL, 'n'}, {"test", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	 {0},
+	    {"src", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
+	    {"train", required_argument, NULL, 'n'}, {"test", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},        {0},
 	};
 	const char *src = NULL, *outdir = NULL;
 	long ntrain = 2000, ntest = 500;
@@ -127,8 +135,12 @@ int cmd_mkfixture(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': src = optarg; break;
-		case 'o': outdir = optarg; break;
+		case 's':
+			src = optarg;
+			break;
+		case 'o':
+			outdir = optarg;
+			break;
 		case 'n':
 			if (parse_long(&ntrain, "--train", optarg, 1, 60000, &err) < 0)
 				return err_report(&err);
@@ -137,13 +149,16 @@ int cmd_mkfixture(int argc, char **argv)
 			if (parse_long(&ntest, "--test", optarg, 1, 10000, &err) < 0)
 				return err_report(&err);
 			break;
-		case 'h': puts(FIXTURE_USAGE); return EXIT_OK;
-		default: return usage_error("mkfixture", FIXTURE_USAGE, "bad option");
+		case 'h':
+			puts(FIXTURE_USAGE);
+			return EXIT_OK;
+		default:
+			return usage_error("mkfixture", FIXTURE_USAGE, "bad option");
 		}
 	}
 	if (optind < argc)
 		return usage_error("mkfixture", FIXTURE_USAGE, "unexpected argument \"%s\"",
-				   argv[optind]);
+		                   argv[optind]);
 	if (!src || !outdir)
 		return usage_error("mkfixture", FIXTURE_USAGE, "--src and --out are required");
 	if (dir_create(outdir, &err) < 0)

@@ -20,10 +20,10 @@
 #include "image.h"
 #include "model.h"
 
-#define SERVE_USAGE \
-	"catgif serve --checkpoint FILE [--metrics FILE] [--host 0.0.0.0] [--port 8000]\n" \
-	"             [--threads 4] [--quiet]\n" \
-	"  POST /predict takes a 28x28 PGM (P5), GIF, or JSON array of 784 numbers in 0..255\n" \
+#define SERVE_USAGE                                                                                \
+	"catgif serve --checkpoint FILE [--metrics FILE] [--host 0.0.0.0] [--port 8000]\n"         \
+	"             [--threads 4] [--quiet]\n"                                                   \
+	"  POST /predict takes a 28x28 PGM (P5), GIF, or JSON array of 784 numbers in 0..255\n"    \
 	"  (at most 1 MiB); --port 0 picks a free port and prints it"
 
 #define MAX_BODY (1u << 20)
@@ -42,10 +42,10 @@ struct request {
 };
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *json,
-			     const char *allow)
+                             const char *allow)
 {
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -57,8 +57,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 }
 
 static enum MHD_Result reply_error(const struct server *srv, struct MHD_Connection *conn,
-				   const char *method, const char *url, unsigned status,
-				   const char *msg, const char *allow)
+                                   const char *method, const char *url, unsigned status,
+                                   const char *msg, const char *allow)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "error", msg);
@@ -72,16 +72,16 @@ static enum MHD_Result reply_error(const struct server *srv, struct MHD_Connecti
 }
 
 static enum MHD_Result predict(const struct server *srv, struct MHD_Connection *conn,
-			       const char *method, const char *url, const struct request *req)
+                               const char *method, const char *url, const struct request *req)
 {
 	if (req->too_large)
 		return reply_error(srv, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
-				   "body larger than 1 MiB", NULL);
+		                   "body larger than 1 MiB", NULL);
 	if (req->body.len == 0)
 		return reply_error(srv, conn, method, url, MHD_HTTP_BAD_REQUEST,
-				   "empty body: POST a 28x28 PGM, GIF or JSON image", NULL);
-	const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							MHD_HTTP_HEADER_CONTENT_TYPE);
+		                   "empty body: POST a 28x28 PGM, GIF or JSON image", NULL);
+	const char *ctype =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	float pixels[IMAGE_PIXELS];
 	const char *format;
 	struct cg_error err = {0};
@@ -112,8 +112,8 @@ static enum MHD_Result predict(const struct server *srv, struct MHD_Connection *
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **con_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
 	const struct server *srv = cls;
@@ -124,10 +124,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		 * connection (no keep-alive), so only a declared oversize body is
 		 * refused here, before it is read. */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (is_predict && cl && strtoull(cl, NULL, 10) > MAX_BODY)
 			return reply_error(srv, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
-					   "body larger than 1 MiB", NULL);
+			                   "body larger than 1 MiB", NULL);
 		req = xcalloc(1, sizeof *req);
 		req->body.max = MAX_BODY;
 		*con_cls = req;
@@ -146,20 +146,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (!strcmp(url, "/healthz") || !strcmp(url, "/info")) {
 		if (!get)
 			return reply_error(srv, conn, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-					   "method not allowed", "GET, HEAD");
+			                   "method not allowed", "GET, HEAD");
 		return reply(conn, MHD_HTTP_OK, url[1] == 'h' ? "{\"status\":\"ok\"}" : srv->info,
-			     NULL);
+		             NULL);
 	}
 	if (!is_predict)
 		return reply_error(srv, conn, method, url, MHD_HTTP_NOT_FOUND, "not found", NULL);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 		return reply_error(srv, conn, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-				   "method not allowed", "POST");
+		                   "method not allowed", "POST");
 	return predict(srv, conn, method, url, req);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			      enum MHD_RequestTerminationCode toe)
+                              enum MHD_RequestTerminationCode toe)
 {
 	(void)cls, (void)conn, (void)toe;
 	struct request *req = *con_cls;
@@ -172,7 +172,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 
 /* Builds the /info document; reads the metrics file when given. */
 static int build_info(struct server *srv, const char *ckpath, const char *metrics,
-		      struct cg_error *err)
+                      struct cg_error *err)
 {
 	char sha[65];
 	if (sha256_file(sha, ckpath, err) < 0)
@@ -186,7 +186,7 @@ static int build_info(struct server *srv, const char *ckpath, const char *metric
 	cJSON_AddNumberToObject(o, "channels", ck->channels);
 	cJSON_AddNumberToObject(o, "hidden", ck->hidden);
 	cJSON_AddNumberToObject(o, "parameters",
-				(double)model_param_count(ck->arch, ck->channels, ck->hidden));
+	                        (double)model_param_count(ck->arch, ck->channels, ck->hidden));
 	cJSON_AddNumberToObject(o, "train_images_seen", (double)ck->images_seen);
 	cJSON_AddNumberToObject(o, "train_accuracy", round((double)ck->train_accuracy * 1e6) / 1e6);
 	if (metrics) {
@@ -201,15 +201,15 @@ static int build_info(struct server *srv, const char *ckpath, const char *metric
 		if (!cJSON_IsNumber(acc)) {
 			cJSON_Delete(m);
 			cJSON_Delete(o);
-			return err_set(err, EXIT_INPUT, "%s: not a metrics file from catgif evaluate",
-				       metrics);
+			return err_set(err, EXIT_INPUT,
+			               "%s: not a metrics file from catgif evaluate", metrics);
 		}
 		cJSON_AddNumberToObject(o, "accuracy", acc->valuedouble);
 		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "test_images");
 		if (cJSON_IsNumber(n))
 			cJSON_AddNumberToObject(o, "test_images", n->valuedouble);
 		const char *msha =
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "checkpoint_sha256"));
+		    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "checkpoint_sha256"));
 		cJSON_AddBoolToObject(o, "metrics_match_checkpoint", msha && !strcmp(msha, sha));
 		cJSON_Delete(m);
 	} else {
@@ -224,10 +224,10 @@ static int build_info(struct server *srv, const char *ckpath, const char *metric
 }
 
 static int resolve(struct sockaddr_storage *out, socklen_t *out_len, const char *host, long port,
-		   struct cg_error *err)
+                   struct cg_error *err)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	char service[16];
 	snprintf(service, sizeof service, "%ld", port);
@@ -243,10 +243,14 @@ static int resolve(struct sockaddr_storage *out, socklen_t *out_len, const char 
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"checkpoint", required_argument, NULL, 'c'}, {"metrics", required_argument, NULL, 'm'},
-		{"host", required_argument, NULL, 'H'},	      {"port", required_argument, NULL, 'p'},
-		{"threads", required_argument, NULL, 't'},    {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	      {0},
+	    {"checkpoint", required_argument, NULL, 'c'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *ckpath = NULL, *metrics = NULL, *host = "0.0.0.0";
 	long port = 8000, threads = 4;
@@ -255,9 +259,15 @@ int cmd_serve(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': ckpath = optarg; break;
-		case 'm': metrics = optarg; break;
-		case 'H': host = optarg; break;
+		case 'c':
+			ckpath = optarg;
+			break;
+		case 'm':
+			metrics = optarg;
+			break;
+		case 'H':
+			host = optarg;
+			break;
 		case 'p':
 			if (parse_long(&port, "--port", optarg, 0, 65535, &err) < 0)
 				return err_report(&err);
@@ -266,13 +276,19 @@ int cmd_serve(int argc, char **argv)
 			if (parse_long(&threads, "--threads", optarg, 1, 256, &err) < 0)
 				return err_report(&err);
 			break;
-		case 'q': srv.quiet = 1; break;
-		case 'h': puts(SERVE_USAGE); return EXIT_OK;
-		default: return usage_error("serve", SERVE_USAGE, "bad option");
+		case 'q':
+			srv.quiet = 1;
+			break;
+		case 'h':
+			puts(SERVE_USAGE);
+			return EXIT_OK;
+		default:
+			return usage_error("serve", SERVE_USAGE, "bad option");
 		}
 	}
 	if (optind < argc)
-		return usage_error("serve", SERVE_USAGE, "unexpected argument \"%s\"", argv[optind]);
+		return usage_error("serve", SERVE_USAGE, "unexpected argument \"%s\"",
+		                   argv[optind]);
 	if (!ckpath)
 		return usage_error("serve", SERVE_USAGE, "--checkpoint is required");
 
@@ -300,16 +316,17 @@ int cmd_serve(int argc, char **argv)
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, (uint16_t)port, NULL, NULL, handle, &srv, MHD_OPTION_SOCK_ADDR, &addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-		request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+	    flags, (uint16_t)port, NULL, NULL, handle, &srv, MHD_OPTION_SOCK_ADDR, &addr,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
 	int rc = EXIT_OK;
 	if (!d) {
 		err_set(&err, EXIT_FAIL, "cannot listen on %s port %ld (in use, or not permitted?)",
-			host, port);
+		        host, port);
 		rc = err_report(&err);
 	} else {
-		const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+		const union MHD_DaemonInfo *info =
+		    MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 		printf("serve: %s epoch %u (%s, hidden %u) listening on %s port %u, %ld threads\n",
 		       ckpath, srv.ck.epoch, model_arch_name(srv.ck.arch), srv.ck.hidden, host,
 		       info ? info->port : (unsigned)port, threads);

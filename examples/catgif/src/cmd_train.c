@@ -19,12 +19,12 @@
 #include "dataset.h"
 #include "model.h"
 
-#define TRAIN_USAGE \
+#define TRAIN_USAGE                                                                                \
 	"catgif train --data DIR --checkpoint FILE [--epochs 1] [--arch cnn|mlp] [--hidden 128]\n" \
 	"             [--channels 8] [--lr 0.02] [--momentum 0.9] [--lr-decay 0.7] [--batch 64]\n" \
-	"             [--seed 1] [--procs 1]\n" \
-	"  trains --epochs more epochs on DIR/train.bin, resuming FILE when it exists (options\n" \
-	"  not given keep the checkpoint's values), else from a seeded initialisation.\n" \
+	"             [--seed 1] [--procs 1]\n"                                                    \
+	"  trains --epochs more epochs on DIR/train.bin, resuming FILE when it exists (options\n"  \
+	"  not given keep the checkpoint's values), else from a seeded initialisation.\n"          \
 	"  Epoch e uses learning rate lr * lr-decay^(e-1); --procs N trains Hogwild-style"
 
 #define MAX_PROCS 64
@@ -36,7 +36,7 @@ struct train_opts {
 	enum model_arch arch;
 	/* which options the command line gave (the others may come from a checkpoint) */
 	int have_arch, have_hidden, have_channels, have_batch, have_seed, have_lr, have_momentum,
-		have_decay;
+	    have_decay;
 };
 
 /* One cache line per worker, in the shared mapping. */
@@ -54,8 +54,8 @@ struct shared {
 /* Trains on shard [begin, end) of perm at rate lr, updating the shared
  * model in place without locks. */
 static void run_worker(const struct dataset *ds, const uint32_t *perm, size_t begin, size_t end,
-		       struct model *params, struct model *velocity, const struct train_opts *o,
-		       float lr, struct worker_stats *st)
+                       struct model *params, struct model *velocity, const struct train_opts *o,
+                       float lr, struct worker_stats *st)
 {
 	struct model_work w;
 	uint32_t batch = (uint32_t)o->batch;
@@ -86,8 +86,8 @@ static void run_worker(const struct dataset *ds, const uint32_t *perm, size_t be
 
 /* Runs one epoch over perm with o->procs workers; their stats land in sh. */
 static int run_epoch(const struct dataset *ds, const uint32_t *perm, struct model *params,
-		     struct model *velocity, const struct train_opts *o, float lr, struct shared *sh,
-		     struct cg_error *err)
+                     struct model *velocity, const struct train_opts *o, float lr,
+                     struct shared *sh, struct cg_error *err)
 {
 	size_t n = ds->count, procs = (size_t)o->procs;
 	memset(sh->stats, 0, sizeof sh->stats);
@@ -110,8 +110,8 @@ static int run_epoch(const struct dataset *ds, const uint32_t *perm, struct mode
 			if (getppid() != parent)
 				_exit(1);
 			size_t k = started;
-			run_worker(ds, perm, k * n / procs, (k + 1) * n / procs, params, velocity, o,
-				   lr, &sh->stats[k]);
+			run_worker(ds, perm, k * n / procs, (k + 1) * n / procs, params, velocity,
+			           o, lr, &sh->stats[k]);
 			_exit(0);
 		}
 		pids[started] = pid;
@@ -123,9 +123,10 @@ static int run_epoch(const struct dataset *ds, const uint32_t *perm, struct mode
 			;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			if (!failed)
-				err_set(err, EXIT_FAIL, "training worker %zu (pid %d) failed: %s %d",
-					k, (int)pids[k], WIFSIGNALED(status) ? "signal" : "exit",
-					WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+				err_set(
+				    err, EXIT_FAIL, "training worker %zu (pid %d) failed: %s %d", k,
+				    (int)pids[k], WIFSIGNALED(status) ? "signal" : "exit",
+				    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			failed = 1;
 		}
 	}
@@ -135,27 +136,48 @@ static int run_epoch(const struct dataset *ds, const uint32_t *perm, struct mode
 static int parse_opts(struct train_opts *o, int argc, char **argv, struct cg_error *err)
 {
 	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'},	    {"checkpoint", required_argument, NULL, 'c'},
-		{"epochs", required_argument, NULL, 'e'},   {"arch", required_argument, NULL, 'a'},
-		{"hidden", required_argument, NULL, 'H'},   {"channels", required_argument, NULL, 'C'},
-		{"lr", required_argument, NULL, 'l'},	    {"momentum", required_argument, NULL, 'm'},
-		{"lr-decay", required_argument, NULL, 'D'}, {"batch", required_argument, NULL, 'b'},
-		{"seed", required_argument, NULL, 's'},	    {"procs", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},	    {0},
+	    {"data", required_argument, NULL, 'd'},
+	    {"checkpoint", required_argument, NULL, 'c'},
+	    {"epochs", required_argument, NULL, 'e'},
+	    {"arch", required_argument, NULL, 'a'},
+	    {"hidden", required_argument, NULL, 'H'},
+	    {"channels", required_argument, NULL, 'C'},
+	    {"lr", required_argument, NULL, 'l'},
+	    {"momentum", required_argument, NULL, 'm'},
+	    {"lr-decay", required_argument, NULL, 'D'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"procs", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
-	*o = (struct train_opts){.epochs = 1, .arch = MODEL_CNN, .hidden = 128, .channels = 8,
-				 .lr = 0.02f, .momentum = 0.9f, .lr_decay = 0.7f, .batch = 64,
-				 .seed = 1, .procs = 1};
+	*o = (struct train_opts){.epochs = 1,
+	                         .arch = MODEL_CNN,
+	                         .hidden = 128,
+	                         .channels = 8,
+	                         .lr = 0.02f,
+	                         .momentum = 0.9f,
+	                         .lr_decay = 0.7f,
+	                         .batch = 64,
+	                         .seed = 1,
+	                         .procs = 1};
 	int c, rc = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': o->data = optarg; break;
-		case 'c': o->checkpoint = optarg; break;
-		case 'e': rc = parse_long(&o->epochs, "--epochs", optarg, 0, 100000, err); break;
+		case 'd':
+			o->data = optarg;
+			break;
+		case 'c':
+			o->checkpoint = optarg;
+			break;
+		case 'e':
+			rc = parse_long(&o->epochs, "--epochs", optarg, 0, 100000, err);
+			break;
 		case 'a':
 			o->arch = model_arch_parse(optarg);
 			if (!o->arch)
-				rc = err_set(err, EXIT_INPUT, "--arch: \"%s\" is not cnn or mlp", optarg);
+				rc = err_set(err, EXIT_INPUT, "--arch: \"%s\" is not cnn or mlp",
+				             optarg);
 			o->have_arch = 1;
 			break;
 		case 'H':
@@ -163,7 +185,8 @@ static int parse_opts(struct train_opts *o, int argc, char **argv, struct cg_err
 			o->have_hidden = 1;
 			break;
 		case 'C':
-			rc = parse_long(&o->channels, "--channels", optarg, 1, MODEL_MAX_CHANNELS, err);
+			rc = parse_long(&o->channels, "--channels", optarg, 1, MODEL_MAX_CHANNELS,
+			                err);
 			o->have_channels = 1;
 			break;
 		case 'l':
@@ -186,19 +209,26 @@ static int parse_opts(struct train_opts *o, int argc, char **argv, struct cg_err
 			rc = parse_long(&o->seed, "--seed", optarg, 0, LONG_MAX, err);
 			o->have_seed = 1;
 			break;
-		case 'p': rc = parse_long(&o->procs, "--procs", optarg, 1, MAX_PROCS, err); break;
-		case 'h': puts(TRAIN_USAGE); exit(EXIT_OK);
-		default: return err_set(err, EXIT_INPUT, "train: bad option\nusage: %s", TRAIN_USAGE);
+		case 'p':
+			rc = parse_long(&o->procs, "--procs", optarg, 1, MAX_PROCS, err);
+			break;
+		case 'h':
+			puts(TRAIN_USAGE);
+			exit(EXIT_OK);
+		default:
+			return err_set(err, EXIT_INPUT, "train: bad option\nusage: %s",
+			               TRAIN_USAGE);
 		}
 	}
 	if (rc < 0)
 		return -1;
 	if (optind < argc)
 		return err_set(err, EXIT_INPUT, "train: unexpected argument \"%s\"\nusage: %s",
-			       argv[optind], TRAIN_USAGE);
+		               argv[optind], TRAIN_USAGE);
 	if (!o->data || !o->checkpoint)
-		return err_set(err, EXIT_INPUT, "train: --data and --checkpoint are required\nusage: %s",
-			       TRAIN_USAGE);
+		return err_set(err, EXIT_INPUT,
+		               "train: --data and --checkpoint are required\nusage: %s",
+		               TRAIN_USAGE);
 	if (o->arch == MODEL_MLP && o->have_channels)
 		return err_set(err, EXIT_INPUT, "train: --channels applies to --arch cnn only");
 	return 0;
@@ -219,9 +249,9 @@ static int resume(struct checkpoint *ck, struct train_opts *o, struct cg_error *
 		what = "--channels";
 	if (what) {
 		err_set(err, EXIT_INPUT,
-			"%s: %s differs from the checkpoint's model (%s, %u channels, hidden %u); "
-			"remove the checkpoint to start over",
-			o->checkpoint, what, model_arch_name(ck->arch), ck->channels, ck->hidden);
+		        "%s: %s differs from the checkpoint's model (%s, %u channels, hidden %u); "
+		        "remove the checkpoint to start over",
+		        o->checkpoint, what, model_arch_name(ck->arch), ck->channels, ck->hidden);
 		checkpoint_free(ck);
 		return -1;
 	}
@@ -251,8 +281,8 @@ static int load_or_init(struct checkpoint *ck, struct train_opts *o, struct cg_e
 	if (errno != ENOENT)
 		return err_set(err, EXIT_INPUT, "%s: %s", o->checkpoint, strerror(errno));
 	uint32_t channels = o->arch == MODEL_CNN ? (uint32_t)o->channels : 0;
-	*ck = (struct checkpoint){.arch = o->arch, .channels = channels,
-				  .hidden = (uint32_t)o->hidden};
+	*ck = (struct checkpoint){
+	    .arch = o->arch, .channels = channels, .hidden = (uint32_t)o->hidden};
 	size_t n = model_param_count(ck->arch, ck->channels, ck->hidden);
 	ck->params = xalloc_floats(n);
 	ck->velocity = xalloc_floats(n);
@@ -278,7 +308,7 @@ static int all_finite(const float *v, size_t n)
 
 /* Trains o->epochs epochs on ds, checkpointing after each one. */
 static int train_epochs(struct checkpoint *ck, const struct dataset *ds, const struct train_opts *o,
-			struct shared *sh, struct cg_error *err)
+                        struct shared *sh, struct cg_error *err)
 {
 	size_t n = model_param_count(ck->arch, ck->channels, ck->hidden);
 	struct model params, velocity;
@@ -309,10 +339,11 @@ static int train_epochs(struct checkpoint *ck, const struct dataset *ds, const s
 			seen += sh->stats[k].seen;
 		}
 		if (!isfinite(loss) || !all_finite(sh->params, 2 * n))
-			return err_set(err, EXIT_FAIL,
-				       "epoch %u: training diverged (parameters not finite); lower --lr "
-				       "(checkpoint left as it was)",
-				       epoch);
+			return err_set(
+			    err, EXIT_FAIL,
+			    "epoch %u: training diverged (parameters not finite); lower --lr "
+			    "(checkpoint left as it was)",
+			    epoch);
 		ck->epoch = epoch;
 		ck->images_seen += seen;
 		ck->lr = o->lr, ck->momentum = o->momentum, ck->lr_decay = o->lr_decay;
@@ -351,10 +382,12 @@ int cmd_train(int argc, char **argv)
 	}
 	size_t n = model_param_count(ck.arch, ck.channels, ck.hidden);
 	size_t shlen = sizeof(struct shared) + 2 * n * sizeof(float);
-	struct shared *sh = mmap(NULL, shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *sh =
+	    mmap(NULL, shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int rc;
 	if (sh == MAP_FAILED) {
-		rc = err_set(&err, EXIT_FAIL, "mmap of %zu shared bytes: %s", shlen, strerror(errno));
+		rc = err_set(&err, EXIT_FAIL, "mmap of %zu shared bytes: %s", shlen,
+		             strerror(errno));
 	} else {
 		rc = train_epochs(&ck, &ds, &o, sh, &err);
 		munmap(sh, shlen);

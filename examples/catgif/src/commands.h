@@ -12,6 +12,6 @@ int cmd_infer(int argc, char **argv);
 
 /* Prints "catgif: <cmd>: <msg>" and the usage hint; returns EXIT_INPUT. */
 int usage_error(const char *cmd, const char *usage, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

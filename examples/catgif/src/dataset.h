@@ -8,8 +8,8 @@
 #include "util.h"
 
 #define DATASET_CLASSES 10
-#define DATASET_SIDE 28
-#define DATASET_PIXELS (DATASET_SIDE * DATASET_SIDE)
+#define DATASET_SIDE    28
+#define DATASET_PIXELS  (DATASET_SIDE * DATASET_SIDE)
 
 /* Class names as Fashion-MNIST publishes them, and file-name slugs. */
 extern const char *const dataset_class_names[DATASET_CLASSES];
@@ -27,11 +27,11 @@ struct dataset {
  * trailing bytes. Errors name the file and what is wrong (EXIT_INPUT).
  * Free *out with dataset_free. */
 int dataset_read_idx(struct dataset *out, const char *images_path, const char *labels_path,
-		     struct cg_error *err);
+                     struct cg_error *err);
 
 /* Writes ds as gzip-compressed IDX files (deterministic bytes, atomic). */
 int dataset_write_idx(const struct dataset *ds, const char *images_path, const char *labels_path,
-		      struct cg_error *err);
+                      struct cg_error *err);
 
 /* Compact file: "CATGIFDS", version, count, rows, cols, pixels, labels,
  * CRC32 of everything before it. Written atomically. */

@@ -45,14 +45,15 @@ static int decode_pgm(float *out, const unsigned char *d, size_t len, struct cg_
 		return err_set(err, HTTP_BAD_REQUEST, "malformed PGM header");
 	pos++; /* the single whitespace byte before the raster */
 	if (maxval < 1 || maxval > 65535)
-		return err_set(err, HTTP_BAD_REQUEST, "PGM maxval %ld out of range 1..65535", maxval);
+		return err_set(err, HTTP_BAD_REQUEST, "PGM maxval %ld out of range 1..65535",
+		               maxval);
 	if (w != IMAGE_SIDE || h != IMAGE_SIDE)
-		return err_set(err, HTTP_UNPROCESSABLE, "PGM image is %ldx%ld, expected %dx%d", w, h,
-			       IMAGE_SIDE, IMAGE_SIDE);
+		return err_set(err, HTTP_UNPROCESSABLE, "PGM image is %ldx%ld, expected %dx%d", w,
+		               h, IMAGE_SIDE, IMAGE_SIDE);
 	size_t bpp = maxval > 255 ? 2 : 1, need = (size_t)IMAGE_PIXELS * bpp;
 	if (len - pos != need)
 		return err_set(err, HTTP_BAD_REQUEST, "PGM raster is %zu bytes, expected %zu",
-			       len - pos, need);
+		               len - pos, need);
 	for (int i = 0; i < IMAGE_PIXELS; i++) {
 		const unsigned char *p = d + pos + (size_t)i * bpp;
 		long v = bpp == 2 ? (long)p[0] << 8 | p[1] : p[0];
@@ -89,27 +90,28 @@ static int gif_fail(struct cg_error *err, int code, const char *what, int gif_er
 static int gif_image(float *out, GifFileType *gif, struct cg_error *err)
 {
 	if (DGifGetImageDesc(gif) == GIF_ERROR)
-		return gif_fail(err, HTTP_BAD_REQUEST, "malformed GIF image descriptor", gif->Error);
+		return gif_fail(err, HTTP_BAD_REQUEST, "malformed GIF image descriptor",
+		                gif->Error);
 	GifImageDesc *desc = &gif->Image;
 	if (desc->Width != IMAGE_SIDE || desc->Height != IMAGE_SIDE)
 		return err_set(err, HTTP_UNPROCESSABLE, "GIF image is %dx%d, expected %dx%d",
-			       desc->Width, desc->Height, IMAGE_SIDE, IMAGE_SIDE);
+		               desc->Width, desc->Height, IMAGE_SIDE, IMAGE_SIDE);
 	const ColorMapObject *cmap = desc->ColorMap ? desc->ColorMap : gif->SColorMap;
 	if (!cmap)
 		return err_set(err, HTTP_BAD_REQUEST, "GIF has no color map");
-	GifPixelType idx[IMAGE_PIXELS];
+	GifPixelType idx[IMAGE_PIXELS] = {0};
 	static const int start[4] = {0, 4, 2, 1}, step[4] = {8, 8, 4, 2};
 	int passes = desc->Interlace ? 4 : 1;
 	for (int p = 0; p < passes; p++)
 		for (int y = desc->Interlace ? start[p] : 0; y < IMAGE_SIDE;
 		     y += desc->Interlace ? step[p] : 1)
 			if (DGifGetLine(gif, idx + y * IMAGE_SIDE, IMAGE_SIDE) == GIF_ERROR)
-				return gif_fail(err, HTTP_BAD_REQUEST, "truncated or corrupt GIF raster",
-						gif->Error);
+				return gif_fail(err, HTTP_BAD_REQUEST,
+				                "truncated or corrupt GIF raster", gif->Error);
 	for (int i = 0; i < IMAGE_PIXELS; i++) {
 		if (idx[i] >= cmap->ColorCount)
 			return err_set(err, HTTP_BAD_REQUEST, "GIF pixel %d uses color %d of %d", i,
-				       idx[i], cmap->ColorCount);
+			               idx[i], cmap->ColorCount);
 		GifColorType c = cmap->Colors[idx[i]];
 		out[i] = (299.0f * c.Red + 587.0f * c.Green + 114.0f * c.Blue) / 1000.0f;
 	}
@@ -145,7 +147,8 @@ static int decode_gif(float *out, const unsigned char *d, size_t len, struct cg_
 			while (ok && ext)
 				ok = DGifGetExtensionNext(gif, &ext) != GIF_ERROR;
 			if (!ok) {
-				gif_fail(err, HTTP_BAD_REQUEST, "malformed GIF extension", gif->Error);
+				gif_fail(err, HTTP_BAD_REQUEST, "malformed GIF extension",
+				         gif->Error);
 				break;
 			}
 		}
@@ -161,15 +164,15 @@ static int decode_json(float *out, const unsigned char *d, size_t len, struct cg
 	cJSON *root = cJSON_ParseWithLength((const char *)d, len);
 	if (!root)
 		return err_set(err, HTTP_BAD_REQUEST, "malformed JSON");
-	const cJSON *arr = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "pixels")
-						: root;
+	const cJSON *arr =
+	    cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "pixels") : root;
 	int rc = 0;
 	if (!cJSON_IsArray(arr)) {
 		rc = err_set(err, HTTP_BAD_REQUEST,
-			     "JSON must be an array of 784 numbers or {\"pixels\": [...]}");
+		             "JSON must be an array of 784 numbers or {\"pixels\": [...]}");
 	} else if (cJSON_GetArraySize(arr) != IMAGE_PIXELS) {
 		rc = err_set(err, HTTP_UNPROCESSABLE, "JSON has %d values, expected %d (28x28)",
-			     cJSON_GetArraySize(arr), IMAGE_PIXELS);
+		             cJSON_GetArraySize(arr), IMAGE_PIXELS);
 	} else {
 		int i = 0;
 		const cJSON *v;
@@ -178,7 +181,7 @@ static int decode_json(float *out, const unsigned char *d, size_t len, struct cg
 			double x = cJSON_GetNumberValue(v);
 			if (!cJSON_IsNumber(v) || !isfinite(x) || x < 0 || x > 255) {
 				rc = err_set(err, HTTP_BAD_REQUEST,
-					     "JSON value %d is not a number in 0..255", i);
+				             "JSON value %d is not a number in 0..255", i);
 				break;
 			}
 			out[i++] = (float)x;
@@ -198,7 +201,7 @@ static int type_is(const char *content_type, const char *want)
 }
 
 int image_decode(float out[IMAGE_PIXELS], const char **format, const unsigned char *data,
-		 size_t len, const char *content_type, struct cg_error *err)
+                 size_t len, const char *content_type, struct cg_error *err)
 {
 	size_t ws = 0;
 	while (ws < len && isspace(data[ws]))
@@ -218,13 +221,14 @@ int image_decode(float out[IMAGE_PIXELS], const char **format, const unsigned ch
 	}
 	*format = "unknown";
 	if (type_is(content_type, "image/gif"))
-		return err_set(err, HTTP_BAD_REQUEST, "body is not a GIF (no GIF87a/GIF89a signature)");
+		return err_set(err, HTTP_BAD_REQUEST,
+		               "body is not a GIF (no GIF87a/GIF89a signature)");
 	if (type_is(content_type, "image/x-portable-graymap") ||
 	    type_is(content_type, "image/x-portable-anymap"))
 		return err_set(err, HTTP_BAD_REQUEST, "body is not a binary PGM (no P5 signature)");
 	return err_set(err, HTTP_UNSUPPORTED,
-		       "unsupported image format: send a 28x28 PGM (P5), a GIF, or a JSON array of "
-		       "784 numbers in 0..255");
+	               "unsupported image format: send a 28x28 PGM (P5), a GIF, or a JSON array of "
+	               "784 numbers in 0..255");
 }
 
 /* --- encoders ------------------------------------------------------------- */
@@ -236,7 +240,7 @@ static int gif_write(GifFileType *gif, const GifByteType *src, int n)
 }
 
 int image_encode_gif(struct buf *out, const uint8_t *pixels, int w, int h, int scale,
-		     struct cg_error *err)
+                     struct cg_error *err)
 {
 	int gerr = 0, W = w * scale, H = h * scale;
 	GifFileType *gif = EGifOpen(out, gif_write, &gerr);
@@ -251,7 +255,7 @@ int image_encode_gif(struct buf *out, const uint8_t *pixels, int w, int h, int s
 		cmap->Colors[i].Red = cmap->Colors[i].Green = cmap->Colors[i].Blue = (GifByteType)i;
 	cleanup_free GifPixelType *row = xmalloc((size_t)W);
 	int ok = EGifPutScreenDesc(gif, W, H, 8, 0, cmap) != GIF_ERROR &&
-		 EGifPutImageDesc(gif, 0, 0, W, H, false, NULL) != GIF_ERROR;
+	         EGifPutImageDesc(gif, 0, 0, W, H, false, NULL) != GIF_ERROR;
 	for (int y = 0; ok && y < H; y++) {
 		for (int x = 0; x < W; x++)
 			row[x] = pixels[(y / scale) * w + x / scale];

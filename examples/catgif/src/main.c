@@ -1,7 +1,9 @@
 /* catgif: a Fashion-MNIST train -> evaluate -> serve -> infer pipeline. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "util.h"
@@ -11,12 +13,12 @@ static const struct command {
 	int (*handler)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"prepare", cmd_prepare, "validate the IDX files and write train.bin / test.bin"},
-	{"train", cmd_train, "train (or resume) the MLP; Hogwild with --procs N"},
-	{"evaluate", cmd_evaluate, "test-set accuracy, per-class accuracy, confusion matrix"},
-	{"serve", cmd_serve, "HTTP server: /healthz, /info, POST /predict"},
-	{"infer", cmd_infer, "send test images to a server, save them as GIFs"},
-	{"mkfixture", cmd_mkfixture, "write a small IDX subset for tests"},
+    {"prepare", cmd_prepare, "validate the IDX files and write train.bin / test.bin"},
+    {"train", cmd_train, "train (or resume) the MLP; Hogwild with --procs N"},
+    {"evaluate", cmd_evaluate, "test-set accuracy, per-class accuracy, confusion matrix"},
+    {"serve", cmd_serve, "HTTP server: /healthz, /info, POST /predict"},
+    {"infer", cmd_infer, "send test images to a server, save them as GIFs"},
+    {"mkfixture", cmd_mkfixture, "write a small IDX subset for tests"},
 };
 
 int usage_error(const char *cmd, const char *usage, const char *fmt, ...)
@@ -38,9 +40,20 @@ static void print_usage(FILE *f)
 	fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 bad usage or bad input\n");
 }
 
+/* SIGINT / SIGTERM end a job at once: every output is written atomically,
+ * so nothing half-written is left under its final name. A handler (rather
+ * than the default action) also makes them work when catgif is PID 1 in a
+ * container. serve blocks both and waits for them itself. */
+static void on_stop(int sig)
+{
+	_exit(128 + sig);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
 	if (argc < 2) {
 		print_usage(stderr);
 		return EXIT_INPUT;

@@ -10,10 +10,10 @@
 #include "util.h"
 
 /* Fashion-MNIST training-set pixel mean and standard deviation (of p / 255). */
-#define PIXEL_MEAN 0.2860f
-#define PIXEL_STD 0.3530f
-#define CONV_AREA (MODEL_CONV_SIDE * MODEL_CONV_SIDE)
-#define POOL_AREA (MODEL_POOL_SIDE * MODEL_POOL_SIDE)
+#define PIXEL_MEAN  0.2860f
+#define PIXEL_STD   0.3530f
+#define CONV_AREA   (MODEL_CONV_SIDE * MODEL_CONV_SIDE)
+#define POOL_AREA   (MODEL_POOL_SIDE * MODEL_POOL_SIDE)
 #define KERNEL_AREA (MODEL_KERNEL * MODEL_KERNEL)
 
 enum model_arch model_arch_parse(const char *s)
@@ -52,7 +52,7 @@ size_t model_param_count(enum model_arch arch, uint32_t channels, uint32_t hidde
 }
 
 void model_bind(struct model *m, enum model_arch arch, uint32_t channels, uint32_t hidden,
-		float *base)
+                float *base)
 {
 	m->arch = arch;
 	m->channels = arch == MODEL_CNN ? channels : 0;
@@ -81,7 +81,7 @@ void model_init(struct model *m, uint64_t seed)
 	fill_uniform(m->conv_w, (size_t)m->channels * KERNEL_AREA, sqrtf(6.0f / KERNEL_AREA), &r);
 	fill_uniform(m->w1, (size_t)m->dense_in * m->hidden, sqrtf(6.0f / (float)m->dense_in), &r);
 	fill_uniform(m->w2, (size_t)m->hidden * MODEL_OUTPUTS,
-		     sqrtf(6.0f / (float)(m->hidden + MODEL_OUTPUTS)), &r);
+	             sqrtf(6.0f / (float)(m->hidden + MODEL_OUTPUTS)), &r);
 }
 
 void model_work_init(struct model_work *w, const struct model *m, uint32_t batch, int with_grad)
@@ -101,7 +101,7 @@ void model_work_init(struct model_work *w, const struct model *m, uint32_t batch
 		if (m->arch == MODEL_CNN)
 			w->dpooled = xalloc_floats((size_t)batch * m->dense_in);
 		model_bind(&w->grad, m->arch, m->channels, m->hidden,
-			   xalloc_floats(model_param_count(m->arch, m->channels, m->hidden)));
+		           xalloc_floats(model_param_count(m->arch, m->channels, m->hidden)));
 	}
 }
 
@@ -155,7 +155,7 @@ static inline float dot(const float *restrict a, const float *restrict b, uint32
 
 /* conv 5x5 + ReLU + 2x2 max-pool of one image into pooled / pool_at. */
 static void conv_pool(const struct model *m, float *conv, const float *x, float *pooled,
-		      uint16_t *pool_at)
+                      uint16_t *pool_at)
 {
 	for (uint32_t c = 0; c < m->channels; c++) {
 		const float *k = m->conv_w + (size_t)c * KERNEL_AREA;
@@ -176,7 +176,8 @@ static void conv_pool(const struct model *m, float *conv, const float *x, float 
 				for (int q = 0; q < 3; q++)
 					if (conv[base + off[q]] > conv[best])
 						best = base + off[q];
-				out[py * MODEL_POOL_SIDE + px] = conv[best] > 0.0f ? conv[best] : 0.0f;
+				out[py * MODEL_POOL_SIDE + px] =
+				    conv[best] > 0.0f ? conv[best] : 0.0f;
 				at[py * MODEL_POOL_SIDE + px] = (uint16_t)best;
 			}
 	}
@@ -189,7 +190,7 @@ void model_forward(const struct model *m, struct model_work *w, uint32_t n)
 	if (m->arch == MODEL_CNN) {
 		for (uint32_t b = 0; b < n; b++)
 			conv_pool(m, w->conv, w->x + (size_t)b * MODEL_INPUTS,
-				  w->pooled + (size_t)b * in, w->pool_at + (size_t)b * in);
+			          w->pooled + (size_t)b * in, w->pool_at + (size_t)b * in);
 		din = w->pooled;
 	}
 	for (uint32_t b = 0; b < n; b++)
@@ -255,7 +256,7 @@ static void conv_backward(const struct model *m, struct model_work *w, uint32_t 
 					continue;
 				int pos = at[c * POOL_AREA + q];
 				const float *src = x + (pos / MODEL_CONV_SIDE) * MODEL_SIDE +
-						   pos % MODEL_CONV_SIDE;
+				                   pos % MODEL_CONV_SIDE;
 				g->conv_b[c] += d;
 				for (int ky = 0; ky < MODEL_KERNEL; ky++)
 					axpy(gk + ky * MODEL_KERNEL, d, src + ky * MODEL_SIDE,
@@ -265,8 +266,7 @@ static void conv_backward(const struct model *m, struct model_work *w, uint32_t 
 	}
 }
 
-void model_backward(const struct model *m, struct model_work *w, const uint8_t *labels,
-		    uint32_t n)
+void model_backward(const struct model *m, struct model_work *w, const uint8_t *labels, uint32_t n)
 {
 	const uint32_t in = m->dense_in, hid = m->hidden;
 	struct model *g = &w->grad;
@@ -302,7 +302,8 @@ void model_backward(const struct model *m, struct model_work *w, const uint8_t *
 				axpy(gr, xi, dh, hid);
 			/* A pooled unit of 0 is a ReLU that was off: no gradient. */
 			if (w->dpooled)
-				w->dpooled[(size_t)b * in + i] = xi != 0.0f ? dot(wr, dh, hid) : 0.0f;
+				w->dpooled[(size_t)b * in + i] =
+				    xi != 0.0f ? dot(wr, dh, hid) : 0.0f;
 		}
 	}
 	if (m->arch == MODEL_CNN)
@@ -310,7 +311,7 @@ void model_backward(const struct model *m, struct model_work *w, const uint8_t *
 }
 
 void model_sgd_step(struct model *params, struct model *velocity, const struct model *grad,
-		    float lr, float momentum)
+                    float lr, float momentum)
 {
 	size_t n = model_param_count(params->arch, params->channels, params->hidden);
 	float *restrict p = params->base, *restrict v = velocity->base;

@@ -10,13 +10,13 @@
 
 enum model_arch { MODEL_MLP = 1, MODEL_CNN = 2 };
 
-#define MODEL_SIDE 28
-#define MODEL_INPUTS (MODEL_SIDE * MODEL_SIDE)
-#define MODEL_OUTPUTS 10
-#define MODEL_KERNEL 5
-#define MODEL_CONV_SIDE (MODEL_SIDE - MODEL_KERNEL + 1) /* 24 */
-#define MODEL_POOL_SIDE (MODEL_CONV_SIDE / 2)		 /* 12 */
-#define MODEL_MAX_HIDDEN 4096
+#define MODEL_SIDE         28
+#define MODEL_INPUTS       (MODEL_SIDE * MODEL_SIDE)
+#define MODEL_OUTPUTS      10
+#define MODEL_KERNEL       5
+#define MODEL_CONV_SIDE    (MODEL_SIDE - MODEL_KERNEL + 1) /* 24 */
+#define MODEL_POOL_SIDE    (MODEL_CONV_SIDE / 2)           /* 12 */
+#define MODEL_MAX_HIDDEN   4096
 #define MODEL_MAX_CHANNELS 64
 
 /* A view of the parameters (or of a gradient or velocity with the same
@@ -51,7 +51,7 @@ int model_shape_valid(enum model_arch arch, uint32_t channels, uint32_t hidden);
 size_t model_param_count(enum model_arch arch, uint32_t channels, uint32_t hidden);
 /* Points m's tensors into base, which holds model_param_count floats. */
 void model_bind(struct model *m, enum model_arch arch, uint32_t channels, uint32_t hidden,
-		float *base);
+                float *base);
 /* Seeded initialisation: He-uniform for layers followed by ReLU,
  * Glorot-uniform for the output layer, zero biases. */
 void model_init(struct model *m, uint64_t seed);
@@ -72,10 +72,9 @@ float model_loss(const struct model_work *w, uint32_t b, uint8_t label);
 uint32_t model_argmax(const struct model_work *w, uint32_t b);
 /* After model_forward: the gradient of the mean loss over rows 0..n into
  * w->grad (overwrites w->p). */
-void model_backward(const struct model *m, struct model_work *w, const uint8_t *labels,
-		    uint32_t n);
+void model_backward(const struct model *m, struct model_work *w, const uint8_t *labels, uint32_t n);
 /* v = momentum * v + g; params -= lr * v, over every parameter. */
 void model_sgd_step(struct model *params, struct model *velocity, const struct model *grad,
-		    float lr, float momentum);
+                    float lr, float momentum);
 
 #endif

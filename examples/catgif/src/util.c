@@ -117,12 +117,22 @@ static int fsync_dir_of(const char *path)
 
 int file_write_atomic(const char *path, const void *data, size_t len, struct cg_error *err)
 {
+	/* Like the outputs of every stage, the file's directory may not exist
+	 * yet on a fresh volume. */
+	const char *slash = strrchr(path, '/');
+	if (slash && slash != path) {
+		cleanup_free char *dir = xstrdup(path);
+		dir[slash - path] = '\0';
+		if (dir_create(dir, err) < 0)
+			return -1;
+	}
 	size_t n = strlen(path) + 16;
 	cleanup_free char *tmp = xmalloc(n);
 	snprintf(tmp, n, "%s.tmpXXXXXX", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return err_set(err, EXIT_FAIL, "%s: cannot create temp file: %s", path, strerror(errno));
+		return err_set(err, EXIT_FAIL, "%s: cannot create temp file: %s", path,
+		               strerror(errno));
 	const unsigned char *p = data;
 	size_t left = len;
 	while (left) {
@@ -154,12 +164,12 @@ fail:;
 }
 
 int file_read_all(unsigned char **out, size_t *out_len, const char *path, size_t max,
-		  struct cg_error *err)
+                  struct cg_error *err)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(err, errno == ENOENT ? EXIT_INPUT : EXIT_FAIL, "%s: cannot open: %s",
-			       path, strerror(errno));
+		               path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return err_set(err, EXIT_FAIL, "%s: cannot stat: %s", path, strerror(errno));
@@ -167,7 +177,7 @@ int file_read_all(unsigned char **out, size_t *out_len, const char *path, size_t
 		return err_set(err, EXIT_INPUT, "%s: not a regular file", path);
 	if ((uint64_t)st.st_size > max)
 		return err_set(err, EXIT_INPUT, "%s: too large (%lld bytes, at most %zu)", path,
-			       (long long)st.st_size, max);
+		               (long long)st.st_size, max);
 	size_t len = (size_t)st.st_size, got = 0;
 	unsigned char *data = xmalloc(len + 1);
 	while (got < len) {
@@ -177,7 +187,7 @@ int file_read_all(unsigned char **out, size_t *out_len, const char *path, size_t
 		if (r <= 0) {
 			free(data);
 			return err_set(err, EXIT_FAIL, "%s: read failed: %s", path,
-				       r < 0 ? strerror(errno) : "file shrank while reading");
+			               r < 0 ? strerror(errno) : "file shrank while reading");
 		}
 		got += (size_t)r;
 	}
@@ -232,7 +242,8 @@ int sha256_file(char out[65], const char *path, struct cg_error *err)
 			continue;
 		if (r < 0) {
 			EVP_MD_CTX_free(ctx);
-			return err_set(err, EXIT_FAIL, "%s: read failed: %s", path, strerror(errno));
+			return err_set(err, EXIT_FAIL, "%s: read failed: %s", path,
+			               strerror(errno));
 		}
 		if (r == 0)
 			break;
@@ -257,13 +268,13 @@ int parse_long(long *out, const char *opt, const char *s, long min, long max, st
 		return err_set(err, EXIT_INPUT, "%s: \"%s\" is not an integer", opt, s);
 	if (v < min || v > max)
 		return err_set(err, EXIT_INPUT, "%s: %ld is out of range [%ld, %ld]", opt, v, min,
-			       max);
+		               max);
 	*out = v;
 	return 0;
 }
 
 int parse_float(float *out, const char *opt, const char *s, float min, float max,
-		struct cg_error *err)
+                struct cg_error *err)
 {
 	char *end;
 	errno = 0;
@@ -272,7 +283,7 @@ int parse_float(float *out, const char *opt, const char *s, float min, float max
 		return err_set(err, EXIT_INPUT, "%s: \"%s\" is not a number", opt, s);
 	if (v < min || v > max)
 		return err_set(err, EXIT_INPUT, "%s: %g is out of range [%g, %g]", opt, (double)v,
-			       (double)min, (double)max);
+		               (double)min, (double)max);
 	*out = v;
 	return 0;
 }
@@ -298,7 +309,10 @@ void rng_seed(struct rng *r, uint64_t seed)
 		r->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(struct rng *r)
 {
@@ -324,7 +338,10 @@ uint64_t rng_below(struct rng *r, uint64_t n)
 	return x % n;
 }
 
-float rng_float(struct rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float rng_float(struct rng *r)
+{
+	return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 void rng_shuffle(struct rng *r, uint32_t *idx, size_t n)
 {

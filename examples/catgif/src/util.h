@@ -13,7 +13,7 @@
 /* Exit codes of every subcommand. */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,	/* I/O or runtime failure */
+	EXIT_FAIL = 1,  /* I/O or runtime failure */
 	EXIT_INPUT = 2, /* bad usage, bad data, bad checkpoint */
 };
 
@@ -26,7 +26,7 @@ struct cg_error {
 
 /* Sets err (if not NULL) to code and a formatted message; returns -1. */
 int err_set(struct cg_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prints "catgif: <msg>" on stderr and returns err->code. */
 int err_report(const struct cg_error *err);
@@ -39,7 +39,10 @@ char *xstrdup(const char *s);
 /* 64-byte aligned, for float arrays the compiler vectorizes; free with free(). */
 float *xalloc_floats(size_t n);
 
-static inline void cleanup_freep(void *p) { free(*(void **)p); }
+static inline void cleanup_freep(void *p)
+{
+	free(*(void **)p);
+}
 static inline void cleanup_closep(int *fd)
 {
 	if (*fd >= 0)
@@ -50,8 +53,8 @@ static inline void cleanup_fclosep(FILE **f)
 	if (*f)
 		fclose(*f);
 }
-#define cleanup_free __attribute__((cleanup(cleanup_freep)))
-#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_free   __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close  __attribute__((cleanup(cleanup_closep)))
 #define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
 
 /* Growable byte buffer with a size cap. */
@@ -68,7 +71,7 @@ void buf_free(struct buf *b);
 int file_write_atomic(const char *path, const void *data, size_t len, struct cg_error *err);
 /* Reads a whole file into *out (caller frees); fails past max bytes. */
 int file_read_all(unsigned char **out, size_t *out_len, const char *path, size_t max,
-		  struct cg_error *err);
+                  struct cg_error *err);
 /* mkdir -p. */
 int dir_create(const char *path, struct cg_error *err);
 /* Joins dir and name with one '/'; caller frees. */
@@ -80,7 +83,7 @@ int sha256_file(char out[65], const char *path, struct cg_error *err);
 /* Strict number parsing of option values; the error names the option. */
 int parse_long(long *out, const char *opt, const char *s, long min, long max, struct cg_error *err);
 int parse_float(float *out, const char *opt, const char *s, float min, float max,
-		struct cg_error *err);
+                struct cg_error *err);
 
 /* Seconds from a monotonic clock. */
 double now_seconds(void);

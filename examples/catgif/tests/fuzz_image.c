@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const types[] = {NULL, "image/gif", "image/x-portable-graymap",
-					    "application/json", "text/plain"};
+	                                    "application/json", "text/plain"};
 	if (size == 0)
 		return 0;
 	float out[IMAGE_PIXELS];

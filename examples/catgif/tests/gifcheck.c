@@ -9,7 +9,8 @@
 static int write_pgm(const char *path, const GifFileType *gif)
 {
 	const SavedImage *im = &gif->SavedImages[0];
-	const ColorMapObject *cmap = im->ImageDesc.ColorMap ? im->ImageDesc.ColorMap : gif->SColorMap;
+	const ColorMapObject *cmap =
+	    im->ImageDesc.ColorMap ? im->ImageDesc.ColorMap : gif->SColorMap;
 	FILE *f = fopen(path, "wb");
 	if (!f || !cmap)
 		return -1;
