@@ -536,10 +536,18 @@ static void print_metrics(const cJSON *rows, bool diff)
 		if (strlen(str_of(r, "metric")) > w)
 			w = strlen(str_of(r, "metric"));
 	const cJSON *prev = NULL;
-	for (const cJSON *r = rows->child; r; prev = r, r = r->next) {
+	size_t same = 0;
+	for (const cJSON *r = rows->child; r; r = r->next) {
+		/* A diff shows what changed; the rest is counted at the end. */
+		const cJSON *o = cJSON_GetObjectItem(r, "old"), *n = cJSON_GetObjectItem(r, "new");
+		if (diff && o && n && cJSON_Compare(o, n, true)) {
+			same++;
+			continue;
+		}
 		if (!prev || strcmp(str_of(prev, "stage"), str_of(r, "stage")) ||
 		    strcmp(str_of(prev, "file"), str_of(r, "file")))
 			printf("%s  %s\n", str_of(r, "stage"), str_of(r, "file"));
+		prev = r;
 		printf("  %-*s  ", (int)w, str_of(r, "metric"));
 		if (!diff) {
 			print_value(cJSON_GetObjectItem(r, "value"));
@@ -554,6 +562,8 @@ static void print_metrics(const cJSON *rows, bool diff)
 			printf("  (%s%.15g)", d->valuedouble > 0 ? "+" : "", d->valuedouble);
 		putchar('\n');
 	}
+	if (diff && same)
+		printf("(%zu unchanged)\n", same);
 }
 
 int cmd_metrics(struct cli *c, int argc, char **argv)
