@@ -182,31 +182,10 @@ int record_save(const char *state_dir, cJSON *rec, struct cp_error *err)
 	return json_write_atomic(path, rec, err);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int record_ids(struct strvec *out, const char *state_dir, struct cp_error *err)
 {
 	cleanup_free char *dir = runs_dir(state_dir);
-	DIR *d = opendir(dir);
-	if (!d) {
-		if (errno == ENOENT)
-			return 0;
-		return cp_error_errno(err, "reading %s", dir);
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		/* Temporary files of an interrupted write end in .tmp.<pid>. */
-		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0)
-			strvec_push_take(out, xstrndup(de->d_name, n - 5));
-	}
-	closedir(d);
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(char *), cmp_str);
-	return 0;
+	return fs_list_names(out, dir, ".json", err);
 }
 
 int record_load(cJSON **out, const char *state_dir, const char *id, struct cp_error *err)

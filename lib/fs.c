@@ -283,3 +283,26 @@ int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *er
 				    pid, what, path);
 	return cp_error_set(err, "another cpipe is %s in this project (lock: %s)", what, path);
 }
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int fs_list_names(struct strvec *out, const char *dir, const char *suffix, struct cp_error *err)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : cp_error_errno(err, "reading %s", dir);
+	size_t ls = strlen(suffix);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > ls && strcmp(de->d_name + n - ls, suffix) == 0)
+			strvec_push_take(out, xstrndup(de->d_name, n - ls));
+	}
+	closedir(d);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(char *), cmp_names);
+	return 0;
+}

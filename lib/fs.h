@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "util.h"
 
 /* Writes `len` bytes to `path` atomically: a temporary file beside it,
  * fsync, rename over `path`, fsync of the directory. A crash leaves either
@@ -42,6 +43,11 @@ char *path_absolute(const char *base, const char *path);
 char *path_dirname(const char *path);
 
 
+
+/* The names in `dir` ending in `suffix`, without it, sorted bytewise (a
+ * missing directory gives none). Temporaries of interrupted atomic writes
+ * (name.tmp.PID) never match. */
+int fs_list_names(struct strvec *out, const char *dir, const char *suffix, struct cp_error *err);
 
 /* Takes an exclusive lock on `path` (created if missing) without waiting.
  * Held until *fd_out is closed; not inherited by children. When another

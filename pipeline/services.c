@@ -45,27 +45,10 @@ void service_state_remove(const char *state_dir, const char *stage)
 	unlink(path);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int service_state_names(struct strvec *out, const char *state_dir, struct cp_error *err)
 {
 	cleanup_free char *dir = path_join(state_dir, "services");
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : cp_error_errno(err, "reading %s", dir);
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n > 5 && strcmp(de->d_name + n - 5, ".json") == 0)
-			strvec_push_take(out, xstrndup(de->d_name, n - 5));
-	}
-	closedir(d);
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(char *), cmp_str);
-	return 0;
+	return fs_list_names(out, dir, ".json", err);
 }
 
 cJSON *service_ports_json(const struct runtime_ops *ops, struct runtime *rt, struct task *t)
