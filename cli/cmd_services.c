@@ -251,6 +251,34 @@ static void on_stop(int sig)
 	stop_following = 1;
 }
 
+/* Lines of one stream to stdout, each prefixed with the stage's name. */
+struct line_out {
+	const char *prefix;
+	int width;
+	struct strbuf line; /* the unterminated rest */
+};
+
+static void line_out_feed(struct line_out *lo, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			sb_addc(&lo->line, buf[i]);
+			continue;
+		}
+		printf("%-*s | %s\n", lo->width, lo->prefix, sb_str(&lo->line));
+		sb_reset(&lo->line);
+	}
+	fflush(stdout);
+}
+
+static void line_out_end(struct line_out *lo)
+{
+	if (lo->line.len)
+		printf("%-*s | %s\n", lo->width, lo->prefix, sb_str(&lo->line));
+	sb_free(&lo->line);
+	fflush(stdout);
+}
+
 /* Copies a log to stdout, prefixed; with `follow`, keeps reading until
  * `st` (a service) has exited or Ctrl-C. */
 static int print_log(struct svc_ctx *x, const char *path, const char *prefix, int width,
@@ -259,33 +287,56 @@ static int print_log(struct svc_ctx *x, const char *path, const char *prefix, in
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	struct strbuf line = STRBUF_INIT;
+	struct line_out lo = {.prefix = prefix, .width = width, .line = STRBUF_INIT};
 	char buf[65536];
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR && !stop_following)
 			continue;
 		if (n > 0) {
-			for (ssize_t i = 0; i < n; i++) {
-				if (buf[i] != '\n') {
-					sb_addc(&line, buf[i]);
-					continue;
-				}
-				printf("%-*s | %s\n", width, prefix, sb_str(&line));
-				sb_reset(&line);
-			}
-			fflush(stdout);
+			line_out_feed(&lo, buf, (size_t)n);
 			continue;
 		}
 		if (!follow || stop_following || (st && !alive(x, st)))
 			break;
 		usleep(100000);
 	}
-	if (line.len)
-		printf("%-*s | %s\n", width, prefix, sb_str(&line));
-	sb_free(&line);
+	line_out_end(&lo);
 	close(fd);
 	return 0;
+}
+
+static void runtime_log_sink(void *ud, int stream, const char *data, size_t n)
+{
+	struct line_out *lo = ud;
+	line_out_feed(&lo[stream == 2 ? 1 : 0], data, n);
+}
+
+/* A service's output as the runtime that runs it keeps it (what it wrote
+ * after the cpipe that started it exited included), prefixed; with
+ * `follow`, until it ends or Ctrl-C. 1 when that runtime keeps none or
+ * no longer has the service: its log file is all there is. */
+static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *prefix, bool follow,
+			     struct cp_error *err)
+{
+	struct runtime *rt = NULL, *owned = NULL;
+	const struct runtime_ops *ops = state_ops(x, st, &rt, &owned, err);
+	if (!ops)
+		return -1;
+	int rc = 1;
+	if (ops->handle_logs) {
+		struct line_out lo[2] = {
+			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT},
+			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT},
+		};
+		rc = ops->handle_logs(rt, cJSON_GetObjectItem(st, "handle"), follow, runtime_log_sink,
+				      lo, &stop_following, err);
+		line_out_end(&lo[0]);
+		line_out_end(&lo[1]);
+	}
+	if (owned)
+		ops->close(owned);
+	return rc;
 }
 
 int cmd_logs(struct cli *c, int argc, char **argv)
@@ -327,8 +378,14 @@ int cmd_logs(struct cli *c, int argc, char **argv)
 	/* A running service's log comes from its state file, unless a run is named. */
 	cJSON *st = NULL;
 	if (stage && !run_arg && service_state_load(&st, x.state, stage, &err) == 0) {
+		int lrc = print_runtime_log(&x, st, stage, follow, &err);
 		const char *path = cJSON_GetStringValue(cJSON_GetObjectItem(st, "log"));
-		print_log(&x, path, stage, (int)strlen(stage), follow, st);
+		if (lrc < 0) {
+			fprintf(stderr, "cpipe: %s; showing the log cpipe kept\n", err.msg);
+			cp_error_clear(&err);
+		}
+		if (lrc != 0 && path)
+			print_log(&x, path, stage, (int)strlen(stage), follow, st);
 		cJSON_Delete(st);
 		goto out;
 	}

@@ -563,9 +563,6 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	cleanup_free char *logdir = xasprintf("%s/logs/%s", opts->state_dir, opts->run_id);
 	if (fs_mkdir_p(logdir, 0755, err) < 0)
 		return -1;
-	for (size_t v = 0; v < p->nvolumes; v++)
-		if (ops->volume_ensure(rt, &p->volumes[v], err) < 0)
-			return -1;
 
 	r.tty = isatty(STDOUT_FILENO);
 	r.slots = xcalloc(p->nstages ? p->nstages : 1, sizeof(*r.slots));
@@ -583,8 +580,14 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	for (size_t i = 0; i < p->nstages; i++)
 		r.any_named = r.any_named || plan->named[i];
 	service_adopt_running(&r);
+	/* Before anything is created: a taken port leaves no trace. */
 	if (service_check_ports(&r) < 0)
 		goto cleanup;
+	for (size_t v = 0; v < p->nvolumes; v++)
+		if (ops->volume_ensure(rt, &p->volumes[v], err) < 0) {
+			r.failed = true;
+			goto cleanup;
+		}
 
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		cp_error_errno(err, "creating a pipe");

@@ -26,14 +26,19 @@ void service_adopt_running(struct run *r)
 		if (service_state_load(&st, r->o->state_dir, sl->s->name, &e) != 0)
 			continue;
 		const char *rt_name = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
-		if (rt_name && strcmp(rt_name, r->ops->name) == 0 &&
-		    r->ops->handle_alive(r->rt, cJSON_GetObjectItem(st, "handle"), &e) == 1) {
+		if (!rt_name || strcmp(rt_name, r->ops->name) != 0) {
+			/* Another runtime's service: leave it (and its state) alone. */
+			cJSON_Delete(st);
+			continue;
+		}
+		int alive = r->ops->handle_alive(r->rt, cJSON_GetObjectItem(st, "handle"), &e);
+		if (alive == 1) {
 			sl->state = SLOT_RUNNING;
 			sl->external = true;
 			sl->healthy = cJSON_IsTrue(cJSON_GetObjectItem(st, "healthy"));
 			exec_note(r, "service %s is already up (run %s), using it", sl->s->name,
 				  cJSON_GetStringValue(cJSON_GetObjectItem(st, "run")));
-		} else {
+		} else if (alive == 0) {
 			/* A state file of a service that died since: forget it. */
 			service_state_remove(r->o->state_dir, sl->s->name);
 		}

@@ -1,8 +1,8 @@
 /* The docker runtime: every stage a container on the project's network,
  * driven through the Engine API (docker_api.h). This file holds names,
  * images, the network, the container configuration and the runtime_ops
- * table; docker_task.c runs containers, docker_volume.c keeps volumes,
- * docker_build.c builds images. */
+ * table; docker_task.c runs containers, docker_service.c serves,
+ * docker_volume.c keeps volumes, docker_build.c builds images. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -494,4 +494,5 @@ const struct runtime_ops runtime_docker = {
 	.handle_stop = docker_handle_stop,
 	.host_port = docker_task_host_port,
 	.volume_read_tree = docker_volume_read_tree,
+	.handle_logs = docker_handle_logs,
 };

@@ -157,6 +157,11 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
+static bool cancelled(const struct docker_req *rq)
+{
+	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop);
+}
+
 static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt;
@@ -164,7 +169,7 @@ static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	(void)ut;
 	(void)un;
 	const struct xfer *x = ud;
-	return x->rq->cancel && atomic_load(x->rq->cancel) ? 1 : 0;
+	return cancelled(x->rq) ? 1 : 0;
 }
 
 static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
@@ -232,7 +237,7 @@ static void prepare(struct docker *d, const struct docker_req *rq, struct xfer *
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	if (rq->cancel) {
+	if (rq->cancel || rq->stop) {
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
@@ -286,7 +291,7 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 	int ret = 0;
 	if (x->aborted) {
 		ret = -1; /* on_data set err */
-	} else if (rq->cancel && atomic_load(rq->cancel) && rc != CURLE_OK) {
+	} else if (cancelled(rq) && rc != CURLE_OK) {
 		err->code = EXIT_RUNTIME;
 		cp_error_set(err, "%s %s: cancelled", m, rq->path);
 		ret = -1;
@@ -522,6 +527,32 @@ void docker_stream_close(struct docker_stream *s)
 	sb_free(&s->buf);
 	free(s->path);
 	free(s);
+}
+
+void docker_demux_feed(struct docker_demux *dm, const char *data, size_t n)
+{
+	while (n) {
+		if (!dm->left) {
+			size_t k = 8 - dm->hdr_len < n ? 8 - dm->hdr_len : n;
+			memcpy(dm->hdr + dm->hdr_len, data, k);
+			dm->hdr_len += k;
+			data += k;
+			n -= k;
+			if (dm->hdr_len < 8)
+				break;
+			dm->hdr_len = 0;
+			dm->stream = dm->hdr[0];
+			dm->left = (size_t)dm->hdr[4] << 24 | (size_t)dm->hdr[5] << 16 |
+				   (size_t)dm->hdr[6] << 8 | dm->hdr[7];
+			continue;
+		}
+		size_t k = dm->left < n ? dm->left : n;
+		if (dm->stream == 1 || dm->stream == 2)
+			dm->emit(dm->ud, dm->stream, data, k);
+		data += k;
+		n -= k;
+		dm->left -= k;
+	}
 }
 
 static int parse_version(const char *v, int *major, int *minor)

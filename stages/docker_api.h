@@ -12,6 +12,7 @@
 #define CPIPE_STAGES_DOCKER_API_H
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,8 +54,10 @@ struct docker_req {
 	/* Called once the response headers are in, with the status. */
 	void (*on_headers)(void *ud, long status);
 	void *ud;
-	/* The transfer is aborted (within about a second) once *cancel != 0. */
+	/* The transfer is aborted (within about a second) once *cancel != 0,
+	 * or *stop != 0 (a flag a signal handler sets). */
 	const atomic_int *cancel;
+	const volatile sig_atomic_t *stop;
 	long timeout_ms; /* 0 = none */
 };
 
@@ -86,6 +89,21 @@ int docker_stream_open(struct docker_stream **out, struct docker *d, const char 
 /* Up to n bytes of the body; 0 at its end, -1 with err set on failure. */
 long docker_stream_read(struct docker_stream *s, void *buf, size_t n, struct cp_error *err);
 void docker_stream_close(struct docker_stream *s);
+
+/* The multiplexed stream of attach and logs for a container without a
+ * TTY: frames of an 8-byte header (stream, 0, 0, 0, big-endian payload
+ * size) and the payload. Feed it the body in chunks as they arrive; `emit`
+ * sees the payload of stream 1 (stdout) and 2 (stderr), in order. Start
+ * from a zeroed struct with emit and ud set. */
+struct docker_demux {
+	void (*emit)(void *ud, int stream, const char *data, size_t n);
+	void *ud;
+	unsigned char hdr[8];
+	size_t hdr_len;
+	size_t left; /* payload bytes still to come in the current frame */
+	int stream;
+};
+void docker_demux_feed(struct docker_demux *dm, const char *data, size_t n);
 
 /* The string member `key` of object `o`, or NULL; lent. */
 const char *docker_str(const cJSON *o, const char *key);

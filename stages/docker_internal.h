@@ -1,5 +1,6 @@
 /* Shared by the docker runtime's files: docker.c (runtime, images,
- * containers), docker_volume.c (volumes) and docker_build.c (builds). */
+ * containers), docker_task.c (running containers), docker_service.c
+ * (services), docker_volume.c (volumes) and docker_build.c (builds). */
 #ifndef CPIPE_STAGES_DOCKER_INTERNAL_H
 #define CPIPE_STAGES_DOCKER_INTERNAL_H
 
@@ -66,13 +67,19 @@ char *docker_label_filter(struct runtime *rt, const char *key, const char *value
  * v=0); a container that is already gone is fine. */
 int docker_container_remove(struct docker *d, const char *id, struct cp_error *err);
 
-/* docker_task.c: the runtime_ops task and service members, and the
- * end of every task at close (threads joined, leftovers removed). */
+/* docker_task.c: the runtime_ops task members, and the end of every task
+ * at close (threads joined, leftovers removed). */
 int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		      struct cp_error *err);
 int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err);
 int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
 void docker_task_release(struct runtime *rt, struct task *t);
+void docker_tasks_close(struct runtime *rt);
+/* The container ID of a started task (and its name in *name_out, when not
+ * NULL); lent for the task's life. */
+const char *docker_task_container(const struct task *t, const char **name_out);
+
+/* docker_service.c: the runtime_ops service members (see runtime.h). */
 int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
 		     int *exit_code, struct cp_error *err);
 cJSON *docker_task_handle(struct runtime *rt, struct task *t);
@@ -81,7 +88,9 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 		       struct cp_error *err);
 int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
 			  const char *protocol);
-void docker_tasks_close(struct runtime *rt);
+int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
+		       void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
+		       volatile sig_atomic_t *stop, struct cp_error *err);
 
 /* docker_volume.c: the runtime_ops volume members. */
 int docker_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_error *err);

@@ -43,12 +43,7 @@ struct dtask {
 	bool err_reported;
 	bool removed; /* by the thread; read after join */
 	char remove_err[2200];
-	/* Log demultiplexer: 8-byte frame headers, then `left` payload bytes
-	 * for stream `stream` (1 stdout, 2 stderr). */
-	unsigned char hdr[8];
-	size_t hdr_len;
-	size_t left;
-	int stream;
+	struct docker_demux dm; /* the attach stream into out_w / err_w */
 };
 
 /* ---- the thread ---- */
@@ -69,33 +64,16 @@ static void write_stream(int *fd, const char *p, size_t n)
 	}
 }
 
+static void demux_emit(void *ud, int stream, const char *data, size_t n)
+{
+	struct dtask *dt = ud;
+	write_stream(stream == 2 ? &dt->err_w : &dt->out_w, data, n);
+}
+
 static int demux(void *ud, const char *data, size_t n)
 {
 	struct dtask *dt = ud;
-	while (n) {
-		if (!dt->left) {
-			size_t k = 8 - dt->hdr_len < n ? 8 - dt->hdr_len : n;
-			memcpy(dt->hdr + dt->hdr_len, data, k);
-			dt->hdr_len += k;
-			data += k;
-			n -= k;
-			if (dt->hdr_len < 8)
-				break;
-			dt->hdr_len = 0;
-			dt->stream = dt->hdr[0];
-			dt->left = (size_t)dt->hdr[4] << 24 | (size_t)dt->hdr[5] << 16 |
-				   (size_t)dt->hdr[6] << 8 | dt->hdr[7];
-			continue;
-		}
-		size_t k = dt->left < n ? dt->left : n;
-		if (dt->stream == 2)
-			write_stream(&dt->err_w, data, k);
-		else if (dt->stream == 1)
-			write_stream(&dt->out_w, data, k);
-		data += k;
-		n -= k;
-		dt->left -= k;
-	}
+	docker_demux_feed(&dt->dm, data, n);
 	return 0;
 }
 
@@ -189,6 +167,8 @@ static struct dtask *task_new(struct runtime *rt, const struct stage *s, const c
 	dt->t.stage = s;
 	dt->t.priv = dt;
 	dt->t.out_fd = dt->t.err_fd = dt->out_w = dt->err_w = -1;
+	dt->dm.emit = demux_emit;
+	dt->dm.ud = dt;
 	pthread_mutex_init(&dt->mu, NULL);
 	pthread_cond_init(&dt->cv, NULL);
 	atomic_init(&dt->cancel, 0);
@@ -493,133 +473,10 @@ void docker_tasks_close(struct runtime *rt)
 	strvec_free(&rt->runs);
 }
 
-/* ---- services ---- */
-
-static cJSON *container_inspect(struct docker *d, const char *id, long *status,
-				struct cp_error *err)
+const char *docker_task_container(const struct task *t, const char **name_out)
 {
-	cleanup_free char *path = xasprintf("/containers/%s/json", id);
-	cJSON *j = NULL;
-	if (docker_json(d, "GET", path, NULL, status, &j, err) < 0) {
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
-}
-
-int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		     int *exit_code, struct cp_error *err)
-{
-	struct dtask *dt = t->priv;
-	cJSON *body = cJSON_CreateObject();
-	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
-	for (size_t i = 0; argv[i]; i++)
-		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
-	cJSON_AddBoolToObject(body, "AttachStdout", false);
-	cJSON_AddBoolToObject(body, "AttachStderr", false);
-	cleanup_free char *path = xasprintf("/containers/%s/exec", dt->id);
-	cJSON *resp = NULL;
-	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
-	cJSON_Delete(body);
-	const char *eid = docker_str(resp, "Id");
-	if (rc == 0 && !eid)
-		rc = cp_error_set(err, "the daemon gave no exec ID");
-	if (rc < 0) {
-		cJSON_Delete(resp);
-		return cp_error_prefix(err, "exec in container %s", dt->name);
-	}
-	cleanup_free char *spath = xasprintf("/exec/%s/start", eid);
-	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
-	cJSON_Delete(resp);
-	cJSON *start = cJSON_CreateObject();
-	cJSON_AddBoolToObject(start, "Detach", true);
-	rc = docker_json(rt->d, "POST", spath, start, NULL, NULL, err);
-	cJSON_Delete(start);
-	if (rc < 0)
-		return cp_error_prefix(err, "exec in container %s", dt->name);
-	/* The API cannot kill an exec'd process: past the timeout it is left
-	 * alone and the check counts as failed. */
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
-	for (;;) {
-		cJSON *j = NULL;
-		if (docker_json(rt->d, "GET", ipath, NULL, NULL, &j, err) < 0)
-			return cp_error_prefix(err, "exec in container %s", dt->name);
-		const cJSON *running = cJSON_GetObjectItemCaseSensitive(j, "Running");
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
-		bool over = cJSON_IsFalse(running) && cJSON_IsNumber(code);
-		if (over)
-			*exit_code = code->valueint;
-		cJSON_Delete(j);
-		if (over)
-			return 0;
-		if (now_ms() >= deadline) {
-			*exit_code = -1;
-			return 0;
-		}
-		usleep(20000);
-	}
-}
-
-int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
-			  const char *protocol)
-{
-	struct dtask *dt = t->priv;
-	struct cp_error e = {0};
-	cJSON *j = container_inspect(rt->d, dt->id, NULL, &e);
-	char key[48];
-	snprintf(key, sizeof(key), "%d/%s", container_port, protocol ? protocol : "tcp");
-	const cJSON *ports = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(j, "NetworkSettings"), "Ports");
-	const cJSON *bindings = cJSON_GetObjectItemCaseSensitive(ports, key);
-	const char *hp = docker_str(cJSON_GetArrayItem(bindings, 0), "HostPort");
-	int port = hp ? atoi(hp) : 0;
-	cJSON_Delete(j);
-	return port;
-}
-
-cJSON *docker_task_handle(struct runtime *rt, struct task *t)
-{
-	(void)rt;
-	struct dtask *dt = t->priv;
-	cJSON *h = cJSON_CreateObject();
-	cJSON_AddStringToObject(h, "container", dt->id);
-	cJSON_AddStringToObject(h, "name", dt->name);
-	return h;
-}
-
-int docker_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
-{
-	const char *id = docker_str(handle, "container");
-	if (!id)
-		return 0;
-	long status = 0;
-	cJSON *j = container_inspect(rt->d, id, &status, err);
-	if (!j) {
-		if (status == 404) {
-			cp_error_clear(err);
-			return 0;
-		}
-		return -1;
-	}
-	bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(j, "State"), "Running"));
-	cJSON_Delete(j);
-	return running ? 1 : 0;
-}
-
-int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
-		       struct cp_error *err)
-{
-	const char *id = docker_str(handle, "container");
-	if (!id)
-		return 0;
-	long secs = grace_ms > 0 ? (grace_ms + 999) / 1000 : 10;
-	cleanup_free char *path = xasprintf("/containers/%s/stop?t=%ld", id, secs);
-	long status = 0;
-	/* 304: already stopped; 404: gone. */
-	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0 && status != 404 &&
-	    status != 304)
-		return cp_error_prefix(err, "stopping container %.12s", id);
-	cp_error_clear(err);
-	return docker_container_remove(rt->d, id, err);
+	const struct dtask *dt = t->priv;
+	if (name_out)
+		*name_out = dt->name;
+	return dt->id;
 }

@@ -5,6 +5,7 @@
 #define CPIPE_STAGES_RUNTIME_H
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -134,6 +135,18 @@ struct runtime_ops {
 				int (*visit)(void *ud, const struct volume_entry *e,
 					     struct cp_error *err),
 				void *ud, struct cp_error *err);
+
+	/* The output of the detached task `handle` names, from its start, as
+	 * the runtime itself keeps it: what the task wrote after the cpipe
+	 * that started it exited included. `sink` gets it as it comes, by
+	 * stream (1 stdout, 2 stderr). With `follow` it goes on until the
+	 * task ends or *stop is set (noticed within about a second). Returns
+	 * 0, 1 when the runtime no longer has the task (read its log file
+	 * instead), -1 on error. Optional: NULL where the task's log file is
+	 * complete (local, whose detached tasks write it themselves). */
+	int (*handle_logs)(struct runtime *rt, const cJSON *handle, bool follow,
+			   void (*sink)(void *ud, int stream, const char *data, size_t n),
+			   void *ud, volatile sig_atomic_t *stop, struct cp_error *err);
 };
 
 extern const struct runtime_ops runtime_local;

@@ -4,20 +4,6 @@
 
 load helpers
 
-# A free TCP port on 127.0.0.1.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		port_closed "$p" && echo "$p" && return
-	done
-}
-
-# Nothing listens on $1 any more.
-port_closed() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 # A tiny HTTP server (busybox httpd) that only comes up after $2 seconds.
 service_spec() {
 	local port=$1 delay=${2:-1}

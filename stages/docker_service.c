@@ -1,0 +1,272 @@
+/* The docker runtime's service members: health-check commands by exec,
+ * published ports, and the handle by which another cpipe finds a service
+ * left running again, follows its output and stops it. The handle is the
+ * container's ID (and name, for people); the container is the service. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/fs.h"
+#include "docker_internal.h"
+
+/* Extra time an exec API call gets beyond the check's own timeout. */
+#define EXEC_API_SLACK_MS 5000
+
+static cJSON *container_inspect(struct docker *d, const char *id, long *status,
+				struct cp_error *err)
+{
+	cleanup_free char *path = xasprintf("/containers/%s/json", id);
+	cJSON *j = NULL;
+	if (docker_json(d, "GET", path, NULL, status, &j, err) < 0) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- exec ---- */
+
+/* One exec API call, bounded: a daemon that stops answering cannot hold
+ * the executor longer than the check's timeout and some slack. */
+static int exec_call(struct runtime *rt, const char *method, const char *path, const cJSON *body,
+		     long long deadline, cJSON **out, struct cp_error *err)
+{
+	long long left = deadline - now_ms();
+	struct docker_req rq = {.method = method, .path = path, .json = body,
+				.timeout_ms = (long)(left > 0 ? left : 0) + EXEC_API_SLACK_MS};
+	return docker_call(rt->d, &rq, NULL, out, err);
+}
+
+/* The parent of `pid` from /proc/PID/stat, or -1. */
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	cleanup_free char *text = NULL;
+	struct cp_error ignored = {0};
+	if (fs_read_file(&text, NULL, path, 1 << 16, &ignored) < 0)
+		return -1;
+	const char *p = strrchr(text, ')');
+	long ppid;
+	if (!p || sscanf(p + 1, " %*c %ld", &ppid) != 1)
+		return -1;
+	return (pid_t)ppid;
+}
+
+/* True when process `pid` runs in the cgroup of container `id`. */
+static bool in_container(pid_t pid, const char *id)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/cgroup", (long)pid);
+	cleanup_free char *text = NULL;
+	struct cp_error ignored = {0};
+	return fs_read_file(&text, NULL, path, 1 << 16, &ignored) == 0 && strstr(text, id);
+}
+
+/* The Engine API cannot kill an exec'd process. When the daemon runs on
+ * this host and its process IDs are ours, a timed-out check is killed
+ * here: the exec's process and everything it started, each only when it
+ * is in the container's cgroup (so a pid from another namespace or one
+ * reused since is never touched). Otherwise the check runs on until it
+ * ends by itself or the container is removed, which kills whatever runs
+ * in it; it never holds up the executor, which stopped waiting for it. */
+static void exec_kill(struct runtime *rt, const char *container_id, pid_t root)
+{
+	if (root <= 1 || !docker_is_local(rt->d) || !in_container(root, container_id))
+		return;
+	struct {
+		pid_t pid, ppid;
+	} *procs = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 256;
+			procs = xrealloc(procs, cap * sizeof(*procs));
+		}
+		procs[n].pid = (pid_t)atol(de->d_name);
+		procs[n].ppid = proc_ppid(procs[n].pid);
+		n++;
+	}
+	closedir(d);
+	/* The tree under root, collected before anything is killed (a child
+	 * whose parent dies is reparented and could no longer be found). */
+	pid_t *tree = xcalloc(n + 1, sizeof(*tree));
+	size_t ntree = 0;
+	tree[ntree++] = root;
+	for (size_t k = 0; k < ntree; k++)
+		for (size_t i = 0; i < n; i++)
+			if (procs[i].ppid == tree[k] && ntree <= n)
+				tree[ntree++] = procs[i].pid;
+	for (size_t k = 0; k < ntree; k++)
+		if (in_container(tree[k], container_id))
+			kill(tree[k], SIGKILL);
+	free(tree);
+	free(procs);
+}
+
+int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+		     int *exit_code, struct cp_error *err)
+{
+	const char *name = NULL;
+	const char *id = docker_task_container(t, &name);
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+	cJSON *body = cJSON_CreateObject();
+	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
+	for (size_t i = 0; argv[i]; i++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
+	cJSON_AddBoolToObject(body, "AttachStdout", false);
+	cJSON_AddBoolToObject(body, "AttachStderr", false);
+	cleanup_free char *path = xasprintf("/containers/%s/exec", id);
+	cJSON *resp = NULL;
+	int rc = exec_call(rt, "POST", path, body, deadline, &resp, err);
+	cJSON_Delete(body);
+	const char *eid = docker_str(resp, "Id");
+	if (rc == 0 && !eid)
+		rc = cp_error_set(err, "the daemon gave no exec ID");
+	if (rc < 0) {
+		cJSON_Delete(resp);
+		return cp_error_prefix(err, "exec in container %s", name);
+	}
+	cleanup_free char *spath = xasprintf("/exec/%s/start", eid);
+	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
+	cJSON_Delete(resp);
+	cJSON *start = cJSON_CreateObject();
+	cJSON_AddBoolToObject(start, "Detach", true);
+	rc = exec_call(rt, "POST", spath, start, deadline, NULL, err);
+	cJSON_Delete(start);
+	if (rc < 0)
+		return cp_error_prefix(err, "exec in container %s", name);
+	pid_t pid = 0;
+	for (;;) {
+		cJSON *j = NULL;
+		if (exec_call(rt, "GET", ipath, NULL, deadline, &j, err) < 0)
+			return cp_error_prefix(err, "exec in container %s", name);
+		const cJSON *running = cJSON_GetObjectItemCaseSensitive(j, "Running");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
+		const cJSON *jpid = cJSON_GetObjectItemCaseSensitive(j, "Pid");
+		if (cJSON_IsNumber(jpid) && jpid->valueint > 0)
+			pid = (pid_t)jpid->valueint;
+		bool over = cJSON_IsFalse(running) && cJSON_IsNumber(code);
+		if (over)
+			*exit_code = code->valueint;
+		cJSON_Delete(j);
+		if (over)
+			return 0;
+		if (now_ms() >= deadline) {
+			exec_kill(rt, id, pid);
+			*exit_code = -1;
+			return 0;
+		}
+		usleep(20000);
+	}
+}
+
+/* ---- ports ---- */
+
+int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
+			  const char *protocol)
+{
+	struct cp_error e = {0};
+	cJSON *j = container_inspect(rt->d, docker_task_container(t, NULL), NULL, &e);
+	char key[48];
+	snprintf(key, sizeof(key), "%d/%s", container_port, protocol ? protocol : "tcp");
+	const cJSON *ports = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(j, "NetworkSettings"), "Ports");
+	const cJSON *bindings = cJSON_GetObjectItemCaseSensitive(ports, key);
+	const char *hp = docker_str(cJSON_GetArrayItem(bindings, 0), "HostPort");
+	int port = hp ? atoi(hp) : 0;
+	cJSON_Delete(j);
+	return port;
+}
+
+/* ---- handles ---- */
+
+cJSON *docker_task_handle(struct runtime *rt, struct task *t)
+{
+	(void)rt;
+	const char *name = NULL;
+	const char *id = docker_task_container(t, &name);
+	cJSON *h = cJSON_CreateObject();
+	cJSON_AddStringToObject(h, "container", id);
+	cJSON_AddStringToObject(h, "name", name);
+	return h;
+}
+
+int docker_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 0;
+	long status = 0;
+	cJSON *j = container_inspect(rt->d, id, &status, err);
+	if (!j) {
+		if (status == 404) {
+			cp_error_clear(err);
+			return 0;
+		}
+		return -1;
+	}
+	bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(j, "State"), "Running"));
+	cJSON_Delete(j);
+	return running ? 1 : 0;
+}
+
+int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
+		       struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 0;
+	/* The daemon counts the grace in whole seconds: SIGTERM (or the
+	 * image's StopSignal), then SIGKILL once they are over. */
+	long secs = grace_ms > 0 ? (grace_ms + 999) / 1000 : 10;
+	cleanup_free char *path = xasprintf("/containers/%s/stop?t=%ld", id, secs);
+	long status = 0;
+	/* 304: already stopped; 404: gone. */
+	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0 && status != 404 &&
+	    status != 304)
+		return cp_error_prefix(err, "stopping container %.12s", id);
+	cp_error_clear(err);
+	return docker_container_remove(rt->d, id, err);
+}
+
+/* ---- logs ---- */
+
+static int logs_data(void *ud, const char *data, size_t n)
+{
+	docker_demux_feed(ud, data, n);
+	return 0;
+}
+
+int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
+		       void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
+		       volatile sig_atomic_t *stop, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 1;
+	struct docker_demux dm = {.emit = sink, .ud = ud};
+	cleanup_free char *path = xasprintf(
+		"/containers/%s/logs?follow=%d&stdout=1&stderr=1&timestamps=0", id, follow ? 1 : 0);
+	struct docker_req rq = {.method = "GET", .path = path, .on_data = logs_data, .ud = &dm,
+				.stop = stop};
+	long status = 0;
+	if (docker_call(rt->d, &rq, &status, NULL, err) == 0)
+		return 0;
+	if (status == 404 || (stop && *stop)) {
+		cp_error_clear(err);
+		return status == 404 ? 1 : 0;
+	}
+	return cp_error_prefix(err, "the logs of container %.12s", id);
+}
