@@ -6,6 +6,7 @@
 #include "../lib/fs.h"
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
+#include "../artifacts/store.h"
 #include "../pipeline/track.h"
 #include "cli.h"
 
@@ -133,7 +134,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		goto fail;
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .dry_run = dry_run,
-				  .run_id = run_id, .keep_serving = keep_serving, .up = up};
+				  .run_id = run_id, .keep_serving = keep_serving, .up = up,
+				  .logs_to_stderr = c->json};
 	if (!dry_run) {
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;
@@ -163,6 +165,17 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct cp_error cerr = {0};
 	int crc = track_close(tracker, status, &cerr);
 	tracker = NULL;
+	if (c->json && !dry_run) {
+		/* One JSON document on stdout: the run's record. */
+		cJSON *rec = NULL;
+		struct cp_error rerr = {0};
+		if (record_load(&rec, state, run_id, &rerr) == 0) {
+			char *text = cJSON_Print(rec);
+			puts(text);
+			free(text);
+			cJSON_Delete(rec);
+		}
+	}
 	if (erc < 0)
 		goto fail;
 	if (crc < 0) {

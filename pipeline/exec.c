@@ -69,7 +69,7 @@ void exec_note(struct run *r, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fflush(stdout);
+	fflush(r->out);
 	fputs("cpipe: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
@@ -88,11 +88,12 @@ static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n
 		(void)rc;
 	}
 	if (r->tty)
-		printf("\033[%dm%-*s |\033[0m ", colors[sl->color % 6], r->name_width, sl->s->name);
+		fprintf(r->out, "\033[%dm%-*s |\033[0m ", colors[sl->color % 6], r->name_width,
+			sl->s->name);
 	else
-		printf("%-*s | ", r->name_width, sl->s->name);
-	fwrite(line, 1, n, stdout);
-	fputc('\n', stdout);
+		fprintf(r->out, "%-*s | ", r->name_width, sl->s->name);
+	fwrite(line, 1, n, r->out);
+	fputc('\n', r->out);
 }
 
 void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
@@ -118,7 +119,7 @@ void exec_take_output(struct run *r, struct slot *sl, int stream, const char *da
 		}
 		p = nl + 1;
 	}
-	fflush(stdout);
+	fflush(r->out);
 }
 
 static void flush_partial(struct run *r, struct slot *sl)
@@ -129,7 +130,7 @@ static void flush_partial(struct run *r, struct slot *sl)
 			sb_reset(&sl->partial[k]);
 		}
 	}
-	fflush(stdout);
+	fflush(r->out);
 }
 
 /* Reads what is available on one log stream; closes it at EOF. */
@@ -564,7 +565,8 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	if (fs_mkdir_p(logdir, 0755, err) < 0)
 		return -1;
 
-	r.tty = isatty(STDOUT_FILENO);
+	r.out = opts->logs_to_stderr ? stderr : stdout;
+	r.tty = isatty(fileno(r.out));
 	r.slots = xcalloc(p->nstages ? p->nstages : 1, sizeof(*r.slots));
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct slot *sl = &r.slots[i];

@@ -24,6 +24,7 @@ struct exec_options {
 	bool dry_run;      /* print what would run, start nothing */
 	bool keep_serving; /* leave the services this run started running */
 	bool up;           /* cpipe up: start the wanted services, return once healthy */
+	bool logs_to_stderr; /* --json: stdout carries only the run's record */
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
 	struct exec_hooks hooks;

@@ -49,6 +49,7 @@ struct run {
 	const struct exec_options *o;
 	struct slot *slots; /* by stage index */
 	int name_width;
+	FILE *out;        /* where prefixed stage logs go */
 	bool tty;
 	bool stopping;    /* no new stage starts */
 	bool interrupted; /* a signal asked us to stop */

@@ -212,3 +212,10 @@ EOF
 	[ "$status" -eq 0 ] || fail "not fresh after recovery: $output"
 	ls cpipe.lock.tmp.* .cpipe/runs/*.tmp.* 2>/dev/null && fail "temporary files left behind" || true
 }
+
+@test "run --json prints the run's record alone on stdout, stage logs on stderr" {
+	pipeline
+	"$CPIPE_BIN" run --json > out.json 2> err.log || fail "run failed"
+	jq -e '.status == "succeeded" and ([.stages[].name] == ["prepare","train","evaluate"])' out.json > /dev/null || fail "stdout is not the record: $(head -c 300 out.json)"
+	grep -q "train    | trained" err.log || fail "stage logs missing from stderr"
+}
