@@ -77,10 +77,10 @@ asan:
 	$(MAKE) BUILD=build/asan CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 FUZZ_SECONDS ?= 60
-build/fuzz/fuzz_spec: tests/fuzz/fuzz_spec.c $(filter-out stages/% ,$(LIB_SRC))
+build/fuzz/fuzz_spec: tests/fuzz/fuzz_spec.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-		-o $@ tests/fuzz/fuzz_spec.c $(filter lib/% pipeline/%,$(LIB_SRC)) $(PKG_LIBS)
+		-o $@ tests/fuzz/fuzz_spec.c $(LIB_SRC) $(PKG_LIBS) -lpthread
 
 fuzz: build/fuzz/fuzz_spec
 	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/spec/* build/fuzz/corpus/ 2>/dev/null; true

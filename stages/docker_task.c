@@ -337,10 +337,13 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	dt->thread_started = true;
 	if (wait_attached(dt, err) < 0)
 		goto fail;
-	cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
-	if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
-		cp_error_prefix(err, "starting container %s", name);
-		goto fail;
+	{
+		/* In a block: the gotos above must not jump into its scope. */
+		cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
+		if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
+			cp_error_prefix(err, "starting container %s", name);
+			goto fail;
+		}
 	}
 	*out = &dt->t;
 	return 0;

@@ -400,7 +400,7 @@ static void build_root(struct init *in, int *srcfds, const size_t *order)
 	    mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die(in, "mounting /proc in the sandbox: %s", strerror(errno));
 
-	cleanup_free char *hosts = path_join(root, HOSTS_TMP + 1);
+	cleanup_free char *hosts = path_join(root, &HOSTS_TMP[1]);
 	if (write_file(hosts, cfg->hosts) < 0)
 		die(in, "writing the sandbox's /etc/hosts: %s", strerror(errno));
 
@@ -417,12 +417,12 @@ static void build_root(struct init *in, int *srcfds, const size_t *order)
 			    strerror(errno));
 	}
 
-	cleanup_free char *old = path_join(root, OLDROOT + 1);
+	cleanup_free char *old = path_join(root, &OLDROOT[1]);
 	if (mkdir(old, 0700) < 0)
 		die(in, "creating %s: %s", old, strerror(errno));
 	if (chdir(root) < 0)
 		die(in, "entering the sandbox's root: %s", strerror(errno));
-	if (syscall(SYS_pivot_root, ".", OLDROOT + 1) < 0)
+	if (syscall(SYS_pivot_root, ".", &OLDROOT[1]) < 0)
 		die(in, "pivot_root into the sandbox: %s", strerror(errno));
 	if (chdir("/") < 0 || mount(NULL, "/", NULL, MS_PRIVATE, NULL) < 0)
 		die(in, "entering the sandbox's root: %s", strerror(errno));
