@@ -13,6 +13,8 @@ static void copy_msg(struct cp_error *err, const char *s)
 }
 
 static int error_vset(struct cp_error *err, const char *prefix, const char *suffix,
+		      const char *fmt, va_list ap) CP_PRINTF(4, 0);
+static int error_vset(struct cp_error *err, const char *prefix, const char *suffix,
 		      const char *fmt, va_list ap)
 {
 	if (!err)
