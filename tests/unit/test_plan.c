@@ -138,7 +138,7 @@ static void order_is_stable_for_a_large_chain(void **state)
 	struct cp_error err = {0};
 	assert_int_equal(plan_topo_order(&order, p, &err), 0);
 	for (size_t k = 0; k < p->nstages; k++) {
-		char want[16];
+		char want[32];
 		snprintf(want, sizeof(want), "s%zu", k);
 		assert_string_equal(p->stages[order[k]].name, want);
 	}
