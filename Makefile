@@ -59,7 +59,7 @@ unit: $(UNIT_BIN)
 test:
 	@$(MAKE) --no-print-directory -s deps
 	@$(MAKE) --no-print-directory $(CPIPE) unit
-	@$(MAKE) --no-print-directory -s -C examples/catgif
+	@MAKEFLAGS= $(MAKE) --no-print-directory -s -C examples/catgif BUILD=build CFLAGS="-g -O2"
 	@tests/docker-setup || echo "make test: Docker is not usable here; its tests will be skipped"
 	@CPIPE_BIN=$(abspath $(CPIPE)) UNIT_DIR=$(abspath $(BUILD)/tests) tests/run-all
 
