@@ -66,6 +66,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
 	if (plan_build(&all, p, (const char *const *)argv + optind, (size_t)(argc - optind), false,
 		       NULL, &err) < 0)
 		goto fail;
+	if (track_prefetch(t, &all, &err) < 0)
+		goto fail;
 	size_t width = 5;
 	for (size_t k = 0; k < all.n; k++)
 		if (strlen(p->stages[all.order[k]].name) > width)

@@ -26,6 +26,72 @@ struct tstate {
 	long long started_ms; /* realtime */
 };
 
+/* Open-addressing map of host path -> digest entry: status asks for the
+ * same artifacts many times (an output is the next stage's input). */
+struct memo {
+	char **keys;
+	cJSON **vals;
+	size_t cap, n;
+};
+
+static size_t memo_hash(const char *s)
+{
+	size_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static cJSON *memo_get(const struct memo *m, const char *key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = memo_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->keys[i])
+			return NULL;
+		if (strcmp(m->keys[i], key) == 0)
+			return m->vals[i];
+	}
+}
+
+static void memo_put(struct memo *m, const char *key, cJSON *val)
+{
+	if (2 * (m->n + 1) > m->cap) {
+		struct memo bigger = {.cap = m->cap ? 2 * m->cap : 256};
+		bigger.keys = xcalloc(bigger.cap, sizeof(char *));
+		bigger.vals = xcalloc(bigger.cap, sizeof(cJSON *));
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->keys[i])
+				memo_put(&bigger, m->keys[i], m->vals[i]);
+		for (size_t i = 0; i < m->cap; i++)
+			free(m->keys[i]);
+		free(m->keys);
+		free(m->vals);
+		*m = bigger;
+	}
+	size_t i = memo_hash(key) & (m->cap - 1);
+	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	if (m->keys[i]) {
+		cJSON_Delete(m->vals[i]);
+	} else {
+		m->keys[i] = xstrdup(key);
+		m->n++;
+	}
+	m->vals[i] = val;
+}
+
+static void memo_clear(struct memo *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->keys[i]);
+		cJSON_Delete(m->vals[i]);
+	}
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
 struct tracker {
 	const struct pipeline *p;
 	const struct runtime_ops *ops;
@@ -38,7 +104,8 @@ struct tracker {
 	cJSON *record;
 	struct statcache *sc;
 	struct tstate *st;
-	cJSON *memo; /* host path -> digest entry, until the next stage ends */
+	struct memo memo;     /* host path -> digest entry, until the next stage ends */
+	struct kvvec roots;   /* volume -> host path, as the runtime said */
 };
 
 static size_t stage_pos(const struct pipeline *p, const struct stage *s)
@@ -77,9 +144,15 @@ static int ref_host_path(char **out, struct tracker *t, const char *volume, cons
 	if (!t->ops->volume_host_path)
 		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", t->ops->name,
 				    volume);
-	cleanup_free char *root = NULL;
-	if (t->ops->volume_host_path(t->rt, volume, &root, err) < 0)
-		return -1;
+	const struct kv *known = kvvec_get(&t->roots, volume);
+	if (!known) {
+		cleanup_free char *found = NULL;
+		if (t->ops->volume_host_path(t->rt, volume, &found, err) < 0)
+			return -1;
+		kvvec_set(&t->roots, volume, found);
+		known = kvvec_get(&t->roots, volume);
+	}
+	const char *root = known->value;
 	*out = strcmp(path, "/") == 0 ? xstrdup(root) : xasprintf("%s%s", root, path);
 	return 0;
 }
@@ -156,6 +229,16 @@ static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume
 	return 0;
 }
 
+static cJSON *entry_json(const struct tree_digest *td)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "digest", td->digest);
+	cJSON_AddNumberToObject(o, "size", (double)td->size);
+	if (td->type == 'd')
+		cJSON_AddNumberToObject(o, "files", (double)td->nfiles);
+	return o;
+}
+
 /* {"digest", "size", "files"} of an artifact, or {"missing": true}. A
  * volume is read through its host path when the runtime has one, else
  * streamed from the runtime (CPIPE_ARTIFACTS_VIA_ARCHIVE=1 forces that). */
@@ -171,8 +254,8 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 			return -1;
 		return digest_via_archive(out, t, volume, path, err);
 	}
-	const cJSON *seen = cJSON_GetObjectItem(t->memo, host);
-	if (seen) {
+	const cJSON *seen = memo_get(&t->memo, host);
+	if (seen && !cJSON_IsNull(seen)) { /* null: a prefetch that failed */
 		*out = cJSON_Duplicate(seen, true);
 		return 0;
 	}
@@ -183,18 +266,50 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 		*out = o;
 		return 0;
 	}
+	cJSON_Delete(o);
 	struct tree_digest td;
-	if (digest_tree(&td, host, t->sc, err) < 0) {
-		cJSON_Delete(o);
+	if (digest_tree(&td, host, t->sc, err) < 0)
 		return -1;
-	}
-	cJSON_AddStringToObject(o, "digest", td.digest);
-	cJSON_AddNumberToObject(o, "size", (double)td.size);
-	if (td.type == 'd')
-		cJSON_AddNumberToObject(o, "files", (double)td.nfiles);
-	cJSON_AddItemToObject(t->memo, host, cJSON_Duplicate(o, true));
+	o = entry_json(&td);
+	memo_put(&t->memo, host, cJSON_Duplicate(o, true));
 	*out = o;
 	return 0;
+}
+
+int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *err)
+{
+	struct strvec paths = {0};
+	for (size_t k = 0; k < plan->n; k++) {
+		const struct stage *s = &t->p->stages[plan->order[k]];
+		const struct artifact_ref *lists[3] = {s->inputs, s->outputs, s->metrics};
+		size_t counts[3] = {s->ninputs, s->noutputs, s->nmetrics};
+		for (int l = 0; l < 3; l++) {
+			for (size_t i = 0; i < counts[l]; i++) {
+				char *host = NULL;
+				struct cp_error ignored = {0};
+				if (ref_host_path(&host, t, lists[l][i].volume, lists[l][i].path,
+						  &ignored) < 0)
+					continue; /* digested on demand (archive path) */
+				struct stat st;
+				if (memo_get(&t->memo, host) || lstat(host, &st) < 0) {
+					free(host);
+					continue;
+				}
+				memo_put(&t->memo, host, cJSON_CreateNull());
+				strvec_push_take(&paths, host);
+			}
+		}
+	}
+	struct tree_request *reqs = xcalloc(paths.n + 1, sizeof(*reqs));
+	for (size_t i = 0; i < paths.n; i++)
+		reqs[i].path = paths.v[i];
+	int rc = digest_trees(reqs, paths.n, t->sc, err);
+	for (size_t i = 0; i < paths.n; i++)
+		if (reqs[i].rc == 0)
+			memo_put(&t->memo, paths.v[i], entry_json(&reqs[i].out));
+	free(reqs);
+	strvec_free(&paths);
+	return rc;
 }
 
 static const char *entry_digest(const cJSON *e)
@@ -704,8 +819,7 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 	struct tstate *ts = &t->st[stage_pos(t->p, s)];
 	bool ok = exit_code == 0;
 	/* The stage may have written anything it mounts: digest afresh. */
-	cJSON_Delete(t->memo);
-	t->memo = cJSON_CreateObject();
+	memo_clear(&t->memo);
 	cJSON *outputs = cJSON_CreateObject(), *metrics = cJSON_CreateObject();
 	int rc = 0;
 	if (!ts->evaluated) {
@@ -874,7 +988,6 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	t->rt = rt;
 	t->o = *o;
 	t->st = xcalloc(p->nstages ? p->nstages : 1, sizeof(*t->st));
-	t->memo = cJSON_CreateObject();
 	t->lock_path = path_join(p->dir, "cpipe.lock");
 	cleanup_free char *cache_dir = path_join(o->state_dir, "cache");
 	t->index_path = path_join(cache_dir, "executions.json");
@@ -948,7 +1061,8 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 	}
 	free(t->st);
 	cJSON_Delete(t->lock);
-	cJSON_Delete(t->memo);
+	memo_clear(&t->memo);
+	kvvec_free(&t->roots);
 	cJSON_Delete(t->index);
 	cJSON_Delete(t->record);
 	if (t->sc)

@@ -40,6 +40,10 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
  * Caller owns *reasons. */
 int track_status(cJSON **reasons, struct tracker *t, const struct stage *s, struct cp_error *err);
 
+/* Digests every artifact the plan's stages name, on a few threads, ahead
+ * of track_status asking for them one by one. */
+int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *err);
+
 /* Checks every output recorded in the lock against the files: an array of
  * {"stage", "artifact", "expected", "actual"} mismatches. Caller owns it. */
 int track_verify(cJSON **out, struct tracker *t, struct cp_error *err);
