@@ -30,6 +30,10 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 /* <project dir>/.cpipe, created with a .gitignore on first use. Caller owns. */
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err);
 
+/* Parses the options of a verb that takes only --json and -q; prints
+ * `usage` and returns -1 on anything else. Operands start at optind. */
+int cli_parse_common(struct cli *c, int argc, char **argv, const char *usage);
+
 /* Parses --json / -q / --help shared by every verb; returns 1 if consumed. */
 int cli_common_option(struct cli *c, int opt);
 

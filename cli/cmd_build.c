@@ -5,11 +5,6 @@
 
 #include "cli.h"
 
-static void build_usage(void)
-{
-	fprintf(stderr, "usage: cpipe build [STAGE...] [--json] [-q]\n");
-}
-
 /* The stages to build: the named ones, else every stage with build:. */
 static int pick_stages(const struct stage ***out, size_t *nout, const struct pipeline *p,
 		       char **names, size_t nnames, bool quiet, struct cp_error *err)
@@ -44,19 +39,9 @@ static int pick_stages(const struct stage ***out, size_t *nout, const struct pip
 
 int cmd_build(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
-		if (!cli_common_option(c, opt)) {
-			build_usage();
-			return EXIT_USAGE;
-		}
-	}
+	if (cli_parse_common(c, argc, argv, "cpipe build [STAGE...] [--json] [-q]") < 0)
+		return EXIT_USAGE;
 	struct pipeline *p = NULL;
 	const struct runtime_ops *ops = NULL;
 	struct runtime *rt = NULL;

@@ -129,19 +129,9 @@ out:
 
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
-		if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: cpipe verify [--json]\n");
-			return EXIT_USAGE;
-		}
-	}
+	if (cli_parse_common(c, argc, argv, "cpipe verify [--json]") < 0)
+		return EXIT_USAGE;
 	struct pipeline *p = NULL;
 	const struct runtime_ops *ops = NULL;
 	struct runtime *rt = NULL;

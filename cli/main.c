@@ -88,6 +88,23 @@ int cli_common_option(struct cli *c, int opt)
 	}
 }
 
+int cli_parse_common(struct cli *c, int argc, char **argv, const char *usage)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 {
 	struct spec_options o = {
