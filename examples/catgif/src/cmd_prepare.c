@@ -65,45 +65,69 @@ static void print_split(const char *what, const struct dataset *ds, const char *
 	printf(")\n");
 }
 
-int cmd_prepare(int argc, char **argv)
+/* What prepare and mkfixture are told: where from, where to, and how many
+ * train and test images (flags named by the caller). */
+struct split_args {
+	const char *cmd, *usage;
+	const char *train_flag, *test_flag;
+	long train_max, test_max;
+	const char *src, *outdir;
+	long ntrain, ntest;
+};
+
+/* Parses the options; 0 to go on, else the exit code to return (--help
+ * printed, or a usage error reported). */
+static int parse_split_args(struct split_args *a, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"src", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
-	    {"limit", required_argument, NULL, 'l'}, {"test-limit", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},        {0},
+	const struct option opts[] = {
+	    {"src", required_argument, NULL, 's'}, {"out", required_argument, NULL, 'o'},
+	    {a->train_flag + 2, required_argument, NULL, 'n'},
+	    {a->test_flag + 2, required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},      {0},
 	};
-	const char *src = NULL, *outdir = NULL;
-	long limit = 0, test_limit = 0;
 	struct cg_error err = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			src = optarg;
+			a->src = optarg;
 			break;
 		case 'o':
-			outdir = optarg;
+			a->outdir = optarg;
 			break;
-		case 'l':
-			if (parse_long(&limit, "--limit", optarg, 1, 10000000, &err) < 0)
+		case 'n':
+			if (parse_long(&a->ntrain, a->train_flag, optarg, 1, a->train_max, &err) < 0)
 				return err_report(&err);
 			break;
 		case 't':
-			if (parse_long(&test_limit, "--test-limit", optarg, 1, 10000000, &err) < 0)
+			if (parse_long(&a->ntest, a->test_flag, optarg, 1, a->test_max, &err) < 0)
 				return err_report(&err);
 			break;
 		case 'h':
-			puts(PREPARE_USAGE);
+			puts(a->usage);
 			return EXIT_OK;
 		default:
-			return usage_error("prepare", PREPARE_USAGE, "bad option");
+			return usage_error(a->cmd, a->usage, "bad option");
 		}
 	}
 	if (optind < argc)
-		return usage_error("prepare", PREPARE_USAGE, "unexpected argument \"%s\"",
-		                   argv[optind]);
-	if (!src || !outdir)
-		return usage_error("prepare", PREPARE_USAGE, "--src and --out are required");
+		return usage_error(a->cmd, a->usage, "unexpected argument \"%s\"", argv[optind]);
+	if (!a->src || !a->outdir)
+		return usage_error(a->cmd, a->usage, "--src and --out are required");
+	return -1;
+}
+
+int cmd_prepare(int argc, char **argv)
+{
+	struct split_args a = {.cmd = "prepare", .usage = PREPARE_USAGE,
+			       .train_flag = "--limit", .test_flag = "--test-limit",
+			       .train_max = 10000000, .test_max = 10000000};
+	int code = parse_split_args(&a, argc, argv);
+	if (code >= 0)
+		return code;
+	const char *src = a.src, *outdir = a.outdir;
+	long limit = a.ntrain, test_limit = a.ntest;
+	struct cg_error err = {0};
 
 	struct dataset train = {0}, test = {0};
 	cleanup_free char *train_path = path_join(outdir, "train.bin");
@@ -124,43 +148,15 @@ out:
 
 int cmd_mkfixture(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"src", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
-	    {"train", required_argument, NULL, 'n'}, {"test", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},        {0},
-	};
-	const char *src = NULL, *outdir = NULL;
-	long ntrain = 2000, ntest = 500;
+	struct split_args a = {.cmd = "mkfixture", .usage = FIXTURE_USAGE,
+			       .train_flag = "--train", .test_flag = "--test",
+			       .train_max = 60000, .test_max = 10000, .ntrain = 2000, .ntest = 500};
+	int code = parse_split_args(&a, argc, argv);
+	if (code >= 0)
+		return code;
+	const char *src = a.src, *outdir = a.outdir;
+	long ntrain = a.ntrain, ntest = a.ntest;
 	struct cg_error err = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			src = optarg;
-			break;
-		case 'o':
-			outdir = optarg;
-			break;
-		case 'n':
-			if (parse_long(&ntrain, "--train", optarg, 1, 60000, &err) < 0)
-				return err_report(&err);
-			break;
-		case 't':
-			if (parse_long(&ntest, "--test", optarg, 1, 10000, &err) < 0)
-				return err_report(&err);
-			break;
-		case 'h':
-			puts(FIXTURE_USAGE);
-			return EXIT_OK;
-		default:
-			return usage_error("mkfixture", FIXTURE_USAGE, "bad option");
-		}
-	}
-	if (optind < argc)
-		return usage_error("mkfixture", FIXTURE_USAGE, "unexpected argument \"%s\"",
-		                   argv[optind]);
-	if (!src || !outdir)
-		return usage_error("mkfixture", FIXTURE_USAGE, "--src and --out are required");
 	if (dir_create(outdir, &err) < 0)
 		return err_report(&err);
 	for (int which = 0; which < 2; which++) {
