@@ -114,6 +114,10 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 			}
 			free(abs);
 		}
+		if (!p->files.n && access(base, R_OK | X_OK) != 0) {
+			cp_error_errno(err, "cannot look for a spec file in %s", base);
+			goto out;
+		}
 		if (!p->files.n) {
 			struct strbuf tried = STRBUF_INIT;
 			for (size_t i = 0; i < spec_ndefault_files; i++)

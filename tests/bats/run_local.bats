@@ -364,3 +364,35 @@ EOF
 	[ "$(echo "$output" | cut -d: -f1 | tr '\n' ' ')" = "prepare train evaluate " ] || fail "plan: $output"
 	[ ! -d .cpipe/volumes ] || fail "dry run created volumes"
 }
+
+@test "an unprivileged user runs a pipeline in a user namespace, volumes and :ro included" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv > /dev/null || skip "setpriv (util-linux) missing"
+	# A directory nobody can reach (bats' own may sit under a 0700 parent).
+	PROJ=$(mktemp -d /tmp/cpipe-nobody.XXXXXX)
+	chmod 755 "$PROJ"
+	cd "$PROJ" || fail "cd"
+	mkdir -p data
+	echo "readonly-input" > data/in.txt
+	spec <<'EOF2'
+volumes:
+  v: {}
+stages:
+  a:
+    command: sh -c 'cat /data/in.txt > /v/copy && id -u'
+    volumes: [v:/v, "./data:/data:ro"]
+  b:
+    command: sh -c 'cat /v/copy; touch /data/x 2>/dev/null || echo ro-held'
+    volumes: [v:/v, "./data:/data:ro"]
+    depends_on: [a]
+EOF2
+	chown -R 65534:65534 "$PROJ"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$PROJ" "$CPIPE_BIN" run
+	[ "$status" -eq 0 ] || fail "unprivileged run failed"
+	assert_contains "a | 65534"
+	assert_contains "b | readonly-input"
+	assert_contains "b | ro-held"
+	owner=$(stat -c %u "$PROJ/.cpipe/volumes/v/copy")
+	cd / && rm -rf "$PROJ"
+	[ "$owner" = 65534 ] || fail "volume file not owned by the user"
+}
