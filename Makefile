@@ -12,7 +12,11 @@ PREFIX ?= /usr/local
 CC ?= cc
 PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libarchive are compiled against but loaded on first use
+# (lib/lazy_curl.c, lib/lazy_archive.c): mapping them and the libraries
+# they pull in cost more at every start than a local run takes.
+LAZY_PKGS := libcurl libarchive
+PKG_LIBS := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 ifeq ($(CI),true)

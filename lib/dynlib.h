@@ -1,0 +1,21 @@
+/* Shared libraries loaded on first use. libcurl and libarchive (and the
+ * three dozen libraries they pull in) cost more to map and relocate at
+ * every start than a local pipeline takes to run, yet only the Docker
+ * runtime and http health checks use them; lib/lazy_*.c define their
+ * functions as thin forwards to the real ones, resolved here once. */
+#ifndef CPIPE_LIB_DYNLIB_H
+#define CPIPE_LIB_DYNLIB_H
+
+struct dynlib {
+	const char *soname;  /* e.g. "libcurl.so.4" */
+	const char *package; /* the Debian package that ships it */
+	void *handle;
+};
+
+/* The address of `name` in `lib`, loading it first if needed. A missing
+ * library or symbol is an installation error: it aborts with a message
+ * naming the package to install. Not thread-safe by itself: callers
+ * resolve under pthread_once. */
+void *dynlib_sym(struct dynlib *lib, const char *name);
+
+#endif
