@@ -263,10 +263,11 @@ static void print_artifacts(const char *label, const cJSON *part, const char *st
 	}
 }
 
-int cmd_show(struct cli *c, int argc, char **argv)
+/* The record of the one RUN operand of show and prov; EXIT_OK, or the exit
+ * code after the usage or error was printed. */
+static int run_operand(cJSON **rec, struct cli *c, int argc, char **argv, const char *usage)
 {
 	struct cp_error err = {0};
-	static const char usage[] = "cpipe show RUN [--json]   (RUN: id, prefix, latest, latest~N)";
 	if (parse_opts(c, argc, argv, usage, NULL, NULL) < 0)
 		return EXIT_USAGE;
 	if (argc - optind != 1) {
@@ -274,9 +275,18 @@ int cmd_show(struct cli *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cleanup_free char *dir = NULL, *state = NULL;
-	cleanup_json cJSON *rec = NULL;
-	if (open_project(&dir, &state, c, &err) < 0 || load_run(&rec, state, argv[optind], &err) < 0)
+	if (open_project(&dir, &state, c, &err) < 0 || load_run(rec, state, argv[optind], &err) < 0)
 		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+int cmd_show(struct cli *c, int argc, char **argv)
+{
+	cleanup_json cJSON *rec = NULL;
+	int rc = run_operand(&rec, c, argc, argv,
+			     "cpipe show RUN [--json]   (RUN: id, prefix, latest, latest~N)");
+	if (rc != EXIT_OK)
+		return rc;
 	if (c->json) {
 		print_json(rec);
 		return EXIT_OK;
@@ -474,18 +484,11 @@ int cmd_lineage(struct cli *c, int argc, char **argv)
 
 int cmd_prov(struct cli *c, int argc, char **argv)
 {
-	struct cp_error err = {0};
-	static const char usage[] = "cpipe prov RUN   (PROV-JSON; RUN: id, prefix, latest, latest~N)";
-	if (parse_opts(c, argc, argv, usage, NULL, NULL) < 0)
-		return EXIT_USAGE;
-	if (argc - optind != 1) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return EXIT_USAGE;
-	}
-	cleanup_free char *dir = NULL, *state = NULL;
 	cleanup_json cJSON *rec = NULL;
-	if (open_project(&dir, &state, c, &err) < 0 || load_run(&rec, state, argv[optind], &err) < 0)
-		return cli_fail(&err);
+	int rc = run_operand(&rec, c, argc, argv,
+			     "cpipe prov RUN   (PROV-JSON; RUN: id, prefix, latest, latest~N)");
+	if (rc != EXIT_OK)
+		return rc;
 	cleanup_json cJSON *doc = lineage_prov(rec);
 	print_json(doc);
 	return EXIT_OK;
