@@ -123,35 +123,122 @@ static bool path_within(const char *inner, const char *outer)
 	return strncmp(inner, outer, n) == 0 && (inner[n] == '\0' || inner[n] == '/');
 }
 
-static bool refs_overlap(const struct artifact_ref *a, const struct artifact_ref *b)
+/* Every declared output and metrics file, sorted by (volume, path), so the
+ * producers of an input are found by binary search instead of by asking
+ * every stage (a 1,000-stage spec would take a million comparisons). */
+struct produced {
+	const char *volume; /* NULL for host paths, sorted first */
+	const char *path;
+	size_t stage;
+};
+
+static int cmp_vol(const char *a, const char *b)
 {
-	if (!a->volume != !b->volume)
-		return false;
-	if (a->volume && strcmp(a->volume, b->volume) != 0)
-		return false;
-	return path_within(a->path, b->path) || path_within(b->path, a->path);
+	if (!a || !b)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
 }
 
-static bool produces(const struct stage *up, const struct artifact_ref *in)
+static int cmp_produced(const void *x, const void *y)
 {
-	for (size_t i = 0; i < up->noutputs; i++)
-		if (refs_overlap(in, &up->outputs[i]))
-			return true;
-	for (size_t i = 0; i < up->nmetrics; i++)
-		if (refs_overlap(in, &up->metrics[i]))
-			return true;
-	return false;
+	const struct produced *a = x, *b = y;
+	int c = cmp_vol(a->volume, b->volume);
+	return c ? c : strcmp(a->path, b->path);
+}
+
+/* Index of the first entry not below (volume, path). */
+static size_t lower_bound(const struct produced *v, size_t n, const char *volume,
+			  const char *path)
+{
+	size_t lo = 0, hi = n;
+	struct produced key = {volume, path, 0};
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_produced(&v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int cmp_size(const void *x, const void *y)
+{
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	return (a > b) - (a < b);
+}
+
+/* Stages whose outputs overlap `in` (equal, inside it, or containing it),
+ * appended to *found. */
+static void producers_of(size_t **found, size_t *nfound, size_t *cap, const struct produced *v,
+			 size_t n, const struct artifact_ref *in)
+{
+#define FOUND(idx)                                                                   \
+	do {                                                                         \
+		if (*nfound == *cap) {                                               \
+			*cap = *cap ? 2 * *cap : 8;                                  \
+			*found = xrealloc(*found, *cap * sizeof(**found));           \
+		}                                                                    \
+		(*found)[(*nfound)++] = (idx);                                       \
+	} while (0)
+	/* Equal to or inside the input: a contiguous run from its path on. */
+	for (size_t k = lower_bound(v, n, in->volume, in->path);
+	     k < n && cmp_vol(v[k].volume, in->volume) == 0 && path_within(v[k].path, in->path); k++)
+		FOUND(v[k].stage);
+	/* Containing it: each proper ancestor directory, looked up exactly. */
+	cleanup_free char *prefix = xstrdup(in->path);
+	for (char *slash = strrchr(prefix, '/'); slash; slash = strrchr(prefix, '/')) {
+		if (slash == prefix) {
+			if (!prefix[1])
+				break; /* the input is "/" itself: done above */
+			prefix[1] = '\0';
+		} else {
+			*slash = '\0';
+		}
+		for (size_t k = lower_bound(v, n, in->volume, prefix);
+		     k < n && cmp_vol(v[k].volume, in->volume) == 0 && strcmp(v[k].path, prefix) == 0;
+		     k++)
+			FOUND(v[k].stage);
+		if (strcmp(prefix, "/") == 0)
+			break;
+	}
+#undef FOUND
 }
 
 int sb_implicit_deps(struct spec_builder *b)
 {
 	struct pipeline *p = b->p;
+	size_t n = 0, cap = 0;
+	struct produced *v = NULL;
+	for (size_t j = 0; j < p->nstages; j++) {
+		const struct stage *up = &p->stages[j];
+		for (int kind = 0; kind < 2; kind++) {
+			const struct artifact_ref *refs = kind ? up->metrics : up->outputs;
+			size_t nrefs = kind ? up->nmetrics : up->noutputs;
+			for (size_t r = 0; r < nrefs; r++) {
+				if (n == cap) {
+					cap = cap ? 2 * cap : 64;
+					v = xrealloc(v, cap * sizeof(*v));
+				}
+				v[n++] = (struct produced){refs[r].volume, refs[r].path, j};
+			}
+		}
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_produced);
+	size_t *found = NULL, nfound = 0, fcap = 0;
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct stage *st = &p->stages[i];
 		for (size_t k = 0; k < st->ninputs; k++) {
-			for (size_t j = 0; j < p->nstages; j++) {
-				const struct stage *up = &p->stages[j];
-				if (j == i || has_dep(st, up->name) || !produces(up, &st->inputs[k]))
+			nfound = 0;
+			producers_of(&found, &nfound, &fcap, v, n, &st->inputs[k]);
+			/* In spec order, as depends_on would list them. */
+			if (nfound > 1)
+				qsort(found, nfound, sizeof(*found), cmp_size);
+			for (size_t f = 0; f < nfound; f++) {
+				const struct stage *up = &p->stages[found[f]];
+				if (found[f] == i || (f && found[f] == found[f - 1]) ||
+				    has_dep(st, up->name))
 					continue;
 				struct dep *d = dep_add(st);
 				d->stage = xstrdup(up->name);
@@ -161,22 +248,47 @@ int sb_implicit_deps(struct spec_builder *b)
 			}
 		}
 	}
+	free(found);
+	free(v);
 	return 0;
 }
 
-static int stage_index(const struct pipeline *p, const char *name)
+/* Stage names sorted once, so each dependency resolves by binary search. */
+struct name_index {
+	size_t *pos;
+	size_t n;
+};
+
+static int cmp_by_name(const void *x, const void *y, void *ud)
 {
-	const struct stage *st = pipeline_stage(p, name);
-	return st ? (int)(st - p->stages) : -1;
+	const struct pipeline *p = ud;
+	return strcmp(p->stages[*(const size_t *)x].name, p->stages[*(const size_t *)y].name);
 }
 
-static int dfs(struct spec_builder *b, size_t i, char *color, size_t *stack, size_t depth)
+static int stage_index(const struct name_index *ix, const struct pipeline *p, const char *name)
+{
+	size_t lo = 0, hi = ix->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->stages[ix->pos[mid]].name, name);
+		if (c == 0)
+			return (int)ix->pos[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int dfs(struct spec_builder *b, const struct name_index *ix, size_t i, char *color,
+	       size_t *stack, size_t depth)
 {
 	const struct stage *st = &b->p->stages[i];
 	color[i] = 1;
 	stack[depth] = i;
 	for (size_t k = 0; k < st->ndeps; k++) {
-		int j = stage_index(b->p, st->deps[k].stage);
+		int j = stage_index(ix, b->p, st->deps[k].stage);
 		if (j < 0)
 			continue;
 		if (color[j] == 1) {
@@ -191,7 +303,7 @@ static int dfs(struct spec_builder *b, size_t i, char *color, size_t *stack, siz
 			sb_free(&sb);
 			return -1;
 		}
-		if (color[j] == 0 && dfs(b, (size_t)j, color, stack, depth + 1) < 0)
+		if (color[j] == 0 && dfs(b, ix, (size_t)j, color, stack, depth + 1) < 0)
 			return -1;
 	}
 	color[i] = 2;
@@ -203,10 +315,15 @@ int sb_check_cycles(struct spec_builder *b)
 	size_t n = b->p->nstages;
 	char *color = xcalloc(n + 1, 1);
 	size_t *stack = xcalloc(n + 1, sizeof(*stack));
+	struct name_index ix = {.pos = xcalloc(n + 1, sizeof(size_t)), .n = n};
+	for (size_t i = 0; i < n; i++)
+		ix.pos[i] = i;
+	qsort_r(ix.pos, n, sizeof(size_t), cmp_by_name, b->p);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (color[i] == 0)
-			rc = dfs(b, i, color, stack, 0);
+			rc = dfs(b, &ix, i, color, stack, 0);
+	free(ix.pos);
 	free(color);
 	free(stack);
 	return rc;
