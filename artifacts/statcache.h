@@ -22,7 +22,8 @@
  *            u64 dev, 32-byte sha256, u32 path offset, u32 path length
  *   paths    pathbytes bytes of concatenated absolute paths (no NULs)
  *   trailer  sha256 of everything before it
- * Written with fs_write_atomic. A file with a wrong magic, version, length,
+ * Written with fs_write_atomic_fast (a cache: never torn by a kill; after
+ * a power loss possibly lost, which only costs rehashing). A file with a wrong magic, version, length,
  * checksum or record is discarded whole and the cache starts empty.
  *
  * Not thread-safe: one thread uses a cache at a time (digest_tree's workers

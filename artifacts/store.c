@@ -110,6 +110,12 @@ int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err)
 	return fs_write_atomic(path, text, strlen(text), 0644, err);
 }
 
+int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err)
+{
+	cleanup_free char *text = json_pretty(doc);
+	return fs_write_atomic_fast(path, text, strlen(text), 0644, err);
+}
+
 int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err)
 {
 	cleanup_free char *text = NULL;
@@ -170,7 +176,7 @@ static bool valid_id(const char *id)
 	return true;
 }
 
-int record_save(const char *state_dir, cJSON *rec, struct cp_error *err)
+int record_save(const char *state_dir, cJSON *rec, bool durable, struct cp_error *err)
 {
 	const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "id"));
 	if (!id || !valid_id(id))
@@ -179,7 +185,7 @@ int record_save(const char *state_dir, cJSON *rec, struct cp_error *err)
 	if (fs_mkdir_p(dir, 0755, err) < 0)
 		return -1;
 	cleanup_free char *path = xasprintf("%s/%s.json", dir, id);
-	return json_write_atomic(path, rec, err);
+	return durable ? json_write_atomic(path, rec, err) : json_write_atomic_fast(path, rec, err);
 }
 
 int record_ids(struct strvec *out, const char *state_dir, struct cp_error *err)

@@ -22,8 +22,9 @@ char *json_canonical(cJSON *node);
 /* Sorted, two-space indented, newline-terminated JSON. Caller owns. */
 char *json_pretty(cJSON *doc);
 
-/* json_pretty written atomically. */
+/* json_pretty written atomically; `durable` fsyncs it (see fs.h). */
 int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err);
+int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err);
 
 /* Parses a JSON file (at most `max` bytes); errors name the file and the
  * byte offset. Caller owns *out. */
@@ -39,8 +40,9 @@ char *iso_time(long long realtime_ms);
 long long realtime_ms(void);
 
 /* Writes the record (its "id" names the file .cpipe/runs/<id>.json). May be
- * called again for the same run: the file is replaced atomically. */
-int record_save(const char *state_dir, cJSON *rec, struct cp_error *err);
+ * called again for the same run: the file is replaced atomically; only a
+ * `durable` save (the last one) waits for the disk. */
+int record_save(const char *state_dir, cJSON *rec, bool durable, struct cp_error *err);
 
 /* Every run id, oldest first. */
 int record_ids(struct strvec *out, const char *state_dir, struct cp_error *err);

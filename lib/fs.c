@@ -1,6 +1,7 @@
 #include "fs.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -34,14 +35,14 @@ static void fsync_dir(const char *path)
 	}
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-		    struct cp_error *err)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			bool durable, struct cp_error *err)
 {
 	cleanup_free char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return cp_error_errno(err, "creating %s", tmp);
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
 		cp_error_errno(err, "writing %s", tmp);
 		close(fd);
 		unlink(tmp);
@@ -57,8 +58,21 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		unlink(tmp);
 		return -1;
 	}
-	fsync_dir(path);
+	if (durable)
+		fsync_dir(path);
 	return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct cp_error *err)
+{
+	return write_atomic(path, data, len, mode, true, err);
+}
+
+int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t mode,
+			 struct cp_error *err)
+{
+	return write_atomic(path, data, len, mode, false, err);
 }
 
 int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,

@@ -14,6 +14,13 @@
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		    struct cp_error *err);
 
+/* As fs_write_atomic, without the fsyncs: still never torn when the
+ * process is killed (rename is atomic), but after a power loss the file
+ * may be empty or old. For caches and intermediate states that a later
+ * durable write supersedes. */
+int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t mode,
+			 struct cp_error *err);
+
 /* Reads a whole file (at most `max` bytes, 0 = no limit) into a new
  * NUL-terminated buffer the caller owns; `len_out` may be NULL. */
 int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,

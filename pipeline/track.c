@@ -657,9 +657,11 @@ static cJSON *record_stages(struct tracker *t)
 	return cJSON_GetObjectItem(t->record, "stages");
 }
 
+/* Progress saves need not wait for the disk: a kill leaves the last one
+ * whole, and the final save (durable) supersedes them. */
 static int save_record(struct tracker *t, struct cp_error *err)
 {
-	return t->record ? record_save(t->o.state_dir, t->record, err) : 0;
+	return t->record ? record_save(t->o.state_dir, t->record, false, err) : 0;
 }
 
 /* The record entry of a stage: what ran (or was reused) and with what. */
@@ -810,7 +812,7 @@ static int update_lock(struct tracker *t, const struct stage *s, const cJSON *ou
 	cJSON_AddStringToObject(ix, "run", t->o.run_id);
 	cJSON_DeleteItemFromObject(t->index, s->name);
 	cJSON_AddItemToObject(t->index, s->name, ix);
-	return json_write_atomic(t->index_path, t->index, err);
+	return json_write_atomic_fast(t->index_path, t->index, err);
 }
 
 int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error *err)
@@ -1048,7 +1050,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 				cJSON_AddItemToArray(stages, e);
 			}
 		}
-		rc = save_record(t, err);
+		rc = record_save(t->o.state_dir, t->record, true, err);
 	}
 	if (t->sc) {
 		struct cp_error ignored = {0};
