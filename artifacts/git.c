@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../lib/util.h"
+#include "redact.h"
 
 static int git_fail(struct cp_error *err, const char *what)
 {
@@ -31,18 +32,10 @@ static int open_repo(git_repository **out, const char *dir, bool *found, struct 
 
 char *git_strip_credentials(const char *url)
 {
-	const char *scheme = strstr(url, "://");
-	if (!scheme)
+	const char *user, *colon, *at;
+	if (!url_find_userinfo(url, &user, &colon, &at))
 		return xstrdup(url); /* scp-like user@host:path carries no secret */
-	const char *host = scheme + 3;
-	const char *slash = strchr(host, '/');
-	const char *at = NULL;
-	for (const char *p = host; *p && (!slash || p < slash); p++)
-		if (*p == '@')
-			at = p;
-	if (!at)
-		return xstrdup(url);
-	return xasprintf("%.*s%s", (int)(host - url), url, at + 1);
+	return xasprintf("%.*s%s", (int)(user - url), url, at + 1);
 }
 
 static int dirty_cb(const char *path, unsigned int flags, void *payload)

@@ -260,7 +260,7 @@ int statcache_save(struct statcache *sc, struct cp_error *err)
 	digest_final_raw(sum, &c);
 
 	cleanup_free char *dir = path_dirname(sc->file);
-	if (fs_mkdir_p(dir, 0755, err) < 0 || fs_write_atomic_fast(sc->file, buf, len, 0644, err) < 0)
+	if (fs_mkdir_p(dir, 0700, err) < 0 || fs_write_atomic_fast(sc->file, buf, len, 0600, err) < 0)
 		return cp_error_prefix(err, "saving stat cache");
 	sc->dirty = false;
 	return 0;

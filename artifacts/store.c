@@ -107,13 +107,13 @@ char *json_pretty(cJSON *doc)
 int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err)
 {
 	cleanup_free char *text = json_pretty(doc);
-	return fs_write_atomic(path, text, strlen(text), 0644, err);
+	return fs_write_atomic(path, text, strlen(text), 0600, err);
 }
 
 int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err)
 {
 	cleanup_free char *text = json_pretty(doc);
-	return fs_write_atomic_fast(path, text, strlen(text), 0644, err);
+	return fs_write_atomic_fast(path, text, strlen(text), 0600, err);
 }
 
 int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err)
@@ -129,19 +129,6 @@ int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *e
 				    end ? (long)(end - text) : 0L);
 	*out = doc;
 	return 0;
-}
-
-bool env_name_is_secret(const char *name)
-{
-	static const char *const words[] = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY",
-					    "CREDENTIAL"};
-	cleanup_free char *up = xstrdup(name);
-	for (char *c = up; *c; c++)
-		*c = (char)toupper((unsigned char)*c);
-	for (size_t i = 0; i < ARRAY_LEN(words); i++)
-		if (strstr(up, words[i]))
-			return true;
-	return false;
 }
 
 long long realtime_ms(void)
@@ -182,7 +169,7 @@ int record_save(const char *state_dir, cJSON *rec, bool durable, struct cp_error
 	if (!id || !valid_id(id))
 		return cp_error_set(err, "run record without a valid id");
 	cleanup_free char *dir = runs_dir(state_dir);
-	if (fs_mkdir_p(dir, 0755, err) < 0)
+	if (fs_mkdir_p(dir, 0700, err) < 0)
 		return -1;
 	cleanup_free char *path = xasprintf("%s/%s.json", dir, id);
 	return durable ? json_write_atomic(path, rec, err) : json_write_atomic_fast(path, rec, err);
@@ -285,5 +272,7 @@ int lock_load(cJSON **out, const char *path, struct cp_error *err)
 
 int lock_save(const char *path, cJSON *doc, struct cp_error *err)
 {
-	return json_write_atomic(path, doc, err);
+	/* Committed and shared: readable by all, and it holds no secret. */
+	cleanup_free char *text = json_pretty(doc);
+	return fs_write_atomic(path, text, strlen(text), 0644, err);
 }

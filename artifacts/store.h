@@ -8,6 +8,7 @@
 
 #include "../lib/error.h"
 #include "../lib/util.h"
+#include "redact.h"
 
 #define RECORD_SCHEMA "cpipe-run/1"
 #define LOCK_VERSION 1
@@ -22,18 +23,14 @@ char *json_canonical(cJSON *node);
 /* Sorted, two-space indented, newline-terminated JSON. Caller owns. */
 char *json_pretty(cJSON *doc);
 
-/* json_pretty written atomically; `durable` fsyncs it (see fs.h). */
+/* json_pretty written atomically, readable by the owner only (0600); the
+ * _fast one does not fsync (see fs.h). */
 int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err);
 int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err);
 
 /* Parses a JSON file (at most `max` bytes); errors name the file and the
  * byte offset. Caller owns *out. */
 int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err);
-
-/* True when an environment variable's value must never be written down:
- * its name contains TOKEN, SECRET, PASSWORD, PASSWD, KEY or CREDENTIAL
- * (any case). */
-bool env_name_is_secret(const char *name);
 
 /* "2026-11-29T10:41:58.123Z" for a CLOCK_REALTIME time in ms. Caller owns. */
 char *iso_time(long long realtime_ms);

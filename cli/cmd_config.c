@@ -7,9 +7,25 @@
 
 int cmd_config(struct cli *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"no-redact", no_argument, NULL, 'N'},
+		{NULL, 0, NULL, 0},
+	};
 	struct cp_error err = {0};
-	if (cli_parse_common(c, argc, argv, "cpipe config [--json] [-q]") < 0)
-		return EXIT_USAGE;
+	bool redact = true;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+		if (opt == 'N') {
+			redact = false;
+			continue;
+		}
+		if (!cli_common_option(c, opt)) {
+			fprintf(stderr, "usage: cpipe config [--json] [-q] [--no-redact]\n");
+			return EXIT_USAGE;
+		}
+	}
 	struct pipeline *p = NULL;
 	if (cli_load(&p, c, &err) < 0)
 		return cli_fail(&err);
@@ -17,6 +33,8 @@ int cmd_config(struct cli *c, int argc, char **argv)
 	if (!c->quiet) {
 		/* -q only validates, as compose's config --quiet does. */
 		cJSON *doc = emit_spec_json(p);
+		if (redact)
+			emit_redact(doc, p);
 		if (c->json) {
 			char *text = cJSON_Print(doc);
 			puts(text);

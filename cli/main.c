@@ -140,10 +140,15 @@ char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 	char *dir = path_join(p->dir, ".cpipe");
 	if (!create)
 		return dir;
+	/* Logs, records and caches may hold what a stage printed or read:
+	 * the owner's alone, also in a project made by an older cpipe. */
 	struct stat st;
-	if (stat(dir, &st) == 0)
+	if (stat(dir, &st) == 0) {
+		if (S_ISDIR(st.st_mode) && (st.st_mode & 077) && st.st_uid == geteuid())
+			chmod(dir, 0700);
 		return dir;
-	if (fs_mkdir_p(dir, 0755, err) < 0) {
+	}
+	if (fs_mkdir_p(dir, 0700, err) < 0) {
 		free(dir);
 		return NULL;
 	}

@@ -173,6 +173,23 @@ static cJSON *stage_json(const struct stage *s)
 	return o;
 }
 
+static void mask_named(cJSON *map)
+{
+	for (cJSON *e = map ? map->child : NULL; e; e = e->next)
+		if (cJSON_IsString(e) && env_name_is_secret(e->string))
+			cJSON_SetValuestring(e, REDACTED);
+}
+
+void emit_redact(cJSON *doc, const struct pipeline *p)
+{
+	const cJSON *stages = cJSON_GetObjectItem(doc, "stages");
+	for (const cJSON *s = stages ? stages->child : NULL; s; s = s->next) {
+		mask_named(cJSON_GetObjectItem(s, "environment"));
+		mask_named(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "build"), "args"));
+	}
+	redactor_json(&p->secrets, doc);
+}
+
 cJSON *emit_spec_json(const struct pipeline *p)
 {
 	cJSON *doc = cJSON_CreateObject();

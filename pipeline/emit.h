@@ -12,6 +12,11 @@
  * defaults filled in). Caller owns it (cJSON_Delete). */
 cJSON *emit_spec_json(const struct pipeline *p);
 
+/* Masks the secrets in a tree from emit_spec_json, in place: environment
+ * entries and build args with secret names, and every secret value or URL
+ * password the spec holds, wherever it appears (see redact.h). */
+void emit_redact(cJSON *doc, const struct pipeline *p);
+
 /* "VOLUME:/path" or the absolute host path. Caller owns. */
 char *emit_artifact_ref(const struct artifact_ref *a);
 

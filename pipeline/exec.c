@@ -82,6 +82,14 @@ void exec_note(struct run *r, const char *fmt, ...)
 static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n)
 {
 	static const int colors[] = {36, 33, 32, 35, 34, 31};
+	/* A secret value the stage prints is masked, as CI systems mask theirs. */
+	cleanup_free char *masked = NULL;
+	if ((r->p->secrets.values.n || memmem(line, n, "://", 3)) && !memchr(line, '\0', n)) {
+		cleanup_free char *raw = xstrndup(line, n);
+		masked = redactor_text(&r->p->secrets, raw);
+		line = masked;
+		n = strlen(masked);
+	}
 	if (sl->log_fd >= 0) {
 		struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
 		ssize_t rc = writev(sl->log_fd, iov, 2);
@@ -260,7 +268,7 @@ static int start_slot(struct run *r, struct slot *sl)
 		ts.log_path = sl->log_path;
 	} else {
 		sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
-				  0644);
+				  0600);
 	}
 	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
 	kvvec_free(&env);
@@ -562,7 +570,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		return 0;
 	}
 	cleanup_free char *logdir = xasprintf("%s/logs/%s", opts->state_dir, opts->run_id);
-	if (fs_mkdir_p(logdir, 0755, err) < 0)
+	if (fs_mkdir_p(logdir, 0700, err) < 0)
 		return -1;
 
 	r.out = opts->logs_to_stderr ? stderr : stdout;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../artifacts/redact.h"
 #include "../lib/fs.h"
 
 extern char **environ;
@@ -193,6 +194,7 @@ struct interp {
 	int exact_col;
 	bool changed;
 	int depth; /* of nested ${...}, capped: the parser recurses */
+	struct redactor *secrets; /* gets the values of secret variables read; may be NULL */
 	struct cp_error *err;
 };
 
@@ -215,6 +217,10 @@ static const char *lookup(const struct interp *in, const char *name, size_t n)
 {
 	cleanup_free char *k = xstrndup(name, n);
 	const struct kv *kv = kvvec_get(in->env, k);
+	/* A value fed by a secret variable is secret wherever it lands: the
+	 * redactor masks it in records, the lock, config output and logs. */
+	if (kv && kv->value && in->secrets && env_name_is_secret(k))
+		redactor_add(in->secrets, kv->value);
 	return kv ? kv->value : NULL;
 }
 
@@ -348,10 +354,11 @@ static int interp_word(struct interp *in, const char **pp, bool in_brace, bool a
 	return 0;
 }
 
-int interp_string(char **out, bool *changed, const char *s, const struct kvvec *env,
-		  const struct cp_mark *mark, int exact_col, struct cp_error *err)
+static int interp_one(char **out, bool *changed, const char *s, const struct kvvec *env,
+		      const struct cp_mark *mark, int exact_col, struct redactor *secrets,
+		      struct cp_error *err)
 {
-	struct interp in = {s, env, mark, exact_col, false, 0, err};
+	struct interp in = {s, env, mark, exact_col, false, 0, secrets, err};
 	struct strbuf sb = STRBUF_INIT;
 	const char *p = s;
 	*out = NULL;
@@ -365,8 +372,14 @@ int interp_string(char **out, bool *changed, const char *s, const struct kvvec *
 	return 0;
 }
 
+int interp_string(char **out, bool *changed, const char *s, const struct kvvec *env,
+		  const struct cp_mark *mark, int exact_col, struct cp_error *err)
+{
+	return interp_one(out, changed, s, env, mark, exact_col, NULL, err);
+}
+
 static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
-		       struct cp_error *err)
+		       struct redactor *secrets, struct cp_error *err)
 {
 	switch (n->kind) {
 	case YNODE_SCALAR: {
@@ -374,7 +387,7 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 			return 0;
 		char *s;
 		bool changed;
-		if (interp_string(&s, &changed, n->str, env, &n->mark, n->exact_col, err) < 0)
+		if (interp_one(&s, &changed, n->str, env, &n->mark, n->exact_col, secrets, err) < 0)
 			return -1;
 		free(n->str);
 		n->str = s;
@@ -386,14 +399,14 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 	}
 	case YNODE_SEQ:
 		for (size_t i = 0; i < n->nitems; i++)
-			if (interp_node(n->items[i], env, false, err) < 0)
+			if (interp_node(n->items[i], env, false, secrets, err) < 0)
 				return -1;
 		return 0;
 	case YNODE_MAP:
 		for (size_t i = 0; i < n->npairs; i++) {
 			if (top && str_has_prefix(n->pairs[i].key->str, "x-"))
 				continue;
-			if (interp_node(n->pairs[i].value, env, false, err) < 0)
+			if (interp_node(n->pairs[i].value, env, false, secrets, err) < 0)
 				return -1;
 		}
 		return 0;
@@ -401,9 +414,10 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 	return 0;
 }
 
-int interp_tree(struct ynode *root, const struct kvvec *env, struct cp_error *err)
+int interp_tree(struct ynode *root, const struct kvvec *env, struct redactor *secrets,
+		struct cp_error *err)
 {
-	return root ? interp_node(root, env, true, err) : 0;
+	return root ? interp_node(root, env, true, secrets, err) : 0;
 }
 
 int interp_params(char **out, const char *s, const struct kvvec *params, const char *stage,

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "../artifacts/redact.h"
 #include "../lib/error.h"
 #include "../lib/util.h"
 #include "yaml_tree.h"
@@ -30,8 +31,12 @@ int interp_string(char **out, bool *changed, const char *s, const struct kvvec *
 		  const struct cp_mark *mark, int exact_col, struct cp_error *err);
 
 /* Interpolates every scalar value below `root` in place (mapping keys and
- * top-level `x-*` entries are left alone). Fails on the first error. */
-int interp_tree(struct ynode *root, const struct kvvec *env, struct cp_error *err);
+ * top-level `x-*` entries are left alone). The value of every variable
+ * read whose name is secret (env_name_is_secret) is added to `secrets`
+ * (may be NULL), so whatever it fed can be masked. Fails on the first
+ * error. */
+int interp_tree(struct ynode *root, const struct kvvec *env, struct redactor *secrets,
+		struct cp_error *err);
 
 /* Replaces every `${params.NAME}` in `s` with the value of NAME in
  * `params`; *out is new and owned by the caller. An unknown NAME fails at

@@ -21,7 +21,7 @@ int service_state_save(const char *state_dir, const cJSON *state, struct cp_erro
 {
 	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItem(state, "stage"));
 	cleanup_free char *dir = path_join(state_dir, "services");
-	if (fs_mkdir_p(dir, 0755, err) < 0)
+	if (fs_mkdir_p(dir, 0700, err) < 0)
 		return -1;
 	cleanup_free char *path = state_path(state_dir, stage);
 	cJSON *copy = cJSON_Duplicate(state, true);

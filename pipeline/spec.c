@@ -76,6 +76,7 @@ void pipeline_free(struct pipeline *p)
 		stage_free(&p->stages[i]);
 	free(p->stages);
 	strvec_free(&p->mark_files);
+	redactor_free(&p->secrets);
 	free(p);
 }
 

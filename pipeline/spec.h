@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "../artifacts/redact.h"
 #include "../lib/error.h"
 #include "../lib/util.h"
 
@@ -130,6 +131,10 @@ struct pipeline {
 	/* The file names as shown in messages; every cp_mark.file above lends
 	 * from here. */
 	struct strvec mark_files;
+	/* Secret values the spec uses (see redact.h): of secret-named
+	 * variables interpolated, environment entries and build args, of
+	 * top-level secrets:, and passwords of URLs in commands and values. */
+	struct redactor secrets;
 };
 
 struct spec_options {

@@ -384,7 +384,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 					   "services", "volumes", "networks", "secrets",
 					   "configs"};
 	struct spec_builder b = {.p = p, .ctx = ctx, .err = err, .stages_key = "stages"};
-	const struct ynode *stages = NULL, *volumes = NULL;
+	const struct ynode *stages = NULL, *volumes = NULL, *secrets = NULL;
 	int rc = -1;
 
 	const char *home = sb_env_lookup(&b, "HOME");
@@ -439,6 +439,8 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 			b.stages_key = k;
 		} else if (!strcmp(k, "volumes")) {
 			volumes = pr->value;
+		} else if (!strcmp(k, "secrets")) {
+			secrets = pr->value;
 		}
 	}
 	if (!p->name)
@@ -462,6 +464,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 	}
 	if (sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
 		goto out;
+	sb_secrets(&b, secrets);
 	rc = 0;
 out:
 	free(b.home);

@@ -86,4 +86,8 @@ int sb_implicit_deps(struct spec_builder *b);
 /* Fails with "dependency cycle: a -> b -> a" when the graph has a cycle. */
 int sb_check_cycles(struct spec_builder *b);
 
+/* spec_secrets.c: adds the secret values of the built stages and of the
+ * top-level `secrets:` mapping (may be NULL) to b->p->secrets. */
+void sb_secrets(struct spec_builder *b, const struct ynode *secrets);
+
 #endif

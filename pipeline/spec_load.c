@@ -34,7 +34,7 @@ static char *cwd_or_dir(const struct spec_options *opts, struct cp_error *err)
 
 /* Parses, interpolates and normalizes one file. *out is a mapping. */
 static int load_tree(struct ynode **out, const char *shown, const char *data, size_t len,
-		     const struct kvvec *env, struct cp_error *err)
+		     const struct kvvec *env, struct redactor *secrets, struct cp_error *err)
 {
 	struct ynode *root = NULL;
 	*out = NULL;
@@ -50,7 +50,7 @@ static int load_tree(struct ynode **out, const char *shown, const char *data, si
 		ynode_free(root);
 		return -1;
 	}
-	if (interp_tree(root, env, err) < 0 || spec_normalize(root, err) < 0) {
+	if (interp_tree(root, env, secrets, err) < 0 || spec_normalize(root, err) < 0) {
 		ynode_free(root);
 		return -1;
 	}
@@ -142,7 +142,7 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 		}
 		if (fs_read_file(&data, &len, p->files.v[i], SPEC_MAX_BYTES, err) < 0)
 			goto out;
-		if (load_tree(&t, shown, data, len, &env, err) < 0)
+		if (load_tree(&t, shown, data, len, &env, &p->secrets, err) < 0)
 			goto out;
 		if (!tree)
 			tree = t;
@@ -176,7 +176,7 @@ int spec_load_string(struct pipeline **out, const char *display_name, const char
 	strvec_push(&p->mark_files, display_name);
 	if (env_for(&env, p, "", opts, err) < 0)
 		goto out;
-	if (load_tree(&tree, p->mark_files.v[0], yaml, len, &env, err) < 0)
+	if (load_tree(&tree, p->mark_files.v[0], yaml, len, &env, &p->secrets, err) < 0)
 		goto out;
 	rc = finish(out, p, tree, opts, &env, "", err);
 out:

@@ -245,7 +245,7 @@ static void reap_retired(struct runtime *rt, bool all)
 static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_error *err)
 {
 	if (ts->detached) {
-		dt->out_w = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		dt->out_w = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (dt->out_w < 0 || (dt->err_w = fcntl(dt->out_w, F_DUPFD_CLOEXEC, 0)) < 0)
 			return cp_error_errno(err, "opening log %s", ts->log_path);
 		return 0;

@@ -434,7 +434,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	if (s->service && check_ports(s, err) < 0)
 		goto out;
 	if (ts->detached) {
-		outp[1] = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		outp[1] = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (outp[1] < 0 || (errp[1] = dup(outp[1])) < 0) {
 			cp_error_errno(err, "opening log %s", ts->log_path);
 			goto out;

@@ -1,0 +1,108 @@
+/* The tracker's state, shared by track.c (artifacts: digests, inputs, the
+ * lock's verification, open/close), track_key.c (what a key hashes),
+ * track_stale.c (why a stage is stale) and track_record.c (run records and
+ * the lock's updates). Internal to pipeline/; unit tests use the pure
+ * functions (track_key_object, track_key_reasons, track_stale_reasons). */
+#ifndef CPIPE_PIPELINE_TRACK_INTERNAL_H
+#define CPIPE_PIPELINE_TRACK_INTERNAL_H
+
+#include "../artifacts/digest.h"
+#include "../artifacts/statcache.h"
+#include "../artifacts/store.h"
+#include "track.h"
+
+struct tstate {
+	char key[DIGEST_BUFLEN];
+	cJSON *keyobj; /* what the key hashes; owned */
+	cJSON *inputs; /* name -> {digest, size}; owned */
+	char *image;   /* image ID ("sha256:...", "local"); owned */
+	bool evaluated;
+	bool stale;
+	long long started_ms; /* realtime */
+};
+
+/* Open-addressing map of host path -> digest entry: status asks for the
+ * same artifacts many times (an output is the next stage's input). */
+struct memo {
+	char **keys;
+	cJSON **vals;
+	size_t cap, n;
+};
+
+struct tracker {
+	const struct pipeline *p;
+	const struct runtime_ops *ops;
+	struct runtime *rt;
+	struct track_options o;
+	char *lock_path;
+	char *index_path;
+	cJSON *lock;
+	cJSON *index; /* stage -> {"key", "run"}: which run produced the locked outputs */
+	cJSON *record;
+	struct statcache *sc;
+	struct tstate *st;
+	struct memo memo;     /* host path -> digest entry, until the next stage ends */
+	struct kvvec roots;   /* volume -> host path, as the runtime said */
+};
+
+/* track.c */
+void track_memo_clear(struct memo *m);
+size_t track_stage_pos(const struct pipeline *p, const struct stage *s);
+/* Lends the stage named `name`, or NULL. */
+const struct stage *track_stage_named(const struct pipeline *p, const char *name);
+/* How an artifact is named in records and the lock: "vol:/path", or a host
+ * path relative to the project ("./data") so the lock does not depend on
+ * where the project is checked out. Caller owns. */
+char *track_ref_name(const struct pipeline *p, const char *volume, const char *path);
+/* Where an artifact is on the host. Caller owns *out. */
+int track_ref_host_path(char **out, struct tracker *t, const char *volume, const char *path,
+			struct cp_error *err);
+/* {"digest", "size", "files"} of an artifact, or {"missing": true}. Caller owns. */
+int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const char *path,
+		     struct cp_error *err);
+/* The "digest" of a digest entry, NULL when missing. Lends. */
+const char *track_entry_digest(const cJSON *e);
+/* name -> digest entry of what the stage reads. Caller owns. */
+int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
+		       struct cp_error *err);
+int track_resolve_image(struct tracker *t, const struct stage *s, struct cp_error *err);
+/* The resolved image ID, "unknown" before track_resolve_image. Lends. */
+const char *track_image_id(struct tracker *t, const struct stage *s);
+
+/* track_key.c */
+/* Everything that determines a stage's result, as the key hashes it:
+ * image, command, entrypoint, environment, working_dir, user, mounts,
+ * params and the digests of `inputs` (name -> digest entry, may be NULL).
+ * Secret values (p->secrets and secret-named variables) are masked, so a
+ * rotated token changes neither the key nor the lock. Caller owns. */
+cJSON *track_key_object(const struct pipeline *p, const struct stage *s, const char *image,
+			const cJSON *inputs);
+/* The key of a key object: sha256 of its canonical JSON (sorts it). */
+void track_key_digest(char out[DIGEST_BUFLEN], cJSON *keyobj);
+/* Adds what a record says a stage ran with (command, entrypoint,
+ * environment, working_dir, user, mounts, params), masked as the key is. */
+void track_stage_fields(cJSON *e, const struct pipeline *p, const struct stage *s);
+
+/* track_stale.c */
+cJSON *track_lock_entry(struct tracker *t, const char *stage);
+/* Concrete reasons why the key object `cur` differs from the lock entry
+ * `old` (params, environment, image, command, ..., inputs). */
+void track_key_reasons(cJSON *reasons, const cJSON *old, const cJSON *cur);
+/* The reasons that need no file: --force, no outputs, never ran (`le`
+ * NULL), key changed (then the concrete ones). Output checks come after. */
+void track_stale_reasons(cJSON *reasons, const struct stage *s, const cJSON *le,
+			 const cJSON *keyobj, const char *key, bool force);
+/* Computes the stage's current key and why it is stale. Caller owns. */
+int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s,
+		   struct cp_error *err);
+
+/* track_record.c */
+/* A new run record with status "running" and no stages yet. Caller owns. */
+cJSON *track_new_record(struct tracker *t, struct cp_error *err);
+/* The record's "stages" array. Lends. */
+cJSON *track_record_stages(struct tracker *t);
+/* Saves the record, masked. Progress saves need not be `durable`: a kill
+ * leaves the last one whole, and the final save supersedes them. */
+int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
+
+#endif
