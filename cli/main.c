@@ -25,7 +25,7 @@ static const struct command {
 	{"down", cmd_down, "stop what the project started: down [-v] (also its volumes)"},
 	{"ps", cmd_ps, "list the project's services: state, health, ports, uptime"},
 	{"logs", cmd_logs, "print logs: logs [STAGE] [-f] [--run ID]"},
-	{"config", cmd_config, "print the resolved, normalized spec (YAML, or JSON with --json)"},
+	{"config", cmd_config, "print the resolved spec, secrets masked: config [--json] [--no-redact]"},
 	{"graph", cmd_graph, "print the stage graph: graph [--format dot|mermaid]"},
 	{"volume", cmd_volume, "manage the project's volumes: volume ls|inspect|rm|prune"},
 	{"runs", cmd_runs, "list recorded runs, newest first"},

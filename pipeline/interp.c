@@ -67,11 +67,16 @@ int envfile_parse(struct kvvec *out, const char *file, const char *data, struct 
 		while (*p && *p != '=' && *p != '\n' && *p != ' ' && *p != '\t' && *p != '\r')
 			p++;
 		size_t klen = (size_t)(p - key);
-		bool valid = klen > 0 && name_start(key[0]);
-		for (size_t i = 1; valid && i < klen; i++)
-			valid = name_char(key[i]) || key[i] == '.' || key[i] == '-';
-		if (!valid) {
-			cp_error_at(err, &mk, "invalid variable name \"%.*s\"", (int)klen, key);
+		size_t bad = klen > 0 && name_start(key[0]) ? 1 : 0;
+		while (bad && bad < klen && (name_char(key[bad]) || key[bad] == '.' || key[bad] == '-'))
+			bad++;
+		if (bad < klen || klen == 0) {
+			/* The line is not shown: a line without "=" may well be a
+			 * pasted secret. The column says where to look. */
+			mk.col += (int)bad;
+			cp_error_at(err, &mk,
+				    "invalid variable name: expected KEY=VALUE, where KEY is letters, "
+				    "digits, \"_\", \".\" and \"-\", starting with a letter or \"_\"");
 			goto out;
 		}
 		free(k);

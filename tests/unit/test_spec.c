@@ -888,7 +888,7 @@ static void test_env_file(void **state)
 			  "cpipe.yml:3:16: stage \"a\": env_file \"gone.env\" not found");
 	write_file(dir, "bad.env", "OK=1\n9X=2\n");
 	expect_error_opts("stages:\n  a:\n    env_file: bad.env\n", &o,
-			  "bad.env:2:1: invalid variable name \"9X\"");
+			  "bad.env:2:1: invalid variable name: expected KEY=VALUE, where KEY is letters, digits, \"_\", \".\" and \"-\", starting with a letter or \"_\"");
 	rmdir_all(dir);
 }
 
@@ -1242,7 +1242,7 @@ static void test_project_dir_is_first_files_dir(void **state)
 	pipeline_free(p);
 	write_file(sub, ".env", "GOOD=1\n'bad\n");
 	assert_int_equal(spec_load(&p, &o, &err), -1);
-	assert_string_equal(err.msg, "sub/.env:2:1: invalid variable name \"'bad\"");
+	assert_string_equal(err.msg, "sub/.env:2:1: invalid variable name: expected KEY=VALUE, where KEY is letters, digits, \"_\", \".\" and \"-\", starting with a letter or \"_\"");
 	free(sub);
 	rmdir_all(dir);
 }
