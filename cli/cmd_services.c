@@ -256,7 +256,15 @@ struct line_out {
 	const char *prefix;
 	int width;
 	struct strbuf line; /* the unterminated rest */
+	const struct redactor *mask; /* the spec's secrets, masked as exec.c does */
 };
+
+static void line_print(struct line_out *lo)
+{
+	cleanup_free char *text = redactor_text(lo->mask, sb_str(&lo->line));
+	printf("%-*s | %s\n", lo->width, lo->prefix, text);
+	sb_reset(&lo->line);
+}
 
 static void line_out_feed(struct line_out *lo, const char *buf, size_t n)
 {
@@ -265,8 +273,7 @@ static void line_out_feed(struct line_out *lo, const char *buf, size_t n)
 			sb_addc(&lo->line, buf[i]);
 			continue;
 		}
-		printf("%-*s | %s\n", lo->width, lo->prefix, sb_str(&lo->line));
-		sb_reset(&lo->line);
+		line_print(lo);
 	}
 	fflush(stdout);
 }
@@ -274,7 +281,7 @@ static void line_out_feed(struct line_out *lo, const char *buf, size_t n)
 static void line_out_end(struct line_out *lo)
 {
 	if (lo->line.len)
-		printf("%-*s | %s\n", lo->width, lo->prefix, sb_str(&lo->line));
+		line_print(lo);
 	sb_free(&lo->line);
 	fflush(stdout);
 }
@@ -287,7 +294,8 @@ static int print_log(struct svc_ctx *x, const char *path, const char *prefix, in
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	struct line_out lo = {.prefix = prefix, .width = width, .line = STRBUF_INIT};
+	struct line_out lo = {.prefix = prefix, .width = width, .line = STRBUF_INIT,
+			      .mask = &x->p->secrets};
 	char buf[65536];
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -326,8 +334,10 @@ static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *pre
 	int rc = 1;
 	if (ops->handle_logs) {
 		struct line_out lo[2] = {
-			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT},
-			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT},
+			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT,
+			 .mask = &x->p->secrets},
+			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT,
+			 .mask = &x->p->secrets},
 		};
 		rc = ops->handle_logs(rt, cJSON_GetObjectItem(st, "handle"), follow, runtime_log_sink,
 				      lo, &stop_following, err);

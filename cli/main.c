@@ -69,8 +69,11 @@ static int cmd_help(struct cli *c, int argc, char **argv)
 
 int cli_fail(const struct cp_error *err)
 {
+	/* A URL's password is masked here too; the spec's other secret values
+	 * are masked where the pipeline is known (exec.c). */
+	cleanup_free char *msg = redactor_text(NULL, err->msg);
 	fflush(stdout);
-	fprintf(stderr, "cpipe: %s\n", err->msg);
+	fprintf(stderr, "cpipe: %s\n", msg);
 	return err->code ? err->code : EXIT_USAGE;
 }
 

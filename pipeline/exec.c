@@ -69,11 +69,11 @@ void exec_note(struct run *r, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fflush(r->out);
-	fputs("cpipe: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	cleanup_free char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	cleanup_free char *masked = redactor_text(&r->p->secrets, msg);
+	fflush(r->out);
+	fprintf(stderr, "cpipe: %s\n", masked);
 }
 
 /* Prints one complete line with the stage's prefix and, for jobs, keeps it
@@ -186,8 +186,9 @@ void exec_fail(struct run *r, const char *fmt, ...)
 		va_start(ap, fmt);
 		cleanup_free char *msg = xvasprintf(fmt, ap);
 		va_end(ap);
+		cleanup_free char *masked = redactor_text(&r->p->secrets, msg);
 		r->err->code = EXIT_STAGE_FAILED;
-		cp_error_set(r->err, "%s", msg);
+		cp_error_set(r->err, "%s", masked);
 	}
 	r->failed = true;
 	stop_all(r);
@@ -535,12 +536,15 @@ static void print_dry_run(struct run *r)
 {
 	for (size_t k = 0; k < r->plan->n; k++) {
 		const struct stage *s = &r->p->stages[r->plan->order[k]];
-		printf("%s%s:", s->name, s->service ? " (service)" : "");
+		struct strbuf line = STRBUF_INIT;
+		sb_addf(&line, "%s%s:", s->name, s->service ? " (service)" : "");
 		for (size_t i = 0; i < s->entrypoint.n; i++)
-			printf(" %s", s->entrypoint.v[i]);
+			sb_addf(&line, " %s", s->entrypoint.v[i]);
 		for (size_t i = 0; i < s->command.n; i++)
-			printf(" %s", s->command.v[i]);
-		putchar('\n');
+			sb_addf(&line, " %s", s->command.v[i]);
+		cleanup_free char *masked = redactor_text(&r->p->secrets, sb_str(&line));
+		puts(masked);
+		sb_free(&line);
 	}
 }
 

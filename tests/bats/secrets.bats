@@ -174,3 +174,39 @@ EOF2
 	HOST_API_TOKEN=$TOKEN_A cpipe status >/dev/null 2>&1
 	[ "$(stat -c %a .cpipe)" = 700 ] || fail ".cpipe left at $(stat -c %a .cpipe)"
 }
+
+@test "--dry-run and a failing stage's error print no secret" {
+	token_spec
+	HOST_API_TOKEN=$TOKEN_A run cpipe run --dry-run
+	[ "$status" -eq 0 ] || fail "dry run failed"
+	assert_contains "--auth <redacted>"
+	refute_contains "$TOKEN_A"
+	spec <<'EOF2'
+stages:
+  svc:
+    service: true
+    command: sh -c 'echo "svc got ${HOST_API_TOKEN}"; exit 3'
+  client:
+    command: "true"
+    depends_on: {svc: {condition: service_started}}
+EOF2
+	HOST_API_TOKEN=$TOKEN_A run cpipe run
+	[ "$status" -ne 0 ] || fail "the service's exit went unnoticed"
+	refute_contains "$TOKEN_A"
+}
+
+@test "cpipe logs masks a secret a service wrote to its own log" {
+	spec <<'EOF2'
+stages:
+  svc:
+    service: true
+    command: sh -c 'echo "svc got ${HOST_API_TOKEN}"; exec sleep 30'
+EOF2
+	HOST_API_TOKEN=$TOKEN_A run cpipe up svc
+	[ "$status" -eq 0 ] || fail "up failed"
+	sleep 0.5
+	HOST_API_TOKEN=$TOKEN_A run cpipe logs svc
+	HOST_API_TOKEN=$TOKEN_A cpipe down >/dev/null 2>&1
+	assert_contains "svc got <redacted>"
+	refute_contains "$TOKEN_A"
+}

@@ -67,6 +67,20 @@ static void expect_keys(bool equal, const char *y1, const char *const *e1, const
 	free(b.text);
 }
 
+/* Two loads that differ only in a secret: equal keys, `secret` in neither
+ * key object, and `shown` (the masked form) in it. */
+static void expect_masked_key(const char *y1, const char *const *e1, const char *y2,
+			      const char *const *e2, const char *secret, const char *shown)
+{
+	struct keyed a = key_for(y1, e1, "local", NULL, NULL);
+	struct keyed b = key_for(y2, e2, "local", NULL, NULL);
+	assert_string_equal(a.key, b.key);
+	assert_null(strstr(a.text, secret));
+	assert_non_null(strstr(a.text, shown));
+	free(a.text);
+	free(b.text);
+}
+
 #define STAGE(body) "stages:\n  a:\n" body
 
 static void key_is_deterministic(void **state)
@@ -142,14 +156,8 @@ static void secret_fed_command_argument_never_enters_the_key(void **state)
 	const char *y = STAGE("    command: fetch --auth ${HOST_API_TOKEN} --lr 1\n"
 			      "    environment: {HEADER: \"Bearer ${HOST_API_TOKEN}\"}\n"
 			      "    params: {auth: \"${HOST_API_TOKEN}\"}\n");
-	struct keyed a = key_for(y, e1, "local", NULL, NULL);
-	struct keyed b = key_for(y, e2, "local", NULL, NULL);
-	assert_string_equal(a.key, b.key);
-	assert_null(strstr(a.text, "tok-first"));
-	assert_non_null(strstr(a.text, "\"--auth\",\"<redacted>\""));
-	assert_non_null(strstr(a.text, "Bearer <redacted>"));
-	free(a.text);
-	free(b.text);
+	expect_masked_key(y, e1, y, e2, "tok-first", "\"--auth\",\"<redacted>\"");
+	expect_masked_key(y, e1, y, e2, "tok-second", "Bearer <redacted>");
 	/* The same variable under a non-secret name is part of the key. */
 	static const char *const m1[] = {"HOST_MODE=fast", NULL};
 	static const char *const m2[] = {"HOST_MODE=slow", NULL};
@@ -160,17 +168,12 @@ static void secret_fed_command_argument_never_enters_the_key(void **state)
 static void url_password_never_enters_the_key(void **state)
 {
 	(void)state;
-	struct keyed a = key_for(STAGE("    command: load postgres://u:hunter2@db/x\n"
-				       "    environment: {DATABASE_URL: \"postgres://u:hunter2@db/x\"}\n"),
-				 NULL, "local", NULL, NULL);
-	struct keyed b = key_for(STAGE("    command: load postgres://u:rotated9@db/x\n"
-				       "    environment: {DATABASE_URL: \"postgres://u:rotated9@db/x\"}\n"),
-				 NULL, "local", NULL, NULL);
-	assert_string_equal(a.key, b.key);
-	assert_null(strstr(a.text, "hunter2"));
-	assert_non_null(strstr(a.text, "postgres://u:<redacted>@db/x"));
-	free(a.text);
-	free(b.text);
+	expect_masked_key(STAGE("    command: load postgres://u:hunter2@db/x\n"
+				"    environment: {DATABASE_URL: \"postgres://u:hunter2@db/x\"}\n"),
+			  NULL,
+			  STAGE("    command: load postgres://u:rotated9@db/x\n"
+				"    environment: {DATABASE_URL: \"postgres://u:rotated9@db/x\"}\n"),
+			  NULL, "hunter2", "postgres://u:<redacted>@db/x");
 }
 
 static void declared_secrets_are_masked(void **state)
@@ -180,12 +183,7 @@ static void declared_secrets_are_masked(void **state)
 	static const char *const e2[] = {"DEPLOY_THING=plain-but-declared-2", NULL};
 	const char *y = "secrets:\n  thing: {environment: DEPLOY_THING}\n"
 			STAGE("    command: push ${DEPLOY_THING}\n");
-	struct keyed a = key_for(y, e1, "local", NULL, NULL);
-	struct keyed b = key_for(y, e2, "local", NULL, NULL);
-	assert_string_equal(a.key, b.key);
-	assert_null(strstr(a.text, "plain-but-declared"));
-	free(a.text);
-	free(b.text);
+	expect_masked_key(y, e1, y, e2, "plain-but-declared", "\"push\",\"<redacted>\"");
 }
 
 /* ---- staleness reasons ---- */
