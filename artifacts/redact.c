@@ -132,8 +132,22 @@ static char *mask_urls(const char *text)
 	return sb_detach(&sb);
 }
 
+bool redactor_hits(const struct redactor *r, const char *text)
+{
+	const char *user, *colon, *at;
+	for (const char *p = text; url_find_userinfo(p, &user, &colon, &at); p = at + 1)
+		if (colon && at > colon + 1 && strncmp(colon + 1, REDACTED, strlen(REDACTED)))
+			return true;
+	for (size_t i = 0; r && i < r->values.n; i++)
+		if (strstr(text, r->values.v[i]))
+			return true;
+	return false;
+}
+
 char *redactor_text(const struct redactor *r, const char *text)
 {
+	if (!redactor_hits(r, text))
+		return xstrdup(text);
 	char *out = mask_urls(text);
 	for (size_t i = 0; r && i < r->values.n; i++) {
 		const char *v = r->values.v[i];
@@ -154,19 +168,14 @@ char *redactor_text(const struct redactor *r, const char *text)
 	return out;
 }
 
-bool redactor_hits(const struct redactor *r, const char *text)
-{
-	cleanup_free char *masked = redactor_text(r, text);
-	return strcmp(masked, text) != 0;
-}
-
 void redactor_json(const struct redactor *r, cJSON *node)
 {
 	for (cJSON *c = node ? node->child : NULL; c; c = c->next) {
 		if (cJSON_IsString(c) && c->valuestring) {
+			if (!redactor_hits(r, c->valuestring))
+				continue;
 			char *masked = redactor_text(r, c->valuestring);
-			if (strcmp(masked, c->valuestring) != 0)
-				cJSON_SetValuestring(c, masked);
+			cJSON_SetValuestring(c, masked);
 			free(masked);
 		} else {
 			redactor_json(r, c);

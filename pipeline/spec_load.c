@@ -83,6 +83,16 @@ static int finish(struct pipeline **out, struct pipeline *p, struct ynode *tree,
 	return 0;
 }
 
+/* A failed load: a message quoting a value fed by a secret variable (a
+ * bad port, an unknown image) must not print it. Frees p. */
+static void fail_masked(struct pipeline *p, struct cp_error *err)
+{
+	cleanup_free char *msg = redactor_text(&p->secrets, err->msg);
+	snprintf(err->msg, sizeof(err->msg), "%s", msg);
+	pipeline_free(p);
+	err->code = EXIT_USAGE;
+}
+
 int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_error *err)
 {
 	struct pipeline *p = xcalloc(1, sizeof(*p));
@@ -153,10 +163,8 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 out:
 	ynode_free(tree);
 	kvvec_free(&env);
-	if (rc < 0) {
-		pipeline_free(p);
-		err->code = EXIT_USAGE;
-	}
+	if (rc < 0)
+		fail_masked(p, err);
 	return rc;
 }
 
@@ -182,9 +190,7 @@ int spec_load_string(struct pipeline **out, const char *display_name, const char
 out:
 	ynode_free(tree);
 	kvvec_free(&env);
-	if (rc < 0) {
-		pipeline_free(p);
-		err->code = EXIT_USAGE;
-	}
+	if (rc < 0)
+		fail_masked(p, err);
 	return rc;
 }

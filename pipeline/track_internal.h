@@ -101,7 +101,7 @@ int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s
 cJSON *track_new_record(struct tracker *t, struct cp_error *err);
 /* The record's "stages" array. Lends. */
 cJSON *track_record_stages(struct tracker *t);
-/* Saves the record, masked. Progress saves need not be `durable`: a kill
+/* Saves the record (masked as its parts were added). Progress saves need not be `durable`: a kill
  * leaves the last one whole, and the final save supersedes them. */
 int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
 

@@ -25,12 +25,7 @@ cJSON *track_record_stages(struct tracker *t)
 
 int track_record_save(struct tracker *t, bool durable, struct cp_error *err)
 {
-	if (!t->record)
-		return 0;
-	/* Last line of defence: whatever a field holds (cpipe's own argv, an
-	 * image ref, a --set value), no secret value is written down. */
-	redactor_json(&t->p->secrets, t->record);
-	return record_save(t->o.state_dir, t->record, durable, err);
+	return t->record ? record_save(t->o.state_dir, t->record, durable, err) : 0;
 }
 
 /* The record entry of a stage: what ran (or was reused) and with what. */
@@ -48,6 +43,9 @@ static cJSON *stage_entry(struct tracker *t, const struct stage *s, const char *
 	if (s->image)
 		cJSON_AddStringToObject(img, "ref", s->image);
 	cJSON_AddStringToObject(img, "digest", track_image_id(t, s));
+	/* Whatever else a field holds (an image ref, a --set value), no secret
+	 * value is written down. */
+	redactor_json(&t->p->secrets, e);
 	return e;
 }
 
@@ -286,5 +284,6 @@ cJSON *track_new_record(struct tracker *t, struct cp_error *err)
 		}
 	}
 	cJSON_AddArrayToObject(r, "stages");
+	redactor_json(&t->p->secrets, r); /* cpipe's own argv, --set values */
 	return r;
 }

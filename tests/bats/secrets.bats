@@ -210,3 +210,27 @@ EOF2
 	assert_contains "svc got <redacted>"
 	refute_contains "$TOKEN_A"
 }
+
+@test "a spec error quoting a value fed by a secret does not print it" {
+	spec <<'EOF2'
+stages:
+  a:
+    command: "true"
+    ports: ["${HOST_API_TOKEN}"]
+EOF2
+	HOST_API_TOKEN=$TOKEN_A run cpipe config
+	[ "$status" -eq 2 ] || fail "expected exit 2, got $status"
+	assert_contains 'cpipe.yml:4:'
+	assert_contains 'port "<redacted>"'
+	refute_contains "$TOKEN_A"
+	# A URL's password is masked too, whatever the name around it.
+	spec <<'EOF2'
+stages:
+  a:
+    command: "true"
+    healthcheck: {http: "ftp://u:pw-hidden-1@h/x"}
+    service: true
+EOF2
+	run cpipe config
+	refute_contains pw-hidden-1
+}
