@@ -210,10 +210,6 @@ assert_state_whole() {
 	done
 }
 
-now_ms() {
-	echo $(($(date +%s%N) / 1000000))
-}
-
 @test "kill -9 at any moment never leaves a torn record, cache or lock, and the next run finishes" {
 	spec <<'EOF2'
 volumes:
