@@ -90,6 +90,7 @@ last_record() {
 	assert_contains "evaluate | evaluated"
 	jq -e '.overrides["train.lr"] == "2" and .stages[1].param_overrides.lr == "2" and .stages[1].params.lr == "2"' "$(last_record)" >/dev/null || fail "override not recorded"
 	run cpipe status train
+	[ "$status" -eq 0 ] || fail "cpipe status train exited $status"
 	assert_contains "params.lr 2 → 0.5"
 }
 
@@ -107,6 +108,7 @@ last_record() {
 	# Same numbers, other order: prepare reruns, its sorted output is identical.
 	printf '4\n3\n2\n1\n' > data/raw.txt
 	run cpipe status
+	[ "$status" -eq 0 ] || fail "cpipe status exited $status"
 	assert_contains "input ./data/raw.txt changed"
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "run failed"
@@ -122,20 +124,25 @@ last_record() {
 	[ "$status" -eq 0 ] || fail "fresh pipeline reported stale: $output"
 	echo 6 > "$(vol work)/model/ckpt"
 	run cpipe status
+	[ "$status" -eq 0 ] || fail "cpipe status exited $status"
 	[[ "$output" == *"prepare   fresh"* ]] || fail "prepare should be fresh"
 	assert_contains "train     stale   output work:/model/ckpt changed (sha256:"
 	assert_contains "evaluate  stale   input work:/model/ckpt changed (sha256:"
 	run cpipe status --check
 	[ "$status" -eq 1 ] || fail "--check should exit 1"
 	run cpipe status --json
+	[ "$status" -eq 0 ] || fail "cpipe status --json exited $status"
 	echo "$output" | jq -e '.stale == 2 and .stages[0].state == "fresh" and (.stages[2].reasons | length) >= 1' >/dev/null || fail "status json"
 	rm "$(vol work)/metrics.json"
 	run cpipe status evaluate
+	[ "$status" -eq 0 ] || fail "cpipe status evaluate exited $status"
 	assert_contains "output work:/metrics.json missing"
 	run cpipe status
+	[ "$status" -eq 0 ] || fail "cpipe status exited $status"
 	[[ "$output" != *"never ran"* ]] || fail "locked stages reported as never ran"
 	rm cpipe.lock
 	run cpipe status prepare
+	[ "$status" -eq 0 ] || fail "cpipe status prepare exited $status"
 	assert_contains "never ran"
 }
 
@@ -147,7 +154,23 @@ last_record() {
 	cpipe run >/dev/null 2>&1
 	cmp cpipe.lock "$BATS_TEST_TMPDIR/first.lock" || fail "locks differ: $(diff cpipe.lock "$BATS_TEST_TMPDIR/first.lock")"
 	jq -e '.stages.train.key and .stages.train.inputs["work:/data/clean.txt"].size == 8 and .stages.train.outputs["work:/model/ckpt"].digest' cpipe.lock >/dev/null || fail "lock content"
-	jq -e '.stages | keys == ["evaluate","prepare","train"]' cpipe.lock >/dev/null || fail "lock not sorted"
+	jq -e '.stages | keys == ["evaluate","prepare","train"]' cpipe.lock >/dev/null || fail "stages missing from the lock"
+}
+
+# jq's `keys` sorts by itself; `keys_unsorted` is the order in the file.
+assert_keys_sorted_in_file() {
+	jq -e '[.. | objects | keys_unsorted == keys] | all' "$1" > /dev/null ||
+		fail "$1: keys out of order at: $(jq -c '[.. | objects | select(keys_unsorted != keys) | keys_unsorted] | first' "$1")"
+}
+
+@test "the lock and the run records keep their keys sorted at every level" {
+	pipeline
+	cpipe run >/dev/null 2>&1
+	assert_keys_sorted_in_file cpipe.lock
+	assert_keys_sorted_in_file "$(last_record)"
+	# Diff-friendly: two-space indentation, one key per line, a final newline.
+	[ "$(sed -n 2p cpipe.lock)" = '  "stages": {' ] || fail "lock layout: $(head -3 cpipe.lock)"
+	[ "$(tail -c 1 cpipe.lock | od -An -c | tr -d ' ')" = '\n' ] || fail "no final newline"
 }
 
 @test "a stage that does not write a declared output fails" {
@@ -176,41 +199,107 @@ EOF
 	assert_contains "prepare: work:/data/clean.txt: expected sha256:"
 }
 
+# Every file cpipe keeps under its final name parses and is not empty:
+# what a kill -9 in the middle of writing one would break.
+assert_state_whole() {
+	local f
+	for f in cpipe.lock $(find .cpipe -name volumes -prune -o -name logs -prune -o -type f -name '*.json' -print); do
+		[ -e "$f" ] || continue
+		[ -s "$f" ] || fail "$f is empty $1"
+		jq empty "$f" 2> /dev/null || fail "$f is torn $1: $(tail -c 80 "$f")"
+	done
+}
+
 @test "kill -9 at any moment never leaves a torn record, cache or lock, and the next run finishes" {
-	spec <<'EOF'
+	spec <<'EOF2'
 volumes:
   v: {}
 x-s: &s
   volumes: [v:/v]
 stages:
-  s1: {<<: *s, command: "sh -c 'seq 1 20000 > /v/s1'", outputs: [v:/s1]}
-  s2: {<<: *s, command: "sh -c 'sort -r /v/s1 > /v/s2'", outputs: [v:/s2], inputs: [v:/s1]}
-  s3: {<<: *s, command: "sh -c 'wc -l < /v/s2 > /v/s3'", outputs: [v:/s3], inputs: [v:/s2]}
-  s4: {<<: *s, command: "sh -c 'cat /v/s3 /v/s3 > /v/s4'", outputs: [v:/s4], inputs: [v:/s3]}
-EOF
-	for delay in 0.002 0.005 0.01 0.02 0.03 0.05 0.08 0.12; do
-		"$CPIPE_BIN" -q run --force > /dev/null 2>&1 &
+  s1: {<<: *s, command: "sh -c ': cpipe-k9; seq 1 20000 > /v/s1'", outputs: [v:/s1]}
+  s2: {<<: *s, command: "sh -c ': cpipe-k9; sort -r /v/s1 > /v/s2'", outputs: [v:/s2], inputs: [v:/s1]}
+  s3: {<<: *s, command: "sh -c ': cpipe-k9; wc -l < /v/s2 > /v/s3'", outputs: [v:/s3], inputs: [v:/s2]}
+  s4: {<<: *s, command: "sh -c ': cpipe-k9; cat /v/s3 /v/s3 > /v/s4'", outputs: [v:/s4], inputs: [v:/s3]}
+  s5: {<<: *s, command: "sh -c ': cpipe-k9; sleep 0.5; seq 1 5 > /v/s5'", outputs: [v:/s5]}
+EOF2
+	# Kill points spread uniformly over a whole run, for about 20 s; s5
+	# runs beside the others to be killed with them.
+	t0=$(now_ms)
+	cpipe -q run -j 2 > /dev/null 2>&1 || fail "the first run failed"
+	span=$(($(now_ms) - t0 + 20))
+	kills=0 deadline=$((SECONDS + 20))
+	while [ "$SECONDS" -lt "$deadline" ] || [ "$kills" -lt 10 ]; do
+		delay=$(((RANDOM * 32768 + RANDOM) % span))
+		"$CPIPE_BIN" -q run -j 2 --force > /dev/null 2>&1 &
 		pid=$!
-		sleep "$delay"
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		for f in .cpipe/runs/*.json cpipe.lock .cpipe/cache/executions.json; do
-			[ -e "$f" ] || continue
-			jq -e . "$f" > /dev/null || fail "torn file $f after kill -9 at ${delay}s"
-		done
+		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+		kill -9 "$pid" 2> /dev/null || true
+		wait "$pid" 2> /dev/null || true
+		kills=$((kills + 1))
+		assert_state_whole "after kill -9 at ${delay} ms (kill $kills)"
 		# The sandbox dies with cpipe: nothing keeps running.
-		sleep 0.2
-		for cwd in /proc/[0-9]*/cwd; do
-			[ "$(readlink "$cwd" 2>/dev/null)" != "$PROJ" ] || [ "$cwd" = "/proc/$$/cwd" ] || [ "$cwd" = "/proc/$BASHPID/cwd" ] ||
-				fail "a stage process survived kill -9: $cwd"
-		done
+		for i in 1 2 3; do [ -z "$(procs_matching cpipe-k9)" ] && break; sleep 0.05; done
+		[ -z "$(procs_matching cpipe-k9)" ] || fail "a stage process survived kill -9 at ${delay} ms: $(procs_matching cpipe-k9)"
 	done
+	echo "# $kills kills within a run of $span ms; $(find . -name '*.tmp.*' | wc -l) temporaries left" >&3
+	# And one a writer that died for sure left (kills may leave none).
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead"
+	printf '{"stages": {"s1": ' > "cpipe.lock.tmp.$dead"
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "the run after the kills failed"
-	[ "$(cat "$(vol v)/s4" | tr -d ' ')" = "$(printf '20000\n20000')" ] || fail "outputs wrong after recovery"
+	[ "$(tr -d ' ' < "$(vol v)/s4")" = "$(printf '20000\n20000')" ] || fail "outputs wrong after recovery"
+	assert_state_whole "after the recovery run"
 	run cpipe status --check
 	[ "$status" -eq 0 ] || fail "not fresh after recovery: $output"
-	ls cpipe.lock.tmp.* .cpipe/runs/*.tmp.* 2>/dev/null && fail "temporary files left behind" || true
+	# The recovery run swept the temporaries the killed writers left.
+	left=$(find . -path ./.cpipe/volumes -prune -o -name '*.tmp.*' -print)
+	[ -z "$left" ] || fail "temporary files left behind: $left"
+}
+
+# Checks an strace -y log ($1) for the durable atomic writes of $2: each
+# rename of $2.tmp.PID over $2 (only the last one with $3 = last) follows an
+# fsync of that temporary and is followed by an fsync of $2's directory.
+# Prints what is missing; fails when anything is.
+durable_renames() {
+	awk -v final="$2" -v dir="${2%/*}" -v which="${3:-all}" '
+		/ (fsync|fdatasync)\(/ {
+			if (index($0, "<" final ".tmp."))
+				synced = 1
+			if (n && index($0, "<" dir ">)"))
+				dirsynced[n] = 1
+			next
+		}
+		/ rename(at2?)?\(/ && index($0, final ".tmp.") && index($0, "\"" final "\"") && / = 0$/ {
+			n++
+			datasynced[n] = synced
+			synced = 0
+		}
+		END {
+			if (!n) { print "no atomic rename of " final; exit 1 }
+			bad = 0
+			for (i = which == "last" ? n : 1; i <= n; i++) {
+				if (!datasynced[i]) { print "rename " i " of " n ": " final " not fsynced before it"; bad = 1 }
+				if (!dirsynced[i]) { print "rename " i " of " n ": " dir " not fsynced after it"; bad = 1 }
+			}
+			exit bad
+		}' "$1"
+}
+
+@test "the lock and the final run record reach the disk before they replace the old ones" {
+	command -v strace > /dev/null || skip "strace is not installed (make deps)"
+	strace -o /dev/null true 2> /dev/null || skip "ptrace is not permitted here"
+	pipeline
+	PROJ=$(pwd -P)
+	# LeakSanitizer (make asan) cannot run under ptrace; the rest of ASan can.
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		strace -f -y -s 4096 -e trace=fsync,fdatasync,rename,renameat,renameat2 -o trace.log \
+		"$CPIPE_BIN" run > out.log 2>&1 || { output=$(cat out.log); fail "run under strace failed"; }
+	output=$(durable_renames trace.log "$PROJ/cpipe.lock") || fail "cpipe.lock is not written durably"
+	rec=$(last_record)
+	output=$(durable_renames trace.log "$PROJ/.cpipe/runs/${rec##*/}" last) || fail "the final run record is not written durably"
 }
 
 @test "run --json prints the run's record alone on stdout, stage logs on stderr" {

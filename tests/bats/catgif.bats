@@ -86,6 +86,7 @@ gifcheck() {
 	assert_contains "prepare is up to date, skipped"
 	refute_contains "train is up to date"
 	run cpipe status
+	[ "$status" -eq 0 ] || fail "status failed"
 	assert_contains "params.lr 0.01 → 0.02"
 	assert_contains "upstream train is stale"
 }

@@ -51,6 +51,11 @@ wait_for_file() {
 	return 1
 }
 
+# Wall-clock milliseconds, for the generous bounds some tests state.
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
 vol() {
 	echo "$PROJ/.cpipe/volumes/$1"
 }

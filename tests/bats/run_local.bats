@@ -156,6 +156,40 @@ EOF
 	assert_contains "exit code 7"
 }
 
+@test "-j 2 starts a job only after its upstream ended, and runs an independent one beside it" {
+	# up and side meet (each fails unless the other starts while it runs);
+	# down and down2, listed before side, must not take the free slot while
+	# up still runs.
+	spec <<'EOF2'
+volumes:
+  v: {}
+x-s: &s
+  volumes: [v:/v]
+stages:
+  up:
+    <<: *s
+    command: sh -c 'touch /v/up.start; for i in $$(seq 100); do [ -e /v/side.start ] && break; sleep 0.05; done; [ -e /v/side.start ] || exit 7; sleep 1; date +%s%N > /v/up.end'
+    outputs: [v:/up.end]
+  down:
+    <<: *s
+    command: sh -c 'date +%s%N > /v/down.start; if [ -s /v/up.end ]; then echo after > /v/down.saw; else echo before > /v/down.saw; fi'
+    depends_on: [up]
+  down2:
+    <<: *s
+    command: sh -c 'if [ -s /v/up.end ]; then echo after > /v/down2.saw; else echo before > /v/down2.saw; fi'
+    inputs: [v:/up.end]
+  side:
+    <<: *s
+    command: sh -c 'touch /v/side.start; for i in $$(seq 100); do [ -e /v/up.start ] && exit 0; sleep 0.05; done; exit 7'
+EOF2
+	run cpipe run -j 2
+	[ "$status" -eq 0 ] || fail "run failed"
+	v=$(vol v)
+	[ "$(cat "$v/down.saw")" = after ] || fail "down (depends_on) started while up was still running"
+	[ "$(cat "$v/down2.saw")" = after ] || fail "down2 (inputs) started while up was still running"
+	[ "$(cat "$v/down.start")" -ge "$(cat "$v/up.end")" ] || fail "down started at $(cat "$v/down.start"), before up ended at $(cat "$v/up.end")"
+}
+
 @test "a failing stage stops the pipeline: downstream never starts, siblings are stopped" {
 	spec <<'EOF'
 stages:
@@ -237,8 +271,8 @@ stages:
 EOF
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "run failed"
-	assert_contains "infer | 127.0.0.1"
-	assert_contains "serve"
+	# One line per name asked for, both on 127.0.0.1.
+	[ "$(grep -c '^infer | 127\.0\.0\.1 ' <<<"$output")" -eq 2 ] || fail "serve and infer do not both resolve to 127.0.0.1"
 }
 
 @test "environment, env_file, .env interpolation, working_dir and params reach the command" {
@@ -352,6 +386,7 @@ EOF
 	assert_contains "train    | trained to epoch 1 with lr=0.01"
 	assert_contains "infer    | prediction using epoch 1"
 	run cpipe run
+	[ "$status" -eq 0 ] || fail "second run failed"
 	assert_contains "trained to epoch 2"
 	[ "$(cat "$(vol model)/checkpoint")" = 2 ]
 	grep -q '"epoch": 2' "$(vol model)/metrics.json"

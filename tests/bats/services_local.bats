@@ -112,6 +112,7 @@ EOF
 	[ "$status" -eq 0 ] || fail "ps failed"
 	[[ "$output" == *"serve"*"running"*"healthy"*"127.0.0.1:$port->$port/tcp"* ]] || fail "ps line"
 	run cpipe ps --json
+	[ "$status" -eq 0 ] || fail "ps --json failed"
 	echo "$output" | jq -e '.[0].stage == "serve" and .[0].state == "running" and .[0].ports[0].host_port == '"$port" >/dev/null || fail "ps json"
 	curl -fsS "http://127.0.0.1:$port/index.html" >/dev/null
 	# logs -f follows until the service goes away.
@@ -129,6 +130,7 @@ EOF
 	! kill -0 "$follower" 2>/dev/null || fail "logs -f did not end after down"
 	port_closed "$port" || fail "still listening after down"
 	run cpipe ps
+	[ "$status" -eq 0 ] || fail "ps after down failed"
 	refute_contains "running"
 	run cpipe down
 	[ "$status" -eq 0 ] || fail "down twice failed"
@@ -142,6 +144,7 @@ EOF
 	kill -9 "$pid"
 	sleep 0.3
 	run cpipe ps
+	[ "$status" -eq 0 ] || fail "ps failed"
 	[[ "$output" == *"serve"*"exited"* ]] || fail "dead service not shown as exited: $output"
 	run cpipe down
 	[ "$status" -eq 0 ]
@@ -218,4 +221,49 @@ EOF
 	[ -z "$(procs_matching 'sleep 347')" ] || fail "job left running"
 	[ -z "$(procs_matching "httpd -f -p 127.0.0.1:$port")" ] || fail "service left running"
 	[ ! -e .cpipe/services/serve.json ] || fail "state file left for a stopped service"
+}
+
+# A service that ignores SIGTERM, stopped after `grace` ($1) by SIGKILL.
+stubborn_spec() {
+	spec <<EOF2
+stages:
+  serve:
+    service: true
+    command: sh -c 'trap "" TERM; echo cpipe-stubborn; while :; do sleep 0.05; done'
+    stop_grace_period: $1
+  job:
+    command: echo job-ran
+    depends_on: {serve: {condition: service_started}}
+EOF2
+}
+
+@test "stop_grace_period is how long a service ignoring SIGTERM gets before SIGKILL" {
+	stubborn_spec 1s
+	t0=$(now_ms)
+	run cpipe run
+	took=$(($(now_ms) - t0))
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "job   | job-ran"
+	assert_contains "serve stopped"
+	[ -z "$(procs_matching cpipe-stubborn)" ] || fail "the service survived its stop"
+	# Not the default 10 s, and not before the grace ran out.
+	[ "$took" -ge 900 ] && [ "$took" -lt 6000 ] || fail "a 1s grace took $took ms"
+
+	stubborn_spec 3s
+	t0=$(now_ms)
+	run cpipe run --force
+	took=$(($(now_ms) - t0))
+	[ "$status" -eq 0 ] || fail "run failed"
+	[ "$took" -ge 2500 ] && [ "$took" -lt 8000 ] || fail "a 3s grace took $took ms"
+
+	# down honours it too.
+	stubborn_spec 1s
+	run cpipe up serve
+	[ "$status" -eq 0 ] || fail "up failed"
+	t0=$(now_ms)
+	run cpipe down
+	took=$(($(now_ms) - t0))
+	[ "$status" -eq 0 ] || fail "down failed"
+	[ -z "$(procs_matching cpipe-stubborn)" ] || fail "the service survived down"
+	[ "$took" -ge 900 ] && [ "$took" -lt 6000 ] || fail "down with a 1s grace took $took ms"
 }

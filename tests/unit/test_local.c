@@ -529,6 +529,11 @@ static void test_release_of_running_task_kills_it(void **state)
 	struct cp_error err = {0};
 	if (runtime_local.start(f->rt, &ts, &t, &err) < 0)
 		fail_msg("start: %s", err.msg);
+	/* Released while it runs, not before it started. */
+	long long deadline = now_ms() + 5000;
+	while (now_ms() < deadline && !sleeper_running("300.5"))
+		usleep(2000);
+	assert_true(sleeper_running("300.5"));
 	runtime_local.release(NULL, t);
 	assert_false(sleeper_running("300.5"));
 }

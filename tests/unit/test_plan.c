@@ -137,6 +137,7 @@ static void order_is_stable_for_a_large_chain(void **state)
 	size_t *order = NULL;
 	struct cp_error err = {0};
 	assert_int_equal(plan_topo_order(&order, p, &err), 0);
+	assert_int_equal(p->nstages, 200);
 	for (size_t k = 0; k < p->nstages; k++) {
 		char want[32];
 		snprintf(want, sizeof(want), "s%zu", k);
