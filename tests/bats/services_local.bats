@@ -162,12 +162,13 @@ EOF
 	[ ! -e "$(vol work)/out.txt" ]
 }
 
-@test "the local runtime refuses a host port that differs from the container port" {
+@test "with network_mode: host the local runtime refuses a host port that differs from the container port" {
 	spec <<'EOF'
 stages:
   serve:
     service: true
     command: sleep 300
+    network_mode: host
     ports: ["18080:8000"]
 EOF
 	run cpipe up
@@ -218,4 +219,22 @@ EOF
 	[ -z "$(procs_matching 'sleep 347')" ] || fail "job left running"
 	[ -z "$(procs_matching "httpd -f -p 127.0.0.1:$port")" ] || fail "service left running"
 	[ ! -e .cpipe/services/serve.json ] || fail "state file left for a stopped service"
+}
+
+@test "a CMD health check that times out leaves none of its processes behind" {
+	spec <<'EOF2'
+stages:
+  serve:
+    service: true
+    command: sleep 300
+    healthcheck:
+      test: ["CMD-SHELL", "sleep 31; true"]
+      timeout: 1s
+      interval: 100ms
+      retries: 2
+EOF2
+	run cpipe up
+	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
+	assert_contains "did not become healthy"
+	[ -z "$(procs_matching 'sleep 31')" ] || fail "the health check's sleep was left running"
 }
