@@ -241,3 +241,29 @@ EOF
 	network_gone "$PROJ" "$pids" || fail "network left"
 	cd / && rm -rf "$PROJ"
 }
+
+@test "ps probes a healthy service again: a hung server shows as unhealthy" {
+	hport=$(free_port)
+	spec <<EOF2
+stages:
+  web:
+    service: true
+    command: busybox httpd -f -p 8000 -h /www
+    volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:$hport:8000"]
+    healthcheck: {http: "http://127.0.0.1:8000/index.html", interval: 100ms, timeout: 500ms}
+EOF2
+	run cpipe up
+	[ "$status" -eq 0 ] || fail "up failed"
+	run cpipe ps
+	assert_contains "healthy"
+	refute_contains "unhealthy"
+	httpd=$(procs_matching "busybox httpd -f -p 8000 -h /www")
+	[ -n "$httpd" ] || fail "no httpd"
+	kill -STOP $httpd
+	run cpipe ps
+	kill -CONT $httpd
+	assert_contains "unhealthy"
+	run cpipe ps
+	refute_contains "unhealthy"
+}
