@@ -78,11 +78,11 @@ static void proc_end(pid_t pid, unsigned long long start)
 	if (!proc_alive(pid, start))
 		return;
 	kill(pid, SIGTERM);
-	for (int i = 0; i < 300 && proc_alive(pid, start); i++) {
-		if (i == 100)
+	for (int i = 0; i < 3000 && proc_alive(pid, start); i++) {
+		if (i == 1000)
 			kill(pid, SIGKILL);
 		waitpid(pid, NULL, WNOHANG);
-		usleep(10000);
+		usleep(1000);
 	}
 	waitpid(pid, NULL, WNOHANG); /* our own child (the holder) is reaped */
 }

@@ -267,3 +267,45 @@ EOF2
 	run cpipe ps
 	refute_contains "unhealthy"
 }
+
+@test "Ctrl-C and a failed run both leave no network behind" {
+	hport=$(free_port)
+	spec <<EOF2
+stages:
+  web:
+    service: true
+    command: busybox httpd -f -p 8000 -h /www
+    volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:$hport:8000"]
+  job:
+    command: sleep 349
+    depends_on: {web: {condition: service_started}}
+EOF2
+	"$CPIPE_BIN" run > out.log 2>&1 &
+	pid=$!
+	for i in $(seq 100); do [ -n "$(procs_matching 'sleep 349')" ] && break; sleep 0.1; done
+	[ -n "$(procs_matching 'sleep 349')" ] || { output=$(cat out.log); fail "did not start"; }
+	pids=$(net_pids)
+	kill -INT "$pid"
+	wait "$pid" && rc=0 || rc=$?
+	[ "$rc" -eq 130 ] || fail "expected 130, got $rc"
+	network_gone "$PROJ" "$pids" || fail "network left after Ctrl-C"
+	port_closed "$hport" || fail "host port still forwarded after Ctrl-C"
+
+	spec <<EOF2
+stages:
+  web:
+    service: true
+    command: sleep 300
+    ports: ["127.0.0.1:$hport:8000"]
+    healthcheck: {http: "http://127.0.0.1:8000/", interval: 100ms, timeout: 200ms, retries: 3}
+  job:
+    command: "true"
+    depends_on: {web: {condition: service_healthy}}
+EOF2
+	run cpipe run
+	[ "$status" -eq 1 ] || fail "expected 1, got $status"
+	assert_contains "did not become healthy"
+	network_gone || fail "network left after a failed run"
+	port_closed "$hport" || fail "host port still forwarded after a failed run"
+}
