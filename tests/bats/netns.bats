@@ -55,6 +55,26 @@ stages:
 EOF
 }
 
+# Starts `cpipe run` in the background ($pid) on a service publishing
+# $hport and a job `sleep $1`, and waits until the job runs.
+start_run_with_job() {
+	spec <<EOF
+stages:
+  web:
+    service: true
+    command: busybox httpd -f -p 8000 -h /www
+    volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:$hport:8000"]
+  job:
+    command: sleep $1
+    depends_on: {web: {condition: service_started}}
+EOF
+	"$CPIPE_BIN" run > out.log 2>&1 &
+	pid=$!
+	for i in $(seq 100); do [ -n "$(procs_matching "sleep $1")" ] && break; sleep 0.1; done
+	[ -n "$(procs_matching "sleep $1")" ] || { output=$(cat out.log); fail "did not start"; }
+}
+
 @test "a published port is reached on its host address and port, an unpublished one is not" {
 	hport=$(free_port)
 	two_port_spec "$hport"
@@ -139,21 +159,7 @@ EOF
 
 @test "after a kill -9 of cpipe the next down removes the network" {
 	hport=$(free_port)
-	spec <<EOF
-stages:
-  web:
-    service: true
-    command: busybox httpd -f -p 8000 -h /www
-    volumes: ["./www:/www:ro"]
-    ports: ["127.0.0.1:$hport:8000"]
-  job:
-    command: sleep 348
-    depends_on: {web: {condition: service_started}}
-EOF
-	"$CPIPE_BIN" run > out.log 2>&1 &
-	pid=$!
-	for i in $(seq 100); do [ -n "$(procs_matching 'sleep 348')" ] && break; sleep 0.1; done
-	[ -n "$(procs_matching 'sleep 348')" ] || { output=$(cat out.log); fail "did not start"; }
+	start_run_with_job 348 || return 1
 	pids=$(net_pids)
 	kill -9 "$pid"
 	wait "$pid" || true
@@ -270,21 +276,7 @@ EOF2
 
 @test "Ctrl-C and a failed run both leave no network behind" {
 	hport=$(free_port)
-	spec <<EOF2
-stages:
-  web:
-    service: true
-    command: busybox httpd -f -p 8000 -h /www
-    volumes: ["./www:/www:ro"]
-    ports: ["127.0.0.1:$hport:8000"]
-  job:
-    command: sleep 349
-    depends_on: {web: {condition: service_started}}
-EOF2
-	"$CPIPE_BIN" run > out.log 2>&1 &
-	pid=$!
-	for i in $(seq 100); do [ -n "$(procs_matching 'sleep 349')" ] && break; sleep 0.1; done
-	[ -n "$(procs_matching 'sleep 349')" ] || { output=$(cat out.log); fail "did not start"; }
+	start_run_with_job 349 || return 1
 	pids=$(net_pids)
 	kill -INT "$pid"
 	wait "$pid" && rc=0 || rc=$?
