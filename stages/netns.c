@@ -320,7 +320,6 @@ static int pasta_start(struct record *r, const char *run_dir, struct cp_error *e
 	struct strvec argv = {0};
 	cleanup_free char *pidfile = path_join(run_dir, "pasta.pid");
 	cleanup_free char *log = path_join(run_dir, "pasta.log");
-	cleanup_free char *target = NULL;
 	strvec_push(&argv, "pasta");
 	strvec_push(&argv, "--quiet");
 	strvec_push(&argv, "--config-net");
