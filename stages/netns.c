@@ -72,15 +72,14 @@ static bool proc_alive(pid_t pid, unsigned long long start)
 	return pid > 1 && start && proc_starttime(pid, &state) == start && state != 'Z';
 }
 
-/* SIGTERM, then SIGKILL; returns once the process is gone (or after 3 s). */
+/* SIGKILL (neither pasta nor the holder keeps state worth a clean exit);
+ * returns once the process is gone, its ports closed (or after 3 s). */
 static void proc_end(pid_t pid, unsigned long long start)
 {
 	if (!proc_alive(pid, start))
 		return;
-	kill(pid, SIGTERM);
+	kill(pid, SIGKILL);
 	for (int i = 0; i < 3000 && proc_alive(pid, start); i++) {
-		if (i == 1000)
-			kill(pid, SIGKILL);
 		waitpid(pid, NULL, WNOHANG);
 		usleep(1000);
 	}
