@@ -301,3 +301,31 @@ EOF2
 	network_gone || fail "network left after a failed run"
 	port_closed "$hport" || fail "host port still forwarded after a failed run"
 }
+
+@test "a service started later by another cpipe joins the running network with its ports" {
+	p1=$(free_port)
+	p2=$(free_port)
+	spec <<EOF2
+stages:
+  web1:
+    service: true
+    command: busybox httpd -f -p 8000 -h /www
+    volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:$p1:8000"]
+    healthcheck: {http: "http://127.0.0.1:8000/index.html", interval: 100ms}
+  web2:
+    service: true
+    command: busybox httpd -f -p 8001 -h /www
+    volumes: ["./www:/www:ro"]
+    ports: ["127.0.0.1:$p2:8001"]
+    healthcheck: {http: "http://127.0.0.1:8001/index.html", interval: 100ms}
+EOF2
+	run cpipe up web1
+	[ "$status" -eq 0 ] || fail "up web1 failed"
+	holder=$(jq -r .holder .cpipe/run/netns.json)
+	run cpipe up web2
+	[ "$status" -eq 0 ] || fail "up web2 failed"
+	[ "$(jq -r .holder .cpipe/run/netns.json)" = "$holder" ] || fail "web2 got another network"
+	[ "$(curl -fsS "http://127.0.0.1:$p1/index.html")" = from-inside ] || fail "web1 not forwarded"
+	[ "$(curl -fsS "http://127.0.0.1:$p2/index.html")" = from-inside ] || fail "web2 not forwarded"
+}
