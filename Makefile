@@ -41,7 +41,7 @@ CPIPE := $(if $(filter build,$(BUILD)),cpipe,$(BUILD)/cpipe)
 DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev \
 	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
-	hyperfine time jq curl wrk strace mmdebstrap dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev
+	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev
 
 .PHONY: all deps test unit asan fuzz bench lint install clean example clang-check
 all: $(CPIPE)

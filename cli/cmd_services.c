@@ -9,6 +9,7 @@
 
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
+#include "../pipeline/health.h"
 #include "../pipeline/services.h"
 #include "cli.h"
 
@@ -107,6 +108,22 @@ static void format_uptime(char *buf, size_t n, long long secs)
 		snprintf(buf, n, "%lldh%02lldm", secs / 3600, secs / 60 % 60);
 }
 
+/* A service that was healthy is probed again: a hung server shows. */
+static bool service_healthy_now(struct svc_ctx *x, const char *name, const cJSON *st)
+{
+	for (size_t i = 0; i < x->p->nstages; i++) {
+		if (strcmp(x->p->stages[i].name, name) != 0)
+			continue;
+		char *why = NULL;
+		struct cp_error e = {0};
+		int rc = health_probe_state(&why, x->p->stages[i].healthcheck,
+					    cJSON_GetObjectItem(st, "ports"), &e);
+		free(why);
+		return rc == 0;
+	}
+	return true;
+}
+
 int cmd_ps(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -139,6 +156,8 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 		bool up = alive(&x, st);
 		bool healthy = cJSON_IsTrue(cJSON_GetObjectItem(st, "healthy"));
 		const char *health = !up ? "-" : healthy ? "healthy" : "starting";
+		if (up && healthy && !service_healthy_now(&x, names.v[i], st))
+			health = "unhealthy";
 		long long started = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(st, "started_ms"));
 		long long secs = up ? (realtime_ms() - started) / 1000 : 0;
 		const char *run = cJSON_GetStringValue(cJSON_GetObjectItem(st, "run"));

@@ -8,6 +8,7 @@
 
 #include "../lib/fs.h"
 #include "cli.h"
+#include "../stages/netns.h"
 
 static int cmd_version(struct cli *c, int argc, char **argv);
 static int cmd_help(struct cli *c, int argc, char **argv);
@@ -178,6 +179,9 @@ int main(int argc, char **argv)
 	struct cli c = {0};
 	int opt;
 	int rc;
+	/* The local runtime's network holder is cpipe under another name. */
+	if (argc > 0 && strcmp(argv[0], "cpipe-netns") == 0)
+		return netns_holder_main(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "+f:C:qh", opts, NULL)) != -1) {
 		switch (opt) {

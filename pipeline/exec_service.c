@@ -53,7 +53,7 @@ int service_check_ports(struct run *r)
 	for (size_t i = 0; i < r->p->nstages; i++)
 		if (r->slots[i].state == SLOT_PENDING && r->slots[i].s->service)
 			list[n++] = r->slots[i].s;
-	int rc = service_ports_free(list, n, r->err);
+	int rc = service_ports_free(r->ops, r->rt, list, n, r->err);
 	free(list);
 	if (rc < 0)
 		r->failed = true;

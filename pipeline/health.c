@@ -11,16 +11,14 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
-char *health_url(const struct runtime_ops *ops, struct runtime *rt, struct task *t,
-		 const char *url)
+/* `url` with its port mapped by `map` (0: unchanged); caller owns. */
+static char *url_map_port(const char *url, int (*map)(void *ud, int port), void *ud)
 {
-	if (!ops->host_port)
-		return xstrdup(url);
 	CURLU *u = curl_url();
 	char *port = NULL, *out = NULL;
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-		int bound = ops->host_port(rt, t, atoi(port), "tcp");
+		int bound = map(ud, atoi(port));
 		if (bound > 0 && bound != atoi(port)) {
 			char buf[16];
 			snprintf(buf, sizeof(buf), "%d", bound);
@@ -35,6 +33,39 @@ char *health_url(const struct runtime_ops *ops, struct runtime *rt, struct task 
 	curl_free(port);
 	curl_url_cleanup(u);
 	return out ? out : xstrdup(url);
+}
+
+struct task_map {
+	const struct runtime_ops *ops;
+	struct runtime *rt;
+	struct task *t;
+};
+
+static int map_by_runtime(void *ud, int port)
+{
+	struct task_map *m = ud;
+	return m->ops->host_port(m->rt, m->t, port, "tcp");
+}
+
+char *health_url(const struct runtime_ops *ops, struct runtime *rt, struct task *t,
+		 const char *url)
+{
+	if (!ops->host_port)
+		return xstrdup(url);
+	struct task_map m = {ops, rt, t};
+	return url_map_port(url, map_by_runtime, &m);
+}
+
+static int map_by_state(void *ud, int port)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, (const cJSON *)ud) {
+		const char *proto = cJSON_GetStringValue(cJSON_GetObjectItem(it, "protocol"));
+		if ((!proto || strcmp(proto, "tcp") == 0) &&
+		    cJSON_GetNumberValue(cJSON_GetObjectItem(it, "container_port")) == port)
+			return (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "host_port"));
+	}
+	return 0;
 }
 
 static int probe_http(char **why, const char *url, long timeout_ms, struct cp_error *err)
@@ -62,6 +93,17 @@ static int probe_http(char **why, const char *url, long timeout_ms, struct cp_er
 		return 1;
 	}
 	return 0;
+}
+
+int health_probe_state(char **why, const struct healthcheck *h, const cJSON *ports,
+		       struct cp_error *err)
+{
+	*why = NULL;
+	if (!h || h->disable || !h->http)
+		return 0;
+	cleanup_free char *url = url_map_port(h->http, map_by_state, (void *)ports);
+	long timeout = h->timeout_ms > 0 && h->timeout_ms < 5000 ? h->timeout_ms : 5000;
+	return probe_http(why, url, timeout, err);
 }
 
 int health_probe(char **why, const struct runtime_ops *ops, struct runtime *rt, struct task *t,

@@ -16,4 +16,11 @@ int health_probe(char **why, const struct runtime_ops *ops, struct runtime *rt, 
 char *health_url(const struct runtime_ops *ops, struct runtime *rt, struct task *t,
 		 const char *url);
 
+/* One probe of a service found through its state file (`cpipe ps`): an
+ * http: check against the host ports in `ports` (the state's "ports"),
+ * with the check's timeout (at most 5 s). Other checks count as healthy.
+ * Returns as health_probe. */
+int health_probe_state(char **why, const struct healthcheck *h, const cJSON *ports,
+		       struct cp_error *err);
+
 #endif

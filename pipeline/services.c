@@ -180,7 +180,8 @@ static int port_in_use(const char *ip, int port, int proto)
 	return in_use;
 }
 
-int service_ports_free(const struct stage *const *services, size_t n, struct cp_error *err)
+int service_ports_free(const struct runtime_ops *ops, struct runtime *rt,
+		       const struct stage *const *services, size_t n, struct cp_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct stage *s = services[i];
@@ -192,7 +193,9 @@ int service_ports_free(const struct stage *const *services, size_t n, struct cp_
 			int proto = pt->protocol && strcmp(pt->protocol, "udp") == 0 ? SOCK_DGRAM
 										     : SOCK_STREAM;
 			for (int port = pt->host_port; port <= pt->host_port_end; port++) {
-				if (!port_in_use(ip, port, proto))
+				if (!port_in_use(ip, port, proto) ||
+				    (ops->port_forwarded &&
+				     ops->port_forwarded(rt, ip, port, pt->protocol)))
 					continue;
 				cleanup_free char *who =
 					proto == SOCK_STREAM ? socket_owner(listening_inode(port)) : NULL;

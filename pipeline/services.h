@@ -28,7 +28,8 @@ cJSON *service_ports_json(const struct runtime_ops *ops, struct runtime *rt, str
 
 /* Checks that every host port the services would publish is free, before
  * anything starts; names the port and, when it can be found, the process
- * holding it. */
-int service_ports_free(const struct stage *const *services, size_t n, struct cp_error *err);
+ * holding it. Ports the runtime forwards for the project itself are free. */
+int service_ports_free(const struct runtime_ops *ops, struct runtime *rt,
+		       const struct stage *const *services, size_t n, struct cp_error *err);
 
 #endif

@@ -29,6 +29,8 @@ static void stage_free(struct stage *st)
 	kvvec_free(&st->environment);
 	free(st->working_dir);
 	free(st->user);
+	free(st->network_mode);
+	free(st->container_name);
 	for (size_t i = 0; i < st->nmounts; i++) {
 		free(st->mounts[i].source);
 		free(st->mounts[i].target);

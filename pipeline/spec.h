@@ -108,6 +108,8 @@ struct stage {
 	struct kvvec labels;
 	long stop_grace_ms; /* stop_grace_period, default 10000 */
 	struct strvec gpus; /* raw gpus:/device requests; used by docker */
+	char *network_mode;   /* compose's; the local runtime honours "host" */
+	char *container_name; /* another name the stage resolves by */
 };
 
 struct volume {

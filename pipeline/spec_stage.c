@@ -407,6 +407,10 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 	}
 	if (!strcmp(k, "user"))
 		return sb_string(b, val, where, k, &st->user);
+	if (!strcmp(k, "network_mode"))
+		return sb_string(b, val, where, k, &st->network_mode);
+	if (!strcmp(k, "container_name"))
+		return sb_string(b, val, where, k, &st->container_name);
 	if (!strcmp(k, "volumes"))
 		return sb_mounts(b, st, val, where);
 	if (!strcmp(k, "ports"))

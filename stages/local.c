@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
 
@@ -28,6 +29,7 @@ struct runtime {
 	char *run_dir;     /* <state_dir>/run: mountpoints of sandbox roots */
 	char *hosts;       /* the sandboxes' /etc/hosts */
 	bool userns;       /* not root: sandboxes need a user namespace */
+	bool use_netns;    /* the project has services: stages share a network */
 };
 
 struct local_task {
@@ -35,6 +37,7 @@ struct local_task {
 	int code;
 	struct strvec envp; /* for exec inside the sandbox */
 	char *working_dir;
+	bool in_netns;      /* in the project's network namespace */
 };
 
 /* The ids a stage runs with. */
@@ -188,9 +191,15 @@ static char *make_hosts(const struct pipeline *p)
 		sb_adds(&sb, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
 	}
 	if (p->nstages > 0) {
+		/* All stages share one network namespace (or the host's). */
 		sb_adds(&sb, "# cpipe: the pipeline's stages, as on a compose network\n127.0.0.1\t");
-		for (size_t i = 0; i < p->nstages; i++)
-			sb_addf(&sb, "%s%s", i ? " " : "", p->stages[i].name);
+		for (size_t i = 0; i < p->nstages; i++) {
+			const struct stage *s = &p->stages[i];
+			sb_addf(&sb, "%s%s", i ? " " : "", s->name);
+			if (s->container_name && *s->container_name &&
+			    strcmp(s->container_name, s->name) != 0)
+				sb_addf(&sb, " %s", s->container_name);
+		}
 		sb_addc(&sb, '\n');
 	}
 	return sb_detach(&sb);
@@ -208,6 +217,10 @@ static int local_open(struct runtime **out, const struct pipeline *p, const char
 	rt->run_dir = path_join(state_dir, "run");
 	rt->hosts = make_hosts(p);
 	rt->userns = userns;
+	/* A network is for services: a pipeline of jobs alone talks through
+	 * its volumes and keeps the host's network (and costs no pasta). */
+	for (size_t i = 0; i < p->nstages; i++)
+		rt->use_netns |= p->stages[i].service || p->stages[i].nports > 0;
 	*out = rt;
 	return 0;
 }
@@ -216,6 +229,7 @@ static void local_close(struct runtime *rt)
 {
 	if (!rt)
 		return;
+	netns_cleanup_if_idle(rt->run_dir);
 	free(rt->volumes_dir);
 	free(rt->run_dir);
 	free(rt->hosts);
@@ -367,17 +381,22 @@ static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sand
 	return 0;
 }
 
-/* The local runtime runs services on the host's network: a published port
- * cannot be remapped, so host and container port must agree. */
+static bool host_network(const struct runtime *rt, const struct stage *s)
+{
+	return !rt->use_netns || (s->network_mode && strcmp(s->network_mode, "host") == 0);
+}
+
+/* A stage with network_mode: host runs on the host's network: a published
+ * port cannot be remapped, so host and container port must agree. */
 static int check_ports(const struct stage *s, struct cp_error *err)
 {
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
 		if (pt->host_port && pt->host_port != pt->container_port)
 			return cp_error_at(err, &pt->mark,
-					   "stage \"%s\": port %d:%d maps host port %d to %d, but the "
-					   "local runtime runs services on the host's network where "
-					   "they listen on %d; publish %d:%d or use --runtime docker",
+					   "stage \"%s\": port %d:%d maps host port %d to %d, but with "
+					   "network_mode: host the stage listens on the host's "
+					   "network on %d; publish %d:%d or drop network_mode",
 					   s->name, pt->host_port, pt->container_port, pt->host_port,
 					   pt->container_port, pt->container_port, pt->container_port,
 					   pt->container_port);
@@ -393,6 +412,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	struct strvec argv = {0}, envp = {0}, keep = {0};
 	struct ids ids = {0};
 	struct sandbox_mount *mounts = xcalloc(s->nmounts + 1, sizeof(*mounts));
+	struct netns net = {-1, -1, -1};
 	char *root = NULL;
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
 	int rc = -1;
@@ -431,8 +451,26 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		root = NULL;
 		goto out;
 	}
-	if (s->service && check_ports(s, err) < 0)
+	bool in_netns = !host_network(rt, s);
+	if (!in_netns && s->service && check_ports(s, err) < 0)
 		goto out;
+	if (in_netns) {
+		struct netns_port *np = xcalloc(s->nports + 1, sizeof(*np));
+		for (size_t i = 0; i < s->nports; i++) {
+			const struct port *pt = &s->ports[i];
+			int width = pt->container_port_end - pt->container_port;
+			np[i] = (struct netns_port){
+				.host_ip = pt->host_ip,
+				.host_port = pt->host_port ? pt->host_port : pt->container_port,
+				.host_port_end = (pt->host_port ? pt->host_port : pt->container_port) + width,
+				.container_port = pt->container_port,
+				.udp = pt->protocol && strcmp(pt->protocol, "udp") == 0};
+		}
+		int jrc = netns_join(&net, rt->run_dir, rt->userns, np, s->nports, err);
+		free(np);
+		if (jrc < 0)
+			goto out;
+	}
 	if (ts->detached) {
 		outp[1] = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (outp[1] < 0 || (errp[1] = dup(outp[1])) < 0) {
@@ -461,6 +499,9 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.out_fd = outp[1],
 		.err_fd = errp[1],
 		.detached = ts->detached,
+		.join_net = in_netns,
+		.net_fd = net.net_fd,
+		.user_fd = net.user_fd,
 	};
 	pid_t pid;
 	if (sandbox_start(&pid, &cfg, err) < 0)
@@ -480,6 +521,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	outp[0] = errp[0] = -1;
 	strvec_copy(&lt->envp, &envp);
 	lt->working_dir = xstrdup(wd);
+	lt->in_netns = in_netns;
 	*out = t;
 	rc = 0;
 
@@ -490,6 +532,7 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
+	netns_release(&net);
 	/* After the pivot the sandbox's root no longer sits on this directory. */
 	if (root)
 		rmdir(root);
@@ -568,28 +611,30 @@ static int open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-/* Runs argv in the sandbox's user (when any) and mount namespaces, with the
- * stage's environment and working directory. */
+/* Runs argv in the sandbox's user (when any), network (when the project's)
+ * and mount namespaces, with the stage's environment and working
+ * directory, in a process group of its own that a timeout kills whole. */
 static int local_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
 		      int *exit_code, struct cp_error *err)
 {
 	struct local_task *lt = t->priv;
 	int userfd = rt->userns ? open_ns(t->pid, "user") : -1;
+	int netfd = lt->in_netns ? open_ns(t->pid, "net") : -1;
 	int mntfd = open_ns(t->pid, "mnt");
-	if (mntfd < 0 || (rt->userns && userfd < 0)) {
+	int fds[] = {userfd, netfd, mntfd};
+	if (mntfd < 0 || (rt->userns && userfd < 0) || (lt->in_netns && netfd < 0)) {
 		int saved = errno;
-		if (userfd >= 0)
-			close(userfd);
-		if (mntfd >= 0)
-			close(mntfd);
+		for (size_t i = 0; i < ARRAY_LEN(fds); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		errno = saved;
 		return cp_error_errno(err, "entering the sandbox of stage \"%s\"", t->stage->name);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		close(mntfd);
-		if (userfd >= 0)
-			close(userfd);
+		for (size_t i = 0; i < ARRAY_LEN(fds); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		return cp_error_errno(err, "fork");
 	}
 	if (pid == 0) {
@@ -602,16 +647,20 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
-		if ((userfd >= 0 && setns(userfd, CLONE_NEWUSER) < 0) || setns(mntfd, CLONE_NEWNS) < 0)
+		setpgid(0, 0);
+		if ((userfd >= 0 && setns(userfd, CLONE_NEWUSER) < 0) ||
+		    (netfd >= 0 && setns(netfd, CLONE_NEWNET) < 0) || setns(mntfd, CLONE_NEWNS) < 0)
 			_exit(126);
 		if (chdir(lt->working_dir) < 0 && chdir("/") < 0)
 			_exit(126);
 		execvpe(argv[0], argv, lt->envp.v);
 		_exit(127);
 	}
-	close(mntfd);
-	if (userfd >= 0)
-		close(userfd);
+	/* Also here: the group must exist before a timeout signals it. */
+	setpgid(pid, pid);
+	for (size_t i = 0; i < ARRAY_LEN(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
 	for (;;) {
 		int status;
@@ -623,37 +672,14 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 		if (w < 0 && errno != EINTR)
 			return cp_error_errno(err, "waiting for a health check");
 		if (now_ms() >= deadline) {
-			kill(pid, SIGKILL);
+			/* The whole group: a shell's children too, not only the shell. */
+			kill(-pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			*exit_code = -1;
 			return 0;
 		}
 		usleep(5000);
 	}
-}
-
-/* Field 22 of /proc/PID/stat: when the process started, so a recycled pid
- * is never mistaken for the service. 0 when the process is gone. */
-static unsigned long long proc_starttime(pid_t pid, char *state)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	cleanup_free char *text = NULL;
-	struct cp_error ignored = {0};
-	if (fs_read_file(&text, NULL, path, 1 << 16, &ignored) < 0)
-		return 0;
-	const char *p = strrchr(text, ')');
-	if (!p)
-		return 0;
-	p += 2;
-	if (state)
-		*state = *p;
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	return p ? strtoull(p, NULL, 10) : 0;
 }
 
 static cJSON *local_task_handle(struct runtime *rt, struct task *t)
@@ -726,6 +752,31 @@ static int local_volume_host_path(struct runtime *rt, const char *volume, char *
 	return 0;
 }
 
+/* Published ports: the host side of `container_port` (the same port when
+ * the spec gives none). */
+static int local_host_port(struct runtime *rt, struct task *t, int container_port,
+			   const char *protocol)
+{
+	(void)rt;
+	const struct stage *s = t->stage;
+	for (size_t i = 0; i < s->nports; i++) {
+		const struct port *pt = &s->ports[i];
+		const char *proto = pt->protocol ? pt->protocol : "tcp";
+		if (strcmp(proto, protocol ? protocol : "tcp") != 0 ||
+		    container_port < pt->container_port || container_port > pt->container_port_end)
+			continue;
+		return pt->host_port ? pt->host_port + (container_port - pt->container_port)
+				     : container_port;
+	}
+	return 0;
+}
+
+static bool local_port_forwarded(struct runtime *rt, const char *host_ip, int port,
+				 const char *protocol)
+{
+	return netns_forwards(rt->run_dir, host_ip, port, protocol && strcmp(protocol, "udp") == 0);
+}
+
 const struct runtime_ops runtime_local = {
 	.name = "local",
 	.open = local_open,
@@ -742,4 +793,6 @@ const struct runtime_ops runtime_local = {
 	.task_handle = local_task_handle,
 	.handle_alive = local_handle_alive,
 	.handle_stop = local_handle_stop,
+	.host_port = local_host_port,
+	.port_forwarded = local_port_forwarded,
 };

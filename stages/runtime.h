@@ -126,6 +126,12 @@ struct runtime_ops {
 	int (*host_port)(struct runtime *rt, struct task *t, int container_port,
 			 const char *protocol);
 
+	/* Whether the runtime itself holds host port `port` on `host_ip` for
+	 * the project (its port forwarder, kept between runs), so that a
+	 * service publishing it finds it free. */
+	bool (*port_forwarded)(struct runtime *rt, const char *host_ip, int port,
+			       const char *protocol);
+
 	/* Streams the tree at `path` (absolute, inside `volume`) to `visit`:
 	 * the root first (e->path ""), then every entry below it, parents
 	 * before children. A regular file's content is read with e->read

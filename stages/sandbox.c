@@ -520,6 +520,8 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 {
 	struct init in = {.cfg = cfg, .status_fd = status_fd, .out_fd = cfg->out_fd,
 			  .err_fd = cfg->err_fd};
+	if (cfg->join_net && setns(cfg->net_fd, CLONE_NEWNET) < 0)
+		die_ns(&in, "entering the project's network namespace: %s", strerror(errno));
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
@@ -584,6 +586,33 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 			_exit(WEXITSTATUS(status));
 		}
 	}
+}
+
+/* The first child of a rootless sandbox in the project's network: enters
+ * the network's user namespace (owned by our uid, so allowed) and then
+ * its network namespace, creates the init in new mount and PID namespaces
+ * as a sibling (a child of cpipe), reports its pid and exits. A user
+ * namespace of the sandbox's own could not enter that network. */
+static _Noreturn void join_then_clone(const struct sandbox_config *cfg, int status_fd,
+				      int pid_fd)
+{
+	struct init in = {.cfg = cfg, .status_fd = status_fd};
+	if (setns(cfg->user_fd, CLONE_NEWUSER) < 0 || setns(cfg->net_fd, CLONE_NEWNET) < 0)
+		die_ns(&in, "entering the project's network namespace: %s", strerror(errno));
+	struct sandbox_config joined = *cfg;
+	joined.userns = false;
+	joined.join_net = false;
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | CLONE_NEWNS | CLONE_NEWPID | SIGCHLD,
+				   NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		close(pid_fd);
+		init_main(&joined, status_fd);
+	}
+	if (pid < 0)
+		die_ns(&in, "creating the sandbox's namespaces: %s", strerror(errno));
+	if (write(pid_fd, &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+		kill(pid, SIGKILL);
+	_exit(0);
 }
 
 /* ---- the parent side ----------------------------------------------------- */
@@ -666,15 +695,44 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	sigset_t all, saved;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &saved);
-	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | (cfg->userns ? CLONE_NEWUSER : 0);
+	bool two_step = cfg->userns && cfg->join_net;
+	unsigned long flags = two_step ? 0
+				       : CLONE_NEWNS | CLONE_NEWPID | (cfg->userns ? CLONE_NEWUSER : 0);
+	int pidp[2] = {-1, -1};
+	if (two_step && pipe2(pidp, O_CLOEXEC) < 0) {
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		close(st[0]);
+		close(st[1]);
+		return cp_error_errno(err, "creating a pipe");
+	}
 	/* clone without a new stack behaves as fork; the child is PID 1 of the
 	 * new PID namespace and our own child, so waitpid works on it. */
 	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid == 0) {
 		close(st[0]);
+		if (two_step)
+			join_then_clone(cfg, st[1], pidp[1]);
 		init_main(cfg, st[1]);
 	}
 	int clone_errno = errno;
+	if (two_step && pid > 0) {
+		/* The intermediate child hands over the init, a child of ours
+		 * too (CLONE_PARENT), and exits. */
+		close(pidp[1]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pid_t init = -1;
+		if (read(pidp[0], &init, sizeof(init)) != (ssize_t)sizeof(init))
+			init = -1;
+		close(pidp[0]);
+		pid = init;
+		clone_errno = errno;
+		if (pid < 0)
+			pid = 0; /* the reason is on the status pipe */
+	} else if (two_step) {
+		close(pidp[0]);
+		close(pidp[1]);
+	}
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(st[1]);
 	if (pid < 0) {
@@ -707,12 +765,12 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	}
 	msg[len] = '\0';
 	close(st[0]);
-	if (len == 0) {
+	if (len == 0 && pid > 0) {
 		*out = pid;
 		return 0;
 	}
 
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	char *text = NULL;
 	long code = strtol(msg, &text, 10);

@@ -41,6 +41,11 @@ struct sandbox_config {
 	int out_fd;           /* write ends for the command's stdout and stderr */
 	int err_fd;
 	bool detached;        /* outlive the caller (no parent-death signal) */
+
+	bool join_net;        /* enter the network namespace net_fd (the project's) */
+	int net_fd;
+	int user_fd;          /* with userns: its user namespace, entered instead
+			       * of creating one */
 };
 
 /* Starts the sandbox and returns once the command has been exec'd, with

@@ -165,12 +165,13 @@ EOF
 	[ ! -e "$(vol work)/out.txt" ]
 }
 
-@test "the local runtime refuses a host port that differs from the container port" {
+@test "with network_mode: host the local runtime refuses a host port that differs from the container port" {
 	spec <<'EOF'
 stages:
   serve:
     service: true
     command: sleep 300
+    network_mode: host
     ports: ["18080:8000"]
 EOF
 	run cpipe up
@@ -266,4 +267,22 @@ EOF2
 	[ "$status" -eq 0 ] || fail "down failed"
 	[ -z "$(procs_matching cpipe-stubborn)" ] || fail "the service survived down"
 	[ "$took" -ge 900 ] && [ "$took" -lt 6000 ] || fail "down with a 1s grace took $took ms"
+}
+
+@test "a CMD health check that times out leaves none of its processes behind" {
+	spec <<'EOF2'
+stages:
+  serve:
+    service: true
+    command: sleep 300
+    healthcheck:
+      test: ["CMD-SHELL", "sleep 31; true"]
+      timeout: 1s
+      interval: 100ms
+      retries: 2
+EOF2
+	run cpipe up
+	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
+	assert_contains "did not become healthy"
+	[ -z "$(procs_matching 'sleep 31')" ] || fail "the health check's sleep was left running"
 }

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -22,7 +23,10 @@
 
 #define SERVE_USAGE                                                                                \
 	"catgif serve --checkpoint FILE [--metrics FILE] [--host 0.0.0.0] [--port 8000]\n"         \
-	"             [--threads 4] [--quiet]\n"                                                   \
+	"             [--threads 4] [--max-connections 4096] [--max-per-ip 0]\n"                   \
+	"             [--idle-timeout 10] [--quiet]\n"                                            \
+	"  connections beyond --max-connections (or --max-per-ip from one address, 0: no\n"      \
+	"  limit) are refused; one idle for --idle-timeout seconds is closed\n"                  \
 	"  POST /predict takes a 28x28 PGM (P5), GIF, or JSON array of 784 numbers in 0..255\n"    \
 	"  (at most 1 MiB); --port 0 picks a free port and prints it"
 
@@ -248,12 +252,15 @@ int cmd_serve(int argc, char **argv)
 	    {"host", required_argument, NULL, 'H'},
 	    {"port", required_argument, NULL, 'p'},
 	    {"threads", required_argument, NULL, 't'},
+	    {"max-connections", required_argument, NULL, 'C'},
+	    {"max-per-ip", required_argument, NULL, 'I'},
+	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *ckpath = NULL, *metrics = NULL, *host = "0.0.0.0";
-	long port = 8000, threads = 4;
+	long port = 8000, threads = 4, max_conns = 4096, per_ip = 0, idle = 10;
 	struct server srv = {0};
 	struct cg_error err = {0};
 	int c;
@@ -274,6 +281,18 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_long(&threads, "--threads", optarg, 1, 256, &err) < 0)
+				return err_report(&err);
+			break;
+		case 'C':
+			if (parse_long(&max_conns, "--max-connections", optarg, 1, 1000000, &err) < 0)
+				return err_report(&err);
+			break;
+		case 'I':
+			if (parse_long(&per_ip, "--max-per-ip", optarg, 0, 1000000, &err) < 0)
+				return err_report(&err);
+			break;
+		case 'T':
+			if (parse_long(&idle, "--idle-timeout", optarg, 1, 86400, &err) < 0)
 				return err_report(&err);
 			break;
 		case 'q':
@@ -312,13 +331,30 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	/* Every connection is a descriptor: take what the hard limit allows,
+	 * and keep the connection limit below it so that MHD refuses the
+	 * excess cleanly instead of failing accept() in a loop. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)max_conns + 64 > rl.rlim_cur)
+		max_conns = rl.rlim_cur > 128 ? (long)rl.rlim_cur - 64 : 64;
+
+	/* epoll (not select, whose FD_SETSIZE caps connections at ~1020): idle
+	 * connections cost a descriptor, not a thread, and /healthz keeps
+	 * answering while they wait for their timeout. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, handle, &srv, MHD_OPTION_SOCK_ADDR, &addr,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-	    request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+	    request_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)idle,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)per_ip, MHD_OPTION_END);
 	int rc = EXIT_OK;
 	if (!d) {
 		err_set(&err, EXIT_FAIL, "cannot listen on %s port %ld (in use, or not permitted?)",
@@ -327,9 +363,10 @@ int cmd_serve(int argc, char **argv)
 	} else {
 		const union MHD_DaemonInfo *info =
 		    MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-		printf("serve: %s epoch %u (%s, hidden %u) listening on %s port %u, %ld threads\n",
+		printf("serve: %s epoch %u (%s, hidden %u) listening on %s port %u, %ld threads, "
+		       "at most %ld connections, idle timeout %ld s\n",
 		       ckpath, srv.ck.epoch, model_arch_name(srv.ck.arch), srv.ck.hidden, host,
-		       info ? info->port : (unsigned)port, threads);
+		       info ? info->port : (unsigned)port, threads, max_conns, idle);
 		int sig = 0;
 		while (sigwait(&stop, &sig) != 0)
 			;

@@ -178,6 +178,50 @@ req "POST /healthz is 405" 405 -X POST "$URL/healthz"
 req "an unknown path is 404" 404 "$URL/nope"
 req "the server is still up after bad requests" 200 "$URL/healthz"
 
+# --- many idle connections ---------------------------------------------------
+# 2000 connections that never send a byte: /healthz still answers at once,
+# and the server closes them after --idle-timeout.
+"$CATGIF" serve --checkpoint "$CK" --host 127.0.0.1 --port 0 --threads 2 --idle-timeout 2 >"$T/idle.log" 2>&1 &
+IDLE_PID=$!
+IDLE_PORT=
+for _ in $(seq 50); do
+	IDLE_PORT=$(sed -n 's/.* port \([0-9]*\),.*/\1/p' "$T/idle.log")
+	[ -n "$IDLE_PORT" ] && break
+	sleep 0.1
+done
+cat >"$T/idle.py" <<'EOF'
+import resource, socket, subprocess, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 256), hard))
+conns = []
+for _ in range(n):
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conns.append(c)
+time.sleep(0.5)
+t0 = time.time()
+code = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                       "http://127.0.0.1:%d/healthz" % port], capture_output=True, text=True).stdout
+print("healthz %s in %.2f s with %d idle connections" % (code, time.time() - t0, n))
+if code != "200":
+    sys.exit(1)
+deadline = time.time() + 10
+for c in conns:
+    c.settimeout(max(0.1, deadline - time.time()))
+    try:
+        if c.recv(1) != b"":
+            sys.exit("an idle connection got data")
+    except socket.timeout:
+        sys.exit("an idle connection was not closed after the idle timeout")
+    except ConnectionResetError:
+        pass
+print("all %d idle connections closed by the server" % n)
+EOF
+check "with 2000 idle connections /healthz answers and they are closed after the idle timeout" \
+	python3 "$T/idle.py" "$IDLE_PORT" 2000
+kill -TERM "$IDLE_PID"
+wait "$IDLE_PID"
+
 # --- infer -------------------------------------------------------------------
 check "infer writes 5 predictions (PGM requests)" \
 	"$CATGIF" infer --data "$T/data" --url "$URL" --out "$T/infer" --count 5 --seed 1
