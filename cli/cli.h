@@ -36,7 +36,8 @@ char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
  * printing a usage error. */
 int cli_parse_common(struct cli *c, int argc, char **argv);
 
-/* Parses --json / -q / --help shared by every verb; returns 1 if consumed. */
+/* Applies a global --json or -q that main() parsed before the verb (after
+ * it, cli/opts.c applies them); returns 1 if `opt` was one. */
 int cli_common_option(struct cli *c, int opt);
 
 /* Records a --set STAGE.PARAM=VALUE for the loader. */
