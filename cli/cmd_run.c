@@ -91,8 +91,9 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		case 'p':
 			split_profiles(&profiles, optarg);
 			break;
-		case 'r':
-			break; /* --rm: cpipe leaves no stopped container behind anyway */
+		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
+		case 'D': /* up -d: up returns once the services are healthy anyway */
+			break;
 		}
 	}
 	if (opt != -1) {

@@ -33,7 +33,11 @@ static const struct cli_opt run_opts[] = {
 	{0},
 };
 
-static const struct cli_opt up_opts[] = {RUN_OPTS, {0}};
+static const struct cli_opt up_opts[] = {
+	RUN_OPTS,
+	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: up returns once healthy", 'D'},
+	{0},
+};
 
 static const struct cli_opt status_opts[] = {
 	{"check", 0, NULL, "exit 1 if any shown stage is stale", 'c'},

@@ -161,9 +161,13 @@ verbs() {
 	[ "$output" = $'python:3.12-slim\nbusybox' ] || fail "wrong --images"
 }
 
-@test "run --rm is accepted and runs as without it" {
+@test "run --rm and up -d are accepted and change nothing" {
 	pipeline
 	run cpipe run --rm prepare
 	[ "$status" -eq 0 ] || fail "run --rm failed"
 	assert_contains "prepared 1"
+	printf 'stages:\n  serve:\n    service: true\n    command: sleep 100\n' > up.yml
+	run cpipe -f up.yml up -d --dry-run
+	[ "$status" -eq 0 ] || fail "up -d failed"
+	assert_contains "serve (service): sleep 100"
 }
