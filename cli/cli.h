@@ -30,11 +30,14 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 /* <project dir>/.cpipe, created with a .gitignore on first use. Caller owns. */
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err);
 
-/* Parses the options of a verb that takes only --json and -q; prints
- * `usage` and returns -1 on anything else. Operands start at optind. */
-int cli_parse_common(struct cli *c, int argc, char **argv, const char *usage);
+/* Parses the options of a verb with none of its own (only the global ones,
+ * anywhere, and --help; see cli/opts.h). Returns -1 to go on, operands from
+ * optind, or the exit code to return now: 0 after printing the help, 2 after
+ * printing a usage error. */
+int cli_parse_common(struct cli *c, int argc, char **argv);
 
-/* Parses --json / -q / --help shared by every verb; returns 1 if consumed. */
+/* Applies a global --json or -q that main() parsed before the verb (after
+ * it, cli/opts.c applies them); returns 1 if `opt` was one. */
 int cli_common_option(struct cli *c, int opt);
 
 /* Records a --set STAGE.PARAM=VALUE for the loader. */

@@ -40,8 +40,9 @@ static int pick_stages(const struct stage ***out, size_t *nout, const struct pip
 int cmd_build(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	if (cli_parse_common(c, argc, argv, "cpipe build [STAGE...] [--json] [-q]") < 0)
-		return EXIT_USAGE;
+	int prc = cli_parse_common(c, argc, argv);
+	if (prc >= 0)
+		return prc;
 	struct pipeline *p = NULL;
 	const struct runtime_ops *ops = NULL;
 	struct runtime *rt = NULL;

@@ -1,36 +1,51 @@
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../pipeline/emit.h"
 #include "cli.h"
+#include "opts.h"
+
+/* config --services, --volumes, --images: one name a line, in spec order,
+ * as docker compose config prints them. */
+static void print_names(const struct pipeline *p, int list)
+{
+	if (list == 'V')
+		for (size_t i = 0; i < p->nvolumes; i++)
+			puts(p->volumes[i].name);
+	for (size_t i = 0; list != 'V' && i < p->nstages; i++) {
+		const char *name = list == 'S' ? p->stages[i].name : p->stages[i].image;
+		if (name)
+			puts(name);
+	}
+}
 
 int cmd_config(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"no-redact", no_argument, NULL, 'N'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
 	bool redact = true;
+	int list = 0; /* --services, --volumes or --images */
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
-		if (opt == 'N') {
+	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
+		if (opt == 'N')
 			redact = false;
-			continue;
-		}
-		if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: cpipe config [--json] [-q] [--no-redact]\n");
-			return EXIT_USAGE;
-		}
+		else if (list && list != opt)
+			return cli_usage_error(argv[0]);
+		else
+			list = opt;
 	}
+	if (opt != -1)
+		return cli_opt_exit(opt);
+	if (optind < argc)
+		return cli_usage_error(argv[0]);
 	struct pipeline *p = NULL;
 	if (cli_load(&p, c, &err) < 0)
 		return cli_fail(&err);
 	int rc = EXIT_OK;
-	if (!c->quiet) {
+	if (list) {
+		print_names(p, list);
+	} else if (!c->quiet) {
 		/* -q only validates, as compose's config --quiet does. */
 		cJSON *doc = emit_spec_json(p);
 		if (redact)
@@ -50,21 +65,13 @@ int cmd_config(struct cli *c, int argc, char **argv)
 
 int cmd_graph(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'F'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
 	const char *format = "dot";
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (opt == 'F') {
-			format = optarg;
-			continue;
-		}
-		fprintf(stderr, "usage: cpipe graph [--format dot|mermaid]\n");
-		return EXIT_USAGE;
-	}
+	while ((opt = cli_getopt(c, argc, argv)) == 'F')
+		format = optarg;
+	if (opt != -1)
+		return cli_opt_exit(opt);
 	if (strcmp(format, "dot") != 0 && strcmp(format, "mermaid") != 0) {
 		fprintf(stderr, "cpipe: unknown graph format \"%s\"; use dot or mermaid\n", format);
 		return EXIT_USAGE;

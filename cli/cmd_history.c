@@ -2,7 +2,6 @@
  * cpipe.lock and (for metrics --diff REV) a committed lock; the logic over
  * those documents lives in artifacts/lineage.h. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
 #include "cli.h"
+#include "opts.h"
 
 static void cleanup_json_fn(cJSON **j)
 {
@@ -40,31 +40,19 @@ static int open_project(char **dir, char **state, struct cli *c, struct cp_error
 	return 0;
 }
 
-/* Parses the verb's options: --json, -q and, when `extra` is given, the one
- * option it describes (with an argument, stored in *extra_arg). Prints
- * `usage` and returns -1 on anything else. */
-static int parse_opts(struct cli *c, int argc, char **argv, const char *usage,
-		      const struct option *extra, const char **extra_arg)
+/* Parses the verb's options (with --diff, for metrics, into *diff) and
+ * checks it got from `min` to `max` operands. Returns -1 to go on, or the
+ * exit code after the help or a usage error was printed. */
+static int parse_opts(struct cli *c, int argc, char **argv, int min, int max, const char **diff)
 {
-	struct option opts[8] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-	};
-	size_t n = 2;
-	for (; extra && extra[n - 2].name && n < ARRAY_LEN(opts) - 1; n++)
-		opts[n] = extra[n - 2];
 	int opt;
-	while ((opt = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
-		if (cli_common_option(c, opt))
-			continue;
-		if (extra && opt == extra[0].val && extra_arg) {
-			*extra_arg = optarg;
-			continue;
-		}
-		fprintf(stderr, "usage: %s\n", usage);
-		return -1;
-	}
-	return 0;
+	while ((opt = cli_getopt(c, argc, argv)) == 'd' && diff)
+		*diff = optarg;
+	if (opt != -1)
+		return cli_opt_exit(opt);
+	if (argc - optind < min || argc - optind > max)
+		return cli_usage_error(argv[0]);
+	return -1;
 }
 
 static void print_json(cJSON *doc)
@@ -145,12 +133,9 @@ static char *overrides_text(const cJSON *rec)
 int cmd_runs(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	if (parse_opts(c, argc, argv, "cpipe runs [--json] [-q]", NULL, NULL) < 0)
-		return EXIT_USAGE;
-	if (optind < argc) {
-		fprintf(stderr, "usage: cpipe runs [--json] [-q]\n");
-		return EXIT_USAGE;
-	}
+	int prc = parse_opts(c, argc, argv, 0, 0, NULL);
+	if (prc >= 0)
+		return prc;
 	cleanup_free char *dir = NULL, *state = NULL;
 	struct strvec ids = {0};
 	if (open_project(&dir, &state, c, &err) < 0 || record_ids(&ids, state, &err) < 0)
@@ -264,16 +249,14 @@ static void print_artifacts(const char *label, const cJSON *part, const char *st
 }
 
 /* The record of the one RUN operand of show and prov; EXIT_OK, or the exit
- * code after the usage or error was printed. */
-static int run_operand(cJSON **rec, struct cli *c, int argc, char **argv, const char *usage)
+ * code after the usage or error was printed. EXIT_OK with *rec NULL: the
+ * help was printed. */
+static int run_operand(cJSON **rec, struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	if (parse_opts(c, argc, argv, usage, NULL, NULL) < 0)
-		return EXIT_USAGE;
-	if (argc - optind != 1) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return EXIT_USAGE;
-	}
+	int prc = parse_opts(c, argc, argv, 1, 1, NULL);
+	if (prc >= 0)
+		return prc; /* *rec stays NULL */
 	cleanup_free char *dir = NULL, *state = NULL;
 	if (open_project(&dir, &state, c, &err) < 0 || load_run(rec, state, argv[optind], &err) < 0)
 		return cli_fail(&err);
@@ -283,9 +266,8 @@ static int run_operand(cJSON **rec, struct cli *c, int argc, char **argv, const 
 int cmd_show(struct cli *c, int argc, char **argv)
 {
 	cleanup_json cJSON *rec = NULL;
-	int rc = run_operand(&rec, c, argc, argv,
-			     "cpipe show RUN [--json]   (RUN: id, prefix, latest, latest~N)");
-	if (rc != EXIT_OK)
+	int rc = run_operand(&rec, c, argc, argv);
+	if (rc != EXIT_OK || !rec)
 		return rc;
 	if (c->json) {
 		print_json(rec);
@@ -449,13 +431,9 @@ static void tree_node(const cJSON *n, struct strbuf *indent, bool root, bool las
 int cmd_lineage(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	static const char usage[] = "cpipe lineage VOLUME:PATH|DIGEST [--json]";
-	if (parse_opts(c, argc, argv, usage, NULL, NULL) < 0)
-		return EXIT_USAGE;
-	if (argc - optind != 1) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return EXIT_USAGE;
-	}
+	int prc = parse_opts(c, argc, argv, 1, 1, NULL);
+	if (prc >= 0)
+		return prc;
 	cleanup_free char *dir = NULL, *state = NULL;
 	cleanup_json cJSON *lock = NULL, *runs = NULL, *tree = NULL;
 	if (open_project(&dir, &state, c, &err) < 0)
@@ -485,9 +463,8 @@ int cmd_lineage(struct cli *c, int argc, char **argv)
 int cmd_prov(struct cli *c, int argc, char **argv)
 {
 	cleanup_json cJSON *rec = NULL;
-	int rc = run_operand(&rec, c, argc, argv,
-			     "cpipe prov RUN   (PROV-JSON; RUN: id, prefix, latest, latest~N)");
-	if (rc != EXIT_OK)
+	int rc = run_operand(&rec, c, argc, argv);
+	if (rc != EXIT_OK || !rec)
 		return rc;
 	cleanup_json cJSON *doc = lineage_prov(rec);
 	print_json(doc);
@@ -572,16 +549,10 @@ static void print_metrics(const cJSON *rows, bool diff)
 int cmd_metrics(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	static const char usage[] = "cpipe metrics [RUN] [--diff RUN|REV] [--json]";
-	static const struct option extra[] = {{"diff", required_argument, NULL, 'd'},
-					      {NULL, 0, NULL, 0}};
 	const char *against_arg = NULL;
-	if (parse_opts(c, argc, argv, usage, extra, &against_arg) < 0)
-		return EXIT_USAGE;
-	if (argc - optind > 1) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return EXIT_USAGE;
-	}
+	int prc = parse_opts(c, argc, argv, 0, 1, &against_arg);
+	if (prc >= 0)
+		return prc;
 	cleanup_free char *dir = NULL, *state = NULL;
 	cleanup_json cJSON *rec = NULL, *rows = NULL, *old = NULL, *doc = cJSON_CreateObject();
 	if (open_project(&dir, &state, c, &err) < 0 ||

@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include "../artifacts/store.h"
 #include "../pipeline/track.h"
 #include "cli.h"
+#include "opts.h"
 
 int cli_parse_set(struct cli *c, const char *arg, struct cp_error *err)
 {
@@ -36,18 +36,6 @@ static void split_profiles(struct strvec *out, const char *list)
 /* run and up share everything but which services stay up. */
 static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
-	static const struct option opts[] = {
-		{"no-deps", no_argument, NULL, 'n'},
-		{"force", no_argument, NULL, 'F'},
-		{"keep-serving", no_argument, NULL, 'K'},
-		{"dry-run", no_argument, NULL, 'd'},
-		{"jobs", required_argument, NULL, 'j'},
-		{"set", required_argument, NULL, 's'},
-		{"profile", required_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
 	bool no_deps = false, dry_run = false, force = false, keep_serving = false;
 	struct strvec names = {0};
@@ -67,7 +55,11 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 
 	split_profiles(&profiles, getenv("COMPOSE_PROFILES"));
 	split_profiles(&profiles, getenv("CPIPE_PROFILES"));
-	while ((opt = getopt_long(argc, argv, "+j:q", opts, NULL)) != -1) {
+	/* The record keeps the command line as typed; parsing permutes argv. */
+	strvec_push(&cmdline, "cpipe");
+	for (int i = 0; i < argc; i++)
+		strvec_push(&cmdline, argv[i]);
+	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
 		switch (opt) {
 		case 'n':
 			no_deps = true;
@@ -99,13 +91,14 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		case 'p':
 			split_profiles(&profiles, optarg);
 			break;
-		default:
-			if (cli_common_option(c, opt))
-				break;
-			fprintf(stderr, "usage: cpipe run [STAGE...] [--force] [--no-deps] [--dry-run] [-j N] "
-					"[--keep-serving] [--set STAGE.PARAM=VALUE] [--profile NAME]\n");
-			goto out;
+		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
+		case 'D': /* up -d: up returns once the services are healthy anyway */
+			break;
 		}
+	}
+	if (opt != -1) {
+		rc = cli_opt_exit(opt);
+		goto out;
 	}
 	if (cli_load(&p, c, &err) < 0)
 		goto fail;
@@ -147,9 +140,6 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	}
 	eo.state_dir = state;
 	if (!dry_run) {
-		strvec_push(&cmdline, "cpipe");
-		for (int i = 0; i < argc; i++)
-			strvec_push(&cmdline, argv[i]);
 		struct track_options to = {.state_dir = state, .run_id = run_id, .force = force,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline};

@@ -1,7 +1,6 @@
 /* Detached services: up, ps, logs, down. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "../pipeline/health.h"
 #include "../pipeline/services.h"
 #include "cli.h"
+#include "opts.h"
 
 /* The spec, state dir and opened runtime every verb here needs. */
 struct svc_ctx {
@@ -126,21 +126,13 @@ static bool service_healthy_now(struct svc_ctx *x, const char *name, const cJSON
 
 int cmd_ps(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1)
-		if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: cpipe ps [--json]\n");
-			return EXIT_USAGE;
-		}
+	int rc = cli_parse_common(c, argc, argv);
+	if (rc >= 0)
+		return rc;
+	rc = EXIT_OK;
 	struct cp_error err = {0};
 	struct svc_ctx x;
 	struct strvec names = {0};
-	int rc = EXIT_OK;
 	cJSON *arr = cJSON_CreateArray();
 	if (svc_open(&x, c, false, &err) < 0 || service_state_names(&names, x.state, &err) < 0) {
 		rc = cli_fail(&err);
@@ -197,21 +189,12 @@ out:
 
 int cmd_down(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"volumes", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
 	bool volumes = false;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+vq", opts, NULL)) != -1) {
-		if (opt == 'v')
-			volumes = true;
-		else if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: cpipe down [-v]\n");
-			return EXIT_USAGE;
-		}
-	}
+	while ((opt = cli_getopt(c, argc, argv)) == 'v')
+		volumes = true;
+	if (opt != -1)
+		return cli_opt_exit(opt);
 	struct cp_error err = {0};
 	struct svc_ctx x;
 	struct strvec names = {0};
@@ -370,24 +353,19 @@ static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *pre
 
 int cmd_logs(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'},
-		{"run", required_argument, NULL, 'r'},
-		{NULL, 0, NULL, 0},
-	};
 	bool follow = false;
 	const char *run_arg = NULL;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+fr:", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
 		if (opt == 'f')
 			follow = true;
-		else if (opt == 'r')
+		else
 			run_arg = optarg;
-		else {
-			fprintf(stderr, "usage: cpipe logs [STAGE] [-f] [--run ID]\n");
-			return EXIT_USAGE;
-		}
 	}
+	if (opt != -1)
+		return cli_opt_exit(opt);
+	if (argc - optind > 1)
+		return cli_usage_error(argv[0]);
 	const char *stage = optind < argc ? argv[optind] : NULL;
 	struct cp_error err = {0};
 	struct svc_ctx x;

@@ -1,10 +1,11 @@
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../pipeline/plan.h"
 #include "../pipeline/track.h"
 #include "cli.h"
+#include "opts.h"
 
 /* Opens the spec, runtime and tracker that status and verify read. */
 static int open_tracking(struct pipeline **p, const struct runtime_ops **ops, struct runtime **rt,
@@ -29,27 +30,17 @@ static void close_tracking(struct pipeline *p, const struct runtime_ops *ops, st
 
 int cmd_status(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"check", no_argument, NULL, 'c'},
-		{"set", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
 	bool check = false;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
 		if (opt == 'c')
 			check = true;
-		else if (opt == 's') {
-			if (cli_parse_set(c, optarg, &err) < 0)
-				return cli_fail(&err);
-		} else if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: cpipe status [STAGE...] [--check] [--set S.P=V] [--json]\n");
-			return EXIT_USAGE;
-		}
+		else if (opt == 's' && cli_parse_set(c, optarg, &err) < 0)
+			return cli_fail(&err);
 	}
+	if (opt != -1)
+		return cli_opt_exit(opt);
 	struct pipeline *p = NULL;
 	const struct runtime_ops *ops = NULL;
 	struct runtime *rt = NULL;
@@ -130,15 +121,16 @@ out:
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
-	if (cli_parse_common(c, argc, argv, "cpipe verify [--json]") < 0)
-		return EXIT_USAGE;
+	int rc = cli_parse_common(c, argc, argv);
+	if (rc >= 0)
+		return rc;
+	rc = EXIT_OK;
 	struct pipeline *p = NULL;
 	const struct runtime_ops *ops = NULL;
 	struct runtime *rt = NULL;
 	struct tracker *t = NULL;
 	char *state = NULL;
 	cJSON *bad = NULL;
-	int rc = EXIT_OK;
 	if (open_tracking(&p, &ops, &rt, &t, &state, c, &err) < 0 || track_verify(&bad, t, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;

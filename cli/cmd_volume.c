@@ -1,11 +1,11 @@
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
 #include "cli.h"
+#include "opts.h"
 
 static cJSON *volume_json(const struct volume_info *v)
 {
@@ -81,36 +81,24 @@ static const struct volume_info *find_volume(const struct volume_info *vols, siz
 
 static void volume_usage(void)
 {
-	fprintf(stderr, "usage: cpipe volume ls [--json] | inspect NAME... | rm NAME... | "
-			"prune [--all]\n");
+	fprintf(stderr, "usage: cpipe volume ls | inspect NAME... | rm NAME... | prune; "
+			"see cpipe volume --help\n");
 }
 
 int cmd_volume(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"all", no_argument, NULL, 'a'},
-		{NULL, 0, NULL, 0},
-	};
 	struct cp_error err = {0};
 	bool all = false;
 	int opt;
-	if (argc < 2) {
+	while ((opt = cli_getopt(c, argc, argv)) == 'a')
+		all = true;
+	if (opt != -1)
+		return cli_opt_exit(opt);
+	if (optind >= argc) {
 		volume_usage();
 		return EXIT_USAGE;
 	}
-	const char *verb = argv[1];
-	argc--;
-	argv++;
-	while ((opt = getopt_long(argc, argv, "+qa", opts, NULL)) != -1) {
-		if (opt == 'a')
-			all = true;
-		else if (!cli_common_option(c, opt)) {
-			volume_usage();
-			return EXIT_USAGE;
-		}
-	}
+	const char *verb = argv[optind++];
 	bool ls = strcmp(verb, "ls") == 0, inspect = strcmp(verb, "inspect") == 0;
 	bool rm = strcmp(verb, "rm") == 0, prune = strcmp(verb, "prune") == 0;
 	if (!ls && !inspect && !rm && !prune) {

@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include "../lib/fs.h"
 #include "cli.h"
 #include "../stages/netns.h"
+#include "opts.h"
 
 static int cmd_version(struct cli *c, int argc, char **argv);
 static int cmd_help(struct cli *c, int argc, char **argv);
@@ -18,24 +20,24 @@ static const struct command {
 	int (*handler)(struct cli *c, int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"run", cmd_run, "run stages in dependency order: run [STAGE...] [--no-deps] [-j N]"},
-	{"status", cmd_status, "why each stage is fresh or stale: status [STAGE...] [--check]"},
+	{"run", cmd_run, "run stages in dependency order"},
+	{"status", cmd_status, "why each stage is fresh or stale"},
 	{"verify", cmd_verify, "rehash the outputs and check them against cpipe.lock"},
 	{"build", cmd_build, "build the images of stages with build: (docker runtime)"},
 	{"up", cmd_up, "start services (and the jobs they need), return once healthy"},
-	{"down", cmd_down, "stop what the project started: down [-v] (also its volumes)"},
+	{"down", cmd_down, "stop what the project started (-v: also its volumes)"},
 	{"ps", cmd_ps, "list the project's services: state, health, ports, uptime"},
-	{"logs", cmd_logs, "print logs: logs [STAGE] [-f] [--run ID]"},
-	{"config", cmd_config, "print the resolved spec, secrets masked: config [--json] [--no-redact]"},
-	{"graph", cmd_graph, "print the stage graph: graph [--format dot|mermaid]"},
-	{"volume", cmd_volume, "manage the project's volumes: volume ls|inspect|rm|prune"},
+	{"logs", cmd_logs, "print the logs of a running service or of a run"},
+	{"config", cmd_config, "print the resolved spec, secrets masked"},
+	{"graph", cmd_graph, "print the stage graph as DOT or Mermaid"},
+	{"volume", cmd_volume, "manage the project's volumes: ls, inspect, rm, prune"},
 	{"runs", cmd_runs, "list recorded runs, newest first"},
-	{"show", cmd_show, "one run in detail: show RUN (id, prefix, latest, latest~N)"},
-	{"lineage", cmd_lineage, "what produced an artifact: lineage VOLUME:PATH|DIGEST"},
-	{"prov", cmd_prov, "W3C PROV-JSON of a run: prov RUN"},
-	{"metrics", cmd_metrics, "metrics of a run: metrics [RUN] [--diff RUN|REV]"},
+	{"show", cmd_show, "one run in detail; RUN is an id, a prefix, latest or latest~N"},
+	{"lineage", cmd_lineage, "what produced an artifact"},
+	{"prov", cmd_prov, "W3C PROV-JSON of a run"},
+	{"metrics", cmd_metrics, "metrics of a run, or how two runs differ"},
 	{"version", cmd_version, "print cpipe's version"},
-	{"help", cmd_help, "this help"},
+	{"help", cmd_help, "this overview, or a command's help: help COMMAND"},
 };
 
 static void usage(FILE *out)
@@ -44,14 +46,38 @@ static void usage(FILE *out)
 		     "COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nglobal options go before or after the command; cpipe COMMAND --help "
+		     "or cpipe help COMMAND lists a command's options\n");
 	fprintf(out, "\nexit codes: 0 ok, 1 a stage failed, 2 bad usage or spec, 3 runtime "
 		     "unavailable, 4 project busy, 130 interrupted\n");
 }
 
+const char *cli_summary(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].summary;
+	return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+	const char *names[ARRAY_LEN(commands)];
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		names[i] = commands[i].name;
+	const char *near = suggest_nearest(name, names, ARRAY_LEN(commands));
+	if (near)
+		fprintf(stderr, "cpipe: unknown command \"%s\" (did you mean \"%s\"?)\n", name, near);
+	else
+		fprintf(stderr, "cpipe: unknown command \"%s\"; see cpipe help\n", name);
+	return EXIT_USAGE;
+}
+
 static int cmd_version(struct cli *c, int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	int rc = argc > 0 ? cli_parse_common(c, argc, argv) : -1;
+	if (rc >= 0)
+		return rc;
 	if (c->json)
 		printf("{\"version\":\"%s\"}\n", CPIPE_VERSION);
 	else
@@ -61,10 +87,20 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 
 static int cmd_help(struct cli *c, int argc, char **argv)
 {
-	(void)c;
-	(void)argc;
-	(void)argv;
-	usage(stdout);
+	int rc = cli_parse_common(c, argc, argv);
+	if (rc >= 0)
+		return rc;
+	if (optind >= argc) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "cpipe: help takes one command; see cpipe help\n");
+		return EXIT_USAGE;
+	}
+	if (!cli_summary(argv[optind]))
+		return unknown_command(argv[optind]);
+	cli_verb_help(stdout, argv[optind]);
 	return EXIT_OK;
 }
 
@@ -92,21 +128,14 @@ int cli_common_option(struct cli *c, int opt)
 	}
 }
 
-int cli_parse_common(struct cli *c, int argc, char **argv, const char *usage)
+int cli_parse_common(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
-	};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
-		if (!cli_common_option(c, opt)) {
-			fprintf(stderr, "usage: %s\n", usage);
-			return -1;
-		}
-	}
-	return 0;
+	int opt = cli_getopt(c, argc, argv);
+	if (opt == -1)
+		return -1;
+	/* The verb has options of its own, yet parses only the common ones. */
+	assert(opt < 0);
+	return cli_opt_exit(opt);
 }
 
 int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
@@ -226,15 +255,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	const char *names[ARRAY_LEN(commands)];
-	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
-		names[i] = commands[i].name;
-	const char *near = suggest_nearest(name, names, ARRAY_LEN(commands));
-	if (near)
-		fprintf(stderr, "cpipe: unknown command \"%s\" (did you mean \"%s\"?)\n", name, near);
-	else
-		fprintf(stderr, "cpipe: unknown command \"%s\"; see cpipe help\n", name);
-	rc = EXIT_USAGE;
+	rc = unknown_command(name);
 out:
 	strvec_free(&c.files);
 	kvvec_free(&c.sets);
