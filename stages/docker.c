@@ -165,7 +165,8 @@ static int image_pull(struct runtime *rt, const char *ref, const char *prefix,
 {
 	cleanup_free char *q = docker_escape(rt->d, ref);
 	cleanup_free char *path = xasprintf("/images/create?fromImage=%s", q);
-	struct docker_req rq = {.method = "POST", .path = path};
+	struct docker_req rq = {.method = "POST", .path = path, .idle = DOCKER_IDLE_AFTER_HEADERS,
+				.answer_ms = DOCKER_BUILD_ANSWER_MS};
 	struct pull_ctx pc = {.prefix = prefix};
 	return docker_json_stream(rt->d, &rq, pull_msg, &pc, NULL, err);
 }

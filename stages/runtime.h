@@ -14,6 +14,12 @@
 
 struct runtime; /* opaque, one per runtime instance */
 
+/* Bumped by the executor's signal handler (Ctrl-C, SIGTERM, SIGHUP). A
+ * runtime blocked in a call on the executor's thread (an API request to a
+ * hung daemon) gives it up when this changes, so the executor gets to
+ * stop the run. */
+extern volatile sig_atomic_t runtime_interrupts;
+
 /* What the executor asks a runtime to start. */
 struct task_spec {
 	const struct stage *stage;
