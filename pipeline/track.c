@@ -20,7 +20,8 @@ struct tstate {
 	char key[DIGEST_BUFLEN];
 	cJSON *keyobj; /* what the key hashes; owned */
 	cJSON *inputs; /* name -> {digest, size}; owned */
-	char *image;   /* image ID ("sha256:...", "local"); owned */
+	char *image;   /* image ID ("sha256:...", "local", "absent"); owned */
+	bool image_absent; /* not built or pulled yet (status never does either) */
 	bool evaluated;
 	bool stale;
 	long long started_ms; /* realtime */
@@ -433,7 +434,8 @@ static cJSON *kv_object(const struct kvvec *kv)
 /* The image a stage runs in, for its key and record: "local" on the
  * local runtime; else the image ID, built first during a run when the
  * stage has build: (so a changed Dockerfile changes the key, and an
- * identical rebuild does not). */
+ * identical rebuild does not). Outside a run nothing is built or pulled:
+ * an image not there yet is "absent", which makes the stage stale. */
 static int resolve_image(struct tracker *t, const struct stage *s, struct cp_error *err)
 {
 	struct tstate *ts = &t->st[stage_pos(t->p, s)];
@@ -443,7 +445,12 @@ static int resolve_image(struct tracker *t, const struct stage *s, struct cp_err
 		ts->image = xstrdup("local");
 		return 0;
 	}
-	return t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+	int rc = t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+	if (rc == 1) {
+		ts->image = xstrdup("absent");
+		ts->image_absent = true;
+	}
+	return rc < 0 ? -1 : 0;
 }
 
 static const char *image_id(struct tracker *t, const struct stage *s)
@@ -611,6 +618,10 @@ static int evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *
 	const cJSON *le = lock_entry(t, s->name);
 	if (t->o.force)
 		add_reason(reasons, "--force");
+	if (ts->image_absent && s->build)
+		add_reason(reasons, "image not built yet (cpipe build, or cpipe run builds it)");
+	else if (ts->image_absent)
+		add_reason(reasons, "image %s not pulled yet (cpipe run pulls it)", s->image);
 	if (s->noutputs + s->nmetrics == 0) {
 		/* Nothing to check it against, so nothing to trust: as in DVC,
 		 * such a stage always runs. */

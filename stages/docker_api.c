@@ -638,6 +638,8 @@ int docker_open(struct docker **out, struct cp_error *err)
 	}
 	cJSON *v = NULL;
 	if (docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0) {
+		if (err->code == EXIT_INTERRUPTED)
+			goto fail;
 		if (err->code != EXIT_RUNTIME)
 			cp_error_prefix(err, "Docker daemon at %s", d->host);
 		err->code = EXIT_RUNTIME;

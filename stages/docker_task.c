@@ -305,6 +305,17 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	    docker_network_ensure(rt, err) < 0)
 		return -1;
 	reap_retired(rt, false);
+	if (!rt->swept) {
+		/* Before our names are taken: a dead run's container may hold one. */
+		rt->swept = true;
+		struct cp_error e = {0};
+		int removed = 0;
+		if (docker_leftovers_remove(rt, &removed, &e) < 0)
+			fprintf(stderr, "cpipe: %s\n", e.msg);
+		else if (removed)
+			fprintf(stderr, "cpipe: removed %d container%s left by a cpipe that is gone\n",
+				removed, removed == 1 ? "" : "s");
+	}
 
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
 	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
@@ -410,7 +421,14 @@ int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_erro
 			cp_error_clear(err);
 			return 0;
 		}
-		return -1;
+		/* A daemon that cannot even be asked to stop it (gone, hung, or
+		 * the request interrupted by another Ctrl-C): stop following the
+		 * container, so the run can end. The thread's streams give up
+		 * and the task ends as 125; the container keeps its owner label
+		 * and the next run removes it. */
+		if (err->code == EXIT_RUNTIME || err->code == EXIT_INTERRUPTED)
+			atomic_store(&dt->cancel, 1);
+		return cp_error_prefix(err, "stopping container %s", dt->name);
 	}
 	return 0;
 }
