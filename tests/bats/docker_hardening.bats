@@ -44,14 +44,26 @@ while True:
 	fail "the hanging socket did not appear"
 }
 
-# A dockerd of this test's own (its own data, exec root, socket, no
-# default bridge, no iptables), which the test may stop or kill. The
-# unix socket path must stay short, hence /tmp.
+# A dockerd of this test's own (its own data, exec root, socket, default
+# bridge, no iptables), which the test may stop or kill. Not --bridge=none:
+# a dockerd without a default bridge deletes the host's docker0, which the
+# shared daemon uses. The bridge gets a /24 no route uses. The unix socket
+# path must stay short, hence /tmp.
 own_dockerd_start() {
 	OWN=$(mktemp -d /tmp/cpipe-own.XXXXXX)
 	OWN_SOCK="$OWN/sock"
+	OWN_BRIDGE="cpo${OWN##*.}"
+	local n
+	for ((n = 0; n < 50; n++)); do
+		OWN_NET="10.$((100 + RANDOM % 100)).$((RANDOM % 250))"
+		ip route | grep -q "^$OWN_NET\." || ip route | grep -qE "^10\.[0-9.]+/(8|9|1[0-5]) " || break
+	done
+	ip link add name "$OWN_BRIDGE" type bridge || fail "cannot create bridge $OWN_BRIDGE"
+	echo "$OWN_BRIDGE" > "$OWN/own-bridge"
+	ip addr add "$OWN_NET.1/24" dev "$OWN_BRIDGE" && ip link set "$OWN_BRIDGE" up ||
+		fail "cannot configure bridge $OWN_BRIDGE"
 	setsid dockerd --data-root "$OWN/d" --exec-root "$OWN/e" --pidfile "$OWN/pid" \
-		-H "unix://$OWN_SOCK" --bridge=none --iptables=false --ip-masq=false \
+		-H "unix://$OWN_SOCK" --bridge="$OWN_BRIDGE" --iptables=false --ip-masq=false \
 		--userland-proxy=false > "$OWN/log" 2>&1 < /dev/null &
 	local i
 	for ((i = 0; i < 300; i++)); do
@@ -101,6 +113,7 @@ own_dockerd_cleanup() {
 	for i in $(sort -u "$OWN/bridges" 2> /dev/null); do
 		ip link delete "br-$i" 2> /dev/null || true
 	done
+	[ ! -e "$OWN/own-bridge" ] || ip link delete "$(cat "$OWN/own-bridge")" 2> /dev/null || true
 	rm -rf "$OWN"
 	OWN=
 }
