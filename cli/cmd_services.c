@@ -223,6 +223,8 @@ int cmd_down(struct cli *c, int argc, char **argv)
 		if (!c->quiet)
 			printf("stopped %s\n", names.v[i]);
 	}
+	if (x.ops->down && x.ops->down(x.rt, &err) < 0)
+		goto fail;
 	if (volumes) {
 		if (x.ops->volume_list(x.rt, &vols, &nvols, &err) < 0)
 			goto fail;

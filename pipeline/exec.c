@@ -22,8 +22,10 @@ static int sig_pipe[2] = {-1, -1};
 static void on_signal(int sig)
 {
 	int saved = errno;
-	if (sig != SIGCHLD)
+	if (sig != SIGCHLD) {
 		got_signal = sig;
+		runtime_interrupts++;
+	}
 	if (sig_pipe[1] >= 0) {
 		ssize_t rc = write(sig_pipe[1], "x", 1);
 		(void)rc;
@@ -514,6 +516,14 @@ static void loop_once(struct run *r)
 		int code = 0;
 		struct cp_error e = {0};
 		int st = r->ops->poll(r->rt, sl->task, &code, &e);
+		if (st < 0 && e.code == EXIT_RUNTIME && !r->failed && !r->interrupted) {
+			/* The runtime itself went away: exit 3, not a stage failure. */
+			cp_error_prefix(&e, "stage \"%s\"", sl->s->name);
+			*r->err = e;
+			r->failed = true;
+			stop_all(r);
+			continue;
+		}
 		if (st < 0) {
 			exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 			continue;

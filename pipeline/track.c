@@ -321,7 +321,8 @@ fail:
 /* The image a stage runs in, for its key and record: "local" on the
  * local runtime; else the image ID, built first during a run when the
  * stage has build: (so a changed Dockerfile changes the key, and an
- * identical rebuild does not). */
+ * identical rebuild does not). Outside a run nothing is built or pulled:
+ * an image not there yet is "absent", which makes the stage stale. */
 int track_resolve_image(struct tracker *t, const struct stage *s, struct cp_error *err)
 {
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
@@ -331,7 +332,12 @@ int track_resolve_image(struct tracker *t, const struct stage *s, struct cp_erro
 		ts->image = xstrdup("local");
 		return 0;
 	}
-	return t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+	int rc = t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+	if (rc == 1) {
+		ts->image = xstrdup("absent");
+		ts->image_absent = true;
+	}
+	return rc < 0 ? -1 : 0;
 }
 
 const char *track_image_id(struct tracker *t, const struct stage *s)

@@ -15,7 +15,8 @@ struct tstate {
 	char key[DIGEST_BUFLEN];
 	cJSON *keyobj; /* what the key hashes; owned */
 	cJSON *inputs; /* name -> {digest, size}; owned */
-	char *image;   /* image ID ("sha256:...", "local"); owned */
+	char *image;   /* image ID ("sha256:...", "local", "absent"); owned */
+	bool image_absent; /* not built or pulled yet (status never does either) */
 	bool evaluated;
 	bool stale;
 	long long started_ms; /* realtime */

@@ -165,7 +165,8 @@ static int image_pull(struct runtime *rt, const char *ref, const char *prefix,
 {
 	cleanup_free char *q = docker_escape(rt->d, ref);
 	cleanup_free char *path = xasprintf("/images/create?fromImage=%s", q);
-	struct docker_req rq = {.method = "POST", .path = path};
+	struct docker_req rq = {.method = "POST", .path = path, .idle = DOCKER_IDLE_AFTER_HEADERS,
+				.answer_ms = DOCKER_BUILD_ANSWER_MS};
 	struct pull_ctx pc = {.prefix = prefix};
 	return docker_json_stream(rt->d, &rq, pull_msg, &pc, NULL, err);
 }
@@ -225,6 +226,8 @@ int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, 
 	int rc = 1;
 	if (!(builder && build) && (rc = image_inspect(rt, ref, &id, err)) < 0)
 		return -1;
+	if (rc == 1 && !build) /* status: never build nor pull */
+		return 1;
 	if (rc == 1 && builder) {
 		if (image_build(rt, builder, ref, prefix, &id, err) < 0)
 			return -1;
@@ -407,6 +410,7 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	cJSON_AddStringToObject(labels, LABEL_PROJECT, rt->project);
 	cJSON_AddStringToObject(labels, LABEL_STAGE, s->name);
 	cJSON_AddStringToObject(labels, LABEL_RUN, ts->run_id ? ts->run_id : "");
+	cJSON_AddStringToObject(labels, LABEL_OWNER, rt->owner);
 	cJSON_AddBoolToObject(b, "AttachStdin", false);
 	cJSON_AddBoolToObject(b, "AttachStdout", true);
 	cJSON_AddBoolToObject(b, "AttachStderr", true);
@@ -453,6 +457,7 @@ static int docker_rt_open(struct runtime **out, const struct pipeline *p, const 
 	rt->p = p;
 	rt->project = project_name(p->name);
 	rt->network = xasprintf("%s_default", rt->project);
+	rt->owner = docker_owner_label();
 	rt->state_dir = state_dir ? xstrdup(state_dir) : NULL;
 	*out = rt;
 	return 0;
@@ -470,6 +475,7 @@ static void docker_rt_close(struct runtime *rt)
 	free(rt->images);
 	free(rt->project);
 	free(rt->network);
+	free(rt->owner);
 	free(rt->state_dir);
 	docker_close(rt->d);
 	free(rt);
@@ -495,4 +501,5 @@ const struct runtime_ops runtime_docker = {
 	.host_port = docker_task_host_port,
 	.volume_read_tree = docker_volume_read_tree,
 	.handle_logs = docker_handle_logs,
+	.down = docker_rt_down,
 };

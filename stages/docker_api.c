@@ -1,5 +1,7 @@
 #include "docker_api.h"
 
+#include "runtime.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +24,7 @@ struct docker {
 	bool tls_verify;
 	char version[16];
 	char prefix[24]; /* "/v1.41", "" before negotiation */
+	bool interruptible; /* gives up a request when runtime_interrupts moves */
 	CURL *h;
 };
 
@@ -33,6 +36,13 @@ struct xfer {
 	bool headers_done;
 	bool aborted; /* on_data asked to stop */
 	bool too_big;
+	bool stalled;     /* no byte within the answer window */
+	bool interruptible;
+	bool interrupted; /* runtime_interrupts moved */
+	sig_atomic_t interrupts; /* its value when the request began */
+	long answer_ms;
+	long long last_ms; /* when a byte last went either way */
+	curl_off_t last_dn, last_un;
 	struct curl_slist *hdrs;
 	char *json_text;
 	char errbuf[CURL_ERROR_SIZE];
@@ -49,6 +59,19 @@ static bool trace_enabled(void)
 		on = v && *v && strcmp(v, "0") != 0;
 	}
 	return on;
+}
+
+/* CPIPE_DOCKER_TIMEOUT=SECONDS replaces the connect and answer timeouts. */
+static long timeout_override_ms(void)
+{
+	static long ms = -1;
+	if (ms < 0) {
+		const char *v = getenv("CPIPE_DOCKER_TIMEOUT");
+		char *end = NULL;
+		double secs = v && *v ? strtod(v, &end) : 0;
+		ms = end && !*end && secs > 0 ? (long)(secs * 1000) : 0;
+	}
+	return ms;
 }
 
 static void curl_init_once(void)
@@ -162,14 +185,32 @@ static bool cancelled(const struct docker_req *rq)
 	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop);
 }
 
+/* libcurl calls this at least once a second, data flowing or not. */
 static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt;
-	(void)dn;
 	(void)ut;
-	(void)un;
-	const struct xfer *x = ud;
-	return cancelled(x->rq) ? 1 : 0;
+	struct xfer *x = ud;
+	long long now = now_ms();
+	if (dn != x->last_dn || un != x->last_un) {
+		x->last_dn = dn;
+		x->last_un = un;
+		x->last_ms = now;
+	}
+	if (cancelled(x->rq))
+		return 1;
+	if (x->interruptible && x->interrupts != runtime_interrupts) {
+		x->interrupted = true;
+		return 1;
+	}
+	enum docker_idle idle = x->rq->idle;
+	bool may_idle = idle == DOCKER_IDLE_ALWAYS ||
+			(idle == DOCKER_IDLE_AFTER_HEADERS && x->headers_done);
+	if (!may_idle && now - x->last_ms > x->answer_ms) {
+		x->stalled = true;
+		return 1;
+	}
+	return 0;
 }
 
 static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
@@ -182,6 +223,18 @@ static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
 		     "cannot connect to the Docker daemon at %s: %s (is dockerd running? "
 		     "DOCKER_HOST selects another daemon)",
 		     d->host, why);
+	err->code = EXIT_RUNTIME;
+	return -1;
+}
+
+static int stall_error(struct docker *d, const struct docker_req *rq, const struct xfer *x,
+		       struct cp_error *err)
+{
+	err->code = EXIT_RUNTIME;
+	cp_error_set(err,
+		     "the Docker daemon at %s did not answer %s %s within %.1fs (is dockerd hung? "
+		     "DOCKER_HOST selects another daemon)",
+		     d->host, rq->method, rq->path, (double)x->answer_ms / 1000);
 	err->code = EXIT_RUNTIME;
 	return -1;
 }
@@ -211,7 +264,12 @@ static int status_error(const struct docker_req *rq, const struct xfer *x, struc
 static void prepare(struct docker *d, const struct docker_req *rq, struct xfer *x)
 {
 	CURL *h = d->h;
-	*x = (struct xfer){.rq = rq, .h = h, .body = {.max = BODY_MAX}};
+	long override = timeout_override_ms();
+	*x = (struct xfer){.rq = rq, .h = h, .body = {.max = BODY_MAX}, .last_ms = now_ms(),
+			   .interruptible = d->interruptible, .interrupts = runtime_interrupts,
+			   .answer_ms = rq->answer_ms > 0 ? rq->answer_ms
+					: override	  ? override
+							  : DOCKER_ANSWER_MS};
 	curl_easy_reset(h);
 	cleanup_free char *url = xasprintf("%s%s%s", d->base, d->prefix, rq->path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -230,18 +288,16 @@ static void prepare(struct docker *d, const struct docker_req *rq, struct xfer *
 	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, override ? override : DOCKER_CONNECT_MS);
 	if (rq->timeout_ms > 0)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	if (rq->cancel || rq->stop) {
-		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-	}
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 	/* Large uploads would otherwise wait for "100 Continue". */
 	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
 
@@ -295,6 +351,13 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 		err->code = EXIT_RUNTIME;
 		cp_error_set(err, "%s %s: cancelled", m, rq->path);
 		ret = -1;
+	} else if (x->interrupted && rc != CURLE_OK) {
+		err->code = EXIT_INTERRUPTED;
+		cp_error_set(err, "%s %s: interrupted", m, rq->path);
+		err->code = EXIT_INTERRUPTED;
+		ret = -1;
+	} else if (x->stalled && rc != CURLE_OK) {
+		ret = stall_error(d, rq, x, err);
 	} else if (rc != CURLE_OK && x->status == 0 &&
 		   (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		    rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR ||
@@ -308,7 +371,7 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 		ret = status_error(rq, x, err);
 	} else if (rc != CURLE_OK) {
 		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "Docker API %s %s: %s", m, rq->path,
+		cp_error_set(err, "Docker daemon at %s: %s %s: %s", d->host, m, rq->path,
 			     *x->errbuf ? x->errbuf : curl_easy_strerror(rc));
 		err->code = EXIT_RUNTIME;
 		ret = -1;
@@ -473,7 +536,7 @@ int docker_stream_open(struct docker_stream **out, struct docker *d, const char 
 	s->d = d;
 	s->path = xstrdup(path);
 	s->rq = (struct docker_req){.method = "GET", .path = s->path, .on_data = stream_append,
-				    .ud = s};
+				    .ud = s, .idle = DOCKER_IDLE_AFTER_HEADERS};
 	if (status_out)
 		*status_out = 0;
 	prepare(d, &s->rq, &s->x);
@@ -567,6 +630,7 @@ int docker_open(struct docker **out, struct cp_error *err)
 	const char *host = getenv("DOCKER_HOST");
 	if (parse_host(d, host && *host ? host : DEFAULT_HOST, err) < 0)
 		goto fail;
+	d->interruptible = true;
 	if (!(d->h = curl_easy_init())) {
 		err->code = EXIT_RUNTIME;
 		cp_error_set(err, "libcurl: cannot create a handle");
@@ -574,6 +638,8 @@ int docker_open(struct docker **out, struct cp_error *err)
 	}
 	cJSON *v = NULL;
 	if (docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0) {
+		if (err->code == EXIT_INTERRUPTED)
+			goto fail;
 		if (err->code != EXIT_RUNTIME)
 			cp_error_prefix(err, "Docker daemon at %s", d->host);
 		err->code = EXIT_RUNTIME;

@@ -7,7 +7,15 @@
  * every other thread its own with docker_clone. Errors: an unreachable
  * daemon fails with err->code EXIT_RUNTIME and a message naming the socket;
  * an HTTP status >= 400 fails with the daemon's own `message` and
- * err->code EXIT_STAGE_FAILED (callers prefix context). */
+ * err->code EXIT_STAGE_FAILED (callers prefix context). A daemon that
+ * accepts but does not answer fails as an unreachable one does, once the
+ * answer timeout below is over; so does one that dies mid-transfer.
+ *
+ * Timeouts, all of them here: connecting gets DOCKER_CONNECT_MS; a request
+ * must then see its response headers, and an ordinary request every next
+ * byte, within DOCKER_ANSWER_MS of the last byte sent or received. Streams
+ * that legitimately idle say so in docker_req.idle. CPIPE_DOCKER_TIMEOUT
+ * (seconds) replaces both defaults, for tests of hung daemons. */
 #ifndef CPIPE_STAGES_DOCKER_API_H
 #define CPIPE_STAGES_DOCKER_API_H
 
@@ -19,6 +27,11 @@
 
 #include "../lib/error.h"
 
+#define DOCKER_CONNECT_MS 10000L
+#define DOCKER_ANSWER_MS 20000L
+/* A build's first answer comes once the daemon unpacked the context. */
+#define DOCKER_BUILD_ANSWER_MS 300000L
+
 struct docker;
 
 /* Connects to the daemon DOCKER_HOST names (default
@@ -26,7 +39,9 @@ struct docker;
  * *out with docker_close. */
 int docker_open(struct docker **out, struct cp_error *err);
 
-/* A new client for the same daemon and API version, for another thread. */
+/* A new client for the same daemon and API version, for another thread.
+ * Unlike the one docker_open gives, it ignores runtime_interrupts: the
+ * helper threads' streams end by their own cancel flags. */
 struct docker *docker_clone(const struct docker *d);
 void docker_close(struct docker *d);
 
@@ -39,6 +54,14 @@ const char *docker_api_version(const struct docker *d);
 
 /* URL-escapes a query value. Caller owns. */
 char *docker_escape(struct docker *d, const char *s);
+
+/* How long a request may go without a byte, once the answer window (see
+ * the top) is over. */
+enum docker_idle {
+	DOCKER_IDLE_NEVER,	   /* ordinary request: never longer than the window */
+	DOCKER_IDLE_AFTER_HEADERS, /* a stream (attach, build, pull): once answered */
+	DOCKER_IDLE_ALWAYS,	   /* may wait for its answer too (wait, follow logs) */
+};
 
 struct docker_req {
 	const char *method; /* "GET", "POST", "DELETE", "PUT", "HEAD" */
@@ -58,10 +81,14 @@ struct docker_req {
 	 * or *stop != 0 (a flag a signal handler sets). */
 	const atomic_int *cancel;
 	const volatile sig_atomic_t *stop;
-	long timeout_ms; /* 0 = none */
+	long timeout_ms; /* on the whole transfer; 0 = none */
+	enum docker_idle idle;
+	long answer_ms; /* the answer window; 0 = DOCKER_ANSWER_MS */
 };
 
-/* Performs a request. Returns 0 on a 1xx-3xx status, -1 otherwise (daemon
+/* Performs a request. A client from docker_open aborts a request that is
+ * under way when runtime_interrupts changes (Ctrl-C in the executor):
+ * err->code EXIT_INTERRUPTED; the next request goes through. Returns 0 on a 1xx-3xx status, -1 otherwise (daemon
  * message in err) or when the daemon cannot be reached. *status_out (may
  * be NULL) is the HTTP status, 0 when there was none. *json_out (may be
  * NULL) receives the parsed JSON body of a collected response, NULL when

@@ -446,7 +446,8 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 
 	struct build_out bo = {.out = out, .prefix = prefix ? prefix : ""};
 	struct docker_req rq = {.method = "POST", .path = sb_str(&q), .upload = f,
-				.upload_size = size};
+				.upload_size = size, .idle = DOCKER_IDLE_AFTER_HEADERS,
+				.answer_ms = DOCKER_BUILD_ANSWER_MS};
 	int rc = docker_json_stream(d, &rq, build_msg, &bo, NULL, err);
 	if (bo.line.len)
 		out_text(&bo, "\n");

@@ -14,6 +14,8 @@
 #define LABEL_RUN "com.cpipe.run"
 #define LABEL_VOLUME "com.cpipe.volume"
 #define LABEL_HELPER "com.cpipe.helper"
+/* host/pid/start-time of the cpipe that created the container. */
+#define LABEL_OWNER "com.cpipe.owner"
 
 struct dtask;
 
@@ -29,6 +31,8 @@ struct runtime {
 	char *project; /* p->name, normalized as compose does */
 	char *network; /* <project>_default */
 	bool network_ready;
+	char *owner;      /* our LABEL_OWNER value */
+	bool swept;       /* leftovers of dead cpipes removed */
 	struct image_entry *images; /* prepared during this runtime's life */
 	size_t nimages;
 	char *state_dir;    /* absolute .cpipe, left out of build contexts */
@@ -102,6 +106,15 @@ int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err);
+
+/* docker_leftovers.c. The LABEL_OWNER value for this process; caller
+ * owns. */
+char *docker_owner_label(void);
+/* Removes the project's containers whose owning cpipe is gone, except
+ * those a service state file names; *removed counts them. */
+int docker_leftovers_remove(struct runtime *rt, int *removed, struct cp_error *err);
+/* The runtime_ops down: leftovers, then the project network. */
+int docker_rt_down(struct runtime *rt, struct cp_error *err);
 
 /* docker_build.c: builds `b` as image `tag` with `labels`, streaming the
  * builder's output to `out`, each line prefixed with `prefix`. `skip`

@@ -232,10 +232,11 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 	 * image's StopSignal), then SIGKILL once they are over. */
 	long secs = grace_ms > 0 ? (grace_ms + 999) / 1000 : 10;
 	cleanup_free char *path = xasprintf("/containers/%s/stop?t=%ld", id, secs);
+	struct docker_req rq = {.method = "POST", .path = path,
+				.answer_ms = secs * 1000 + DOCKER_ANSWER_MS};
 	long status = 0;
 	/* 304: already stopped; 404: gone. */
-	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0 && status != 404 &&
-	    status != 304)
+	if (docker_call(rt->d, &rq, &status, NULL, err) < 0 && status != 404 && status != 304)
 		return cp_error_prefix(err, "stopping container %.12s", id);
 	cp_error_clear(err);
 	return docker_container_remove(rt->d, id, err);
@@ -260,7 +261,8 @@ int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
 	cleanup_free char *path = xasprintf(
 		"/containers/%s/logs?follow=%d&stdout=1&stderr=1&timestamps=0", id, follow ? 1 : 0);
 	struct docker_req rq = {.method = "GET", .path = path, .on_data = logs_data, .ud = &dm,
-				.stop = stop};
+				.stop = stop,
+				.idle = follow ? DOCKER_IDLE_ALWAYS : DOCKER_IDLE_AFTER_HEADERS};
 	long status = 0;
 	if (docker_call(rt->d, &rq, &status, NULL, err) == 0)
 		return 0;

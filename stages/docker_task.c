@@ -40,6 +40,7 @@ struct dtask {
 	atomic_int finished; /* the thread has returned */
 	int exit_code;
 	char wait_err[2200];
+	int wait_code; /* err->code of wait_err: EXIT_RUNTIME when the daemon went */
 	bool err_reported;
 	bool removed; /* by the thread; read after join */
 	char remove_err[2200];
@@ -98,7 +99,8 @@ static void on_attach_headers(void *ud, long status)
 static void thread_wait(struct dtask *dt)
 {
 	cleanup_free char *path = xasprintf("/containers/%s/wait?condition=not-running", dt->id);
-	struct docker_req rq = {.method = "POST", .path = path, .cancel = &dt->cancel};
+	struct docker_req rq = {.method = "POST", .path = path, .cancel = &dt->cancel,
+				.idle = DOCKER_IDLE_ALWAYS};
 	struct cp_error e = {0};
 	cJSON *j = NULL;
 	if (docker_call(dt->d, &rq, NULL, &j, &e) == 0) {
@@ -109,6 +111,7 @@ static void thread_wait(struct dtask *dt)
 			snprintf(dt->wait_err, sizeof(dt->wait_err),
 				 "waiting for container %s: the daemon gave no exit code", dt->name);
 	} else if (!atomic_load(&dt->cancel)) {
+		dt->wait_code = e.code;
 		snprintf(dt->wait_err, sizeof(dt->wait_err), "waiting for container %s: %s",
 			 dt->name, e.msg);
 	}
@@ -122,7 +125,8 @@ static void *task_main(void *arg)
 	cleanup_free char *apath =
 		xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1", dt->id);
 	struct docker_req rq = {.method = "POST", .path = apath, .on_data = demux,
-				.on_headers = on_attach_headers, .ud = dt, .cancel = &dt->cancel};
+				.on_headers = on_attach_headers, .ud = dt, .cancel = &dt->cancel,
+				.idle = DOCKER_IDLE_AFTER_HEADERS};
 	int rc = docker_call(dt->d, &rq, NULL, NULL, &e);
 	set_attach(dt, -1, rc < 0 ? e.msg : "the daemon ended the attach stream");
 	pthread_mutex_lock(&dt->mu);
@@ -301,6 +305,17 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	    docker_network_ensure(rt, err) < 0)
 		return -1;
 	reap_retired(rt, false);
+	if (!rt->swept) {
+		/* Before our names are taken: a dead run's container may hold one. */
+		rt->swept = true;
+		struct cp_error e = {0};
+		int removed = 0;
+		if (docker_leftovers_remove(rt, &removed, &e) < 0)
+			fprintf(stderr, "cpipe: %s\n", e.msg);
+		else if (removed)
+			fprintf(stderr, "cpipe: removed %d container%s left by a cpipe that is gone\n",
+				removed, removed == 1 ? "" : "s");
+	}
 
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
 	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
@@ -360,8 +375,10 @@ int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct 
 		return 0;
 	if (dt->wait_err[0] && !dt->err_reported) {
 		dt->err_reported = true;
-		err->code = EXIT_STAGE_FAILED;
+		int code = dt->wait_code == EXIT_RUNTIME ? EXIT_RUNTIME : EXIT_STAGE_FAILED;
+		err->code = code;
 		cp_error_set(err, "%s", dt->wait_err);
+		err->code = code;
 		return -1;
 	}
 	*exit_code = dt->exit_code;
@@ -404,7 +421,14 @@ int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_erro
 			cp_error_clear(err);
 			return 0;
 		}
-		return -1;
+		/* A daemon that cannot even be asked to stop it (gone, hung, or
+		 * the request interrupted by another Ctrl-C): stop following the
+		 * container, so the run can end. The thread's streams give up
+		 * and the task ends as 125; the container keeps its owner label
+		 * and the next run removes it. */
+		if (err->code == EXIT_RUNTIME || err->code == EXIT_INTERRUPTED)
+			atomic_store(&dt->cancel, 1);
+		return cp_error_prefix(err, "stopping container %s", dt->name);
 	}
 	return 0;
 }

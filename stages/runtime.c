@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+volatile sig_atomic_t runtime_interrupts;
+
 static const struct runtime_ops *const runtimes[] = {
 	&runtime_local,
 	&runtime_docker,

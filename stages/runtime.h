@@ -14,6 +14,12 @@
 
 struct runtime; /* opaque, one per runtime instance */
 
+/* Bumped by the executor's signal handler (Ctrl-C, SIGTERM, SIGHUP). A
+ * runtime blocked in a call on the executor's thread (an API request to a
+ * hung daemon) gives it up when this changes, so the executor gets to
+ * stop the run. */
+extern volatile sig_atomic_t runtime_interrupts;
+
 /* What the executor asks a runtime to start. */
 struct task_spec {
 	const struct stage *stage;
@@ -97,10 +103,11 @@ struct runtime_ops {
 	/* Makes the stage's image available and gives its ID ("sha256:...",
 	 * for provenance) in *digest_out, which the caller owns. With `build`
 	 * a stage with build: is built (once per image name for the life of
-	 * `rt`, so stages sharing build: + image: build it once per run);
-	 * without, the existing image is resolved and only built or pulled
-	 * when missing. Build progress streams to stderr. Fails naming the
-	 * image and carrying the daemon's message. */
+	 * `rt`, so stages sharing build: + image: build it once per run, and
+	 * a missing image: is pulled); without, it is read-only: the existing
+	 * image is resolved, and 1 returned (*digest_out NULL) when there is
+	 * none, never building or pulling. Build progress streams to stderr.
+	 * Fails naming the image and carrying the daemon's message. */
 	int (*image_prepare)(struct runtime *rt, const struct stage *s, bool build,
 			     char **digest_out, struct cp_error *err);
 	/* The host directory holding `volume` (a key under volumes:), when
@@ -153,6 +160,10 @@ struct runtime_ops {
 	int (*handle_logs)(struct runtime *rt, const cJSON *handle, bool follow,
 			   void (*sink)(void *ud, int stream, const char *data, size_t n),
 			   void *ud, volatile sig_atomic_t *stop, struct cp_error *err);
+	/* `cpipe down`, after the services are stopped: removes what the
+	 * project's runs left behind (containers of cpipe processes that are
+	 * gone, the project network). NULL when there is nothing of the kind. */
+	int (*down)(struct runtime *rt, struct cp_error *err);
 };
 
 extern const struct runtime_ops runtime_local;

@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -283,17 +286,116 @@ static void missing_image_names_image_and_daemon_reason(void **state)
 		skip();
 	struct cp_error err = {0};
 	char *id = NULL;
+	/* Without `build` (status) nothing is pulled: 1, no image, no error. */
 	assert_int_equal(
-		runtime_docker.image_prepare(dm->rt, &dm->p->stages[0], false, &id, &err), -1);
+		runtime_docker.image_prepare(dm->rt, &dm->p->stages[0], false, &id, &err), 1);
+	assert_null(id);
+	assert_string_equal(err.msg, "");
+	assert_int_equal(
+		runtime_docker.image_prepare(dm->rt, &dm->p->stages[0], true, &id, &err), -1);
 	assert_null(id);
 	assert_non_null(strstr(err.msg, "image \"cpipe-test/absent-image:1\" is not available "
 					"locally and could not be pulled: "));
 	assert_int_equal(err.code, EXIT_STAGE_FAILED);
 }
 
+/* A unix socket that takes connections (the kernel's backlog) and never
+ * answers: a wedged daemon. Its path is in DOCKER_HOST. */
+struct hung {
+	char *dir;
+	int fd;
+};
+
+static int hung_setup(void **state)
+{
+	struct hung *h = xcalloc(1, sizeof(*h));
+	h->dir = make_tmpdir();
+	cleanup_free char *path = path_join(h->dir, "sock");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	h->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(h->fd >= 0);
+	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(h->fd, 16), 0);
+	cleanup_free char *host = xasprintf("unix://%s", path);
+	setenv("DOCKER_HOST", host, 1);
+	*state = h;
+	return 0;
+}
+
+static int hung_teardown(void **state)
+{
+	struct hung *h = *state;
+	unsetenv("DOCKER_HOST");
+	close(h->fd);
+	rm_tmpdir(h->dir);
+	free(h);
+	return 0;
+}
+
+static void hung_daemon_is_unreachable_once_the_window_is_over(void **state)
+{
+	struct hung *h = *state;
+	struct docker *d = NULL;
+	struct cp_error err = {0};
+	long long t0 = now_ms();
+	assert_int_equal(docker_open(&d, &err), -1);
+	long long took = now_ms() - t0;
+	assert_null(d);
+	assert_int_equal(err.code, EXIT_RUNTIME);
+	assert_non_null(strstr(err.msg, "did not answer GET /version within 3.0s"));
+	assert_non_null(strstr(err.msg, h->dir));
+	assert_true(took >= 2500 && took < 15000);
+}
+
+static void *interrupt_soon(void *arg)
+{
+	(void)arg;
+	usleep(300 * 1000);
+	runtime_interrupts++;
+	return NULL;
+}
+
+static void a_signal_ends_a_request_to_a_hung_daemon(void **state)
+{
+	(void)state;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, interrupt_soon, NULL), 0);
+	struct docker *d = NULL;
+	struct cp_error err = {0};
+	long long t0 = now_ms();
+	assert_int_equal(docker_open(&d, &err), -1);
+	long long took = now_ms() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(err.code, EXIT_INTERRUPTED);
+	assert_non_null(strstr(err.msg, "interrupted"));
+	/* Well before the 3 s window: the signal, not the timeout, ended it. */
+	assert_true(took < 2500);
+}
+
+static void owner_label_names_host_pid_and_start_time(void **state)
+{
+	(void)state;
+	cleanup_free char *label = docker_owner_label();
+	char host[256] = "";
+	gethostname(host, sizeof(host));
+	cleanup_free char *want = xasprintf("%s/%ld/", host, (long)getpid());
+	assert_true(str_has_prefix(label, want));
+	const char *start = label + strlen(want);
+	assert_true(*start >= '0' && *start <= '9');
+}
+
 int main(void)
 {
+	/* Short answer windows for the hung-socket tests; real daemons answer
+	 * in milliseconds. Read once, before any request. */
+	setenv("CPIPE_DOCKER_TIMEOUT", "3", 1);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(hung_daemon_is_unreachable_once_the_window_is_over,
+						hung_setup, hung_teardown),
+		cmocka_unit_test_setup_teardown(a_signal_ends_a_request_to_a_hung_daemon, hung_setup,
+						hung_teardown),
+		cmocka_unit_test(owner_label_names_host_pid_and_start_time),
 		cmocka_unit_test(context_without_dockerignore_has_everything),
 		cmocka_unit_test(dockerignore_patterns_negations_and_double_star),
 		cmocka_unit_test(dockerfile_and_dockerignore_are_kept_even_when_ignored),
