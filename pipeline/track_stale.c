@@ -161,11 +161,11 @@ int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s
 
 	cJSON *reasons = cJSON_CreateArray();
 	const cJSON *le = track_lock_entry(t, s->name);
-	track_stale_reasons(reasons, s, le, ts->keyobj, ts->key, t->o.force);
 	if (ts->image_absent && s->build)
 		add_reason(reasons, "image not built yet (cpipe build, or cpipe run builds it)");
 	else if (ts->image_absent)
 		add_reason(reasons, "image %s not pulled yet (cpipe run pulls it)", s->image);
+	track_stale_reasons(reasons, s, le, ts->keyobj, ts->key, t->o.force);
 	if (le && s->noutputs + s->nmetrics > 0 && output_reasons(reasons, t, s, le, err) < 0) {
 		cJSON_Delete(reasons);
 		return -1;
