@@ -138,10 +138,14 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 {
 	char *dir = path_join(p->dir, ".cpipe");
+	if (fs_state_dir_check(dir, err) < 0) {
+		free(dir);
+		return NULL;
+	}
 	if (!create)
 		return dir;
 	struct stat st;
-	if (stat(dir, &st) == 0)
+	if (lstat(dir, &st) == 0)
 		return dir;
 	if (fs_mkdir_p(dir, 0755, err) < 0) {
 		free(dir);

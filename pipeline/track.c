@@ -157,6 +157,23 @@ static int ref_host_path(char **out, struct tracker *t, const char *volume, cons
 	return 0;
 }
 
+/* The directory an artifact is resolved inside (see digest_tree_in) and
+ * its path there: a volume's root, or the project for a path in it. An
+ * absolute host path the spec names outside the project is the user's,
+ * read as written (NULL root). Call after ref_host_path succeeded. */
+static const char *ref_root(const struct tracker *t, const char *volume, const char *path,
+			    const char **rel)
+{
+	*rel = path;
+	if (volume)
+		return kvvec_get(&t->roots, volume)->value;
+	size_t n = strlen(t->p->dir);
+	if (strncmp(path, t->p->dir, n) != 0 || (path[n] != '/' && path[n] != '\0'))
+		return NULL;
+	*rel = path[n] ? path + n : "/";
+	return t->p->dir;
+}
+
 struct archive_walk {
 	struct tree_builder b;
 	char type;
@@ -259,18 +276,21 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 		*out = cJSON_Duplicate(seen, true);
 		return 0;
 	}
-	cJSON *o = cJSON_CreateObject();
+	const char *rel;
+	const char *root = ref_root(t, volume, path, &rel);
 	struct stat st;
-	if (lstat(host, &st) < 0) {
-		cJSON_AddBoolToObject(o, "missing", true);
-		*out = o;
+	int there = root ? fs_lstat_beneath(&st, root, rel, err) : lstat(host, &st) < 0;
+	if (there < 0)
+		return -1;
+	if (there == 1) {
+		*out = cJSON_CreateObject();
+		cJSON_AddBoolToObject(*out, "missing", true);
 		return 0;
 	}
-	cJSON_Delete(o);
 	struct tree_digest td;
-	if (digest_tree(&td, host, t->sc, err) < 0)
+	if (digest_tree_in(&td, root, rel, t->sc, err) < 0)
 		return -1;
-	o = entry_json(&td);
+	cJSON *o = entry_json(&td);
 	memo_put(&t->memo, host, cJSON_Duplicate(o, true));
 	*out = o;
 	return 0;
@@ -278,7 +298,7 @@ static int digest_ref(cJSON **out, struct tracker *t, const char *volume, const 
 
 int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *err)
 {
-	struct strvec paths = {0};
+	struct strvec paths = {0}, roots = {0}, rels = {0};
 	for (size_t k = 0; k < plan->n; k++) {
 		const struct stage *s = &t->p->stages[plan->order[k]];
 		const struct artifact_ref *lists[3] = {s->inputs, s->outputs, s->metrics};
@@ -291,24 +311,35 @@ int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *
 						  &ignored) < 0)
 					continue; /* digested on demand (archive path) */
 				struct stat st;
-				if (memo_get(&t->memo, host) || lstat(host, &st) < 0) {
+				const char *rel;
+				const char *root =
+					ref_root(t, lists[l][i].volume, lists[l][i].path, &rel);
+				if (memo_get(&t->memo, host) ||
+				    (root ? fs_lstat_beneath(&st, root, rel, &ignored) != 0
+					  : lstat(host, &st) < 0)) {
 					free(host);
 					continue;
 				}
 				memo_put(&t->memo, host, cJSON_CreateNull());
 				strvec_push_take(&paths, host);
+				strvec_push(&roots, root ? root : "");
+				strvec_push(&rels, rel);
 			}
 		}
 	}
 	struct tree_request *reqs = xcalloc(paths.n + 1, sizeof(*reqs));
-	for (size_t i = 0; i < paths.n; i++)
-		reqs[i].path = paths.v[i];
+	for (size_t i = 0; i < paths.n; i++) {
+		reqs[i].root = *roots.v[i] ? roots.v[i] : NULL;
+		reqs[i].path = rels.v[i];
+	}
 	int rc = digest_trees(reqs, paths.n, t->sc, err);
 	for (size_t i = 0; i < paths.n; i++)
 		if (reqs[i].rc == 0)
 			memo_put(&t->memo, paths.v[i], entry_json(&reqs[i].out));
 	free(reqs);
 	strvec_free(&paths);
+	strvec_free(&roots);
+	strvec_free(&rels);
 	return rc;
 }
 
@@ -756,7 +787,8 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 			cleanup_free char *name = ref_name(t, refs[i].volume, refs[i].path);
 			cJSON *e;
 			if (digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0)
-				return -1;
+				return cp_error_prefix(err, "stage \"%s\": %s %s", s->name,
+						       kind ? "metrics" : "output", name);
 			if (!entry_digest(e)) {
 				cJSON_Delete(e);
 				return cp_error_set(err,
@@ -767,8 +799,10 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 			if (kind) {
 				cleanup_free char *host = NULL;
 				cJSON *values = NULL;
-				if (ref_host_path(&host, t, refs[i].volume, refs[i].path, err) < 0 ||
-				    json_read_file(&values, host, 16 << 20, err) < 0) {
+				const char *rel = NULL, *root = NULL;
+				if (ref_host_path(&host, t, refs[i].volume, refs[i].path, err) == 0)
+					root = ref_root(t, refs[i].volume, refs[i].path, &rel);
+				if (!rel || json_read_file_in(&values, root, rel, 16 << 20, err) < 0) {
 					cJSON_Delete(e);
 					return cp_error_prefix(err, "stage \"%s\": metrics %s", s->name,
 							       name);
