@@ -97,8 +97,18 @@ struct tree_digest {
 int digest_tree(struct tree_digest *out, const char *path, struct statcache *sc,
 		struct cp_error *err);
 
-/* One path for digest_trees: set `path`; the rest is filled in. */
+/* digest_tree of `path` inside the directory `root` (a volume's or the
+ * project's): every component but the last is resolved there, symlinks
+ * followed only while they stay inside root (openat2 RESOLVE_BENEATH);
+ * the last is never followed. A link on the way that leads outside is an
+ * error naming it; nothing outside root is read. `root` NULL: digest_tree. */
+int digest_tree_in(struct tree_digest *out, const char *root, const char *path,
+		   struct statcache *sc, struct cp_error *err);
+
+/* One path for digest_trees: set `path` (and `root`, NULL or as for
+ * digest_tree_in); the rest is filled in. */
 struct tree_request {
+	const char *root;
 	const char *path;
 	struct tree_digest out;
 	int rc;              /* 0, or -1 with err set */

@@ -116,12 +116,9 @@ int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err)
 	return fs_write_atomic_fast(path, text, strlen(text), 0600, err);
 }
 
-int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err)
+static int json_parse_text(cJSON **out, const char *text, size_t len, const char *path,
+			   struct cp_error *err)
 {
-	cleanup_free char *text = NULL;
-	size_t len;
-	if (fs_read_file(&text, &len, path, max, err) < 0)
-		return -1;
 	const char *end = NULL;
 	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	if (!doc)
@@ -129,6 +126,28 @@ int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *e
 				    end ? (long)(end - text) : 0L);
 	*out = doc;
 	return 0;
+}
+
+int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err)
+{
+	cleanup_free char *text = NULL;
+	size_t len;
+	if (fs_read_file(&text, &len, path, max, err) < 0)
+		return -1;
+	return json_parse_text(out, text, len, path, err);
+}
+
+int json_read_file_in(cJSON **out, const char *root, const char *path, size_t max,
+		      struct cp_error *err)
+{
+	if (!root)
+		return json_read_file(out, path, max, err);
+	cleanup_free char *text = NULL;
+	cleanup_free char *shown = xasprintf("%s%s", root, path);
+	size_t len;
+	if (fs_read_file_beneath(&text, &len, root, path, max, err) < 0)
+		return -1;
+	return json_parse_text(out, text, len, shown, err);
 }
 
 long long realtime_ms(void)

@@ -31,6 +31,11 @@ int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err);
 /* Parses a JSON file (at most `max` bytes); errors name the file and the
  * byte offset. Caller owns *out. */
 int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err);
+/* json_read_file of `path` resolved inside `root` (fs_read_file_beneath):
+ * a metrics file a stage wrote is never read through a link out of its
+ * volume. `root` NULL: json_read_file. */
+int json_read_file_in(cJSON **out, const char *root, const char *path, size_t max,
+		      struct cp_error *err);
 
 /* "2026-11-29T10:41:58.123Z" for a CLOCK_REALTIME time in ms. Caller owns. */
 char *iso_time(long long realtime_ms);

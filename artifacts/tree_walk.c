@@ -6,14 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
@@ -25,57 +23,11 @@
 #define POOL_MIN_BYTES (16ull << 20) /* below this, threads cost more than they save */
 #define WINDOW 64 /* trees walked together by digest_trees */
 
-static atomic_int openat2_missing;
-
-static int open_by_components(int rootfd, const char *rel, int flags)
-{
-	cleanup_free char *copy = xstrdup(rel);
-	int dfd = rootfd;
-	char *p = copy;
-	for (char *slash; (slash = strchr(p, '/')); p = slash + 1) {
-		*slash = '\0';
-		int nfd = openat(dfd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		if (dfd != rootfd)
-			close(dfd);
-		if (nfd < 0) {
-			errno = e;
-			return -1;
-		}
-		dfd = nfd;
-	}
-	int fd = openat(dfd, p, flags | O_NOFOLLOW);
-	int e = errno;
-	if (dfd != rootfd)
-		close(dfd);
-	errno = e;
-	return fd;
-}
-
 /* Opens `rel` below `rootfd` without following any symlink on the way, so
  * a link swapped in by a running stage cannot lead outside the tree. */
 static int open_beneath(int rootfd, const char *rel, int flags)
 {
-	if (!atomic_load_explicit(&openat2_missing, memory_order_relaxed)) {
-		struct open_how how = {
-			.flags = (uint64_t)flags,
-			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-		};
-		for (int tries = 0; tries < 8; tries++) {
-			long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
-			if (fd >= 0)
-				return (int)fd;
-			if (errno != EINTR && errno != EAGAIN)
-				break;
-		}
-		if (errno == ENOSYS)
-			atomic_store(&openat2_missing, 1);
-		/* ENOSYS, or EPERM from a seccomp filter that does not know
-		 * openat2: walk the components instead. */
-		if (errno != ENOSYS && errno != EPERM && errno != EAGAIN && errno != EINTR)
-			return -1;
-	}
-	return open_by_components(rootfd, rel, flags);
+	return fs_openat_beneath(rootfd, rel, flags, false);
 }
 
 /* ~90 bytes: every entry of a window of trees is held at once. */
@@ -99,6 +51,7 @@ struct walk {
 	char type;  /* of the root; 0 until known */
 	int rootfd; /* 'd': the directory; 'f': its parent; else -1 */
 	char *abs;  /* absolute path of the root, when caching */
+	char *shown; /* the root's path in messages */
 	struct wentry *v;
 	size_t n, cap;
 	bool failed;
@@ -138,8 +91,8 @@ static const char *abs_of(struct strbuf *sb, const struct walk *w, const struct 
 static char *shown_of(const struct walk *w, const struct wentry *e)
 {
 	if (w->type == 'f')
-		return xstrdup(w->req->path);
-	return xasprintf("%s/%s", w->req->path, e->rel);
+		return xstrdup(w->shown);
+	return xasprintf("%s/%s", w->shown, e->rel);
 }
 
 static struct wentry *walk_push(struct walk *w, char *rel, const struct stat *st)
@@ -180,7 +133,7 @@ static int read_link(uint8_t md[32], unsigned long long *len, int dirfd, const c
 static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *nstack,
 		    size_t *stackcap, struct cp_error *err)
 {
-	const char *shown = w->req->path;
+	const char *shown = w->shown;
 	int dfd = drel[0] ? open_beneath(w->rootfd, drel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 			  : openat(w->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -290,47 +243,71 @@ static int check_hardlinks(const struct walk *w, struct cp_error *err)
 			return cp_error_set(err,
 					    "%s/%s and %s/%s are hardlinks to one file; an artifact "
 					    "may hold each file once (copy it instead)",
-					    w->req->path, v[k - 1]->rel, w->req->path, v[k]->rel);
+					    w->shown, v[k - 1]->rel, w->shown, v[k]->rel);
 	return 0;
 }
 
 /* Everything about one root that needs no stat cache: its type, and for a
- * directory its sorted entries. Runs on any thread. */
+ * directory its sorted entries. Runs on any thread. With req->root the
+ * path is resolved inside it, its last component not followed. */
 static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 {
 	const char *path = w->req->path;
+	cleanup_close int pfd = -1;
+	cleanup_free char *name = NULL;
+	int at = AT_FDCWD;
+	const char *nm = path;
+	if (w->req->root) {
+		int rc = fs_resolve_beneath(&pfd, &name, w->req->root, path, err);
+		if (rc == 1)
+			errno = ENOENT;
+		if (rc == 1 || (rc < 0 && errno == ENOENT))
+			return cp_error_errno(err, "%s", w->shown);
+		if (rc < 0)
+			return -1;
+		at = pfd;
+		nm = name;
+	}
 	struct stat st;
-	if (lstat(path, &st) < 0)
-		return cp_error_errno(err, "%s", path);
+	if (fstatat(at, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return cp_error_errno(err, "%s", w->shown);
 	if (cwd)
-		w->abs = path[0] == '/' ? path_normalize(path) : path_absolute(cwd, path);
+		w->abs = w->shown[0] == '/' ? path_normalize(w->shown) : path_absolute(cwd, w->shown);
 	struct tree_digest *out = &w->req->out;
 	switch (st.st_mode & S_IFMT) {
 	case S_IFLNK: {
 		uint8_t md[32];
 		w->type = out->type = 'l';
-		if (read_link(md, &out->size, AT_FDCWD, path, path, err) < 0)
+		if (read_link(md, &out->size, at, nm, w->shown, err) < 0)
 			return -1;
 		digest_format(out->digest, md);
 		return 0;
 	}
 	case S_IFREG: {
 		w->type = 'f';
-		cleanup_free char *parent = path_dirname(path);
-		const char *slash = strrchr(path, '/');
-		w->rootfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (w->rootfd < 0)
-			return cp_error_errno(err, "opening %s", parent);
-		struct wentry *e = walk_push(w, xstrdup(slash ? slash + 1 : path), &st);
+		const char *base;
+		if (pfd >= 0) {
+			w->rootfd = pfd;
+			pfd = -1;
+			base = name;
+		} else {
+			cleanup_free char *parent = path_dirname(path);
+			const char *slash = strrchr(path, '/');
+			w->rootfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (w->rootfd < 0)
+				return cp_error_errno(err, "opening %s", parent);
+			base = slash ? slash + 1 : path;
+		}
+		struct wentry *e = walk_push(w, xstrdup(base), &st);
 		e->type = 'f';
 		e->hash = true;
 		return 0;
 	}
 	case S_IFDIR: {
 		w->type = 'd';
-		w->rootfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		w->rootfd = openat(at, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (w->rootfd < 0)
-			return cp_error_errno(err, "opening %s", path);
+			return cp_error_errno(err, "opening %s", w->shown);
 		cleanup_free size_t *stack = NULL;
 		size_t nstack = 0, stackcap = 0;
 		if (walk_dir(w, "", &stack, &nstack, &stackcap, err) < 0)
@@ -349,7 +326,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		return cp_error_set(err,
 				    "%s is %s; an artifact may be only a regular file, a directory "
 				    "or a symlink",
-				    path, digest_file_kind(st.st_mode));
+				    w->shown, digest_file_kind(st.st_mode));
 	}
 }
 
@@ -541,6 +518,16 @@ static int finish_root(struct walk *w, struct statcache *sc, struct strbuf *sb)
 	return rc;
 }
 
+/* "root/path" (just root for its top), or path alone without a root. */
+static char *shown_path(const char *root, const char *path)
+{
+	if (!root)
+		return xstrdup(path);
+	while (*path == '/')
+		path++;
+	return *path ? xasprintf("%s/%s", root, path) : xstrdup(root);
+}
+
 /* digest_trees for one window of requests. */
 static int digest_window(struct tree_request *reqs, size_t n, struct statcache *sc,
 			 const char *cwd, struct cp_error *err)
@@ -551,6 +538,7 @@ static int digest_window(struct tree_request *reqs, size_t n, struct statcache *
 		reqs[r].rc = 0;
 		walks[r].req = &reqs[r];
 		walks[r].rootfd = -1;
+		walks[r].shown = shown_path(reqs[r].root, reqs[r].path);
 	}
 	/* Walking is mostly stat(2): several threads overlap it when there
 	 * are many roots. */
@@ -579,6 +567,7 @@ static int digest_window(struct tree_request *reqs, size_t n, struct statcache *
 			free(w->v[k].rel);
 		free(w->v);
 		free(w->abs);
+		free(w->shown);
 		if (w->rootfd >= 0)
 			close(w->rootfd);
 	}
@@ -606,7 +595,14 @@ int digest_trees(struct tree_request *reqs, size_t n, struct statcache *sc, stru
 int digest_tree(struct tree_digest *out, const char *path, struct statcache *sc,
 		struct cp_error *err)
 {
+	return digest_tree_in(out, NULL, path, sc, err);
+}
+
+int digest_tree_in(struct tree_digest *out, const char *root, const char *path,
+		   struct statcache *sc, struct cp_error *err)
+{
 	struct tree_request *req = xcalloc(1, sizeof(*req));
+	req->root = root;
 	req->path = path;
 	int rc = digest_trees(req, 1, sc, err);
 	*out = req->out;

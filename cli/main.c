@@ -171,12 +171,16 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 {
 	char *dir = path_join(p->dir, ".cpipe");
+	if (fs_state_dir_check(dir, err) < 0) {
+		free(dir);
+		return NULL;
+	}
 	if (!create)
 		return dir;
 	/* Logs, records and caches may hold what a stage printed or read:
 	 * the owner's alone, also in a project made by an older cpipe. */
 	struct stat st;
-	if (stat(dir, &st) == 0) {
+	if (lstat(dir, &st) == 0) {
 		if (S_ISDIR(st.st_mode) && (st.st_mode & 077) && st.st_uid == geteuid())
 			chmod(dir, 0700);
 		return dir;

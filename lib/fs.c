@@ -39,7 +39,11 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 			bool durable, struct cp_error *err)
 {
 	cleanup_free char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* O_EXCL | O_NOFOLLOW: never write through a link planted under the
+	 * temporary's name; one left by a killed process of our pid goes. */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return cp_error_errno(err, "creating %s", tmp);
 	if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
@@ -75,12 +79,9 @@ int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t 
 	return write_atomic(path, data, len, mode, false, err);
 }
 
-int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
-		 struct cp_error *err)
+int fs_read_fd(char **out, size_t *len_out, int fd, const char *shown, size_t max,
+	       struct cp_error *err)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cp_error_errno(err, "opening %s", path);
 	struct strbuf sb = STRBUF_INIT;
 	sb.max = max;
 	char buf[65536];
@@ -90,19 +91,28 @@ int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
 			if (errno == EINTR)
 				continue;
 			sb_free(&sb);
-			return cp_error_errno(err, "reading %s", path);
+			return cp_error_errno(err, "reading %s", shown);
 		}
 		if (n == 0)
 			break;
 		if (sb_add(&sb, buf, (size_t)n) < 0) {
 			sb_free(&sb);
-			return cp_error_set(err, "%s is larger than %zu bytes", path, max);
+			return cp_error_set(err, "%s is larger than %zu bytes", shown, max);
 		}
 	}
 	if (len_out)
 		*len_out = sb.len;
 	*out = sb_detach(&sb);
 	return 0;
+}
+
+int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
+		 struct cp_error *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cp_error_errno(err, "opening %s", path);
+	return fs_read_fd(out, len_out, fd, path, max, err);
 }
 
 int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err)
@@ -271,7 +281,7 @@ char *path_dirname(const char *path)
 
 int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *err)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return cp_error_errno(err, "opening lock %s", path);
 	/* POSIX record locks: F_GETLK tells who holds one, and a fork does not

@@ -2,7 +2,9 @@
 #ifndef CPIPE_LIB_FS_H
 #define CPIPE_LIB_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -25,6 +27,10 @@ int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t 
  * NUL-terminated buffer the caller owns; `len_out` may be NULL. */
 int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
 		 struct cp_error *err);
+
+/* As fs_read_file, from the open file `fd`; errors name `shown`. */
+int fs_read_fd(char **out, size_t *len_out, int fd, const char *shown, size_t max,
+	       struct cp_error *err);
 
 /* mkdir -p; existing directories are fine. */
 int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err);
@@ -60,4 +66,37 @@ int fs_list_names(struct strvec *out, const char *dir, const char *suffix, struc
  * Held until *fd_out is closed; not inherited by children. When another
  * process holds it, fails with err->code EXIT_BUSY naming its pid. */
 int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *err);
+
+/* ---- path safety (fs_safe.c) ---- */
+
+/* Opens `rel` (leading '/' ignored; "" is `dirfd` itself) below the
+ * directory `dirfd` with openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS:
+ * symlinks are followed only while they stay below it (an absolute one, or
+ * one climbing out with "..", fails with EXDEV); `symlinks` false refuses
+ * every one (ELOOP). Where openat2 is missing or filtered, every symlink
+ * is refused. Returns the fd, or -1 with errno set. */
+int fs_openat_beneath(int dirfd, const char *rel, int flags, bool symlinks);
+
+/* Resolves `path` (relative to `root`, a leading '/' allowed) inside the
+ * directory `root`: *dirfd_out is its parent, opened O_PATH beneath root
+ * (caller closes), *name_out its last component ("." for root itself;
+ * caller frees), for *at() calls that do not follow it. Returns 0, 1 when
+ * root or a directory on the way is missing, or -1 when a symlink on the
+ * way leads outside root (the error names it and its target). */
+int fs_resolve_beneath(int *dirfd_out, char **name_out, const char *root, const char *path,
+		       struct cp_error *err);
+
+/* lstat of `path` resolved inside `root` as above: 0, 1 when missing, -1. */
+int fs_lstat_beneath(struct stat *st, const char *root, const char *path, struct cp_error *err);
+
+/* fs_read_file of `path` resolved inside `root`, the last component too
+ * (links followed only while they stay inside); only a regular file. */
+int fs_read_file_beneath(char **out, size_t *len_out, const char *root, const char *path,
+			 size_t max, struct cp_error *err);
+
+/* Refuses (err->code EXIT_USAGE, naming the link and saying to remove it)
+ * a state directory that is a symlink or holds one where cpipe writes,
+ * mounts or removes: volumes, run, runs, logs, cache, services, lock,
+ * .gitignore, and every volumes/NAME. A missing directory passes. */
+int fs_state_dir_check(const char *dir, struct cp_error *err);
 #endif

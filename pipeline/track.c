@@ -118,6 +118,23 @@ int track_ref_host_path(char **out, struct tracker *t, const char *volume, const
 	return 0;
 }
 
+/* The directory an artifact is resolved inside (see digest_tree_in) and
+ * its path there: a volume's root, or the project for a path in it. An
+ * absolute host path the spec names outside the project is the user's,
+ * read as written (NULL root). Call after track_ref_host_path succeeded. */
+const char *track_ref_root(const struct tracker *t, const char *volume, const char *path,
+			    const char **rel)
+{
+	*rel = path;
+	if (volume)
+		return kvvec_get(&t->roots, volume)->value;
+	size_t n = strlen(t->p->dir);
+	if (strncmp(path, t->p->dir, n) != 0 || (path[n] != '/' && path[n] != '\0'))
+		return NULL;
+	*rel = path[n] ? path + n : "/";
+	return t->p->dir;
+}
+
 struct archive_walk {
 	struct tree_builder b;
 	char type;
@@ -220,18 +237,21 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 		*out = cJSON_Duplicate(seen, true);
 		return 0;
 	}
-	cJSON *o = cJSON_CreateObject();
+	const char *rel;
+	const char *root = track_ref_root(t, volume, path, &rel);
 	struct stat st;
-	if (lstat(host, &st) < 0) {
-		cJSON_AddBoolToObject(o, "missing", true);
-		*out = o;
+	int there = root ? fs_lstat_beneath(&st, root, rel, err) : lstat(host, &st) < 0;
+	if (there < 0)
+		return -1;
+	if (there == 1) {
+		*out = cJSON_CreateObject();
+		cJSON_AddBoolToObject(*out, "missing", true);
 		return 0;
 	}
-	cJSON_Delete(o);
 	struct tree_digest td;
-	if (digest_tree(&td, host, t->sc, err) < 0)
+	if (digest_tree_in(&td, root, rel, t->sc, err) < 0)
 		return -1;
-	o = entry_json(&td);
+	cJSON *o = entry_json(&td);
 	memo_put(&t->memo, host, cJSON_Duplicate(o, true));
 	*out = o;
 	return 0;
@@ -239,7 +259,7 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 
 int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *err)
 {
-	struct strvec paths = {0};
+	struct strvec paths = {0}, roots = {0}, rels = {0};
 	for (size_t k = 0; k < plan->n; k++) {
 		const struct stage *s = &t->p->stages[plan->order[k]];
 		const struct artifact_ref *lists[3] = {s->inputs, s->outputs, s->metrics};
@@ -252,24 +272,35 @@ int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *
 						  &ignored) < 0)
 					continue; /* digested on demand (archive path) */
 				struct stat st;
-				if (memo_get(&t->memo, host) || lstat(host, &st) < 0) {
+				const char *rel;
+				const char *root =
+					track_ref_root(t, lists[l][i].volume, lists[l][i].path, &rel);
+				if (memo_get(&t->memo, host) ||
+				    (root ? fs_lstat_beneath(&st, root, rel, &ignored) != 0
+					  : lstat(host, &st) < 0)) {
 					free(host);
 					continue;
 				}
 				memo_put(&t->memo, host, cJSON_CreateNull());
 				strvec_push_take(&paths, host);
+				strvec_push(&roots, root ? root : "");
+				strvec_push(&rels, rel);
 			}
 		}
 	}
 	struct tree_request *reqs = xcalloc(paths.n + 1, sizeof(*reqs));
-	for (size_t i = 0; i < paths.n; i++)
-		reqs[i].path = paths.v[i];
+	for (size_t i = 0; i < paths.n; i++) {
+		reqs[i].root = *roots.v[i] ? roots.v[i] : NULL;
+		reqs[i].path = rels.v[i];
+	}
 	int rc = digest_trees(reqs, paths.n, t->sc, err);
 	for (size_t i = 0; i < paths.n; i++)
 		if (reqs[i].rc == 0)
 			memo_put(&t->memo, paths.v[i], entry_json(&reqs[i].out));
 	free(reqs);
 	strvec_free(&paths);
+	strvec_free(&roots);
+	strvec_free(&rels);
 	return rc;
 }
 

@@ -59,6 +59,11 @@ char *track_ref_name(const struct pipeline *p, const char *volume, const char *p
 int track_ref_host_path(char **out, struct tracker *t, const char *volume, const char *path,
 			struct cp_error *err);
 /* {"digest", "size", "files"} of an artifact, or {"missing": true}. Caller owns. */
+/* The directory an artifact is resolved inside (a volume's root, or the
+ * project for a path in it; NULL for a host path outside the project) and,
+ * in *rel, its path there. Call after track_ref_host_path succeeded. */
+const char *track_ref_root(const struct tracker *t, const char *volume, const char *path,
+			   const char **rel);
 int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const char *path,
 		     struct cp_error *err);
 /* The "digest" of a digest entry, NULL when missing. Lends. */

@@ -114,7 +114,8 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 			cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 			cJSON *e;
 			if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0)
-				return -1;
+				return cp_error_prefix(err, "stage \"%s\": %s %s", s->name,
+						       kind ? "metrics" : "output", name);
 			if (!track_entry_digest(e)) {
 				cJSON_Delete(e);
 				return cp_error_set(err,
@@ -125,8 +126,10 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 			if (kind) {
 				cleanup_free char *host = NULL;
 				cJSON *values = NULL;
-				if (track_ref_host_path(&host, t, refs[i].volume, refs[i].path, err) < 0 ||
-				    json_read_file(&values, host, 16 << 20, err) < 0) {
+				const char *rel = NULL, *root = NULL;
+				if (track_ref_host_path(&host, t, refs[i].volume, refs[i].path, err) == 0)
+					root = track_ref_root(t, refs[i].volume, refs[i].path, &rel);
+				if (!rel || json_read_file_in(&values, root, rel, 16 << 20, err) < 0) {
 					cJSON_Delete(e);
 					return cp_error_prefix(err, "stage \"%s\": metrics %s", s->name,
 							       name);

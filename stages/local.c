@@ -91,8 +91,14 @@ static int ensure_volume_dir(struct runtime *rt, const char *name, const struct 
 	if (!path)
 		return -1;
 	struct stat st;
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	bool exists = lstat(path, &st) == 0;
+	if (exists && S_ISDIR(st.st_mode))
 		return 0;
+	if (exists && S_ISLNK(st.st_mode))
+		return cp_error_set(err,
+				    "volume \"%s\": %s is a symlink; cpipe will not mount or write "
+				    "through it: remove it and run again",
+				    name, path);
 	if (v && v->external)
 		return cp_error_set(err,
 				    "external volume \"%s\" not found: the local runtime keeps it "
