@@ -197,6 +197,7 @@ EOF
 	assert_contains "data"
 	assert_contains "/volumes/${P}_data/"
 	run dcpipe volume ls --json
+	[ "$status" -eq 0 ] || fail "volume ls --json failed"
 	echo "$output" | jq -e '.[0].name == "data" and .[0].declared and .[0].size == 6' > /dev/null ||
 		fail "volume ls --json"
 
@@ -354,6 +355,7 @@ EOF
 	[ "$status" -eq 0 ] || fail "up failed"
 	[ "$(project_containers)" = "/$P-serve-$(project_containers | sed 's/.*-//')" ] || fail "serve is not the one container up"
 	run dcpipe ps
+	[ "$status" -eq 0 ] || fail "ps failed"
 	assert_contains "healthy"
 	run dcpipe down
 	[ "$status" -eq 0 ] || fail "down failed"

@@ -53,6 +53,7 @@ output_digests() {
 	jq -e --arg w "$want" '.stages.two.outputs["data:/sorted"].digest == $w' cpipe.lock > /dev/null ||
 		fail "digest of data:/sorted is not sha256sum's"
 	run dcpipe run
+	[ "$status" -eq 0 ] || fail "run failed"
 	assert_contains "one is up to date, skipped"
 	assert_contains "three is up to date, skipped"
 }
@@ -100,5 +101,6 @@ EOF
 	refute_contains "train is up to date"
 	refute_contains "evaluate is up to date"
 	run dcpipe status train
+	[ "$status" -eq 0 ] || fail "status train failed"
 	assert_contains "fresh"
 }

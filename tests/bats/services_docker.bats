@@ -171,6 +171,7 @@ EOF
 	[ "$status" -eq 0 ] || fail "ps failed"
 	assert_line_re "^serve +running +healthy +127\\.0\\.0\\.1:$port->8000/tcp +[0-9]+s +$run_id$"
 	run dcpipe ps --json
+	[ "$status" -eq 0 ] || fail "ps --json failed"
 	echo "$output" | jq -e --arg run "$run_id" '.[0].stage == "serve" and .[0].state == "running" and .[0].health == "healthy"
 		and .[0].ports[0].host_port == '"$port"' and .[0].ports[0].container_port == 8000 and .[0].run == $run' > /dev/null ||
 		fail "ps json"
@@ -204,6 +205,7 @@ EOF
 	port_closed "$port" || fail "still listening after down"
 	[ -z "$(project_containers)" ] || fail "containers left after down: $(project_containers)"
 	run dcpipe ps
+	[ "$status" -eq 0 ] || fail "ps failed"
 	refute_contains "running"
 	run dcpipe down
 	[ "$status" -eq 0 ] || fail "down twice failed"
@@ -217,8 +219,10 @@ EOF
 	api -X POST "http://d/containers/$id/kill" > /dev/null
 	for i in $(seq 50); do [ "$(running_containers)" -eq 0 ] && break; sleep 0.1; done
 	run dcpipe ps
+	[ "$status" -eq 0 ] || fail "ps failed"
 	assert_line_re "^serve +exited +- "
 	run dcpipe ps --json
+	[ "$status" -eq 0 ] || fail "ps --json failed"
 	echo "$output" | jq -e '.[0].state == "exited"' > /dev/null || fail "ps json"
 	run dcpipe down
 	[ "$status" -eq 0 ] || fail "down failed"
@@ -265,6 +269,7 @@ EOF
 	[ -n "$hp" ] && [ "$hp" != null ] && [ "$hp" -gt 0 ] || fail "no host port bound: $hp"
 	[ "$(jq '.ports[0].host_port' .cpipe/services/serve.json)" = "$hp" ] || fail "state file port"
 	run dcpipe ps
+	[ "$status" -eq 0 ] || fail "ps failed"
 	assert_line_re "^serve +running +healthy +127\\.0\\.0\\.1:$hp->8000/tcp "
 	[ "$(curl -fsS "http://127.0.0.1:$hp/healthz")" = ok ] || fail "host port $hp does not answer"
 	run dcpipe down
