@@ -125,6 +125,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		goto fail;
 	if (cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
+	if (plan_check_runnable(&plan, ops->name, ops->image_prepare != NULL, &err) < 0)
+		goto fail;
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .dry_run = dry_run,
 				  .run_id = run_id, .keep_serving = keep_serving, .up = up,

@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -5,54 +6,95 @@
 
 /* ---- normalization ---- */
 
-/* ["K=V", "K"] → {K: V, K: null}; later entries win. Left alone (false)
- * when an entry is not a scalar. */
-static bool list_to_map(struct ynode **slot, bool keys_only)
+struct list_key {
+	char *key;
+	size_t i; /* position in the list */
+};
+
+static int cmp_list_key(const void *x, const void *y)
+{
+	const struct list_key *a = x, *b = y;
+	int c = strcmp(a->key, b->key);
+	return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* ["K=V", "K"] → {K: V, K: null}; a key given twice keeps its first place
+ * and its last value. With keys_only (depends_on), a name given twice is an
+ * error. Left alone (0) when an entry is not a scalar. Duplicates are found
+ * by sorting, so a list of 50,000 names costs O(n log n). */
+static int list_to_map(struct ynode **slot, bool keys_only, const char *stage,
+		       struct cp_error *err)
 {
 	struct ynode *seq = *slot;
-	for (size_t i = 0; i < seq->nitems; i++)
+	size_t n = seq->nitems;
+	for (size_t i = 0; i < n; i++)
 		if (seq->items[i]->kind != YNODE_SCALAR || ynode_is_null(seq->items[i]))
-			return false;
-	struct ynode *map = ynode_new_map(&seq->mark);
-	for (size_t i = 0; i < seq->nitems; i++) {
-		const struct ynode *it = seq->items[i];
-		const char *eq = keys_only ? NULL : strchr(it->str, '=');
-		cleanup_free char *k = eq ? xstrndup(it->str, (size_t)(eq - it->str))
-					  : xstrdup(it->str);
-		struct ynode *v = keys_only ? ynode_new_map(&it->mark)
-				  : eq	    ? ynode_new_scalar(eq + 1, &it->mark, true)
-					    : ynode_new_scalar("", &it->mark, false);
-		struct ypair *old = ymap_find(map, k);
-		if (old) {
-			if (keys_only) {
-				ynode_free(v);
-				continue;
-			}
-			ynode_free(old->value);
-			old->value = v;
-			continue;
+			return 0;
+	struct list_key *keys = xcalloc(n + 1, sizeof(*keys));
+	size_t *value_of = xcalloc(n + 1, sizeof(*value_of)); /* SIZE_MAX: not first */
+	int rc = -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *str = seq->items[i]->str;
+		const char *eq = keys_only ? NULL : strchr(str, '=');
+		keys[i].key = eq ? xstrndup(str, (size_t)(eq - str)) : xstrdup(str);
+		keys[i].i = i;
+	}
+	qsort(keys, n, sizeof(*keys), cmp_list_key);
+	for (size_t g = 0; g < n;) {
+		size_t e = g + 1;
+		while (e < n && strcmp(keys[e].key, keys[g].key) == 0)
+			value_of[keys[e++].i] = SIZE_MAX;
+		if (keys_only && e > g + 1) {
+			const struct ynode *again = seq->items[keys[g + 1].i];
+			cp_error_at(err, &again->mark, "stage \"%s\": depends on \"%s\" twice", stage,
+				    again->str);
+			goto out;
 		}
+		value_of[keys[g].i] = keys[e - 1].i;
+		g = e;
+	}
+	struct ynode *map = ynode_new_map(&seq->mark);
+	for (size_t i = 0; i < n; i++) {
+		if (value_of[i] == SIZE_MAX)
+			continue;
+		const struct ynode *it = seq->items[i], *val = seq->items[value_of[i]];
+		const char *eq = keys_only ? NULL : strchr(val->str, '=');
+		struct ynode *v = keys_only ? ynode_new_map(&val->mark)
+				  : eq	    ? ynode_new_scalar(eq + 1, &val->mark, true)
+					    : ynode_new_scalar("", &val->mark, false);
+		const char *ieq = keys_only ? NULL : strchr(it->str, '=');
+		cleanup_free char *k = ieq ? xstrndup(it->str, (size_t)(ieq - it->str))
+					   : xstrdup(it->str);
 		ymap_push(map, ynode_new_scalar(k, &it->mark, true), v);
 	}
 	ynode_free(seq);
 	*slot = map;
-	return true;
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(keys[i].key);
+	free(keys);
+	free(value_of);
+	return rc;
 }
 
-static void normalize_key(struct ynode *map, const char *key, bool keys_only)
+static int normalize_key(struct ynode *map, const char *key, bool keys_only, const char *stage,
+			 struct cp_error *err)
 {
 	struct ypair *p = ymap_find(map, key);
 	if (p && p->value->kind == YNODE_SEQ)
-		list_to_map(&p->value, keys_only);
+		return list_to_map(&p->value, keys_only, stage, err);
+	return 0;
 }
 
-static void normalize_stage(struct ynode *st)
+static int normalize_stage(struct ynode *st, const char *name, struct cp_error *err)
 {
 	if (st->kind != YNODE_MAP)
-		return;
-	normalize_key(st, "environment", false);
-	normalize_key(st, "labels", false);
-	normalize_key(st, "depends_on", true);
+		return 0;
+	if (normalize_key(st, "environment", false, name, err) < 0 ||
+	    normalize_key(st, "labels", false, name, err) < 0 ||
+	    normalize_key(st, "depends_on", true, name, err) < 0)
+		return -1;
 	struct ypair *b = ymap_find(st, "build");
 	if (b && b->value->kind == YNODE_SCALAR && !ynode_is_null(b->value)) {
 		struct ynode *m = ynode_new_map(&b->value->mark);
@@ -60,7 +102,8 @@ static void normalize_stage(struct ynode *st)
 		b->value = m;
 	}
 	if (b && b->value->kind == YNODE_MAP)
-		normalize_key(b->value, "args", false);
+		return normalize_key(b->value, "args", false, name, err);
+	return 0;
 }
 
 int spec_normalize(struct ynode *root, struct cp_error *err)
@@ -80,7 +123,9 @@ int spec_normalize(struct ynode *root, struct cp_error *err)
 	}
 	if (stages && stages->value->kind == YNODE_MAP)
 		for (size_t i = 0; i < stages->value->npairs; i++)
-			normalize_stage(stages->value->pairs[i].value);
+			if (normalize_stage(stages->value->pairs[i].value,
+					    stages->value->pairs[i].key->str, err) < 0)
+				return -1;
 	return 0;
 }
 
@@ -88,22 +133,42 @@ int spec_normalize(struct ynode *root, struct cp_error *err)
 
 static void merge_generic(struct ynode **slot, struct ynode *over);
 
+struct key_pos {
+	const char *key; /* lent from a key node, which never moves */
+	size_t pos;
+};
+
+static int cmp_key_pos(const void *x, const void *y)
+{
+	return strcmp(((const struct key_pos *)x)->key, ((const struct key_pos *)y)->key);
+}
+
+/* Keys of `over` are looked up in a sorted index of base's keys (taken
+ * before any is added: over's keys are distinct), so merging two maps of
+ * 50,000 stages is O(n log n), not O(n * m). */
 static void merge_maps(struct ynode *base, struct ynode *over,
 		       void (*merge_value)(const char *key, struct ynode **slot, struct ynode *over))
 {
+	size_t nbase = base->npairs;
+	struct key_pos *idx = xcalloc(nbase + 1, sizeof(*idx));
+	for (size_t i = 0; i < nbase; i++)
+		idx[i] = (struct key_pos){base->pairs[i].key->str, i};
+	qsort(idx, nbase, sizeof(*idx), cmp_key_pos);
 	for (size_t i = 0; i < over->npairs; i++) {
 		struct ypair *op = &over->pairs[i];
-		struct ypair *bp = ymap_find(base, op->key->str);
-		if (bp) {
-			merge_value(op->key->str, &bp->value, op->value);
+		struct key_pos want = {op->key->str, 0};
+		const struct key_pos *hit = bsearch(&want, idx, nbase, sizeof(*idx), cmp_key_pos);
+		if (hit) {
+			merge_value(op->key->str, &base->pairs[hit->pos].value, op->value);
 			ynode_free(op->key);
 		} else {
 			ymap_push(base, op->key, op->value);
 		}
 	}
+	free(idx);
 	free(over->pairs);
 	over->pairs = NULL;
-	over->npairs = 0;
+	over->npairs = over->cap = 0;
 	ynode_free(over);
 }
 
@@ -149,7 +214,7 @@ static void concat_dedup(struct ynode *base, struct ynode *over)
 	}
 	free(over->items);
 	over->items = NULL;
-	over->nitems = 0;
+	over->nitems = over->cap = 0;
 	ynode_free(over);
 }
 
@@ -188,7 +253,7 @@ static void merge_mounts(struct ynode *base, struct ynode *over)
 	}
 	free(over->items);
 	over->items = NULL;
-	over->nitems = 0;
+	over->nitems = over->cap = 0;
 	ynode_free(over);
 }
 

@@ -4,46 +4,30 @@
 #include <string.h>
 
 /* Dependencies as stage indices: deps of stage i are idx[off[i] .. off[i+1]),
- * in depends_on order; names that are no stage are left out. Resolving
- * names once (sorted, binary search) keeps a 1,000-stage plan linear-ish. */
+ * in depends_on order; names that are no stage are left out. Names resolve
+ * through the pipeline's sorted index, so building this is O(E log n). */
 struct adjacency {
 	size_t *off;
 	size_t *idx;
 };
 
-struct named {
-	const char *name;
-	size_t i;
-};
-
-static int cmp_named(const void *a, const void *b)
-{
-	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
-}
-
 static void adjacency_build(struct adjacency *adj, const struct pipeline *p)
 {
 	size_t n = p->nstages, edges = 0;
-	struct named *byname = xcalloc(n + 1, sizeof(*byname));
-	for (size_t i = 0; i < n; i++) {
-		byname[i] = (struct named){p->stages[i].name, i};
+	for (size_t i = 0; i < n; i++)
 		edges += p->stages[i].ndeps;
-	}
-	qsort(byname, n, sizeof(*byname), cmp_named);
 	adj->off = xcalloc(n + 1, sizeof(size_t));
 	adj->idx = xcalloc(edges + 1, sizeof(size_t));
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		adj->off[i] = k;
 		for (size_t d = 0; d < p->stages[i].ndeps; d++) {
-			struct named key = {p->stages[i].deps[d].stage, 0};
-			const struct named *hit = bsearch(&key, byname, n, sizeof(*byname), cmp_named);
-			if (hit)
-				adj->idx[k++] = hit->i;
+			long j = pipeline_stage_index(p, p->stages[i].deps[d].stage);
+			if (j >= 0)
+				adj->idx[k++] = (size_t)j;
 		}
 	}
 	adj->off[n] = k;
-	free(byname);
 }
 
 static void adjacency_free(struct adjacency *adj)
@@ -52,46 +36,40 @@ static void adjacency_free(struct adjacency *adj)
 	free(adj->idx);
 }
 
-/* The position of stage i's dependency on stage j in its deps (for the
- * mark of an edge in a cycle). */
-static const struct dep *dep_on(const struct pipeline *p, size_t i, size_t j)
+/* A binary min-heap of stage indices: the ready stage with the lowest spec
+ * index comes out first, in O(log n). */
+struct ready_heap {
+	size_t *v;
+	size_t n;
+};
+
+static void heap_push(struct ready_heap *h, size_t x)
 {
-	const struct stage *s = &p->stages[i];
-	for (size_t d = 0; d < s->ndeps; d++)
-		if (strcmp(s->deps[d].stage, p->stages[j].name) == 0)
-			return &s->deps[d];
-	return NULL;
+	size_t i = h->n++;
+	while (i > 0 && h->v[(i - 1) / 2] > x) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = x;
 }
 
-enum { WHITE, GREY, BLACK };
-
-/* Depth-first search that reports the first cycle it meets as text. */
-static int find_cycle(const struct pipeline *p, const struct adjacency *adj, size_t i, int *color,
-		      size_t *stack, size_t depth, struct cp_error *err)
+static size_t heap_pop(struct ready_heap *h)
 {
-	color[i] = GREY;
-	stack[depth] = i;
-	for (size_t e = adj->off[i]; e < adj->off[i + 1]; e++) {
-		size_t j = adj->idx[e];
-		if (color[j] == GREY) {
-			struct strbuf sb = STRBUF_INIT;
-			size_t start = 0;
-			while (stack[start] != j)
-				start++;
-			/* The stack runs downstream → upstream; print upstream first. */
-			sb_adds(&sb, p->stages[j].name);
-			for (size_t k = depth + 1; k-- > start;)
-				sb_addf(&sb, " -> %s", p->stages[stack[k]].name);
-			const struct dep *d = dep_on(p, i, j);
-			cp_error_at(err, d ? &d->mark : NULL, "dependency cycle: %s", sb_str(&sb));
-			sb_free(&sb);
-			return -1;
-		}
-		if (color[j] == WHITE && find_cycle(p, adj, j, color, stack, depth + 1, err) < 0)
-			return -1;
+	size_t top = h->v[0], last = h->v[--h->n], i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1] < h->v[c])
+			c++;
+		if (last <= h->v[c])
+			break;
+		h->v[i] = h->v[c];
+		i = c;
 	}
-	color[i] = BLACK;
-	return 0;
+	if (h->n)
+		h->v[i] = last;
+	return top;
 }
 
 int plan_topo_order(size_t **out, const struct pipeline *p, struct cp_error *err)
@@ -99,14 +77,6 @@ int plan_topo_order(size_t **out, const struct pipeline *p, struct cp_error *err
 	size_t n = p->nstages;
 	struct adjacency adj;
 	adjacency_build(&adj, p);
-	cleanup_free int *color = xcalloc(n + 1, sizeof(int));
-	cleanup_free size_t *stack = xcalloc(n + 1, sizeof(size_t));
-	for (size_t i = 0; i < n; i++) {
-		if (color[i] == WHITE && find_cycle(p, &adj, i, color, stack, 0, err) < 0) {
-			adjacency_free(&adj);
-			return -1;
-		}
-	}
 
 	/* Kahn's algorithm; picking the lowest spec index among ready stages
 	 * makes the order deterministic. Dependents are found through the
@@ -127,24 +97,24 @@ int plan_topo_order(size_t **out, const struct pipeline *p, struct cp_error *err
 			size_t j = adj.idx[e];
 			ridx[roff[j] + fill[j]++] = i;
 		}
-	cleanup_free bool *done = xcalloc(n + 1, sizeof(bool));
+	cleanup_free size_t *heap_v = xcalloc(n + 1, sizeof(size_t));
+	struct ready_heap ready = {heap_v, 0};
+	for (size_t i = 0; i < n; i++)
+		if (pending[i] == 0)
+			heap_push(&ready, i);
 	size_t *order = xcalloc(n + 1, sizeof(size_t));
 	for (size_t k = 0; k < n; k++) {
-		size_t pick = (size_t)-1;
-		for (size_t i = 0; i < n; i++)
-			if (!done[i] && pending[i] == 0) {
-				pick = i;
-				break;
-			}
-		if (pick == (size_t)-1) {
+		if (!ready.n) {
+			/* The loader rejects cycles with their path; this is a guard. */
 			free(order);
 			adjacency_free(&adj);
 			return cp_error_set(err, "dependency cycle among stages");
 		}
-		done[pick] = true;
+		size_t pick = heap_pop(&ready);
 		order[k] = pick;
 		for (size_t e = roff[pick]; e < roff[pick + 1]; e++)
-			pending[ridx[e]]--;
+			if (--pending[ridx[e]] == 0)
+				heap_push(&ready, ridx[e]);
 	}
 	adjacency_free(&adj);
 	*out = order;
@@ -161,21 +131,25 @@ static bool profile_active(const struct stage *s, const struct strvec *profiles)
 	return false;
 }
 
-static void select_upstream(const struct adjacency *adj, size_t i, bool *selected)
+/* Marks stage i and everything upstream of it; `todo` (nstages long) is
+ * scratch space for the walk, which needs no recursion. */
+static void select_upstream(const struct adjacency *adj, size_t i, bool *selected, size_t *todo)
 {
 	if (selected[i])
 		return;
+	size_t n = 0;
 	selected[i] = true;
-	for (size_t e = adj->off[i]; e < adj->off[i + 1]; e++)
-		select_upstream(adj, adj->idx[e], selected);
-}
-
-static size_t stage_index(const struct pipeline *p, const char *name)
-{
-	for (size_t i = 0; i < p->nstages; i++)
-		if (strcmp(p->stages[i].name, name) == 0)
-			return i;
-	return (size_t)-1;
+	todo[n++] = i;
+	while (n) {
+		size_t s = todo[--n];
+		for (size_t e = adj->off[s]; e < adj->off[s + 1]; e++) {
+			size_t j = adj->idx[e];
+			if (!selected[j]) {
+				selected[j] = true;
+				todo[n++] = j;
+			}
+		}
+	}
 }
 
 int plan_build(struct plan *out, const struct pipeline *p, const char *const *names,
@@ -188,9 +162,10 @@ int plan_build(struct plan *out, const struct pipeline *p, const char *const *na
 	out->named = xcalloc(p->nstages ? p->nstages : 1, sizeof(bool));
 	struct adjacency adj;
 	adjacency_build(&adj, p);
+	cleanup_free size_t *todo = xcalloc(p->nstages + 1, sizeof(size_t));
 	for (size_t k = 0; k < nnames; k++) {
-		size_t i = stage_index(p, names[k]);
-		if (i == (size_t)-1) {
+		long i = pipeline_stage_index(p, names[k]);
+		if (i < 0) {
 			adjacency_free(&adj);
 			plan_free(out);
 			return pipeline_unknown_stage(p, names[k], err);
@@ -199,12 +174,12 @@ int plan_build(struct plan *out, const struct pipeline *p, const char *const *na
 		if (no_deps)
 			out->selected[i] = true;
 		else
-			select_upstream(&adj, i, out->selected);
+			select_upstream(&adj, (size_t)i, out->selected, todo);
 	}
 	if (nnames == 0)
 		for (size_t i = 0; i < p->nstages; i++)
 			if (profile_active(&p->stages[i], profiles))
-				select_upstream(&adj, i, out->selected);
+				select_upstream(&adj, i, out->selected, todo);
 	adjacency_free(&adj);
 
 	cleanup_free size_t *all = NULL;
@@ -216,6 +191,29 @@ int plan_build(struct plan *out, const struct pipeline *p, const char *const *na
 	for (size_t k = 0; k < p->nstages; k++)
 		if (out->selected[all[k]])
 			out->order[out->n++] = all[k];
+	return 0;
+}
+
+int plan_check_runnable(const struct plan *plan, const char *runtime, bool images,
+			struct cp_error *err)
+{
+	for (size_t k = 0; k < plan->n; k++) {
+		const struct stage *s = &plan->p->stages[plan->order[k]];
+		if (!images && !s->command.n && !s->entrypoint.n) {
+			err->code = EXIT_USAGE;
+			return cp_error_at(err, &s->mark,
+					   "stage \"%s\" has no command, and the %s runtime runs "
+					   "commands, not images; add \"command: ...\" to the stage",
+					   s->name, runtime);
+		}
+		if (images && !s->build && !(s->image && *s->image)) {
+			err->code = EXIT_USAGE;
+			return cp_error_at(err, &s->mark,
+					   "stage \"%s\" has neither image: nor build:, and the %s "
+					   "runtime needs one to run it",
+					   s->name, runtime);
+		}
+	}
 	return 0;
 }
 

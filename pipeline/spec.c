@@ -77,17 +77,53 @@ void pipeline_free(struct pipeline *p)
 	for (size_t i = 0; i < p->nstages; i++)
 		stage_free(&p->stages[i]);
 	free(p->stages);
+	free(p->stage_by_name);
 	strvec_free(&p->mark_files);
 	redactor_free(&p->secrets);
 	free(p);
 }
 
+static int cmp_stage_names(const void *x, const void *y, void *ud)
+{
+	const struct pipeline *p = ud;
+	return strcmp(p->stages[*(const size_t *)x].name, p->stages[*(const size_t *)y].name);
+}
+
+void pipeline_index_stages(struct pipeline *p)
+{
+	free(p->stage_by_name);
+	p->stage_by_name = xcalloc(p->nstages + 1, sizeof(size_t));
+	for (size_t i = 0; i < p->nstages; i++)
+		p->stage_by_name[i] = i;
+	qsort_r(p->stage_by_name, p->nstages, sizeof(size_t), cmp_stage_names, p);
+}
+
+long pipeline_stage_index(const struct pipeline *p, const char *name)
+{
+	if (!p->stage_by_name) {
+		for (size_t i = 0; i < p->nstages; i++)
+			if (p->stages[i].name && strcmp(p->stages[i].name, name) == 0)
+				return (long)i;
+		return -1;
+	}
+	size_t lo = 0, hi = p->nstages;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->stages[p->stage_by_name[mid]].name, name);
+		if (c == 0)
+			return (long)p->stage_by_name[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 const struct stage *pipeline_stage(const struct pipeline *p, const char *name)
 {
-	for (size_t i = 0; i < p->nstages; i++)
-		if (p->stages[i].name && strcmp(p->stages[i].name, name) == 0)
-			return &p->stages[i];
-	return NULL;
+	long i = pipeline_stage_index(p, name);
+	return i < 0 ? NULL : &p->stages[i];
 }
 
 const struct volume *pipeline_volume(const struct pipeline *p, const char *name)

@@ -121,6 +121,10 @@ struct volume {
 	struct cp_mark mark;
 };
 
+/* Longest stage name: logs are "<name>.log" (and ".log.tmp.<pid>" while
+ * written) in a directory, and a file name has at most 255 bytes. */
+#define SPEC_STAGE_NAME_MAX 200
+
 struct pipeline {
 	char *name;    /* project name: name:, else the directory's basename */
 	char *runtime; /* runtime: from the spec, NULL if absent */
@@ -130,6 +134,9 @@ struct pipeline {
 	size_t nvolumes;
 	struct stage *stages; /* in spec order */
 	size_t nstages;
+	/* Stage indices sorted by name (nstages of them) once the loader has
+	 * named every stage, so lookups by name are binary searches. */
+	size_t *stage_by_name;
 	/* The file names as shown in messages; every cp_mark.file above lends
 	 * from here. */
 	struct strvec mark_files;
@@ -164,8 +171,14 @@ int spec_load_string(struct pipeline **out, const char *display_name, const char
 extern const char *const spec_default_files[];
 extern const size_t spec_ndefault_files;
 
-/* Lends the stage or volume named `name`, or NULL. */
+/* Lends the stage or volume named `name`, or NULL. Stages are found in
+ * O(log n) once the loader has indexed them. */
 const struct stage *pipeline_stage(const struct pipeline *p, const char *name);
+/* The index in p->stages of the stage named `name`, or -1. */
+long pipeline_stage_index(const struct pipeline *p, const char *name);
+/* Sorts the stage names into p->stage_by_name (the loader calls it once
+ * every stage is named). */
+void pipeline_index_stages(struct pipeline *p);
 const struct volume *pipeline_volume(const struct pipeline *p, const char *name);
 
 /* Fills err with "unknown stage \"x\" (did you mean \"y\"?)" and returns -1. */

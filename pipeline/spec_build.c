@@ -361,6 +361,11 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 					   "invalid stage name \"%s\" (use letters, digits, \"_\", "
 					   "\"-\" and \".\", starting with a letter or digit)",
 					   st->name);
+		if (strlen(st->name) > SPEC_STAGE_NAME_MAX)
+			return cp_error_at(b->err, &pr->key->mark,
+					   "stage name \"%.20s...\" is %zu characters long; cpipe "
+					   "names log files after stages and allows at most %d",
+					   st->name, strlen(st->name), SPEC_STAGE_NAME_MAX);
 		if (ynode_is_null(pr->value))
 			continue;
 		if (pr->value->kind != YNODE_MAP)
@@ -451,6 +456,15 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		b.volume_names = xcalloc(1, sizeof(*b.volume_names));
 	if (stages && build_stages_pass1(&b, stages) < 0)
 		goto out;
+	if (!p->nstages) {
+		/* Marks of an empty `stages:` point at it; a file without one
+		 * has nothing to point at but itself. */
+		struct cp_mark mk = {p->mark_files.v[0], 0, 0};
+		cp_error_at(err, stages ? &stages->mark : &mk,
+			    "no stages defined; add a `stages:` (or `services:`) map");
+		goto out;
+	}
+	pipeline_index_stages(p);
 	if (!b.stage_names)
 		b.stage_names = xcalloc(1, sizeof(*b.stage_names));
 	if (check_sets(&b) < 0)
@@ -462,7 +476,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		if (r < 0)
 			goto out;
 	}
-	if (sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
+	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
 		goto out;
 	sb_secrets(&b, secrets);
 	rc = 0;

@@ -77,6 +77,9 @@ int sb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v, c
 int sb_ports(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
 int sb_artifacts(struct spec_builder *b, const struct ynode *v, const char *where,
 		 const char *key, struct artifact_ref **out, size_t *n);
+/* Fails when two ports entries (of one stage or two) publish the same host
+ * port on the same address and protocol. */
+int sb_check_ports(struct spec_builder *b);
 /* spec_deps.c: explicit `depends_on` of one stage. */
 int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
 /* Applies the --set overrides aimed at `st`; unknown params fail. */

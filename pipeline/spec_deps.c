@@ -14,18 +14,14 @@ static const struct stage *find_stage(const struct spec_builder *b, const char *
 
 static struct dep *dep_add(struct stage *st)
 {
-	st->deps = xrealloc(st->deps, (st->ndeps + 1) * sizeof(*st->deps));
+	/* deps only grow here: room doubles whenever ndeps reaches a power of
+	 * two, so a stage with 50,000 dependencies is not copied 50,000 times. */
+	size_t n = st->ndeps;
+	if ((n & (n - 1)) == 0)
+		st->deps = xrealloc(st->deps, (n ? 2 * n : 1) * sizeof(*st->deps));
 	struct dep *d = &st->deps[st->ndeps++];
 	memset(d, 0, sizeof(*d));
 	return d;
-}
-
-static bool has_dep(const struct stage *st, const char *name)
-{
-	for (size_t i = 0; i < st->ndeps; i++)
-		if (!strcmp(st->deps[i].stage, name))
-			return true;
-	return false;
 }
 
 static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode *key,
@@ -47,8 +43,7 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 	}
 	if (up == st)
 		return cp_error_at(b->err, &key->mark, "%sdepends on itself", where);
-	if (has_dep(st, name))
-		return cp_error_at(b->err, &key->mark, "%sdepends on \"%s\" twice", where, name);
+	/* Names are distinct: spec_normalize rejects a list naming one twice. */
 	struct dep *d = dep_add(st);
 	d->stage = xstrdup(name);
 	d->mark = key->mark;
@@ -227,8 +222,17 @@ int sb_implicit_deps(struct spec_builder *b)
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_produced);
 	size_t *found = NULL, nfound = 0, fcap = 0;
+	/* dep_of[j] == i + 1 once stage i depends on stage j. */
+	size_t *dep_of = xcalloc(p->nstages + 1, sizeof(*dep_of));
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct stage *st = &p->stages[i];
+		if (!st->ninputs)
+			continue;
+		for (size_t d = 0; d < st->ndeps; d++) {
+			long j = pipeline_stage_index(p, st->deps[d].stage);
+			if (j >= 0)
+				dep_of[j] = i + 1;
+		}
 		for (size_t k = 0; k < st->ninputs; k++) {
 			nfound = 0;
 			producers_of(&found, &nfound, &fcap, v, n, &st->inputs[k]);
@@ -237,9 +241,9 @@ int sb_implicit_deps(struct spec_builder *b)
 				qsort(found, nfound, sizeof(*found), cmp_size);
 			for (size_t f = 0; f < nfound; f++) {
 				const struct stage *up = &p->stages[found[f]];
-				if (found[f] == i || (f && found[f] == found[f - 1]) ||
-				    has_dep(st, up->name))
+				if (found[f] == i || dep_of[found[f]] == i + 1)
 					continue;
+				dep_of[found[f]] = i + 1;
 				struct dep *d = dep_add(st);
 				d->stage = xstrdup(up->name);
 				d->mark = st->inputs[k].mark;
@@ -249,65 +253,54 @@ int sb_implicit_deps(struct spec_builder *b)
 		}
 	}
 	free(found);
+	free(dep_of);
 	free(v);
 	return 0;
 }
 
-/* Stage names sorted once, so each dependency resolves by binary search. */
-struct name_index {
-	size_t *pos;
-	size_t n;
-};
-
-static int cmp_by_name(const void *x, const void *y, void *ud)
+/* Reports the cycle closed by the edge from stack[depth] to stage j. */
+static int cycle_error(struct spec_builder *b, const size_t *stack, size_t depth, size_t j,
+		       const struct cp_mark *mark)
 {
-	const struct pipeline *p = ud;
-	return strcmp(p->stages[*(const size_t *)x].name, p->stages[*(const size_t *)y].name);
-}
-
-static int stage_index(const struct name_index *ix, const struct pipeline *p, const char *name)
-{
-	size_t lo = 0, hi = ix->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(p->stages[ix->pos[mid]].name, name);
-		if (c == 0)
-			return (int)ix->pos[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	struct strbuf sb = STRBUF_INIT;
+	size_t from = 0;
+	while (stack[from] != j)
+		from++;
+	for (size_t s = from; s <= depth; s++)
+		sb_addf(&sb, "%s -> ", b->p->stages[stack[s]].name);
+	sb_adds(&sb, b->p->stages[j].name);
+	cp_error_at(b->err, mark, "dependency cycle: %s", sb_str(&sb));
+	sb_free(&sb);
 	return -1;
 }
 
-static int dfs(struct spec_builder *b, const struct name_index *ix, size_t i, char *color,
-	       size_t *stack, size_t depth)
+/* Depth-first search from `root` with an explicit stack (a 100,000-stage
+ * chain would overflow the C stack); next[i] is the next dependency of
+ * stage i to visit. */
+static int dfs(struct spec_builder *b, size_t root, char *color, size_t *stack, size_t *next)
 {
-	const struct stage *st = &b->p->stages[i];
-	color[i] = 1;
-	stack[depth] = i;
-	for (size_t k = 0; k < st->ndeps; k++) {
-		int j = stage_index(ix, b->p, st->deps[k].stage);
-		if (j < 0)
+	size_t depth = 0;
+	stack[0] = root;
+	color[root] = 1;
+	for (;;) {
+		size_t i = stack[depth];
+		const struct stage *st = &b->p->stages[i];
+		if (next[i] == st->ndeps) {
+			color[i] = 2;
+			if (depth == 0)
+				return 0;
+			depth--;
 			continue;
-		if (color[j] == 1) {
-			struct strbuf sb = STRBUF_INIT;
-			size_t from = 0;
-			while (stack[from] != (size_t)j)
-				from++;
-			for (size_t s = from; s <= depth; s++)
-				sb_addf(&sb, "%s -> ", b->p->stages[stack[s]].name);
-			sb_adds(&sb, b->p->stages[j].name);
-			cp_error_at(b->err, &st->deps[k].mark, "dependency cycle: %s", sb_str(&sb));
-			sb_free(&sb);
-			return -1;
 		}
-		if (color[j] == 0 && dfs(b, ix, (size_t)j, color, stack, depth + 1) < 0)
-			return -1;
+		const struct dep *d = &st->deps[next[i]++];
+		long j = pipeline_stage_index(b->p, d->stage);
+		if (j < 0 || color[j] == 2)
+			continue;
+		if (color[j] == 1)
+			return cycle_error(b, stack, depth, (size_t)j, &d->mark);
+		color[j] = 1;
+		stack[++depth] = (size_t)j;
 	}
-	color[i] = 2;
-	return 0;
 }
 
 int sb_check_cycles(struct spec_builder *b)
@@ -315,16 +308,13 @@ int sb_check_cycles(struct spec_builder *b)
 	size_t n = b->p->nstages;
 	char *color = xcalloc(n + 1, 1);
 	size_t *stack = xcalloc(n + 1, sizeof(*stack));
-	struct name_index ix = {.pos = xcalloc(n + 1, sizeof(size_t)), .n = n};
-	for (size_t i = 0; i < n; i++)
-		ix.pos[i] = i;
-	qsort_r(ix.pos, n, sizeof(size_t), cmp_by_name, b->p);
+	size_t *next = xcalloc(n + 1, sizeof(*next));
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (color[i] == 0)
-			rc = dfs(b, &ix, i, color, stack, 0);
-	free(ix.pos);
+			rc = dfs(b, i, color, stack, next);
 	free(color);
 	free(stack);
+	free(next);
 	return rc;
 }

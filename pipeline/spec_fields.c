@@ -1,5 +1,6 @@
 /* Value parsers of the spec loader that need no loader state: ports and
  * durations. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,13 @@ static int port_short(struct port *out, const char *text, const struct ynode *v,
 			out->host_ip = xstrndup(ip + 1, n - 2);
 		else
 			out->host_ip = xstrdup(ip);
+		unsigned char addr[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, out->host_ip, addr) != 1 &&
+		    inet_pton(AF_INET6, out->host_ip, addr) != 1)
+			return cp_error_at(err, &v->mark,
+					   "stage \"%s\": port \"%s\": host IP \"%s\" is not an IPv4 "
+					   "or IPv6 address",
+					   stage, text, out->host_ip);
 	}
 	out->protocol = xstrdup(proto);
 	return 0;

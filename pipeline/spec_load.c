@@ -2,6 +2,7 @@
  * then hands the tree to spec_build. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
@@ -28,8 +29,24 @@ static char *cwd_or_dir(const struct spec_options *opts, struct cp_error *err)
 	char *dir = path_absolute(cwd, opts->dir);
 	free(cwd);
 	if (!dir)
-		cp_error_set(err, "bad directory %s", opts->dir);
+		cp_error_set(err, "-C %s: bad directory", opts->dir);
 	return dir;
+}
+
+/* -C names a directory that exists (spec_load_string needs none). */
+static int check_dir(const struct spec_options *opts, const char *dir, struct cp_error *err)
+{
+	struct stat st;
+	if (!opts || !opts->dir)
+		return 0;
+	if (stat(dir, &st) < 0)
+		return cp_error_errno(err, "-C %s", opts->dir);
+	if (!S_ISDIR(st.st_mode))
+		return cp_error_set(err,
+				    "-C %s: not a directory (give the directory that holds the "
+				    "spec, or the file itself with -f)",
+				    opts->dir);
+	return 0;
 }
 
 /* Parses, interpolates and normalizes one file. *out is a mapping. */
@@ -102,7 +119,7 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 	int rc = -1;
 
 	*out = NULL;
-	if (!(base = cwd_or_dir(opts, err)))
+	if (!(base = cwd_or_dir(opts, err)) || check_dir(opts, base, err) < 0)
 		goto out;
 	if (opts && opts->nfiles) {
 		for (size_t i = 0; i < opts->nfiles; i++) {

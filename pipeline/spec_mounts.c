@@ -239,3 +239,87 @@ int sb_artifacts(struct spec_builder *b, const struct ynode *v, const char *wher
 	return 0;
 }
 
+
+/* ---- host ports published twice ---- */
+
+struct published {
+	const struct port *port;
+	size_t stage;
+	const char *ip; /* the address bound: host_ip, else the default */
+};
+
+static int cmp_published(const void *x, const void *y)
+{
+	const struct published *a = x, *b = y;
+	int c = strcmp(a->port->protocol, b->port->protocol);
+	if (c)
+		return c;
+	return (a->port->host_port > b->port->host_port) -
+	       (a->port->host_port < b->port->host_port);
+}
+
+static bool is_wildcard(const char *ip)
+{
+	return !strcmp(ip, "0.0.0.0") || !strcmp(ip, "::");
+}
+
+/* Whether a was written before b in the spec. */
+static bool written_before(const struct published *a, const struct published *b)
+{
+	return a->stage != b->stage ? a->stage < b->stage : a->port < b->port;
+}
+
+int sb_check_ports(struct spec_builder *b)
+{
+	const struct pipeline *p = b->p;
+	size_t n = 0, cap = 0;
+	struct published *v = NULL;
+	for (size_t i = 0; i < p->nstages; i++) {
+		for (size_t k = 0; k < p->stages[i].nports; k++) {
+			const struct port *pt = &p->stages[i].ports[k];
+			if (!pt->host_port)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n++] = (struct published){pt, i, pt->host_ip ? pt->host_ip : "127.0.0.1"};
+		}
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_published);
+	/* Sorted by (protocol, first port), a clash is with an entry before
+	 * whose range reaches this one's first port; reach[j] is the highest
+	 * last port of v[group start .. j], so the scan back stops early. */
+	int *reach = xcalloc(n + 1, sizeof(*reach));
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct published *c = &v[i];
+		bool same_group = i && !strcmp(v[i - 1].port->protocol, c->port->protocol);
+		reach[i] = c->port->host_port_end;
+		if (same_group && reach[i - 1] > reach[i])
+			reach[i] = reach[i - 1];
+		for (size_t j = i; same_group && j-- > 0;) {
+			const struct published *a = &v[j];
+			if (strcmp(a->port->protocol, c->port->protocol) != 0 ||
+			    reach[j] < c->port->host_port)
+				break;
+			if (a->port->host_port_end < c->port->host_port ||
+			    (strcmp(a->ip, c->ip) && !is_wildcard(a->ip) && !is_wildcard(c->ip)))
+				continue;
+			const struct published *first = written_before(a, c) ? a : c;
+			const struct published *again = first == a ? c : a;
+			const struct cp_mark *fm = &first->port->mark;
+			rc = cp_error_at(b->err, &again->port->mark,
+					 "stage \"%s\": host port %d/%s on %s is already published by "
+					 "stage \"%s\" (%s:%d:%d); two stages cannot bind one host port",
+					 p->stages[again->stage].name, c->port->host_port,
+					 c->port->protocol, c->ip, p->stages[first->stage].name, fm->file,
+					 fm->line, fm->col);
+			break;
+		}
+	}
+	free(reach);
+	free(v);
+	return rc;
+}

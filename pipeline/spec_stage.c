@@ -271,28 +271,69 @@ static char *gpu_request(const struct ynode *m)
 	return xstrdup("all");
 }
 
+/* What docker --gpus takes: "all", a count, or "device=ID[,ID...]". */
+static bool gpu_request_valid(const char *s)
+{
+	if (!strcmp(s, "all"))
+		return true;
+	if (str_has_prefix(s, "device=") && s[7] && s[strlen(s) - 1] != ',')
+		return true;
+	if (!*s || strlen(s) > 4)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return atoi(s) > 0;
+}
+
+static int gpu_scalar(struct spec_builder *b, struct stage *st, const struct ynode *v,
+		      const char *where)
+{
+	if (!gpu_request_valid(v->str))
+		return cp_error_at(b->err, &v->mark,
+				   "%sgpus \"%s\" is not \"all\", a number of GPUs or "
+				   "\"device=ID[,ID...]\"",
+				   where, v->str);
+	strvec_push(&st->gpus, v->str);
+	return 0;
+}
+
+/* A device request mapping; its count must be one docker takes. */
+static int gpu_map(struct spec_builder *b, struct stage *st, const struct ynode *m,
+		   const char *where)
+{
+	const struct ynode *count = ymap_get(m, "count");
+	if (count && count->kind == YNODE_SCALAR && !ynode_is_null(count) &&
+	    (!gpu_request_valid(count->str) || str_has_prefix(count->str, "device=")))
+		return cp_error_at(b->err, &count->mark,
+				   "%sGPU count \"%s\" is not \"all\" or a number of GPUs", where,
+				   count->str);
+	strvec_push_take(&st->gpus, gpu_request(m));
+	return 0;
+}
+
 static int build_gpus(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		      const char *where)
 {
 	if (ynode_is_null(v))
 		return 0;
-	if (v->kind == YNODE_SCALAR) {
-		strvec_push(&st->gpus, v->str);
-		return 0;
-	}
+	if (v->kind == YNODE_SCALAR)
+		return gpu_scalar(b, st, v, where);
 	if (v->kind != YNODE_SEQ)
 		return sb_type_error(b, v, where, "gpus", "\"all\" or a list");
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
+		int rc;
 		if (it->kind == YNODE_SCALAR && !ynode_is_null(it))
-			strvec_push(&st->gpus, it->str);
+			rc = gpu_scalar(b, st, it, where);
 		else if (it->kind == YNODE_MAP)
-			strvec_push_take(&st->gpus, gpu_request(it));
+			rc = gpu_map(b, st, it, where);
 		else
-			return cp_error_at(b->err, &it->mark,
-					   "%skey \"gpus\": entries must be strings or mappings, "
-					   "got %s",
-					   where, ynode_kind_name(it));
+			rc = cp_error_at(b->err, &it->mark,
+					 "%skey \"gpus\": entries must be strings or mappings, got %s",
+					 where, ynode_kind_name(it));
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -321,8 +362,9 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 		return 0;
 	for (size_t i = 0; i < devs->nitems; i++) {
 		const struct ynode *d = devs->items[i];
-		if (d->kind == YNODE_MAP && seq_has(ymap_get(d, "capabilities"), "gpu"))
-			strvec_push_take(&st->gpus, gpu_request(d));
+		if (d->kind == YNODE_MAP && seq_has(ymap_get(d, "capabilities"), "gpu") &&
+		    gpu_map(b, st, d, where) < 0)
+			return -1;
 	}
 	return 0;
 }

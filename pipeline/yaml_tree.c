@@ -1,5 +1,6 @@
 #include "yaml_tree.h"
 
+#include <search.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,9 @@ struct frame {
 
 struct builder {
 	const char *file;
-	size_t count;
-	struct anchor *anchors;
-	size_t nanchors, capanchors;
+	size_t count; /* nodes so far, aliases expanded */
+	size_t bytes; /* scalar bytes so far, aliases expanded */
+	void *anchors; /* tsearch tree of struct anchor, by name */
 	struct frame stack[YTREE_MAX_DEPTH];
 	int depth;
 	struct ynode *root;
@@ -59,6 +60,7 @@ struct ynode *ynode_new_scalar(const char *s, const struct cp_mark *mark, bool q
 {
 	struct ynode *n = node_new(YNODE_SCALAR, mark);
 	n->str = xstrdup(s);
+	n->bytes = strlen(s);
 	n->quoted = quoted;
 	return n;
 }
@@ -73,20 +75,34 @@ struct ynode *ynode_new_seq(const struct cp_mark *mark)
 	return node_new(YNODE_SEQ, mark);
 }
 
+/* Pushes double the room (cap) so n appends cost O(n). */
+static size_t grown(size_t cap)
+{
+	return cap ? 2 * cap : 4;
+}
+
 void yseq_push(struct ynode *seq, struct ynode *item)
 {
-	seq->items = xrealloc(seq->items, (seq->nitems + 1) * sizeof(*seq->items));
+	if (seq->nitems == seq->cap) {
+		seq->cap = grown(seq->cap);
+		seq->items = xrealloc(seq->items, seq->cap * sizeof(*seq->items));
+	}
 	seq->items[seq->nitems++] = item;
 	seq->weight += item->weight;
+	seq->bytes += item->bytes;
 }
 
 void ymap_push(struct ynode *map, struct ynode *key, struct ynode *value)
 {
-	map->pairs = xrealloc(map->pairs, (map->npairs + 1) * sizeof(*map->pairs));
+	if (map->npairs == map->cap) {
+		map->cap = grown(map->cap);
+		map->pairs = xrealloc(map->pairs, map->cap * sizeof(*map->pairs));
+	}
 	map->pairs[map->npairs].key = key;
 	map->pairs[map->npairs].value = value;
 	map->npairs++;
 	map->weight += key->weight + value->weight;
+	map->bytes += key->bytes + value->bytes;
 }
 
 void ynode_free(struct ynode *n)
@@ -111,6 +127,7 @@ struct ynode *ynode_copy(const struct ynode *n)
 	c->kind = n->kind;
 	c->mark = n->mark;
 	c->weight = n->weight;
+	c->bytes = n->bytes;
 	c->quoted = n->quoted;
 	c->exact_col = n->exact_col;
 	if (n->str)
@@ -119,7 +136,7 @@ struct ynode *ynode_copy(const struct ynode *n)
 		c->items = xmalloc(n->nitems * sizeof(*c->items));
 		for (size_t i = 0; i < n->nitems; i++)
 			c->items[i] = ynode_copy(n->items[i]);
-		c->nitems = n->nitems;
+		c->nitems = c->cap = n->nitems;
 	}
 	if (n->npairs) {
 		c->pairs = xmalloc(n->npairs * sizeof(*c->pairs));
@@ -127,7 +144,7 @@ struct ynode *ynode_copy(const struct ynode *n)
 			c->pairs[i].key = ynode_copy(n->pairs[i].key);
 			c->pairs[i].value = ynode_copy(n->pairs[i].value);
 		}
-		c->npairs = n->npairs;
+		c->npairs = c->cap = n->npairs;
 	}
 	return c;
 }
@@ -151,6 +168,7 @@ struct ynode *ymap_get(const struct ynode *map, const char *key)
 void ymap_remove(struct ynode *map, size_t i)
 {
 	map->weight -= map->pairs[i].key->weight + map->pairs[i].value->weight;
+	map->bytes -= map->pairs[i].key->bytes + map->pairs[i].value->bytes;
 	ynode_free(map->pairs[i].key);
 	ynode_free(map->pairs[i].value);
 	memmove(&map->pairs[i], &map->pairs[i + 1], (map->npairs - i - 1) * sizeof(*map->pairs));
@@ -249,14 +267,25 @@ static void grave_push(struct builder *b, struct ynode *n)
 	b->grave[b->ngrave++] = n;
 }
 
-static int count_nodes(struct builder *b, size_t n, const struct cp_mark *mark)
+/* Adds n nodes and `bytes` of text to the document; past a cap, fails at
+ * `mark` naming `what` (an alias, a merge key, a value) and the limit. */
+static int count_nodes(struct builder *b, size_t n, size_t bytes, const struct cp_mark *mark,
+		       const char *what)
 {
 	if (n > YTREE_MAX_NODES || b->count + n > YTREE_MAX_NODES)
 		return cp_error_at(b->err, mark,
-				   "document expands to more than %d nodes "
-				   "(aliases nested too deep?)",
-				   YTREE_MAX_NODES);
+				   "%s expands the spec past %d YAML nodes, the most cpipe reads "
+				   "from one file once aliases and \"<<\" merge keys are expanded; "
+				   "use fewer aliases",
+				   what, YTREE_MAX_NODES);
+	if (bytes > YTREE_MAX_BYTES || b->bytes + bytes > YTREE_MAX_BYTES)
+		return cp_error_at(b->err, mark,
+				   "%s expands the spec past %u MiB of text, the most cpipe reads "
+				   "from one file once aliases and \"<<\" merge keys are expanded; "
+				   "repeat large values less often",
+				   what, YTREE_MAX_BYTES >> 20);
 	b->count += n;
+	b->bytes += bytes;
 	return 0;
 }
 
@@ -276,23 +305,39 @@ static size_t node_height(const struct ynode *n)
 	return h + 1;
 }
 
+static int cmp_anchor(const void *x, const void *y)
+{
+	return strcmp(((const struct anchor *)x)->name, ((const struct anchor *)y)->name);
+}
+
+static void anchor_free(void *a)
+{
+	free(((struct anchor *)a)->name);
+	free(a);
+}
+
+/* Takes name. An anchor defined again points at its latest node, as YAML
+ * says; lookups are O(log n), so 300,000 aliases to 30,000 anchors do not
+ * scan a list each. */
 static void anchor_add(struct builder *b, char *name, const struct ynode *n)
 {
-	if (b->nanchors == b->capanchors) {
-		b->capanchors = b->capanchors ? 2 * b->capanchors : 8;
-		b->anchors = xrealloc(b->anchors, b->capanchors * sizeof(*b->anchors));
+	struct anchor *a = xmalloc(sizeof(*a));
+	a->name = name;
+	a->node = n;
+	struct anchor **slot = tsearch(a, &b->anchors, cmp_anchor);
+	if (!slot)
+		abort(); /* out of memory, as xmalloc would */
+	if (*slot != a) {
+		(*slot)->node = n;
+		anchor_free(a);
 	}
-	b->anchors[b->nanchors].name = name;
-	b->anchors[b->nanchors].node = n;
-	b->nanchors++;
 }
 
 static const struct ynode *anchor_find(const struct builder *b, const char *name)
 {
-	for (size_t i = b->nanchors; i-- > 0;)
-		if (strcmp(b->anchors[i].name, name) == 0)
-			return b->anchors[i].node;
-	return NULL;
+	struct anchor key = {(char *)name, NULL};
+	struct anchor *const *slot = tfind(&key, &b->anchors, cmp_anchor);
+	return slot ? (*slot)->node : NULL;
 }
 
 /* Hands a finished node to its parent (or makes it the root). Takes n. */
@@ -365,6 +410,7 @@ static int finish_map(struct builder *b, struct ynode *map)
 	size_t n = 0, cap = 0, prio = 0;
 	struct cand *c = NULL;
 	bool merges = false;
+	const struct cp_mark *merge_mark = NULL; /* of the first "<<" */
 	int rc = -1;
 
 	for (size_t i = 0; i < map->npairs; i++) {
@@ -373,6 +419,8 @@ static int finish_map(struct builder *b, struct ynode *map)
 			cand_add(&c, &n, &cap, k, v, 0);
 			continue;
 		}
+		if (!merges)
+			merge_mark = &k->mark;
 		merges = true;
 		if (v->kind == YNODE_MAP) {
 			prio++;
@@ -426,16 +474,18 @@ static int finish_map(struct builder *b, struct ynode *map)
 		goto out;
 	}
 
-	size_t copied = 0;
+	size_t copied = 0, copied_bytes = 0;
 	for (size_t i = 0; i < n; i++)
-		if (c[i].keep && c[i].prio)
+		if (c[i].keep && c[i].prio) {
 			copied += c[i].key->weight + c[i].value->weight;
-	if (count_nodes(b, copied, &map->mark) < 0)
+			copied_bytes += c[i].key->bytes + c[i].value->bytes;
+		}
+	if (count_nodes(b, copied, copied_bytes, merge_mark, "merge key \"<<\"") < 0)
 		goto out;
 
 	struct ypair *pairs = xmalloc((n ? n : 1) * sizeof(*pairs));
 	size_t np = 0;
-	size_t weight = 1;
+	size_t weight = 1, bytes = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!c[i].keep)
 			continue;
@@ -447,6 +497,7 @@ static int finish_map(struct builder *b, struct ynode *map)
 			pairs[np].value = c[i].value;
 		}
 		weight += pairs[np].key->weight + pairs[np].value->weight;
+		bytes += pairs[np].key->bytes + pairs[np].value->bytes;
 		np++;
 	}
 	for (size_t i = 0; i < map->npairs; i++) {
@@ -458,7 +509,9 @@ static int finish_map(struct builder *b, struct ynode *map)
 	free(map->pairs);
 	map->pairs = pairs;
 	map->npairs = np;
+	map->cap = n ? n : 1;
 	map->weight = weight;
+	map->bytes = bytes;
 	rc = 0;
 out:
 	free(c);
@@ -473,7 +526,7 @@ static int on_node_start(struct builder *b, struct ynode *n, yaml_char_t *anchor
 		ynode_free(n);
 		return -1;
 	}
-	if (count_nodes(b, 1, &n->mark) < 0) {
+	if (count_nodes(b, 1, 0, &n->mark, "this value") < 0) {
 		ynode_free(n);
 		return -1;
 	}
@@ -512,10 +565,11 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 	struct cp_mark mk = mark_of(b, ev->start_mark);
 	if (memchr(val, '\0', len))
 		return cp_error_at(b->err, &mk, "NUL character in a string");
-	if (count_nodes(b, 1, &mk) < 0)
+	if (count_nodes(b, 1, len, &mk, "this value") < 0)
 		return -1;
 	struct ynode *n = node_new(YNODE_SCALAR, &mk);
 	n->str = xstrndup(val, len);
+	n->bytes = len;
 	const char *tag = (const char *)ev->data.scalar.tag;
 	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	n->quoted = !plain || (tag && strcmp(tag, "tag:yaml.org,2002:str") == 0);
@@ -541,7 +595,8 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 	const struct ynode *src = anchor_find(b, name);
 	if (!src)
 		return cp_error_at(b->err, &mk, "unknown anchor \"%s\"", name);
-	if (count_nodes(b, src->weight, &mk) < 0)
+	cleanup_free char *what = xasprintf("alias \"%s\"", name);
+	if (count_nodes(b, src->weight, src->bytes, &mk, what) < 0)
 		return -1;
 	if ((size_t)b->depth + node_height(src) > YTREE_MAX_HEIGHT)
 		return cp_error_at(b->err, &mk, "alias \"%s\" nests YAML deeper than %d levels",
@@ -582,13 +637,49 @@ static void builder_free(struct builder *b)
 		ynode_free(f->key);
 		free(f->anchor);
 	}
-	for (size_t i = 0; i < b->nanchors; i++)
-		free(b->anchors[i].name);
-	free(b->anchors);
+	tdestroy(b->anchors, anchor_free);
 	for (size_t i = 0; i < b->ngrave; i++)
 		ynode_free(b->grave[i]);
 	free(b->grave);
 	ynode_free(b->root);
+}
+
+/* libyaml reports a bad byte (invalid UTF-8, a control character) by its
+ * offset in the input, not by line and column: count them here, columns in
+ * characters as libyaml counts them elsewhere. */
+static void reader_error(struct cp_error *err, const char *file, const char *data, size_t len,
+			 const yaml_parser_t *parser)
+{
+	size_t off = parser->problem_offset < len ? parser->problem_offset : len;
+	/* A bad trailing byte is reported at itself: point at its sequence. */
+	bool trailing = parser->problem && strstr(parser->problem, "trailing");
+	for (size_t back = 0; trailing && back < 3 && off > 0 && off < len &&
+			      ((unsigned char)data[off] & 0xC0) != 0xC0 &&
+			      ((unsigned char)data[off - 1] & 0x80);
+	     back++)
+		off--;
+	struct cp_mark mk = {file, 1, 1};
+	for (size_t i = 0; i < off; i++) {
+		unsigned char c = (unsigned char)data[i];
+		if (c == '\n' || (c == '\r' && (i + 1 >= len || data[i + 1] != '\n'))) {
+			mk.line++;
+			mk.col = 1;
+		} else if ((c & 0xC0) != 0x80 && c != '\r') {
+			mk.col++;
+		}
+	}
+	const char *problem = trailing ? "incomplete UTF-8 sequence"
+			      : parser->problem ? parser->problem
+						: "unreadable input";
+	if (parser->problem_value >= 0 && off < len)
+		cp_error_at(err, &mk,
+			    "%s (byte 0x%02x): the spec must be UTF-8 text; fix or re-save "
+			    "the file as UTF-8",
+			    problem, (unsigned)(unsigned char)data[off]);
+	else
+		cp_error_at(err, &mk, "%s: the spec must be UTF-8 text; fix or re-save the file "
+				      "as UTF-8",
+			    problem);
 }
 
 int ytree_parse(struct ynode **out, const char *file, const char *data, size_t len,
@@ -606,6 +697,10 @@ int ytree_parse(struct ynode **out, const char *file, const char *data, size_t l
 		yaml_event_t ev;
 		if (!yaml_parser_parse(&parser, &ev)) {
 			struct cp_mark mk = mark_of(&b, parser.problem_mark);
+			if (parser.error == YAML_READER_ERROR) {
+				reader_error(err, file, data, len, &parser);
+				goto out;
+			}
 			if (parser.context)
 				cp_error_at(err, &mk, "invalid YAML: %s %s",
 					    parser.problem ? parser.problem : "syntax error",

@@ -10,8 +10,11 @@
 
 #include "../lib/error.h"
 
-/* Alias expansion stops with an error past this many nodes in one file. */
+/* Alias and `<<` expansion stops with an error past this many nodes, or
+ * past this many bytes of scalar text (keys included), in one file: a 1 MiB
+ * string behind 10,000 aliases would otherwise take 10 GiB. */
 #define YTREE_MAX_NODES 1000000
+#define YTREE_MAX_BYTES (64u << 20)
 /* Nesting deeper than this is rejected (the tree code recurses). */
 #define YTREE_MAX_DEPTH 128
 
@@ -32,6 +35,7 @@ struct ynode {
 	enum ynode_kind kind;
 	struct cp_mark mark; /* file lent by the loader, outlives the tree */
 	size_t weight;       /* nodes in this subtree, itself included */
+	size_t bytes;        /* scalar text in this subtree, as parsed */
 
 	/* YNODE_SCALAR */
 	char *str;     /* never NULL, no NUL bytes inside */
@@ -45,12 +49,16 @@ struct ynode {
 	/* YNODE_MAP */
 	struct ypair *pairs;
 	size_t npairs;
+
+	size_t cap; /* room allocated in items or pairs (pushes double it) */
 };
 
 /* Parses one YAML document. `file` is the name used in marks and messages
  * and must outlive the tree. *out is NULL for an empty document. Errors
- * ("file:line:col: ...") cover YAML syntax, unknown anchors, alias
- * expansion past YTREE_MAX_NODES, nesting past YTREE_MAX_DEPTH, non-scalar
+ * ("file:line:col: ...") cover YAML syntax (invalid UTF-8 at its byte),
+ * unknown anchors, alias and merge expansion past YTREE_MAX_NODES or
+ * YTREE_MAX_BYTES (at the alias that crosses it), nesting past
+ * YTREE_MAX_DEPTH, non-scalar
  * keys, duplicate keys and bad `<<` values. Caller frees with ynode_free. */
 int ytree_parse(struct ynode **out, const char *file, const char *data, size_t len,
 		struct cp_error *err);

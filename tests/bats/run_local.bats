@@ -314,7 +314,7 @@ stages:
 EOF
 	run cpipe run
 	[ "$status" -eq 2 ] || fail "expected exit 2, got $status"
-	assert_contains "stage empty has no command"
+	assert_contains "cpipe.yml:2:3: stage \"empty\" has no command"
 }
 
 @test "a command that does not exist fails with a clear error naming it" {

@@ -1,10 +1,13 @@
 /* libFuzzer target for the spec loader: any bytes as a cpipe.yml. The
  * project dir is a path that does not exist, so no .env or env_file is
- * read; the environment is fixed so runs are reproducible. */
+ * read; the environment is fixed so runs are reproducible. A spec that
+ * loads is also planned (every stage, and the last one with its upstream)
+ * and checked against both runtimes, so the name index, the planner and
+ * the expansion caps see the same inputs. */
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../pipeline/spec.h"
+#include "../../pipeline/plan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,7 +23,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		opts.sets = &sets;
 	struct pipeline *p = NULL;
 	struct cp_error err = {0};
-	if (spec_load_string(&p, "cpipe.yml", (const char *)data, size, &opts, &err) == 0)
-		pipeline_free(p);
+	if (spec_load_string(&p, "cpipe.yml", (const char *)data, size, &opts, &err) < 0)
+		return 0;
+	struct plan plan;
+	if (plan_build(&plan, p, NULL, 0, false, NULL, &err) == 0) {
+		plan_check_runnable(&plan, "local", false, &err);
+		plan_check_runnable(&plan, "docker", true, &err);
+		plan_free(&plan);
+	}
+	const char *last[] = {p->stages[p->nstages - 1].name};
+	if (plan_build(&plan, p, last, 1, false, NULL, &err) == 0)
+		plan_free(&plan);
+	pipeline_free(p);
 	return 0;
 }
