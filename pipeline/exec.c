@@ -198,10 +198,7 @@ void exec_fail(struct run *r, const char *fmt, ...)
 
 static size_t index_of(const struct pipeline *p, const char *name)
 {
-	for (size_t i = 0; i < p->nstages; i++)
-		if (strcmp(p->stages[i].name, name) == 0)
-			return i;
-	return (size_t)-1;
+	return (size_t)pipeline_stage_index(p, name); /* -1 when absent */
 }
 
 /* 1 when the dependencies of slot i are satisfied; with `jobs_only`, only

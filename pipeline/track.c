@@ -76,10 +76,7 @@ size_t track_stage_pos(const struct pipeline *p, const struct stage *s)
 
 const struct stage *track_stage_named(const struct pipeline *p, const char *name)
 {
-	for (size_t i = 0; i < p->nstages; i++)
-		if (strcmp(p->stages[i].name, name) == 0)
-			return &p->stages[i];
-	return NULL;
+	return pipeline_stage(p, name);
 }
 
 /* How an artifact is named in records and the lock: "vol:/path", or a host
