@@ -151,6 +151,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		for (int i = 0; i < argc; i++)
 			strvec_push(&cmdline, argv[i]);
 		struct track_options to = {.state_dir = state, .run_id = run_id, .force = force,
+					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)

@@ -33,6 +33,8 @@ static const struct command {
 	{"lineage", cmd_lineage, "what produced an artifact: lineage VOLUME:PATH|DIGEST"},
 	{"prov", cmd_prov, "W3C PROV-JSON of a run: prov RUN"},
 	{"metrics", cmd_metrics, "metrics of a run: metrics [RUN] [--diff RUN|REV]"},
+	{"checkout", cmd_checkout, "put a run's or git revision's outputs back: checkout RUN|REV"},
+	{"gc", cmd_gc, "remove stored objects nothing refers to: gc [--keep-runs N] [--dry-run]"},
 	{"version", cmd_version, "print cpipe's version"},
 	{"help", cmd_help, "this help"},
 };
