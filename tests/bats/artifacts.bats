@@ -123,7 +123,8 @@ last_record() {
 	echo 6 > "$(vol work)/model/ckpt"
 	run cpipe status
 	[[ "$output" == *"prepare   fresh"* ]] || fail "prepare should be fresh"
-	assert_contains "train     stale   output work:/model/ckpt changed (sha256:"
+	# The store still holds the locked checkpoint: stale, but restorable.
+	assert_contains "train     restorable output work:/model/ckpt changed (sha256:"
 	assert_contains "evaluate  stale   input work:/model/ckpt changed (sha256:"
 	run cpipe status --check
 	[ "$status" -eq 1 ] || fail "--check should exit 1"
