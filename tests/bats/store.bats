@@ -139,13 +139,14 @@ objects_sound() {
 	first=$(cpipe runs --json | jq -r '.[0].id')
 	run_ok run --set train.lr=2
 	d=$(cpipe show "$first" --json | jq -r '.stages[0].outputs["vol:/model"].digest')
-	# The first run's weights.txt ("lr=1\n") is the object to lose.
-	obj=$(printf 'lr=1\n' | sha256sum | cut -d' ' -f1)
+	# The first run's metrics file is the object to lose: staged after
+	# its model, which must not be put in place either.
+	obj=$(printf '{"lr": 1}\n' | sha256sum | cut -d' ' -f1)
 	rm ".cpipe/store/objects/sha256/${obj:0:2}/${obj:2}"
 	before=$(cd "$(vol vol)" && find . -printf '%p %s\n' | sort; cat model/weights.txt metrics.json)
 	run cpipe checkout "$first"
 	[ "$status" -ne 0 ] || fail "checkout succeeded without its object"
-	assert_contains 'stage "train": vol:/model'
+	assert_contains 'stage "train": vol:/metrics.json'
 	assert_contains "sha256:$obj"
 	assert_contains "nothing was changed"
 	after=$(cd "$(vol vol)" && find . -printf '%p %s\n' | sort; cat model/weights.txt metrics.json)
