@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -188,14 +189,124 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Big files are written by a second thread while this one hashes: the
+ * copy into the page cache then costs little beyond the hash. */
+#define NBUF 4
+#define THREAD_MIN (8ll << 20)
+
+struct writer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *buf[NBUF];
+	size_t len[NBUF];
+	int head, tail, count; /* ring of filled buffers, writer takes from tail */
+	bool done;
+	int err; /* errno of a failed write */
+	int fd;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->count == 0 && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->count == 0)
+			break;
+		char *b = w->buf[w->tail];
+		size_t n = w->len[w->tail];
+		pthread_mutex_unlock(&w->mu);
+		int rc = w->err ? 0 : write_all(w->fd, b, n);
+		int e = errno;
+		pthread_mutex_lock(&w->mu);
+		if (rc < 0 && !w->err)
+			w->err = e ? e : EIO;
+		w->tail = (w->tail + 1) % NBUF;
+		w->count--;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Reads, hashes and hands each buffer to the writer thread. */
+static off_t copy_hash_threaded(struct digest_ctx *dc, int dst, int src)
+{
+	struct writer w = {.fd = dst};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	for (int i = 0; i < NBUF; i++)
+		w.buf[i] = xmalloc(COPY_BUF);
+	pthread_t tid;
+	bool threaded = pthread_create(&tid, NULL, writer_main, &w) == 0;
+	off_t off = 0;
+	int rerr = 0;
+	for (;;) {
+		pthread_mutex_lock(&w.mu);
+		while (w.count == NBUF)
+			pthread_cond_wait(&w.cv, &w.mu);
+		char *b = w.buf[w.head];
+		bool failed = w.err != 0;
+		pthread_mutex_unlock(&w.mu);
+		if (failed)
+			break;
+		ssize_t n = pread(src, b, COPY_BUF, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rerr = errno;
+		if (n <= 0)
+			break;
+		digest_update(dc, b, (size_t)n);
+		off += n;
+		if (!threaded) {
+			if (write_all(dst, b, (size_t)n) < 0) {
+				w.err = errno;
+				break;
+			}
+			continue;
+		}
+		pthread_mutex_lock(&w.mu);
+		w.len[w.head] = (size_t)n;
+		w.head = (w.head + 1) % NBUF;
+		w.count++;
+		pthread_cond_broadcast(&w.cv);
+		pthread_mutex_unlock(&w.mu);
+	}
+	if (threaded) {
+		pthread_mutex_lock(&w.mu);
+		w.done = true;
+		pthread_cond_broadcast(&w.cv);
+		pthread_mutex_unlock(&w.mu);
+		pthread_join(tid, NULL);
+	}
+	for (int i = 0; i < NBUF; i++)
+		free(w.buf[i]);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	if (rerr || w.err) {
+		errno = rerr ? rerr : w.err;
+		return -1;
+	}
+	return off;
+}
+
 /* One attempt at copying `src` into `dst` (both at offset 0) while hashing:
  * a reflink where the filesystem can, then the clone is hashed; else
- * read, hash and write the same buffer. Returns bytes read, -1 on error. */
-static off_t copy_hash(uint8_t md[32], int dst, int src, void *buf)
+ * read, hash and write the same buffers. Returns bytes read, -1 on error. */
+static off_t copy_hash(uint8_t md[32], int dst, int src, off_t size, void *buf)
 {
 	struct digest_ctx dc;
 	digest_init(&dc);
 	bool cloned = ioctl(dst, FICLONE, src) == 0;
+	if (!cloned && size >= THREAD_MIN) {
+		off_t n = copy_hash_threaded(&dc, dst, src);
+		int e = errno;
+		digest_final_raw(md, &dc);
+		errno = e;
+		return n;
+	}
 	int from = cloned ? dst : src;
 	off_t off = 0;
 	for (;;) {
@@ -238,7 +349,7 @@ static int put_fd(uint8_t md[32], struct stat *st, bool *cacheable, struct cas *
 			return -1;
 		if (attempt == 0)
 			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		off_t n = copy_hash(md, tfd, fd, buf);
+		off_t n = copy_hash(md, tfd, fd, before.st_size, buf);
 		int e = errno;
 		close(tfd);
 		if (n < 0) {
