@@ -71,6 +71,8 @@ objects_sound() {
 	run_ok status --check
 	run_ok show latest --json
 	[ "$(jq -r '.stages[0].status' <<<"$output")" = restored ] || fail "record says restored"
+	run_ok runs --json
+	[ "$(jq -c '.[0].stages | [.ran, .restored]' <<<"$output")" = "[0,1]" ] || fail "runs counts"
 }
 
 @test "--force runs the stage even when the store could restore it" {
