@@ -10,7 +10,9 @@
  *   runs/sha256/<hex>.json     the run cache: a stage key -> its outputs
  *   tmp/                       objects being written (name.tmp.PID)
  * Objects are written to tmp/ and renamed into place: a kill -9 never
- * leaves a torn object under its final name. */
+ * leaves a torn object under its final name. They are not fsynced (that
+ * would double the cost of committing a big output): after a power loss an
+ * object may be short, which `sha256sum` of it against its name shows. */
 #ifndef CPIPE_ARTIFACTS_CAS_H
 #define CPIPE_ARTIFACTS_CAS_H
 
