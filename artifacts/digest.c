@@ -152,7 +152,7 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static bool same_state(const struct stat *a, const struct stat *b)
+bool digest_same_state(const struct stat *a, const struct stat *b)
 {
 	return a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
@@ -193,7 +193,7 @@ int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable
 		digest_final_raw(out->md, &c);
 		if (fstat(fd, &after) < 0)
 			return cp_error_errno(err, "reading %s", shown);
-		if (off == before.st_size && same_state(&before, &after)) {
+		if (off == before.st_size && digest_same_state(&before, &after)) {
 			atomic_fetch_add(&files_hashed, 1);
 			out->st = before;
 			out->cacheable = false;

@@ -148,6 +148,11 @@ void tree_builder_add_raw(struct tree_builder *b, char *relpath, size_t len, cha
 /* Sorts and hashes the entries. Fails on duplicate paths and on an entry
  * whose parent directory was not added. The builder can be freed after. */
 int tree_builder_finish(char out[DIGEST_BUFLEN], struct tree_builder *b, struct cp_error *err);
+/* As tree_builder_finish, also appending the canonical listing itself to
+ * `listing` (may be NULL): the bytes whose sha256 is `out`. */
+struct strbuf;
+int tree_builder_listing(char out[DIGEST_BUFLEN], struct strbuf *listing, struct tree_builder *b,
+			 struct cp_error *err);
 void tree_builder_free(struct tree_builder *b);
 
 /* Files whose content this process has read to hash (all threads); lets

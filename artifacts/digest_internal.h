@@ -1,4 +1,4 @@
-/* Shared between digest.c and tree_walk.c; not for other modules. */
+/* Shared between digest.c, tree_walk.c and cas.c; not for other modules. */
 #ifndef CPIPE_ARTIFACTS_DIGEST_INTERNAL_H
 #define CPIPE_ARTIFACTS_DIGEST_INTERNAL_H
 
@@ -21,6 +21,10 @@ struct hashed {
  * naming `shown`. `want_cacheable`: also apply the racy rule. */
 int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable, void *buf,
 	      size_t bufsz, struct cp_error *err);
+
+/* Whether a file was left alone between two fstat calls (size, inode,
+ * mtime, ctime): a read in between saw one version of it. */
+bool digest_same_state(const struct stat *a, const struct stat *b);
 
 /* "a directory", "a fifo", ... for messages. */
 const char *digest_file_kind(mode_t mode);

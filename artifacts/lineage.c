@@ -382,8 +382,10 @@ bool lineage_record_ran(const cJSON *rec, const char *stage, const char *key)
 
 cJSON *lineage_stage_counts(const cJSON *rec)
 {
-	static const char *const statuses[] = {"ran", "skipped", "failed", "not-run", "service"};
-	static const char *const keys[] = {"ran", "skipped", "failed", "not_run", "service"};
+	static const char *const statuses[] = {"ran", "skipped", "failed", "not-run", "service",
+					       "restored"};
+	static const char *const keys[] = {"ran", "skipped", "failed", "not_run", "service",
+					   "restored"};
 	int counts[ARRAY_LEN(statuses)] = {0};
 	const cJSON *stages = cJSON_GetObjectItem(rec, "stages");
 	for (const cJSON *e = stages ? stages->child : NULL; e; e = e->next) {

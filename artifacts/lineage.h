@@ -71,7 +71,8 @@ int lineage_build(cJSON **out, const cJSON *lock, const char *query, const cJSON
 bool lineage_record_ran(const cJSON *rec, const char *stage, const char *key);
 
 /* Counts of a record's stages by status: {"ran", "skipped", "failed",
- * "not_run", "service"} as numbers, in a new object the caller owns. */
+ * "not_run", "service", "restored"} as numbers, in a new object the caller
+ * owns. */
 cJSON *lineage_stage_counts(const cJSON *rec);
 
 /* Milliseconds since the epoch of an ISO time as iso_time writes it

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/util.h"
 #include "digest.h"
 
 static const char digits[] = "0123456789abcdef";
@@ -118,12 +119,15 @@ static const struct tree_entry *find_entry(const struct tree_builder *b, const c
 /* Batches the many small pieces of the listing into few EVP updates. */
 struct hbuf {
 	struct digest_ctx c;
+	struct strbuf *copy; /* also keeps the listing's bytes, when set */
 	size_t n;
 	char b[32768];
 };
 
 static void hb_put(struct hbuf *h, const void *p, size_t len)
 {
+	if (h->copy)
+		sb_add(h->copy, p, len);
 	if (h->n + len > sizeof(h->b)) {
 		digest_update(&h->c, h->b, h->n);
 		h->n = 0;
@@ -148,6 +152,12 @@ static char *utoa_end(char *end, unsigned long long v, unsigned base)
 
 int tree_builder_finish(char out[DIGEST_BUFLEN], struct tree_builder *b, struct cp_error *err)
 {
+	return tree_builder_listing(out, NULL, b, err);
+}
+
+int tree_builder_listing(char out[DIGEST_BUFLEN], struct strbuf *listing, struct tree_builder *b,
+			 struct cp_error *err)
+{
 	size_t sorted = 1;
 	while (sorted < b->n && cmp_entry(&b->v[sorted - 1], &b->v[sorted]) < 0)
 		sorted++;
@@ -169,6 +179,7 @@ int tree_builder_finish(char out[DIGEST_BUFLEN], struct tree_builder *b, struct 
 	}
 	struct hbuf *h = xmalloc(sizeof(*h));
 	h->n = 0;
+	h->copy = listing;
 	digest_init(&h->c);
 	for (size_t k = 0; k < b->n; k++) {
 		const struct tree_entry *e = &b->v[k];

@@ -67,4 +67,9 @@ int cmd_lineage(struct cli *c, int argc, char **argv);
 int cmd_prov(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
 
+/* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
+ * [--dry-run]. */
+int cmd_checkout(struct cli *c, int argc, char **argv);
+int cmd_gc(struct cli *c, int argc, char **argv);
+
 #endif

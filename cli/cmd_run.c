@@ -143,6 +143,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	eo.state_dir = state;
 	if (!dry_run) {
 		struct track_options to = {.state_dir = state, .run_id = run_id, .force = force,
+					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)

@@ -78,8 +78,14 @@ int cmd_status(struct cli *c, int argc, char **argv)
 			continue;
 		}
 		const char *st = s->service ? "service" : cJSON_GetArraySize(reasons) ? "stale" : "fresh";
+		const char *from = strcmp(st, "stale") == 0 ? track_restorable(t, s) : NULL;
 		if (strcmp(st, "stale") == 0)
 			stale++;
+		if (from) {
+			st = "restorable";
+			cleanup_free char *why = xasprintf("restorable from run %s", from);
+			cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+		}
 		if (!c->json && !c->quiet) {
 			printf(reasons->child ? "%-*s  %-7s" : "%-*s  %s", (int)width, s->name, st);
 			int n = 0;

@@ -36,6 +36,8 @@ static const struct command {
 	{"lineage", cmd_lineage, "what produced an artifact"},
 	{"prov", cmd_prov, "W3C PROV-JSON of a run"},
 	{"metrics", cmd_metrics, "metrics of a run, or how two runs differ"},
+	{"checkout", cmd_checkout, "put the outputs of a run or a git revision back into the volumes"},
+	{"gc", cmd_gc, "remove stored objects that nothing refers to"},
 	{"version", cmd_version, "print cpipe's version"},
 	{"help", cmd_help, "this overview, or a command's help: help COMMAND"},
 };

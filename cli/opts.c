@@ -81,6 +81,12 @@ static const struct cli_opt metrics_opts[] = {
 	{0},
 };
 
+static const struct cli_opt gc_opts[] = {
+	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
+	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
+	{0},
+};
+
 static const struct cli_opt no_opts[] = {{0}};
 
 static const struct cli_verb verbs[] = {
@@ -100,6 +106,8 @@ static const struct cli_verb verbs[] = {
 	{"lineage", "VOLUME:PATH|DIGEST", no_opts},
 	{"prov", "RUN", no_opts},
 	{"metrics", "[RUN]", metrics_opts},
+	{"checkout", "RUN|REV", no_opts},
+	{"gc", "", gc_opts},
 	{"version", "", no_opts},
 	{"help", "[COMMAND]", no_opts},
 };

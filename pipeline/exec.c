@@ -327,10 +327,11 @@ static bool start_pass(struct run *r)
 					exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 					return false;
 				}
-				if (fresh == 1) {
+				if (fresh >= 1) { /* 2: restored (the hook said so) */
 					sl->state = SLOT_DONE;
 					sl->skipped = true;
-					exec_note(r, "%s is up to date, skipped", sl->s->name);
+					if (fresh == 1)
+						exec_note(r, "%s is up to date, skipped", sl->s->name);
 					progress = true;
 					continue;
 				}

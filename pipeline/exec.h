@@ -10,7 +10,8 @@
 /* Hooks the executor calls around each stage (all may be NULL). */
 struct exec_hooks {
 	void *ctx;
-	/* Before a stage starts: 1 = it is up to date, skip it; 0 = run it;
+	/* Before a stage starts: 1 = it is up to date, skip it; 2 = its
+	 * outputs were restored (the hook told the user), skip it; 0 = run it;
 	 * -1 = error (the run fails). Services are never skipped. */
 	int (*before)(void *ctx, const struct stage *s, struct cp_error *err);
 	/* After a stage ended with `exit_code` (a service left running: 0);

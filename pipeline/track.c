@@ -204,7 +204,7 @@ static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume
 	return 0;
 }
 
-static cJSON *entry_json(const struct tree_digest *td)
+cJSON *track_entry_json(const struct tree_digest *td)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "digest", td->digest);
@@ -248,7 +248,7 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 	struct tree_digest td;
 	if (digest_tree_in(&td, root, rel, t->sc, err) < 0)
 		return -1;
-	cJSON *o = entry_json(&td);
+	cJSON *o = track_entry_json(&td);
 	memo_put(&t->memo, host, cJSON_Duplicate(o, true));
 	*out = o;
 	return 0;
@@ -293,12 +293,17 @@ int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *
 	int rc = digest_trees(reqs, paths.n, t->sc, err);
 	for (size_t i = 0; i < paths.n; i++)
 		if (reqs[i].rc == 0)
-			memo_put(&t->memo, paths.v[i], entry_json(&reqs[i].out));
+			memo_put(&t->memo, paths.v[i], track_entry_json(&reqs[i].out));
 	free(reqs);
 	strvec_free(&paths);
 	strvec_free(&roots);
 	strvec_free(&rels);
 	return rc;
+}
+
+struct cas *track_store(struct tracker *t)
+{
+	return t->cas;
 }
 
 const char *track_entry_digest(const cJSON *e)
@@ -459,6 +464,11 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	struct cp_error cache_err = {0};
 	if (statcache_open(&t->sc, stat_path, &cache_err) < 0)
 		t->sc = NULL; /* unreadable cache: hash everything, still correct */
+	if (cas_open(&t->cas, o->state_dir, o->run_id ? err : &cache_err) < 0) {
+		if (o->run_id)
+			goto fail; /* a run must be able to keep its outputs */
+		t->cas = NULL;
+	}
 	if (o->run_id) {
 		if (!(t->record = track_new_record(t, err)) || track_record_save(t, false, err) < 0)
 			goto fail;
@@ -504,7 +514,9 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 		cJSON_Delete(t->st[i].keyobj);
 		cJSON_Delete(t->st[i].inputs);
 		free(t->st[i].image);
+		free(t->st[i].restorable_from);
 	}
+	cas_close(t->cas);
 	free(t->st);
 	cJSON_Delete(t->lock);
 	track_memo_clear(&t->memo);

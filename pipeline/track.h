@@ -20,6 +20,7 @@ struct track_options {
 	const struct plan *plan;
 	const char *runtime_name;
 	const struct strvec *argv; /* the command line, for the record */
+	bool quiet;                /* -q: no "restored from" notes */
 };
 
 /* Opens the lock, the stat cache and (with a run id) starts the run
@@ -29,7 +30,8 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	       struct runtime *rt, const struct track_options *o, struct cp_error *err);
 
 /* Executor hooks (see exec.h). before: 1 = the job is up to date and was
- * recorded as skipped, 0 = run it, -1 = error. after: records the
+ * recorded as skipped, 2 = its outputs for the current key were restored
+ * from the store (recorded as restored), 0 = run it, -1 = error. after: records the
  * outcome; for a job that exited 0 it digests the outputs and metrics,
  * updates the lock, and fails (-1) when a declared output is missing. */
 int track_before(void *ctx, const struct stage *s, struct cp_error *err);
@@ -47,6 +49,21 @@ int track_prefetch(struct tracker *t, const struct plan *plan, struct cp_error *
 /* Checks every output recorded in the lock against the files: an array of
  * {"stage", "artifact", "expected", "actual"} mismatches. Caller owns it. */
 int track_verify(cJSON **out, struct tracker *t, struct cp_error *err);
+
+/* After track_status said `s` is stale: the run whose outputs for the
+ * current key the store holds whole, or NULL. Lent until the next call. */
+const char *track_restorable(struct tracker *t, const struct stage *s);
+
+/* Puts the outputs that `stages` records back into the volumes: a run
+ * record's "stages" array or a lock's "stages" object; `what` names it in
+ * errors. Everything is staged first, then renamed into place, so a
+ * missing object (an error naming the stage and artifact) changes
+ * nothing. Returns the number of stages restored, or -1. */
+int track_checkout(struct tracker *t, const cJSON *stages, const char *what,
+		   struct cp_error *err);
+
+/* The tracker's store (for gc). Lends; NULL when it could not be opened. */
+struct cas *track_store(struct tracker *t);
 
 /* Ends the run record with `status` ("succeeded", "failed",
  * "interrupted"), saves the stat cache, frees everything. NULL is fine. */

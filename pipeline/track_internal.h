@@ -6,6 +6,7 @@
 #ifndef CPIPE_PIPELINE_TRACK_INTERNAL_H
 #define CPIPE_PIPELINE_TRACK_INTERNAL_H
 
+#include "../artifacts/cas.h"
 #include "../artifacts/digest.h"
 #include "../artifacts/statcache.h"
 #include "../artifacts/store.h"
@@ -20,6 +21,7 @@ struct tstate {
 	bool evaluated;
 	bool stale;
 	long long started_ms; /* realtime */
+	char *restorable_from; /* run id, set by track_restorable; owned */
 };
 
 /* Open-addressing map of host path -> digest entry: status asks for the
@@ -41,6 +43,7 @@ struct tracker {
 	cJSON *index; /* stage -> {"key", "run"}: which run produced the locked outputs */
 	cJSON *record;
 	struct statcache *sc;
+	struct cas *cas;      /* the artifact store; NULL when it cannot be opened */
 	struct tstate *st;
 	struct memo memo;     /* host path -> digest entry, until the next stage ends */
 	struct kvvec roots;   /* volume -> host path, as the runtime said */
@@ -66,6 +69,8 @@ const char *track_ref_root(const struct tracker *t, const char *volume, const ch
 			   const char **rel);
 int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const char *path,
 		     struct cp_error *err);
+/* {"digest", "size", "files"} of a tree digest. Caller owns. */
+cJSON *track_entry_json(const struct tree_digest *td);
 /* The "digest" of a digest entry, NULL when missing. Lends. */
 const char *track_entry_digest(const cJSON *e);
 /* name -> digest entry of what the stage reads. Caller owns. */
@@ -110,5 +115,27 @@ cJSON *track_record_stages(struct tracker *t);
 /* Saves the record (masked as its parts were added). Progress saves need not be `durable`: a kill
  * leaves the last one whole, and the final save supersedes them. */
 int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
+
+/* track_record.c */
+/* Writes the stage's lock entry (its key, what the key hashes, inputs,
+ * `outputs`, `metrics`) and the executions index. */
+int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
+		      const cJSON *metrics, struct cp_error *err);
+
+/* track_store.c */
+/* As track_digest_ref, committing the artifact to the store as it is
+ * read when the store is open and the artifact has a host path; *type is
+ * then its 'f', 'd' or 'l' (else 0). Caller owns *out. */
+int track_commit_ref(cJSON **out, char *type, struct tracker *t, const char *volume,
+		     const char *path, struct cp_error *err);
+/* Remembers in the run cache that the stage's current key produced
+ * `outputs` and `metrics` (types: name -> "f"|"d"|"l"); skipped when an
+ * output was not committed. Best effort. */
+void track_runcache_save(struct tracker *t, const struct stage *s, const cJSON *outputs,
+			 const cJSON *metrics, const cJSON *types);
+/* Puts the run cache's outputs for the stage's current key back into the
+ * volumes: 1 and *used (the run cache entry, caller owns) when it did, 0
+ * when the store has no complete entry for the key, -1 on error. */
+int track_restore(cJSON **used, struct tracker *t, const struct stage *s, struct cp_error *err);
 
 #endif

@@ -62,6 +62,40 @@ static char *log_path(struct tracker *t, const struct stage *s)
 	return xasprintf("%s/logs/%s/%s.log", t->o.state_dir, t->o.run_id, s->name);
 }
 
+/* A stale job whose key the run cache knows: its outputs are put back
+ * and it is recorded as restored (2); 0 when the store cannot. */
+static int restore_stage(struct tracker *t, const struct stage *s, struct cp_error *err)
+{
+	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
+	cJSON *used = NULL;
+	int r = track_restore(&used, t, s, err);
+	if (r <= 0)
+		return r;
+	const cJSON *outputs = cJSON_GetObjectItem(used, "outputs");
+	const cJSON *metrics = cJSON_GetObjectItem(used, "metrics");
+	const char *from = cJSON_GetStringValue(cJSON_GetObjectItem(used, "run"));
+	if (track_update_lock(t, s, outputs, metrics, err) < 0) {
+		cJSON_Delete(used);
+		return -1;
+	}
+	cJSON *e = stage_entry(t, s, "restored");
+	if (from)
+		cJSON_AddStringToObject(e, "restored_from", from);
+	cJSON_AddItemToObject(e, "inputs",
+			      ts->inputs ? cJSON_Duplicate(ts->inputs, true) : cJSON_CreateObject());
+	cJSON_AddItemToObject(e, "outputs", cJSON_Duplicate(outputs, true));
+	cJSON_AddItemToObject(e, "metrics", cJSON_Duplicate(metrics, true));
+	add_times(e, ts->started_ms, realtime_ms());
+	if (!t->o.quiet) {
+		fflush(stdout);
+		fprintf(stderr, "cpipe: %s restored from run %s (key %s)\n", s->name,
+			from ? from : "?", ts->key);
+	}
+	cJSON_Delete(used);
+	cJSON_AddItemToArray(track_record_stages(t), e);
+	return track_record_save(t, false, err) < 0 ? -1 : 2;
+}
+
 int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 {
 	struct tracker *t = ctx;
@@ -75,7 +109,7 @@ int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 	bool fresh = cJSON_GetArraySize(reasons) == 0;
 	cJSON_Delete(reasons);
 	if (!fresh)
-		return 0;
+		return t->o.force || !t->o.run_id ? 0 : restore_stage(t, s, err);
 
 	/* Up to date: record the reuse with what the lock says was produced. */
 	const cJSON *le = track_lock_entry(t, s->name);
@@ -104,7 +138,7 @@ int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 
 /* Digests every declared output (and metrics file, parsed) of a job that
  * succeeded; fails naming an output it did not write. */
-static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
+static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct tracker *t,
 			   const struct stage *s, struct cp_error *err)
 {
 	for (int kind = 0; kind < 2; kind++) {
@@ -113,9 +147,12 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 		for (size_t i = 0; i < n; i++) {
 			cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 			cJSON *e;
-			if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0)
+			char type;
+			if (track_commit_ref(&e, &type, t, refs[i].volume, refs[i].path, err) < 0)
 				return cp_error_prefix(err, "stage \"%s\": %s %s", s->name,
 						       kind ? "metrics" : "output", name);
+			if (type)
+				cJSON_AddItemToObject(types, name, cJSON_CreateString((char[]){type, 0}));
 			if (!track_entry_digest(e)) {
 				cJSON_Delete(e);
 				return cp_error_set(err,
@@ -142,8 +179,8 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, struct tracker *t,
 	return 0;
 }
 
-static int update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
-		       const cJSON *metrics, struct cp_error *err)
+int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
+		      const cJSON *metrics, struct cp_error *err)
 {
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
 	cJSON *le = cJSON_CreateObject();
@@ -193,9 +230,13 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 		cJSON_Delete(r);
 	}
 	if (rc == 0 && ok && !s->service) {
-		rc = collect_outputs(outputs, metrics, t, s, err);
+		cJSON *types = cJSON_CreateObject();
+		rc = collect_outputs(outputs, metrics, types, t, s, err);
 		if (rc == 0)
-			rc = update_lock(t, s, outputs, metrics, err);
+			rc = track_update_lock(t, s, outputs, metrics, err);
+		if (rc == 0)
+			track_runcache_save(t, s, outputs, metrics, types);
+		cJSON_Delete(types);
 	}
 	const char *status = s->service ? "service" : rc < 0 || !ok ? "failed" : "ran";
 	cJSON *e = stage_entry(t, s, status);

@@ -126,7 +126,8 @@ last_record() {
 	run cpipe status
 	[ "$status" -eq 0 ] || fail "cpipe status exited $status"
 	[[ "$output" == *"prepare   fresh"* ]] || fail "prepare should be fresh"
-	assert_contains "train     stale   output work:/model/ckpt changed (sha256:"
+	# The store still holds the locked checkpoint: stale, but restorable.
+	assert_contains "train     restorable output work:/model/ckpt changed (sha256:"
 	assert_contains "evaluate  stale   input work:/model/ckpt changed (sha256:"
 	run cpipe status --check
 	[ "$status" -eq 1 ] || fail "--check should exit 1"
