@@ -11,7 +11,7 @@ setup_file() {
 	bdir=$(cd "$(dirname "$CPIPE_BIN")" && pwd)
 	if [ "$bdir" = "$repo" ]; then build=build; else build=${bdir#"$repo"/}; fi
 	export P="$BATS_FILE_TMPDIR/prefix"
-	MAKEFLAGS= make -C "$repo" -s --no-print-directory install PREFIX="$P" BUILD="$build" \
+	make -C "$repo" -s --no-print-directory install PREFIX="$P" BUILD="$build" \
 		>"$BATS_FILE_TMPDIR/make.log" 2>&1 || { cat "$BATS_FILE_TMPDIR/make.log" >&3; return 1; }
 	# The scripts run `cpipe` at completion time: the installed one.
 	export PATH="$P/bin:$PATH"
@@ -43,6 +43,24 @@ zsh_complete() {
 		_files() { print -r -- FILES; }
 		words=("$@"); CURRENT=$#; PREFIX=$words[-1]; _cpipe' \
 		_ "$P/share/zsh/vendor-completions" "$BATS_TEST_TMPDIR/zcompdump" "$@"
+}
+
+# What an interactive zsh shows after LINE and one TAB, driven through a
+# pseudo-terminal (zpty) with the installed _cpipe on its fpath.
+zsh_tab() {
+	timeout 60 zsh -fc 'zmodload zsh/zpty
+		zpty z zsh -f -i
+		zpty -w z "PS1=\"%% \"; fpath=(${(q)1} \$fpath); autoload -U compinit; compinit -u -d ${(q)2}"
+		zpty -w -n z "$3"$'"'"'\t'"'"'
+		sleep 1
+		zpty -w -n z $'"'"'\003'"'"'
+		sleep 0.2
+		zpty -w z "echo END-OF""-TEST"
+		out=
+		while zpty -r -t z chunk; do out+=$chunk; [[ $out == *END-OF-TEST* ]] && break; done
+		zpty -d z
+		print -r -- ${out//$'"'"'\e'"'"'\[[0-9;?]#[A-Za-z]/}' \
+		_ "$P/share/zsh/vendor-completions" "$BATS_TEST_TMPDIR/zcompdump-tty" "$1"
 }
 
 # What fish completes for a command line, loading the installed script from
@@ -134,6 +152,18 @@ fish_complete() {
 	[ "$output" = "$(printf 'dot\nmermaid')" ]
 	run zsh_complete cpipe -f ""
 	[ "$output" = FILES ]
+}
+
+@test "zsh at a terminal: TAB lists the spec's stages and completes a verb" {
+	run zsh_tab "cpipe run "
+	[ "$status" -eq 0 ] || fail "zsh did not answer"
+	assert_contains prepare
+	assert_contains train
+	run zsh_tab "cpipe graph --format "
+	assert_contains dot
+	assert_contains mermaid
+	run zsh_tab "cpipe stat"
+	assert_contains "cpipe status"
 }
 
 @test "zsh: the script sourced after compinit loads without error and registers _cpipe" {
