@@ -41,9 +41,10 @@ CPIPE := $(if $(filter build,$(BUILD)),cpipe,$(BUILD)/cpipe)
 DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev \
 	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
-	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev
+	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev \
+	zsh fish man-db groff-base
 
-.PHONY: all deps test unit asan fuzz bench lint install clean example clang-check
+.PHONY: all deps test unit asan fuzz bench lint install clean example clang-check man completions
 all: $(CPIPE)
 
 $(CPIPE): $(CLI_OBJ) $(LIB_OBJ)
@@ -117,8 +118,38 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--suppress=missingIncludeSystem -D_GNU_SOURCE lib pipeline stages artifacts cli
 
-install: cpipe
-	install -D -m 0755 cpipe $(DESTDIR)$(PREFIX)/bin/cpipe
+# cpipe(1)'s COMMANDS section and the completion scripts are printed by the
+# binary from its command and option tables, so they cannot drift from it.
+MAN_PAGES := $(BUILD)/man/cpipe.1 docs/man/cpipe.yml.5
+COMPLETIONS := $(BUILD)/completion/cpipe.bash $(BUILD)/completion/_cpipe $(BUILD)/completion/cpipe.fish
+
+$(BUILD)/man/cpipe.1: docs/man/cpipe.1.in $(CPIPE)
+	@mkdir -p $(dir $@)
+	./$(CPIPE) help --man > $@.cmds
+	awk -v ver="$$(./$(CPIPE) version | cut -d' ' -f2)" \
+		'NR == FNR { gen = gen $$0 "\n"; next } /^@COMMANDS@$$/ { printf "%s", gen; next } \
+		{ gsub(/@VERSION@/, ver); print }' $@.cmds $< > $@.tmp
+	rm -f $@.cmds && mv $@.tmp $@
+
+$(BUILD)/completion/cpipe.bash $(BUILD)/completion/_cpipe $(BUILD)/completion/cpipe.fish: $(CPIPE)
+	@mkdir -p $(dir $@)
+	./$(CPIPE) completion bash > $(BUILD)/completion/cpipe.bash.tmp
+	./$(CPIPE) completion zsh > $(BUILD)/completion/_cpipe.tmp
+	./$(CPIPE) completion fish > $(BUILD)/completion/cpipe.fish.tmp
+	for f in cpipe.bash _cpipe cpipe.fish; do mv $(BUILD)/completion/$$f.tmp $(BUILD)/completion/$$f; done
+
+man: $(MAN_PAGES)
+completions: $(COMPLETIONS)
+
+install: $(CPIPE) $(MAN_PAGES) $(COMPLETIONS)
+	install -D -m 0755 $(CPIPE) $(DESTDIR)$(PREFIX)/bin/cpipe
+	install -D -m 0644 $(BUILD)/man/cpipe.1 $(DESTDIR)$(PREFIX)/share/man/man1/cpipe.1
+	install -D -m 0644 docs/man/cpipe.yml.5 $(DESTDIR)$(PREFIX)/share/man/man5/cpipe.yml.5
+	install -D -m 0644 $(BUILD)/completion/cpipe.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/cpipe
+	install -D -m 0644 $(BUILD)/completion/_cpipe $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_cpipe
+	install -D -m 0644 $(BUILD)/completion/cpipe.fish \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/cpipe.fish
 
 clean:
 	rm -rf build cpipe

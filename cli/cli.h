@@ -56,6 +56,9 @@ int cmd_down(struct cli *c, int argc, char **argv);
 int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+/* cpipe completion bash|zsh|fish: the shell's completion script, generated
+ * from the command and option tables (cli/cmd_completion.c). */
+int cmd_completion(struct cli *c, int argc, char **argv);
 /* cpipe build [STAGE...]: builds the images of stages with build: (cli/cmd_build.c). */
 int cmd_build(struct cli *c, int argc, char **argv);
 

@@ -38,6 +38,7 @@ static const struct command {
 	{"metrics", cmd_metrics, "metrics of a run, or how two runs differ"},
 	{"checkout", cmd_checkout, "put the outputs of a run or a git revision back into the volumes"},
 	{"gc", cmd_gc, "remove stored objects that nothing refers to"},
+	{"completion", cmd_completion, "print a completion script for bash, zsh or fish"},
 	{"version", cmd_version, "print cpipe's version"},
 	{"help", cmd_help, "this overview, or a command's help: help COMMAND"},
 };
@@ -60,6 +61,11 @@ const char *cli_summary(const char *name)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].summary;
 	return NULL;
+}
+
+const char *cli_command_name(size_t i)
+{
+	return i < ARRAY_LEN(commands) ? commands[i].name : NULL;
 }
 
 static int unknown_command(const char *name)
@@ -89,9 +95,18 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 
 static int cmd_help(struct cli *c, int argc, char **argv)
 {
-	int rc = cli_parse_common(c, argc, argv);
-	if (rc >= 0)
-		return rc;
+	bool man = false;
+	int opt;
+	while ((opt = cli_getopt(c, argc, argv)) == 'M')
+		man = true;
+	if (opt != -1)
+		return cli_opt_exit(opt);
+	if (man) {
+		if (optind < argc)
+			return cli_usage_error(argv[0]);
+		cli_man_commands(stdout);
+		return EXIT_OK;
+	}
 	if (optind >= argc) {
 		usage(stdout);
 		return EXIT_OK;

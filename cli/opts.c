@@ -9,7 +9,7 @@ enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP };
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
 	{"project-directory", 'C', "DIR", "the project's directory (default: the current one)", G_DIR},
-	{"runtime", 0, "NAME", "local or docker (default: CPIPE_RUNTIME, the spec's runtime:)",
+	{"runtime", 0, "local|docker", "local or docker (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
 	{"quiet", 'q', NULL, "print less", G_QUIET},
@@ -87,6 +87,11 @@ static const struct cli_opt gc_opts[] = {
 	{0},
 };
 
+static const struct cli_opt help_opts[] = {
+	{"man", 0, NULL, "print the commands and their options as roff, for cpipe(1)", 'M'},
+	{0},
+};
+
 static const struct cli_opt no_opts[] = {{0}};
 
 static const struct cli_verb verbs[] = {
@@ -100,7 +105,7 @@ static const struct cli_verb verbs[] = {
 	{"logs", "[STAGE]", logs_opts},
 	{"config", "", config_opts},
 	{"graph", "", graph_opts},
-	{"volume", "ls | inspect NAME... | rm NAME... | prune", volume_opts},
+	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts},
 	{"runs", "", no_opts},
 	{"show", "RUN", no_opts},
 	{"lineage", "VOLUME:PATH|DIGEST", no_opts},
@@ -108,8 +113,9 @@ static const struct cli_verb verbs[] = {
 	{"metrics", "[RUN]", metrics_opts},
 	{"checkout", "RUN|REV", no_opts},
 	{"gc", "", gc_opts},
+	{"completion", "bash|zsh|fish", no_opts},
 	{"version", "", no_opts},
-	{"help", "[COMMAND]", no_opts},
+	{"help", "[COMMAND]", help_opts},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)

@@ -37,6 +37,14 @@ const struct cli_verb *cli_verb_find(const char *name);
  * (cli/main.c). */
 const char *cli_summary(const char *name);
 
+/* The name of the command table's verb number i, in table order; NULL past
+ * the last (cli/main.c). */
+const char *cli_command_name(size_t i);
+
+/* Prints cpipe(1)'s COMMANDS and GLOBAL OPTIONS sections as roff, from the
+ * command and option tables (cli/cmd_completion.c). */
+void cli_man_commands(FILE *out);
+
 /* Like getopt_long over argv, argv[0] being the verb: returns the id of the
  * next option of the verb's table (its argument in optarg), -1 when the
  * options are done (operands from optind, permuted there), or CLI_OPT_HELP /
