@@ -114,12 +114,9 @@ static int read_link(uint8_t md[32], unsigned long long *len, int dirfd, const c
 		     const char *shown, struct cp_error *err)
 {
 	char target[PATH_MAX];
-	ssize_t n = readlinkat(dirfd, name, target, sizeof(target));
-	if (n < 0 || (size_t)n == sizeof(target)) {
-		if (n >= 0)
-			errno = ENAMETOOLONG;
-		return cp_error_errno(err, "reading symlink %s", shown);
-	}
+	ssize_t n = fs_readlink_at(target, dirfd, name, shown, err);
+	if (n < 0)
+		return -1;
 	struct digest_ctx c;
 	digest_init(&c);
 	digest_update(&c, target, (size_t)n);

@@ -330,3 +330,15 @@ int fs_list_names(struct strvec *out, const char *dir, const char *suffix, struc
 		qsort(out->v, out->n, sizeof(char *), cmp_names);
 	return 0;
 }
+
+ssize_t fs_readlink_at(char buf[PATH_MAX], int dirfd, const char *name, const char *shown,
+		       struct cp_error *err)
+{
+	ssize_t n = readlinkat(dirfd, name, buf, PATH_MAX);
+	if (n < 0 || n == PATH_MAX) {
+		if (n >= 0)
+			errno = ENAMETOOLONG;
+		return cp_error_errno(err, "reading symlink %s", shown);
+	}
+	return n;
+}

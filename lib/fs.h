@@ -3,6 +3,7 @@
 #define CPIPE_LIB_FS_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -99,4 +100,9 @@ int fs_read_file_beneath(char **out, size_t *len_out, const char *root, const ch
  * mounts or removes: volumes, run, runs, logs, cache, services, lock,
  * .gitignore, and every volumes/NAME. A missing directory passes. */
 int fs_state_dir_check(const char *dir, struct cp_error *err);
+/* Reads the target of symlink `name` in `dirfd` into buf (PATH_MAX bytes,
+ * not NUL-terminated): its length, or -1 with "reading symlink SHOWN". */
+ssize_t fs_readlink_at(char buf[PATH_MAX], int dirfd, const char *name, const char *shown,
+		       struct cp_error *err);
+
 #endif
