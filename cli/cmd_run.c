@@ -5,6 +5,7 @@
 #include "../lib/fs.h"
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
+#include "../artifacts/redact.h"
 #include "../artifacts/store.h"
 #include "../pipeline/track.h"
 #include "cli.h"
@@ -33,11 +34,130 @@ static void split_profiles(struct strvec *out, const char *list)
 			strvec_push(out, t);
 }
 
+/* Appends `word`, secrets masked, as a shell would need it typed: bare
+ * when safe, else in single quotes. */
+static void add_word(struct strbuf *line, const struct pipeline *p, const char *word)
+{
+	cleanup_free char *w = redactor_text(&p->secrets, word);
+	if (line->len)
+		sb_addc(line, ' ');
+	/* A masked word stays readable: its secret is gone either way. */
+	if (redactor_hits(&p->secrets, word) ||
+	    (*w && w[strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			      "0123456789_./:=@%+,-")] == '\0')) {
+		sb_adds(line, w);
+		return;
+	}
+	sb_addc(line, '\'');
+	for (const char *c = w; *c; c++)
+		if (*c == '\'')
+			sb_adds(line, "'\\''");
+		else
+			sb_addc(line, *c);
+	sb_addc(line, '\'');
+}
+
+/* The command a stage would run, secrets masked. Caller frees. */
+static char *stage_command(const struct pipeline *p, const struct stage *s)
+{
+	struct strbuf line = STRBUF_INIT;
+	for (size_t i = 0; i < s->entrypoint.n; i++)
+		add_word(&line, p, s->entrypoint.v[i]);
+	for (size_t i = 0; i < s->command.n; i++)
+		add_word(&line, p, s->command.v[i]);
+	char *text = xstrdup(sb_str(&line));
+	sb_free(&line);
+	return text;
+}
+
+/* Whether a job `s` depends on will run or be restored (`changes`, by
+ * stage index): then the key `s` will have is not known yet. */
+static bool upstream_changes(const struct pipeline *p, const struct stage *s, const bool *changes)
+{
+	for (size_t d = 0; d < s->ndeps; d++) {
+		const struct stage *up = pipeline_stage(p, s->deps[d].stage);
+		if (up && changes[up - p->stages])
+			return true;
+	}
+	return false;
+}
+
+/* --dry-run: per stage in plan order what run would do (run and why,
+ * restore, skip, service) and the command it would start, decided the way
+ * status decides it: read-only, nothing built, pulled, run or restored.
+ * Restore is promised only when nothing upstream changes first, so the
+ * key it was looked up under is the key the run will have. */
+static int dry_run_print(struct tracker *t, const struct plan *plan, bool json,
+			 struct cp_error *err)
+{
+	const struct pipeline *p = plan->p;
+	if (track_prefetch(t, plan, err) < 0)
+		return -1;
+	int width = 5;
+	for (size_t k = 0; k < plan->n; k++)
+		if ((int)strlen(p->stages[plan->order[k]].name) > width)
+			width = (int)strlen(p->stages[plan->order[k]].name);
+	cleanup_free bool *changes = xcalloc(p->nstages ? p->nstages : 1, sizeof(*changes));
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(doc, "stages");
+	for (size_t k = 0; k < plan->n; k++) {
+		const struct stage *s = &p->stages[plan->order[k]];
+		cJSON *reasons = NULL;
+		if (track_status(&reasons, t, s, err) < 0) {
+			cJSON_Delete(doc);
+			return -1;
+		}
+		const char *from = NULL, *act = "run";
+		if (s->service)
+			act = "service";
+		else if (!reasons->child)
+			act = "skip";
+		else if (!track_forced(t, s) && !upstream_changes(p, s, changes) &&
+			 (from = track_restorable(t, s)))
+			act = "restore";
+		changes[s - p->stages] = !s->service && reasons->child;
+		cleanup_free char *cmd = stage_command(p, s);
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "name", s->name);
+		cJSON_AddStringToObject(e, "action", act);
+		if (from)
+			cJSON_AddStringToObject(e, "restore_from", from);
+		cJSON_AddStringToObject(e, "command", cmd);
+		cJSON_AddItemToObject(e, "reasons", reasons);
+		cJSON_AddItemToArray(list, e);
+		if (json)
+			continue;
+		printf("%-*s  %-7s", width, s->name, act);
+		if (from)
+			printf(" from run %s", from);
+		else if (!s->service && !reasons->child)
+			printf(" (up to date)");
+		/* The first reason on the stage's line, the rest below it, as status. */
+		for (const cJSON *r = from ? NULL : reasons->child; r; r = r->next)
+			if (r == reasons->child)
+				printf(" %s", r->valuestring);
+			else
+				printf("\n%-*s  %-7s %s", width, "", "", r->valuestring);
+		if (strcmp(act, "run") == 0 || s->service)
+			printf("\n%-*s  %-7s $ %s", width, "", "", cmd);
+		putchar('\n');
+	}
+	if (json) {
+		char *text = cJSON_Print(doc);
+		puts(text);
+		free(text);
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
 /* run and up share everything but which services stay up. */
 static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
 	struct cp_error err = {0};
-	bool no_deps = false, dry_run = false, force = false, keep_serving = false;
+	bool no_deps = false, dry_run = false, force = false, force_all = false;
+	bool keep_serving = false;
+	bool *forced = NULL;
 	struct strvec names = {0};
 	struct tracker *tracker = NULL;
 	struct strvec cmdline = {0};
@@ -69,6 +189,9 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			break;
 		case 'F':
 			force = true;
+			break;
+		case 'A':
+			force_all = true;
 			break;
 		case 'K':
 			keep_serving = true;
@@ -104,6 +227,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		goto fail;
 	for (int i = optind; i < argc; i++)
 		strvec_push(&names, argv[i]);
+	bool typed_names = names.n > 0;
 	if (up && names.n == 0)
 		for (size_t i = 0; i < p->nstages; i++)
 			if (p->stages[i].service)
@@ -127,11 +251,28 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		goto fail;
 	if (plan_check_runnable(&plan, ops->name, ops->image_prepare != NULL, &err) < 0)
 		goto fail;
+	/* --force STAGE... forces those; their upstream runs only if stale.
+	 * --force alone and --force-all force everything selected. */
+	forced = xcalloc(p->nstages ? p->nstages : 1, sizeof(*forced));
+	for (size_t i = 0; i < p->nstages; i++)
+		forced[i] = plan.selected[i] &&
+			    (force_all || (force && (!typed_names || plan.named[i])));
+	if (dry_run) {
+		struct track_options to = {.plan = &plan, .forced = forced};
+		if (!(state = cli_state_dir(p, true, &err)) || ops->open(&rt, p, state, &err) < 0)
+			goto fail;
+		to.state_dir = state;
+		if (track_open(&tracker, p, ops, rt, &to, &err) < 0 ||
+		    dry_run_print(tracker, &plan, c->json, &err) < 0)
+			goto fail;
+		rc = EXIT_OK;
+		goto out;
+	}
 	run_id = exec_new_run_id();
-	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .dry_run = dry_run,
-				  .run_id = run_id, .keep_serving = keep_serving, .up = up,
+	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .run_id = run_id,
+				  .keep_serving = keep_serving, .up = up,
 				  .logs_to_stderr = c->json};
-	if (!dry_run) {
+	{ /* the lock file's name lives only as long as this block */
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;
 		cleanup_free char *lock = path_join(state, "lock");
@@ -139,10 +280,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			goto fail;
 		if (ops->open(&rt, p, state, &err) < 0)
 			goto fail;
-	}
-	eo.state_dir = state;
-	if (!dry_run) {
-		struct track_options to = {.state_dir = state, .run_id = run_id, .force = force,
+		eo.state_dir = state;
+		struct track_options to = {.state_dir = state, .run_id = run_id, .forced = forced,
 					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline};
@@ -158,7 +297,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct cp_error cerr = {0};
 	int crc = track_close(tracker, status, &cerr);
 	tracker = NULL;
-	if (c->json && !dry_run) {
+	if (c->json) {
 		/* One JSON document on stdout: the run's record. */
 		cJSON *rec = NULL;
 		struct cp_error rerr = {0};
@@ -190,6 +329,7 @@ out:
 	pipeline_free(p);
 	strvec_free(&profiles);
 	strvec_free(&names);
+	free(forced);
 	return rc;
 }
 

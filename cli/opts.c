@@ -19,8 +19,11 @@ const struct cli_opt cli_global_opts[] = {
 
 #define RUN_OPTS                                                                              \
 	{"no-deps", 0, NULL, "run only the named stages, not what they depend on", 'n'},      \
-	{"force", 0, NULL, "rerun the selected jobs even if they are fresh", 'F'},            \
-	{"dry-run", 0, NULL, "print the plan, run nothing", 'd'},                             \
+	{"force", 0, NULL, "rerun the named jobs (none named: all selected) even if fresh", 'F'}, \
+	{"force-all", 0, NULL, "rerun every selected job, upstream included, even if fresh",  \
+	 'A'},                                                                                  \
+	{"dry-run", 0, NULL, "say per stage: run (and why), restore, skip or service; run nothing", \
+	 'd'},                                                                                  \
 	{"jobs", 'j', "N", "run up to N stages at once (default 1)", 'j'},                    \
 	{"set", 0, "STAGE.PARAM=VALUE", "override a param for this run (repeatable)", 's'},   \
 	{"profile", 0, "NAME", "enable the stages of profile NAME (repeatable, or a,b)", 'p'}

@@ -540,22 +540,6 @@ static void loop_once(struct run *r)
 		service_probe(r);
 }
 
-static void print_dry_run(struct run *r)
-{
-	for (size_t k = 0; k < r->plan->n; k++) {
-		const struct stage *s = &r->p->stages[r->plan->order[k]];
-		struct strbuf line = STRBUF_INIT;
-		sb_addf(&line, "%s%s:", s->name, s->service ? " (service)" : "");
-		for (size_t i = 0; i < s->entrypoint.n; i++)
-			sb_addf(&line, " %s", s->entrypoint.v[i]);
-		for (size_t i = 0; i < s->command.n; i++)
-			sb_addf(&line, " %s", s->command.v[i]);
-		cleanup_free char *masked = redactor_text(&r->p->secrets, sb_str(&line));
-		puts(masked);
-		sb_free(&line);
-	}
-}
-
 /* The jobs are done: stop the services this run started, or leave them up. */
 static void finish_services(struct run *r)
 {
@@ -577,10 +561,6 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 {
 	const struct pipeline *p = plan->p;
 	struct run r = {.plan = plan, .p = p, .ops = ops, .rt = rt, .o = opts, .err = err};
-	if (opts->dry_run) {
-		print_dry_run(&r);
-		return 0;
-	}
 	cleanup_free char *logdir = xasprintf("%s/logs/%s", opts->state_dir, opts->run_id);
 	if (fs_mkdir_p(logdir, 0700, err) < 0)
 		return -1;

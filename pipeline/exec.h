@@ -22,7 +22,6 @@ struct exec_hooks {
 struct exec_options {
 	int jobs;          /* independent jobs running at once, >= 1 */
 	bool quiet;        /* no progress lines, stage logs still stream */
-	bool dry_run;      /* print what would run, start nothing */
 	bool keep_serving; /* leave the services this run started running */
 	bool up;           /* cpipe up: start the wanted services, return once healthy */
 	bool logs_to_stderr; /* --json: stdout carries only the run's record */

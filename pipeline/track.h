@@ -16,7 +16,9 @@ struct tracker;
 struct track_options {
 	const char *state_dir; /* absolute .cpipe */
 	const char *run_id;    /* NULL: no run record (status, verify) */
-	bool force;            /* --force: every selected job is stale */
+	/* --force: per stage index (p->stages), true = stale whatever the
+	 * lock says, and run rather than restored. NULL: nothing forced. Lent. */
+	const bool *forced;
 	const struct plan *plan;
 	const char *runtime_name;
 	const struct strvec *argv; /* the command line, for the record */
@@ -41,6 +43,9 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
  * evaluated in dependency order: a stale upstream makes it stale too.
  * Caller owns *reasons. */
 int track_status(cJSON **reasons, struct tracker *t, const struct stage *s, struct cp_error *err);
+
+/* Whether track_options.forced names `s`. */
+bool track_forced(const struct tracker *t, const struct stage *s);
 
 /* Digests every artifact the plan's stages name, on a few threads, ahead
  * of track_status asking for them one by one. */

@@ -109,7 +109,7 @@ int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 	bool fresh = cJSON_GetArraySize(reasons) == 0;
 	cJSON_Delete(reasons);
 	if (!fresh)
-		return t->o.force || !t->o.run_id ? 0 : restore_stage(t, s, err);
+		return track_forced(t, s) || !t->o.run_id ? 0 : restore_stage(t, s, err);
 
 	/* Up to date: record the reuse with what the lock says was produced. */
 	const cJSON *le = track_lock_entry(t, s->name);

@@ -165,7 +165,7 @@ int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s
 		add_reason(reasons, "image not built yet (cpipe build, or cpipe run builds it)");
 	else if (ts->image_absent)
 		add_reason(reasons, "image %s not pulled yet (cpipe run pulls it)", s->image);
-	track_stale_reasons(reasons, s, le, ts->keyobj, ts->key, t->o.force);
+	track_stale_reasons(reasons, s, le, ts->keyobj, ts->key, track_forced(t, s));
 	if (le && s->noutputs + s->nmetrics > 0 && output_reasons(reasons, t, s, le, err) < 0) {
 		cJSON_Delete(reasons);
 		return -1;
@@ -173,6 +173,11 @@ int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s
 	ts->stale = cJSON_GetArraySize(reasons) > 0;
 	*reasons_out = reasons;
 	return 0;
+}
+
+bool track_forced(const struct tracker *t, const struct stage *s)
+{
+	return t->o.forced && t->o.forced[track_stage_pos(t->p, s)];
 }
 
 int track_status(cJSON **reasons, struct tracker *t, const struct stage *s, struct cp_error *err)

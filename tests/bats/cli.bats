@@ -54,7 +54,7 @@ EOF
 	pipeline
 	run cpipe run --dry-run --set train.lr=0.1 train
 	[ "$status" -eq 0 ] || fail "dry run failed"
-	assert_contains "train: train --lr 0.1"
+	assert_contains "$ train --lr 0.1"
 }
 
 @test "config output loads again as a spec" {

@@ -169,5 +169,6 @@ verbs() {
 	printf 'stages:\n  serve:\n    service: true\n    command: sleep 100\n' > up.yml
 	run cpipe -f up.yml up -d --dry-run
 	[ "$status" -eq 0 ] || fail "up -d failed"
-	assert_contains "serve (service): sleep 100"
+	assert_contains "serve  service"
+	assert_contains "$ sleep 100"
 }

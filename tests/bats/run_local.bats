@@ -396,7 +396,7 @@ EOF
 	three_stages
 	run cpipe run --dry-run evaluate
 	[ "$status" -eq 0 ] || fail "dry run failed"
-	[ "$(echo "$output" | cut -d: -f1 | tr '\n' ' ')" = "prepare train evaluate " ] || fail "plan: $output"
+	[ "$(grep -v '^ ' <<< "$output" | cut -d' ' -f1 | tr '\n' ' ')" = "prepare train evaluate " ] || fail "plan: $output"
 	[ ! -d .cpipe/volumes ] || fail "dry run created volumes"
 }
 
