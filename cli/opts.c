@@ -22,7 +22,7 @@ const struct cli_opt cli_global_opts[] = {
 	{"force", 0, NULL, "rerun the named jobs (none named: all selected) even if fresh", 'F'}, \
 	{"force-all", 0, NULL, "rerun every selected job, upstream included, even if fresh",  \
 	 'A'},                                                                                  \
-	{"dry-run", 0, NULL, "say per stage: run (and why), restore, skip or service; run nothing", \
+	{"dry-run", 0, NULL, "say per stage run (why), restore, skip or service; run nothing", \
 	 'd'},                                                                                  \
 	{"jobs", 'j', "N", "run up to N stages at once (default 1)", 'j'},                    \
 	{"set", 0, "STAGE.PARAM=VALUE", "override a param for this run (repeatable)", 's'},   \
