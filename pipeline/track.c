@@ -3,6 +3,7 @@
 #include <glob.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -469,6 +470,12 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 			goto fail; /* a run must be able to keep its outputs */
 		t->cas = NULL;
 	}
+	for (size_t k = 0; o->run_id && o->plan && k < o->plan->n; k++)
+		if (p->stages[o->plan->order[k]].param_overrides.n)
+			t->experiment = true;
+	if (t->experiment && !o->quiet)
+		fprintf(stderr, "cpipe: --set given: an experiment; cpipe.lock is left as the "
+				"spec describes (see cpipe runs)\n");
 	if (o->run_id) {
 		if (!(t->record = track_new_record(t, err)) || track_record_save(t, false, err) < 0)
 			goto fail;

@@ -47,6 +47,7 @@ struct tracker {
 	struct tstate *st;
 	struct memo memo;     /* host path -> digest entry, until the next stage ends */
 	struct kvvec roots;   /* volume -> host path, as the runtime said */
+	bool experiment;      /* a --set aims at a planned stage: the lock stays as written */
 };
 
 /* track.c */
@@ -118,7 +119,8 @@ int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
 
 /* track_record.c */
 /* Writes the stage's lock entry (its key, what the key hashes, inputs,
- * `outputs`, `metrics`) and the executions index. */
+ * `outputs`, `metrics`) and the executions index; an experiment (a
+ * --set run) leaves both alone. */
 int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
 		      const cJSON *metrics, struct cp_error *err);
 

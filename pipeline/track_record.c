@@ -182,6 +182,11 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct 
 int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
 		      const cJSON *metrics, struct cp_error *err)
 {
+	/* An experiment's outputs live in its record and the store; the lock
+	 * (and the index of who produced the locked outputs) keeps describing
+	 * the spec as written. */
+	if (t->experiment)
+		return 0;
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
 	cJSON *le = cJSON_CreateObject();
 	cJSON_AddStringToObject(le, "key", ts->key);
@@ -327,6 +332,7 @@ cJSON *track_new_record(struct tracker *t, struct cp_error *err)
 			cJSON_AddStringToObject(ov, name, s->param_overrides.v[k].value);
 		}
 	}
+	cJSON_AddBoolToObject(r, "experiment", t->experiment);
 	cJSON_AddArrayToObject(r, "stages");
 	redactor_json(&t->p->secrets, r); /* cpipe's own argv, --set values */
 	return r;

@@ -89,9 +89,13 @@ last_record() {
 	assert_contains "train    | trained"
 	assert_contains "evaluate | evaluated"
 	jq -e '.overrides["train.lr"] == "2" and .stages[1].param_overrides.lr == "2" and .stages[1].params.lr == "2"' "$(last_record)" >/dev/null || fail "override not recorded"
+	# An experiment: the lock keeps the spec's lr, the volume the experiment's model.
 	run cpipe status train
 	[ "$status" -eq 0 ] || fail "cpipe status train exited $status"
-	assert_contains "params.lr 2 → 0.5"
+	assert_contains "output work:/model/ckpt changed"
+	run cpipe status --set train.lr=2 train
+	[ "$status" -eq 0 ] || fail "cpipe status --set train.lr=2 train exited $status"
+	assert_contains "params.lr 0.5 → 2"
 }
 
 @test "--force reruns what is up to date" {

@@ -87,8 +87,14 @@ gifcheck() {
 	refute_contains "train is up to date"
 	run cpipe status
 	[ "$status" -eq 0 ] || fail "status failed"
-	assert_contains "params.lr 0.01 → 0.02"
+	# An experiment: the lock keeps the spec's lr, so the volume's model
+	# is what differs, and the spec's one is in the store.
+	[[ "$output" =~ train\ +restorable\ output\ catgif:/model/catgif.ckpt\ changed ]] ||
+		fail "status does not say train's checkpoint changed"
 	assert_contains "upstream train is stale"
+	run cpipe run evaluate
+	[ "$status" -eq 0 ] || fail "plain run after the experiment failed"
+	assert_contains "train restored from run "
 }
 
 @test "the server answers bad requests with 4xx and stays up" {

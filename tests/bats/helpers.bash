@@ -24,6 +24,12 @@ fail() {
 	return 1
 }
 
+# Runs cpipe with `run` and fails the test unless it exited 0.
+run_ok() {
+	run cpipe "$@"
+	[ "$status" -eq 0 ] || fail "cpipe $* exited $status"
+}
+
 assert_contains() {
 	[[ "$output" == *"$1"* ]] || fail "expected output to contain: $1"
 }

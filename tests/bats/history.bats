@@ -45,11 +45,6 @@ stages:
 EOF
 }
 
-run_ok() {
-	run cpipe "$@"
-	[ "$status" -eq 0 ] || fail "cpipe $* exited $status"
-}
-
 @test "runs lists runs newest first with ran, skipped and failed counts" {
 	pipeline
 	run_ok run

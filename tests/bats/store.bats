@@ -32,11 +32,6 @@ stages:
 EOF
 }
 
-run_ok() {
-	run cpipe "$@"
-	[ "$status" -eq 0 ] || fail "cpipe $* exited $status"
-}
-
 ledger_lines() {
 	wc -l < ledger/train | tr -d ' '
 }
@@ -103,15 +98,16 @@ objects_sound() {
 	run_ok run --set train.lr=2
 	run_ok checkout "${first%??}"
 	[ "$(cat "$(model)/weights.txt")" = "lr=1" ] || fail "model not the first run's"
-	want=$(cpipe show "$first" --json | jq -r '.stages[0].outputs["vol:/model"].digest')
-	# The lock still names the second run's outputs: verify reports the
-	# restored digest as what it found.
-	run cpipe verify --json
-	[ "$(jq -r '.[] | select(.artifact == "vol:/model") | .actual' <<<"$output")" = "$want" ] ||
-		fail "restored digest is not the first run's $want"
+	# The --set run was an experiment: the lock still names the first
+	# run's outputs, which are back.
+	run_ok verify
 	run_ok checkout latest
 	[ "$(cat "$(model)/weights.txt")" = "lr=2" ] || fail "latest not restored"
-	run_ok verify
+	want=$(cpipe show latest --json | jq -r '.stages[0].outputs["vol:/model"].digest')
+	# verify reports the experiment's digest as what it found.
+	run cpipe verify --json
+	[ "$(jq -r '.[] | select(.artifact == "vol:/model") | .actual' <<<"$output")" = "$want" ] ||
+		fail "restored digest is not the experiment's $want"
 }
 
 @test "checkout of a git revision restores the outputs its cpipe.lock names" {
@@ -206,11 +202,10 @@ EOF
 	[ "$(jq .objects <<<"$output")" = "$would" ] || fail "gc freed other than the dry run said"
 	[ "$(find .cpipe/store/objects -type f | wc -l)" = "$((n - would))" ] || fail "objects left"
 	objects_sound
-	run_ok verify
-	# lr=1's outputs are gone with its run: reverting to it runs again.
-	run_ok run
+	# lr=2's outputs are gone with its run: repeating it trains again.
+	run_ok run --set train.lr=2
 	refute_contains "restored from"
-	# The lock (lr=1 now) is restorable after gc: lose the volume, rerun lr=5 then lr=1.
+	# The lock (lr=1: --set runs leave it alone) is restorable after gc.
 	run_ok gc --keep-runs 0
 	rm -rf "$(model)"
 	run_ok status
