@@ -353,6 +353,147 @@ static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *pre
 	return rc;
 }
 
+/* Whether run `id` is still going: its record says "running" and the
+ * cpipe that wrote it still holds the project lock. */
+static bool run_live(struct svc_ctx *x, const char *id, cJSON **rec_out)
+{
+	struct cp_error e = {0};
+	cJSON *rec = NULL;
+	if (record_load(&rec, x->state, id, &e) < 0) {
+		cp_error_clear(&e);
+		return false;
+	}
+	const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "status"));
+	long pid = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(rec, "pid"));
+	bool live = false;
+	cleanup_free char *lock = path_join(x->state, "lock");
+	int fd = status && strcmp(status, "running") == 0 && pid > 0
+			 ? open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+			 : -1;
+	if (fd >= 0) {
+		struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		live = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK && who.l_pid == pid;
+		close(fd);
+	}
+	if (rec_out)
+		*rec_out = rec;
+	else
+		cJSON_Delete(rec);
+	return live;
+}
+
+/* Whether run record `rec` has an entry for stage `name`: it has ended. */
+static bool record_has_stage(const cJSON *rec, const char *name)
+{
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(rec, "stages"))
+	{
+		const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+		if (n && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* One log `logs -f` follows: a job of the running run (done when the
+ * record lists it or the run ends) or a service (done when it exits). */
+struct follow_src {
+	const char *name;
+	char *path;
+	cJSON *st; /* a service's state; NULL for a job */
+	int fd;
+	bool done;
+	struct line_out lo;
+};
+
+/* Reads what `f` has now; opens its log once the stage has created it. */
+static void follow_drain(struct follow_src *f)
+{
+	if (f->fd < 0 && (f->fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(f->fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR && !stop_following))
+		if (n > 0)
+			line_out_feed(&f->lo, buf, (size_t)n);
+}
+
+/* Follows the logs `srcs` of run `run` (NULL: services only) until every
+ * one has ended or Ctrl-C: whether a source ended is looked at before its
+ * last read, so no line written before the end is lost. */
+static void follow_logs(struct svc_ctx *x, const char *run, struct follow_src *srcs, size_t n)
+{
+	for (;;) {
+		cJSON *rec = NULL;
+		bool live = run && run_live(x, run, &rec);
+		size_t left = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct follow_src *f = &srcs[i];
+			if (f->done)
+				continue;
+			bool ended = stop_following || (f->st ? !alive(x, f->st)
+							      : !live || record_has_stage(rec, f->name));
+			follow_drain(f);
+			if (ended)
+				f->done = true;
+			else
+				left++;
+		}
+		cJSON_Delete(rec);
+		if (!left)
+			break;
+		usleep(100000);
+	}
+	for (size_t i = 0; i < n; i++) {
+		line_out_end(&srcs[i].lo);
+		if (srcs[i].fd >= 0)
+			close(srcs[i].fd);
+		free(srcs[i].path);
+		cJSON_Delete(srcs[i].st);
+	}
+}
+
+/* `logs -f [STAGE]` while something runs: the stage (or every stage) of the
+ * running run and the running services. 1 when nothing named is running. */
+static int follow_running(struct svc_ctx *x, const char *stage, int width)
+{
+	cleanup_free char *run = NULL;
+	struct cp_error e = {0};
+	if (record_resolve(&run, x->state, "latest", &e) < 0)
+		cp_error_clear(&e);
+	bool live = run && run_live(x, run, NULL);
+	struct follow_src *srcs = xcalloc(x->p->nstages, sizeof(*srcs));
+	size_t n = 0;
+	for (size_t i = 0; i < x->p->nstages; i++) {
+		const char *name = x->p->stages[i].name;
+		if (stage && strcmp(stage, name) != 0)
+			continue;
+		cJSON *st = NULL;
+		const char *path = NULL;
+		if (service_state_load(&st, x->state, name, &e) == 0 && alive(x, st))
+			path = cJSON_GetStringValue(cJSON_GetObjectItem(st, "log"));
+		cp_error_clear(&e);
+		if (!path) {
+			cJSON_Delete(st);
+			st = NULL;
+		}
+		if (!path && !live)
+			continue;
+		srcs[n++] = (struct follow_src){
+			.name = name,
+			.path = path ? xstrdup(path) : xasprintf("%s/logs/%s/%s.log", x->state, run, name),
+			.st = st,
+			.fd = -1,
+			.lo = {.prefix = name, .width = width, .line = STRBUF_INIT,
+			       .mask = &x->p->secrets},
+		};
+	}
+	if (n)
+		follow_logs(x, live ? run : NULL, srcs, n);
+	free(srcs);
+	return n ? 0 : 1;
+}
+
 int cmd_logs(struct cli *c, int argc, char **argv)
 {
 	bool follow = false;
@@ -398,12 +539,14 @@ int cmd_logs(struct cli *c, int argc, char **argv)
 		cJSON_Delete(st);
 		goto out;
 	}
-	if (record_resolve(&run, x.state, run_arg ? run_arg : "latest", &err) < 0)
-		goto fail;
 	int width = 0;
 	for (size_t i = 0; i < x.p->nstages; i++)
 		if ((int)strlen(x.p->stages[i].name) > width)
 			width = (int)strlen(x.p->stages[i].name);
+	if (follow && !run_arg && follow_running(&x, stage, stage ? (int)strlen(stage) : width) == 0)
+		goto out;
+	if (record_resolve(&run, x.state, run_arg ? run_arg : "latest", &err) < 0)
+		goto fail;
 	bool any = false;
 	for (size_t i = 0; i < x.p->nstages; i++) {
 		const char *name = x.p->stages[i].name;

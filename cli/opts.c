@@ -54,7 +54,10 @@ static const struct cli_opt down_opts[] = {
 };
 
 static const struct cli_opt logs_opts[] = {
-	{"follow", 'f', NULL, "keep printing as the log grows", 'f'},
+	{"follow", 'f', NULL,
+	 "keep printing: a service until it exits, a job of the running run until it ends, "
+	 "without STAGE all that runs; with nothing running, print and exit",
+	 'f'},
 	{"run", 0, "ID", "the logs of run ID (default: a running service's, else the latest run)",
 	 'r'},
 	{0},
