@@ -25,33 +25,7 @@
 #include "../../artifacts/statcache.h"
 #include "../../lib/fs.h"
 
-static char *tmpdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	char tmpl[] = "/tmp/cpipe-digest-XXXXXX";
-	if (!mkdtemp(tmpl))
-		return -1;
-	tmpdir = xstrdup(tmpl);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	struct cp_error err = {0};
-	fs_rm_rf(tmpdir, &err);
-	free(tmpdir);
-	tmpdir = NULL;
-	return 0;
-}
-
-/* A path below this test's directory; caller frees. */
-static char *at(const char *rel)
-{
-	return path_join(tmpdir, rel);
-}
+#include "tmpdir.h"
 
 static void put(const char *rel, const void *data, size_t len, mode_t mode)
 {
@@ -761,5 +735,5 @@ int main(void)
 		cmocka_unit_test(corrupt_or_truncated_cache_is_discarded),
 		cmocka_unit_test(killed_save_leaves_a_whole_cache),
 	};
-	return cmocka_run_group_tests_name("digest", tests, setup, teardown);
+	return cmocka_run_group_tests_name("digest", tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -19,32 +19,7 @@
 #include "../../artifacts/digest.h"
 #include "../../lib/fs.h"
 
-static char *tmpdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	char tmpl[] = "/tmp/cpipe-paths-XXXXXX";
-	if (!mkdtemp(tmpl))
-		return -1;
-	tmpdir = xstrdup(tmpl);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	struct cp_error err = {0};
-	fs_rm_rf(tmpdir, &err);
-	free(tmpdir);
-	tmpdir = NULL;
-	return 0;
-}
-
-static char *at(const char *rel)
-{
-	return path_join(tmpdir, rel);
-}
+#include "tmpdir.h"
 
 static void put(const char *rel, const char *text)
 {
@@ -194,12 +169,12 @@ static void a_state_dir_reached_through_a_link_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(volume_paths_never_leave_the_volume, setup, teardown),
-		cmocka_unit_test_setup_teardown(metrics_reads_stay_inside_the_volume, setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_paths_never_leave_the_volume, tmpdir_setup, tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(metrics_reads_stay_inside_the_volume, tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(atomic_write_replaces_links_never_writes_through_them,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(a_state_dir_reached_through_a_link_is_refused, setup,
-						teardown),
+						tmpdir_setup, tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(a_state_dir_reached_through_a_link_is_refused, tmpdir_setup,
+						tmpdir_teardown),
 	};
 	return cmocka_run_group_tests_name("paths", tests, NULL, NULL);
 }
