@@ -45,7 +45,7 @@ static const struct command {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: cpipe [-f FILE]... [-C DIR] [--runtime local|docker] [--json] [-q] "
+	fprintf(out, "usage: cpipe [-f FILE]... [-C DIR] [--runtime " RUNTIME_CHOICES "] [--json] [-q] "
 		     "COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
@@ -179,7 +179,8 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 	const struct runtime_ops *ops = runtime_find(name);
 	if (!ops) {
 		err->code = EXIT_USAGE;
-		return cp_error_set(err, "unknown runtime \"%s\"; available: local, docker", name);
+		return cp_error_set(err, "unknown runtime \"%s\"; available: %s", name,
+				    RUNTIME_CHOICES);
 	}
 	*ops_out = ops;
 	return 0;

@@ -3,13 +3,14 @@
 #include <string.h>
 
 #include "opts.h"
+#include "../stages/runtime.h"
 
 enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP };
 
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
 	{"project-directory", 'C', "DIR", "the project's directory (default: the current one)", G_DIR},
-	{"runtime", 0, "local|docker", "local or docker (default: CPIPE_RUNTIME, the spec's runtime:)",
+	{"runtime", 0, RUNTIME_CHOICES, "where stages run (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
 	{"quiet", 'q', NULL, "print less", G_QUIET},

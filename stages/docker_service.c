@@ -30,6 +30,12 @@ static cJSON *container_inspect(struct docker *d, const char *id, long *status,
 
 /* ---- exec ---- */
 
+static int discard(void *ud, const char *data, size_t n)
+{
+	(void)ud, (void)data, (void)n;
+	return 0;
+}
+
 /* One exec API call, bounded: a daemon that stops answering cannot hold
  * the executor longer than the check's timeout and some slack. */
 static int exec_call(struct runtime *rt, const char *method, const char *path, const cJSON *body,
@@ -124,8 +130,10 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
 	for (size_t i = 0; argv[i]; i++)
 		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
-	cJSON_AddBoolToObject(body, "AttachStdout", false);
-	cJSON_AddBoolToObject(body, "AttachStderr", false);
+	/* Attached, its output discarded: Podman (4.3) never reports a detached
+	 * exec as ended, and the end of the stream is the end of the check. */
+	cJSON_AddBoolToObject(body, "AttachStdout", true);
+	cJSON_AddBoolToObject(body, "AttachStderr", true);
 	cleanup_free char *path = xasprintf("/containers/%s/exec", id);
 	cJSON *resp = NULL;
 	int rc = exec_call(rt, "POST", path, body, deadline, &resp, err);
@@ -141,11 +149,17 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
 	cJSON_Delete(resp);
 	cJSON *start = cJSON_CreateObject();
-	cJSON_AddBoolToObject(start, "Detach", true);
-	rc = exec_call(rt, "POST", spath, start, deadline, NULL, err);
+	cJSON_AddBoolToObject(start, "Detach", false);
+	cJSON_AddBoolToObject(start, "Tty", false);
+	long long left = deadline - now_ms();
+	struct docker_req rq = {.method = "POST", .path = spath, .json = start,
+				.on_data = discard, .timeout_ms = left > 0 ? (long)left : 1,
+				.idle = DOCKER_IDLE_ALWAYS};
+	rc = docker_call(rt->d, &rq, NULL, NULL, err);
 	cJSON_Delete(start);
-	if (rc < 0)
+	if (rc < 0 && (err->code == EXIT_INTERRUPTED || now_ms() < deadline))
 		return cp_error_prefix(err, "exec in container %s", name);
+	cp_error_clear(err); /* timed out: the loop below kills it */
 	pid_t pid = 0;
 	for (;;) {
 		cJSON *j = NULL;

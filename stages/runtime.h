@@ -169,8 +169,16 @@ struct runtime_ops {
 extern const struct runtime_ops runtime_local;
 /* The Docker Engine API runtime (stages/docker.c). */
 extern const struct runtime_ops runtime_docker;
+/* The same over Podman's Docker-compatible API. */
+extern const struct runtime_ops runtime_podman;
+
+/* The names of the runtimes, in the order of the table in runtime.c (a
+ * unit test holds them equal), for usage lines and completion. */
+#define RUNTIME_CHOICES "local|docker|podman"
 
 /* The runtime named `name` ("local", ...), or NULL. */
 const struct runtime_ops *runtime_find(const char *name);
+/* The name of runtime i (0, 1, ...), NULL past the last. */
+const char *runtime_name_at(size_t i);
 
 #endif
