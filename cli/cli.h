@@ -18,6 +18,9 @@ struct cli {
 	bool json;
 	bool quiet;
 	struct kvvec sets;   /* --set stage.param=value */
+	const char *project; /* -p */
+	struct strvec env_files; /* --env-file */
+	struct kvvec env;    /* after cli_load: the spec's interpolation environment */
 };
 
 /* Loads the spec the global options point at. */
@@ -27,7 +30,10 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err);
 int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
 		struct cp_error *err);
 
-/* <project dir>/.cpipe, created with a .gitignore on first use. Caller owns. */
+/* <project dir>/.cpipe (.cpipe/projects/<name> for a project named by -p or
+ * COMPOSE_PROJECT_NAME otherwise than the spec names it), created with a
+ * .gitignore on first use; with `create` it also gets project.json, the
+ * project's name and spec files, for `cpipe ls`. Caller owns. */
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err);
 
 /* Parses the options of a verb with none of its own (only the global ones,

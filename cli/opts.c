@@ -4,11 +4,15 @@
 
 #include "opts.h"
 
-enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP };
+enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE };
 
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
 	{"project-directory", 'C', "DIR", "the project's directory (default: the current one)", G_DIR},
+	{"project-name", 'p', "NAME",
+	 "the project's name (default: COMPOSE_PROJECT_NAME, the spec's name:, the directory's)",
+	 G_PROJECT},
+	{"env-file", 0, "FILE", "read variables from FILE instead of .env (repeatable)", G_ENV_FILE},
 	{"runtime", 0, "local|docker", "local or docker (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
@@ -39,6 +43,9 @@ static const struct cli_opt run_opts[] = {
 static const struct cli_opt up_opts[] = {
 	RUN_OPTS,
 	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: up returns once healthy", 'D'},
+	{"wait", 0, NULL, "accepted for compose's sake; a no-op: up always waits for health", 'W'},
+	{"build", 0, NULL, "accepted for compose's sake; a no-op: up builds what has build:",
+	 'B'},
 	{0},
 };
 
@@ -101,7 +108,7 @@ static const struct cli_opt help_opts[] = {
 static const struct cli_opt no_opts[] = {{0}};
 
 static const struct cli_verb verbs[] = {
-	{"run", "[STAGE...]", run_opts},
+	{"run", "[STAGE...] | STAGE -- CMD [ARGS...]", run_opts},
 	{"status", "[STAGE...]", status_opts},
 	{"verify", "", no_opts},
 	{"build", "[STAGE...]", no_opts},
@@ -238,6 +245,12 @@ int cli_getopt(struct cli *c, int argc, char **argv)
 			break;
 		case G_DIR:
 			c->dir = optarg;
+			break;
+		case G_PROJECT:
+			c->project = optarg;
+			break;
+		case G_ENV_FILE:
+			strvec_push(&c->env_files, optarg);
 			break;
 		case G_RUNTIME:
 			c->runtime = optarg;
