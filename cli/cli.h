@@ -62,6 +62,19 @@ int cmd_down(struct cli *c, int argc, char **argv);
 int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+/* Compose's verbs on the services left up (cli/cmd_compose.c): exec STAGE
+ * CMD..., stop, start, restart, kill [-s SIG], rm [-s], port STAGE PORT,
+ * top, images; and ls, the projects under the current directory. */
+int cmd_exec(struct cli *c, int argc, char **argv);
+int cmd_stop(struct cli *c, int argc, char **argv);
+int cmd_start(struct cli *c, int argc, char **argv);
+int cmd_restart(struct cli *c, int argc, char **argv);
+int cmd_kill(struct cli *c, int argc, char **argv);
+int cmd_rm(struct cli *c, int argc, char **argv);
+int cmd_port(struct cli *c, int argc, char **argv);
+int cmd_top(struct cli *c, int argc, char **argv);
+int cmd_images(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
 /* cpipe completion bash|zsh|fish: the shell's completion script, generated
  * from the command and option tables (cli/cmd_completion.c). */
 int cmd_completion(struct cli *c, int argc, char **argv);

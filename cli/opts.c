@@ -105,6 +105,27 @@ static const struct cli_opt help_opts[] = {
 	{0},
 };
 
+static const struct cli_opt exec_opts[] = {
+	{"no-TTY", 'T', NULL, "accepted for compose's sake: no terminal is allocated anyway", 'T'},
+	{0},
+};
+
+static const struct cli_opt kill_opts[] = {
+	{"signal", 's', "SIG", "the signal, a name (TERM, SIGHUP) or a number (default KILL)", 's'},
+	{0},
+};
+
+static const struct cli_opt rm_opts[] = {
+	{"stop", 's', NULL, "stop running services first, then remove them", 's'},
+	{"force", 'f', NULL, "accepted for compose's sake: rm asks nothing anyway", 'f'},
+	{0},
+};
+
+static const struct cli_opt port_opts[] = {
+	{"protocol", 0, "tcp|udp", "the protocol of PORT (default tcp)", 'P'},
+	{0},
+};
+
 static const struct cli_opt no_opts[] = {{0}};
 
 static const struct cli_verb verbs[] = {
@@ -116,6 +137,16 @@ static const struct cli_verb verbs[] = {
 	{"down", "", down_opts},
 	{"ps", "", no_opts},
 	{"logs", "[STAGE]", logs_opts},
+	{"exec", "STAGE CMD [ARGS...]", exec_opts},
+	{"stop", "[SERVICE...]", no_opts},
+	{"start", "[SERVICE...]", no_opts},
+	{"restart", "[SERVICE...]", no_opts},
+	{"kill", "[SERVICE...]", kill_opts},
+	{"rm", "[SERVICE...]", rm_opts},
+	{"port", "SERVICE PORT[/PROTOCOL]", port_opts},
+	{"top", "[SERVICE...]", no_opts},
+	{"images", "[STAGE...]", no_opts},
+	{"ls", "", no_opts},
 	{"config", "", config_opts},
 	{"graph", "", graph_opts},
 	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts},
