@@ -253,6 +253,13 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		rc = cli_opt_exit(opt);
 		goto out;
 	}
+	int names_from = optind, names_to = opt_argc;
+	if (one_off_at >= 0 && optind == opt_argc) {
+		/* run -- NAMES: -- only ends the options. */
+		names_from = one_off_at + 1;
+		names_to = argc;
+		one_off_at = -1;
+	}
 	if (one_off_at >= 0 && (opt_argc - optind != 1 || one_off_at + 1 >= argc)) {
 		fprintf(stderr, "usage: cpipe run [OPTIONS] STAGE -- CMD [ARGS...]; see cpipe run "
 				"--help\n");
@@ -271,7 +278,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		strvec_free(&profiles);
 		profiles = chosen;
 	}
-	for (int i = optind; i < opt_argc; i++)
+	for (int i = names_from; i < names_to; i++)
 		strvec_push(&names, argv[i]);
 	long one_off = -1;
 	if (one_off_at >= 0) {

@@ -106,7 +106,7 @@ static const struct cli_opt help_opts[] = {
 };
 
 static const struct cli_opt exec_opts[] = {
-	{"no-TTY", 'T', NULL, "accepted for compose's sake: no terminal is allocated anyway", 'T'},
+	{"no-tty", 'T', NULL, "accepted for compose's sake: no terminal is allocated anyway", 'T'},
 	{0},
 };
 
@@ -128,38 +128,51 @@ static const struct cli_opt port_opts[] = {
 
 static const struct cli_opt no_opts[] = {{0}};
 
+#define SVC_EXITS                                                                            \
+	"0 ok (also with nothing to do), 1 the runtime refused, 2 bad usage or spec, 3 runtime " \
+	"unavailable, 4 project busy"
+
 static const struct cli_verb verbs[] = {
-	{"run", "[STAGE...] | STAGE -- CMD [ARGS...]", run_opts},
-	{"status", "[STAGE...]", status_opts},
-	{"verify", "", no_opts},
-	{"build", "[STAGE...]", no_opts},
-	{"up", "[SERVICE...]", up_opts},
-	{"down", "", down_opts},
-	{"ps", "", no_opts},
-	{"logs", "[STAGE]", logs_opts},
-	{"exec", "STAGE CMD [ARGS...]", exec_opts},
-	{"stop", "[SERVICE...]", no_opts},
-	{"start", "[SERVICE...]", no_opts},
-	{"restart", "[SERVICE...]", no_opts},
-	{"kill", "[SERVICE...]", kill_opts},
-	{"rm", "[SERVICE...]", rm_opts},
-	{"port", "SERVICE PORT[/PROTOCOL]", port_opts},
-	{"top", "[SERVICE...]", no_opts},
-	{"images", "[STAGE...]", no_opts},
-	{"ls", "", no_opts},
-	{"config", "", config_opts},
-	{"graph", "", graph_opts},
-	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts},
-	{"runs", "", no_opts},
-	{"show", "RUN", no_opts},
-	{"lineage", "VOLUME:PATH|DIGEST", no_opts},
-	{"prov", "RUN", no_opts},
-	{"metrics", "[RUN]", metrics_opts},
-	{"checkout", "RUN|REV", no_opts},
-	{"gc", "", gc_opts},
-	{"completion", "bash|zsh|fish", no_opts},
-	{"version", "", no_opts},
-	{"help", "[COMMAND]", help_opts},
+	{"run", "[STAGE...] | STAGE -- CMD [ARGS...]", run_opts,
+	 "0 ok, 1 a stage (or the one-off CMD) failed, 2 bad usage or spec, 3 runtime unavailable, "
+	 "4 project busy, 130 interrupted"},
+	{"status", "[STAGE...]", status_opts, NULL},
+	{"verify", "", no_opts, NULL},
+	{"build", "[STAGE...]", no_opts, NULL},
+	{"up", "[SERVICE...]", up_opts, NULL},
+	{"down", "", down_opts, NULL},
+	{"ps", "", no_opts, NULL},
+	{"logs", "[STAGE]", logs_opts, NULL},
+	{"exec", "STAGE CMD [ARGS...]", exec_opts,
+	 "CMD's own (126/127: it cannot be run), 1 the service is not up, 2 bad usage or spec, "
+	 "3 runtime unavailable"},
+	{"stop", "[SERVICE...]", no_opts, SVC_EXITS},
+	{"start", "[SERVICE...]", no_opts,
+	 "0 ok (also with nothing stopped), 1 a service failed to start, 2 bad usage or spec, "
+	 "3 runtime unavailable, 4 project busy"},
+	{"restart", "[SERVICE...]", no_opts,
+	 "0 ok, 1 a service failed to start, 2 bad usage or spec, 3 runtime unavailable, "
+	 "4 project busy"},
+	{"kill", "[SERVICE...]", kill_opts, SVC_EXITS},
+	{"rm", "[SERVICE...]", rm_opts, SVC_EXITS},
+	{"port", "SERVICE PORT[/PROTOCOL]", port_opts,
+	 "0 printed, 1 the service is not up or does not publish PORT, 2 bad usage or spec"},
+	{"top", "[SERVICE...]", no_opts, NULL},
+	{"images", "[STAGE...]", no_opts, NULL},
+	{"ls", "", no_opts, NULL},
+	{"config", "", config_opts, NULL},
+	{"graph", "", graph_opts, NULL},
+	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts, NULL},
+	{"runs", "", no_opts, NULL},
+	{"show", "RUN", no_opts, NULL},
+	{"lineage", "VOLUME:PATH|DIGEST", no_opts, NULL},
+	{"prov", "RUN", no_opts, NULL},
+	{"metrics", "[RUN]", metrics_opts, NULL},
+	{"checkout", "RUN|REV", no_opts, NULL},
+	{"gc", "", gc_opts, NULL},
+	{"completion", "bash|zsh|fish", no_opts, NULL},
+	{"version", "", no_opts, NULL},
+	{"help", "[COMMAND]", help_opts, NULL},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)
@@ -203,6 +216,8 @@ void cli_verb_help(FILE *out, const char *name)
 	}
 	fprintf(out, "global options (before or after the command; -- ends options):\n");
 	print_opts(out, cli_global_opts, v ? v->opts : NULL);
+	if (v && v->exits)
+		fprintf(out, "\nexit codes: %s\n", v->exits);
 }
 
 /* Which table entry getopt's result `r` stands for. Long options carry

@@ -125,6 +125,9 @@ EOF2
 	run_ok up
 	run_ok port web 8080
 	[ "$output" = "127.0.0.1:$port" ] || fail "port printed $output"
+	# Options after the operands; -p naming the spec's own name is the same project.
+	run_ok port web 8080/tcp --project-name verbs -q
+	[ "$output" = "127.0.0.1:$port" ] || fail "port with options after it printed $output"
 	run cpipe port web 9
 	[ "$status" -eq 1 ] || fail "an unpublished port exited $status"
 	run cpipe port web notaport
