@@ -155,23 +155,25 @@ static int act_one(struct svc_ctx *x, const char *name, enum svc_act act, int si
 	struct runtime *rt = NULL, *owned = NULL;
 	const struct runtime_ops *ops = svc_state_ops(x, st, &rt, &owned, err);
 	const cJSON *h = cJSON_GetObjectItem(st, "handle");
-	int rc = ops ? 0 : -1;
 	bool up = ops && svc_alive(x, st);
 	const struct stage *s = pipeline_stage(x->p, name);
-	if (ops && act == ACT_STOP)
-		rc = !up ? 1 : ops->handle_stop ? ops->handle_stop(rt, h, s ? s->stop_grace_ms : 10000, err) : -1;
-	else if (ops && act == ACT_KILL)
-		rc = !up ? 1 : ops->handle_kill ? ops->handle_kill(rt, h, sig, err) : -1;
-	else if (ops && act == ACT_RM && !up) {
+	int rc = 1; /* nothing to do */
+	if (!ops) {
+		rc = -1;
+	} else if (act == ACT_STOP && up) {
+		rc = ops->handle_stop ? ops->handle_stop(rt, h, s ? s->stop_grace_ms : 10000, err)
+				      : -1;
+	} else if (act == ACT_KILL && up) {
+		rc = ops->handle_kill ? ops->handle_kill(rt, h, sig, err) : -1;
+	} else if (act == ACT_RM && !up) {
 		/* What the runtime still holds for it (a stopped container). */
 		rc = ops->handle_stop ? ops->handle_stop(rt, h, 0, err) : 0;
 		if (rc == 0)
 			service_state_remove(x->state, name);
-	} else if (ops) {
-		rc = 1;
 	}
 	if (rc < 0 && !err->msg[0])
-		cp_error_set(err, "the %s runtime cannot do that to service %s", ops->name, name);
+		cp_error_set(err, "the %s runtime cannot do that to service %s", ops ? ops->name : "?",
+			     name);
 	if (owned)
 		ops->close(owned);
 	cJSON_Delete(st);

@@ -250,10 +250,11 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 		goto out;
 	/* The environment of the directory looked in says which files
 	 * (COMPOSE_FILE) when no -f does; the project's own is read below. */
-	if (env_for(&env, base, "", opts, err) < 0)
+	bool given = opts && opts->nfiles;
+	if (!given && env_for(&env, base, "", opts, err) < 0)
 		goto out;
-	const char *compose_file = env_value(&env, "COMPOSE_FILE");
-	if (opts && opts->nfiles) {
+	const char *compose_file = given ? NULL : env_value(&env, "COMPOSE_FILE");
+	if (given) {
 		for (size_t i = 0; i < opts->nfiles; i++)
 			if (add_file(p, base, opts->files[i], err) < 0)
 				goto out;
@@ -265,7 +266,7 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 	}
 	p->dir = path_dirname(p->files.v[0]);
 	shown_base = shown_base_of(p->mark_files.v[0]);
-	if (strcmp(p->dir, base) != 0 && env_for(&env, p->dir, shown_base, opts, err) < 0)
+	if ((given || strcmp(p->dir, base) != 0) && env_for(&env, p->dir, shown_base, opts, err) < 0)
 		goto out;
 	for (size_t i = 0; i < p->files.n; i++) {
 		const char *shown = p->mark_files.v[i];
