@@ -1,6 +1,7 @@
 /* cpipe ls: the projects with state under the current directory, found by
  * their .cpipe directories (and .cpipe/projects/NAME for the ones named by
- * -p), each with how many of its services run. */
+ * -p), each with how many of its services run; and the projects the Docker
+ * daemon has containers of, when it can be reached. */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,38 @@ static void walk(struct cli *c, const char *dir, int depth, cJSON *list)
 	closedir(d);
 }
 
+/* Adds the projects a runtime knows of that the tree did not show. Quiet
+ * when the runtime is not there, unless it was asked for by name. */
+static void runtime_projects(struct cli *c, cJSON *list)
+{
+	const struct runtime_ops *ops = runtime_find("docker");
+	const char *asked = c->runtime ? c->runtime : getenv("CPIPE_RUNTIME");
+	cJSON *known = NULL;
+	struct cp_error err = {0};
+	if (!ops || !ops->projects)
+		return;
+	if (ops->projects(&known, &err) < 0) {
+		if (asked && strcmp(asked, ops->name) == 0)
+			fprintf(stderr, "cpipe: warning: %s\n", err.msg);
+		return;
+	}
+	const cJSON *k, *o;
+	cJSON_ArrayForEach(k, known)
+	{
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(k, "name"));
+		bool seen = false;
+		cJSON_ArrayForEach(o, list)
+			seen |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "name")), name) == 0;
+		if (seen)
+			continue;
+		cJSON *e = cJSON_Duplicate(k, true);
+		cJSON_AddArrayToObject(e, "files");
+		cJSON_AddStringToObject(e, "runtime", ops->name);
+		cJSON_AddItemToArray(list, e);
+	}
+	cJSON_Delete(known);
+}
+
 static int by_name(const void *a, const void *b)
 {
 	const char *x = cJSON_GetStringValue(cJSON_GetObjectItem(*(cJSON *const *)a, "name"));
@@ -120,6 +153,7 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 	}
 	cJSON *list = cJSON_CreateArray();
 	walk(c, c->dir ? c->dir : cwd, 0, list);
+	runtime_projects(c, list);
 	size_t n = (size_t)cJSON_GetArraySize(list);
 	cJSON **items = xcalloc(n + 1, sizeof(*items));
 	for (size_t i = 0; i < n; i++)
@@ -149,6 +183,11 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 			int down = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "exited"));
 			if (why)
 				snprintf(status, sizeof(status), "%s", why);
+			else if ((up || down) &&
+				 cJSON_GetObjectItem(o, "runtime"))
+				snprintf(status, sizeof(status), "running(%d)%s%.0d%s on %s", up,
+					 down ? ", exited(" : "", down, down ? ")" : "",
+					 cJSON_GetStringValue(cJSON_GetObjectItem(o, "runtime")));
 			else if (up || down)
 				snprintf(status, sizeof(status), "running(%d)%s%.0d%s", up,
 					 down ? ", exited(" : "", down, down ? ")" : "");

@@ -501,6 +501,7 @@ const struct runtime_ops runtime_docker = {
 	.handle_exec = docker_handle_exec,
 	.handle_kill = docker_handle_kill,
 	.handle_top = docker_handle_top,
+	.projects = docker_projects,
 	.host_port = docker_task_host_port,
 	.volume_read_tree = docker_volume_read_tree,
 	.handle_logs = docker_handle_logs,

@@ -92,6 +92,8 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 		       struct cp_error *err);
 int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
 			  const char *protocol);
+/* cpipe ls: the projects of the daemon's labelled containers (docker_service.c). */
+int docker_projects(cJSON **out, struct cp_error *err);
 /* cpipe exec, kill and top on a service's container (docker_service.c). */
 int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,
 		       char *const *argv, int *exit_code, struct cp_error *err);

@@ -244,6 +244,56 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 
 static int logs_data(void *ud, const char *data, size_t n);
 
+/* ---- cpipe ls ---- */
+
+int docker_projects(cJSON **out, struct cp_error *err)
+{
+	struct docker *d = NULL;
+	if (docker_open(&d, err) < 0)
+		return -1;
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(f, "label"), cJSON_CreateString(LABEL_PROJECT));
+	char *ftext = cJSON_PrintUnformatted(f);
+	cJSON_Delete(f);
+	cleanup_free char *q = docker_escape(d, ftext);
+	free(ftext);
+	cleanup_free char *path = xasprintf("/containers/json?all=1&filters=%s", q);
+	cJSON *list = NULL;
+	int rc = docker_json(d, "GET", path, NULL, NULL, &list, err);
+	docker_close(d);
+	if (rc < 0) {
+		cJSON_Delete(list);
+		return cp_error_prefix(err, "listing the daemon's containers");
+	}
+	cJSON *projects = cJSON_CreateArray();
+	const cJSON *c;
+	cJSON_ArrayForEach(c, list)
+	{
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
+		const char *name = docker_str(labels, LABEL_PROJECT);
+		if (!name || docker_str(labels, LABEL_HELPER))
+			continue;
+		cJSON *e = NULL, *it;
+		cJSON_ArrayForEach(it, projects)
+			if (strcmp(docker_str(it, "name"), name) == 0)
+				e = it;
+		if (!e) {
+			e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "name", name);
+			cJSON_AddNumberToObject(e, "running", 0);
+			cJSON_AddNumberToObject(e, "exited", 0);
+			cJSON_AddItemToArray(projects, e);
+		}
+		const char *state = docker_str(c, "State");
+		cJSON *n = cJSON_GetObjectItem(e, state && !strcmp(state, "running") ? "running"
+										     : "exited");
+		cJSON_SetNumberValue(n, n->valuedouble + 1);
+	}
+	cJSON_Delete(list);
+	*out = projects;
+	return 0;
+}
+
 /* ---- cpipe exec, kill, top ---- */
 
 static void exec_out(void *ud, int stream, const char *data, size_t n)

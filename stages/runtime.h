@@ -176,6 +176,11 @@ struct runtime_ops {
 	 * Caller owns *out. */
 	int (*handle_top)(struct runtime *rt, const cJSON *handle, cJSON **out,
 			  struct cp_error *err);
+	/* `cpipe ls`: the projects the runtime itself knows of (what it
+	 * labelled with a project), as [{"name", "running", "exited"}] counts
+	 * of their containers; caller owns *out. Needs no opened runtime.
+	 * NULL where the project's directory is all there is (local). */
+	int (*projects)(cJSON **out, struct cp_error *err);
 	/* `cpipe down`, after the services are stopped: removes what the
 	 * project's runs left behind (containers of cpipe processes that are
 	 * gone, the project network). NULL when there is nothing of the kind. */

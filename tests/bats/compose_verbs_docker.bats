@@ -81,6 +81,10 @@ running_of_project() {
 	run dcpipe -p "$P" images
 	assert_contains "cpipe-test/busybox"
 	assert_line_re "web +cpipe-test/busybox +sha256:[0-9a-f]{64}"
+	# ls, elsewhere: the daemon knows the project by its containers' label.
+	mkdir -p "$BATS_TEST_TMPDIR/elsewhere"
+	(cd "$BATS_TEST_TMPDIR/elsewhere" && "$CPIPE_BIN" ls) > ls.out
+	grep -qE "^$P +running\(1\) on docker" ls.out || fail "ls elsewhere lacks the project: $(cat ls.out)"
 	run dcpipe -p "$P" stop
 	assert_contains "stopped web"
 	[ "$(running_of_project)" -eq 0 ] || fail "a container still runs after stop"
