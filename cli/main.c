@@ -228,6 +228,16 @@ char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 	char *top = path_join(p->dir, ".cpipe");
 	char *dir = p->name_chosen ? xasprintf("%s/projects/%s", top, p->name) : xstrdup(top);
 	bool ok = fs_state_dir_check(top, err) == 0 && fs_state_dir_check(dir, err) == 0;
+	struct stat lst;
+	cleanup_free char *projects = path_join(top, "projects");
+	if (ok && p->name_chosen && lstat(projects, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
+		err->code = EXIT_USAGE;
+		cp_error_set(err,
+			     "%s is not a directory (a symlink?); cpipe will not keep state "
+			     "through it: remove it and run again",
+			     projects);
+		ok = false;
+	}
 	if (!ok || !create) {
 		free(top);
 		if (!ok) {

@@ -57,6 +57,16 @@ EOF2
 	assert_contains "succeeded"
 }
 
+@test "-p refuses a .cpipe/projects that is a symlink, writing nothing through it" {
+	compose_file
+	mkdir -p .cpipe outside
+	ln -s "$PROJ/outside" .cpipe/projects
+	run cpipe -p alpha run job
+	[ "$status" -eq 2 ] || fail "a symlinked .cpipe/projects exited $status"
+	assert_contains ".cpipe/projects is not a directory"
+	[ -z "$(ls -A outside)" ] || fail "something was written through the symlink"
+}
+
 @test "COMPOSE_PROJECT_NAME from the environment or .env names the project; -p wins" {
 	compose_file
 	echo COMPOSE_PROJECT_NAME=fromdotenv > .env
