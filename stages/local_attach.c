@@ -155,20 +155,11 @@ int local_handle_kill(struct runtime *rt, const cJSON *handle, int sig,
 	return 0;
 }
 
-/* Field `n` (1-based, after the command's parenthesis: 3 = state) of
- * /proc/PID/stat, or -1. */
-static long proc_stat_field(pid_t pid, int n)
+/* The number after `key` (e.g. "PPid:", "Uid:") in /proc/PID/status, or -1. */
+static long proc_status_num(const char *status, const char *key)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	cleanup_free char *text = NULL;
-	struct cp_error ignored = {0};
-	if (fs_read_file(&text, NULL, path, 1 << 16, &ignored) < 0)
-		return -1;
-	const char *p = strrchr(text, ')');
-	for (int f = 2; p && f < n; f++)
-		p = strchr(p + 1, ' ');
-	return p ? strtol(p + 1, NULL, 10) : -1;
+	const char *at = status ? strstr(status, key) : NULL;
+	return at ? strtol(at + strlen(key), NULL, 10) : -1;
 }
 
 int local_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out,
@@ -195,27 +186,28 @@ int local_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out,
 	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		struct stat st, self;
+		struct stat st;
 		if (*end || pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/ns/pid", pid);
 		if (stat(path, &st) < 0 || st.st_ino != want.st_ino || st.st_dev != want.st_dev)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%ld", pid);
-		cleanup_free char *cmdline = NULL;
+		cleanup_free char *cmdline = NULL, *status = NULL;
 		size_t len = 0;
 		struct cp_error ignored = {0};
-		char cpath[80];
+		char cpath[80], spath[80];
 		snprintf(cpath, sizeof(cpath), "/proc/%ld/cmdline", pid);
-		if (stat(path, &self) < 0 || fs_read_file(&cmdline, &len, cpath, 1 << 16, &ignored) < 0)
+		snprintf(spath, sizeof(spath), "/proc/%ld/status", pid);
+		if (fs_read_file(&cmdline, &len, cpath, 1 << 16, &ignored) < 0 ||
+		    fs_read_file(&status, NULL, spath, 1 << 16, &ignored) < 0)
 			continue;
 		for (size_t i = 0; i + 1 < len; i++)
 			if (cmdline[i] == '\0')
 				cmdline[i] = ' ';
 		char num[3][24];
-		snprintf(num[0], sizeof(num[0]), "%u", (unsigned)self.st_uid);
+		snprintf(num[0], sizeof(num[0]), "%ld", proc_status_num(status, "Uid:"));
 		snprintf(num[1], sizeof(num[1]), "%ld", pid);
-		snprintf(num[2], sizeof(num[2]), "%ld", proc_stat_field((pid_t)pid, 4));
+		snprintf(num[2], sizeof(num[2]), "%ld", proc_status_num(status, "PPid:"));
 		cJSON *row = cJSON_CreateArray();
 		for (size_t i = 0; i < 3; i++)
 			cJSON_AddItemToArray(row, cJSON_CreateString(num[i]));
