@@ -37,6 +37,8 @@ static const struct cli_opt run_opts[] = {
 	{"keep-serving", 0, NULL, "leave the services this run started running", 'K'},
 	{"rm", 0, NULL, "accepted for compose's sake; a no-op: cpipe keeps no stopped containers",
 	 'r'},
+	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: run stays in the foreground",
+	 'D'},
 	{0},
 };
 

@@ -44,7 +44,7 @@ EOF2
 	run_ok runs --json
 	[ "$(jq length <<< "$output")" -eq 2 ] || fail "the one-off is not recorded as a run"
 	# Run again: a one-off is never skipped as fresh.
-	run_ok run make -- sh -c 'echo again'
+	run_ok run --rm -d make -- sh -c 'echo again'
 	assert_contains "again"
 	# Its exit status says the command failed.
 	run cpipe run make -- sh -c 'exit 3'
