@@ -21,6 +21,7 @@ struct cli {
 	const char *project; /* -p */
 	struct strvec env_files; /* --env-file */
 	struct kvvec env;    /* after cli_load: the spec's interpolation environment */
+	bool no_warnings;    /* loading another project's spec (ls): no unset-variable warnings */
 };
 
 /* Loads the spec the global options point at. */

@@ -26,7 +26,7 @@ static void project_status(struct cli *c, const char *state, cJSON *list)
 	struct cp_error err = {0};
 	if (json_read_file(&info, info_path, 1 << 20, &err) < 0)
 		return; /* state an older cpipe made: nothing says whose */
-	struct cli sub = {.runtime = c->runtime,
+	struct cli sub = {.runtime = c->runtime, .no_warnings = true,
 			  .project = cJSON_GetStringValue(cJSON_GetObjectItem(info, "name"))};
 	const cJSON *f;
 	cJSON_ArrayForEach(f, cJSON_GetObjectItem(info, "files"))

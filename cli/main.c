@@ -178,6 +178,7 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 		.env_files = (const char *const *)c->env_files.v,
 		.nenv_files = c->env_files.n,
 		.env_out = &c->env,
+		.no_warnings = c->no_warnings,
 	};
 	return spec_load(out, &o, err);
 }

@@ -157,6 +157,7 @@ struct spec_options {
 	const char *const *env_files; /* --env-file, in order; none = <project dir>/.env */
 	size_t nenv_files;
 	struct kvvec *env_out; /* when set, gets the interpolation environment */
+	bool no_warnings;      /* say nothing of unset variables (another project's spec) */
 };
 
 /* Loads, interpolates, merges and validates the spec. On error `err` holds

@@ -279,7 +279,8 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 		}
 		if (fs_read_file(&data, &len, p->files.v[i], SPEC_MAX_BYTES, err) < 0)
 			goto out;
-		if (load_tree(&t, shown, data, len, &env, &p->secrets, &warned, err) < 0)
+		if (load_tree(&t, shown, data, len, &env, &p->secrets,
+			      opts && opts->no_warnings ? NULL : &warned, err) < 0)
 			goto out;
 		if (!tree)
 			tree = t;

@@ -71,6 +71,9 @@ EOF2
 	run cpipe exec -T web ls -la /data
 	[ "$status" -eq 0 ] || fail "exec ls -la exited $status"
 	assert_contains "web.pid"
+	# stdin is the command's.
+	run bash -c 'echo through-stdin | "$CPIPE_BIN" exec web cat'
+	assert_contains "through-stdin"
 	run cpipe exec web no-such-command
 	[ "$status" -eq 127 ] || fail "an unknown command exited $status"
 	run cpipe exec make true
@@ -150,11 +153,12 @@ EOF2
 	run_ok images
 	assert_contains "busybox:1.36"
 	mkdir -p sub/two
-	printf 'name: second\nstages:\n  s:\n    command: "true"\n' > sub/two/cpipe.yml
-	(cd sub/two && "$CPIPE_BIN" run -q > /dev/null) || fail "the second project did not run"
+	printf 'name: second\nstages:\n  s:\n    command: "echo ${UNSET_IN_SECOND}"\n' > sub/two/cpipe.yml
+	(cd sub/two && "$CPIPE_BIN" run -q > /dev/null 2>&1) || fail "the second project did not run"
 	run_ok up
 	run_ok -p third run make
 	run_ok ls
+	refute_contains "UNSET_IN_SECOND"
 	assert_line() { grep -qE -- "$1" <<< "$output" || fail "expected a line matching: $1"; }
 	assert_line "^verbs +running\(1\)"
 	assert_line "^second +no services up +$PROJ/sub/two/cpipe.yml"
