@@ -244,14 +244,35 @@ static int start_or_restart(struct cli *c, int argc, char **argv, bool restart)
 		svc_close(&x);
 		goto out;
 	}
+	/* Each comes up again on the runtime that ran it, whatever --runtime
+	 * says now: `again` holds NAME and its runtime's name, in pairs. */
 	for (size_t i = 0; i < names.n; i++) {
 		cJSON *st = NULL;
-		if (service_state_load(&st, x.state, names.v[i], &err) == 0 && !svc_alive(&x, st))
+		if (service_state_load(&st, x.state, names.v[i], &err) == 0 && !svc_alive(&x, st)) {
+			const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
 			strvec_push(&again, names.v[i]);
+			strvec_push(&again, r ? r : x.ops->name);
+		}
 		cJSON_Delete(st);
 	}
 	svc_close(&x); /* up takes the project lock itself */
-	rc = up_again(c, &again);
+	rc = EXIT_OK;
+	const char *given = c->runtime;
+	for (size_t i = 0; rc == EXIT_OK && i < again.n; i += 2) {
+		struct strvec group = {0};
+		bool first = true;
+		for (size_t k = 0; k < i && first; k += 2)
+			first = strcmp(again.v[k + 1], again.v[i + 1]) != 0;
+		if (!first)
+			continue; /* that runtime's group came up already */
+		for (size_t k = i; k < again.n; k += 2)
+			if (strcmp(again.v[k + 1], again.v[i + 1]) == 0)
+				strvec_push(&group, again.v[k]);
+		c->runtime = again.v[i + 1];
+		rc = up_again(c, &group);
+		strvec_free(&group);
+	}
+	c->runtime = given;
 out:
 	strvec_free(&names);
 	strvec_free(&again);

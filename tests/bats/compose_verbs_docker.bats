@@ -88,10 +88,13 @@ running_of_project() {
 	run dcpipe -p "$P" stop
 	assert_contains "stopped web"
 	[ "$(running_of_project)" -eq 0 ] || fail "a container still runs after stop"
-	run dcpipe -p "$P" start
+	# Without --runtime: the service comes back on the runtime that ran it.
+	run cpipe -p "$P" start
 	[ "$status" -eq 0 ] || fail "start exited $status"
 	[ "$(running_of_project)" -eq 1 ] || fail "start did not bring the service's container back"
-	run dcpipe -p "$P" kill web
+	run cpipe -p "$P" exec web true
+	[ "$status" -eq 0 ] || fail "exec without --runtime exited $status"
+	run cpipe -p "$P" kill web
 	assert_contains "killed web"
 	id=$(jq -r .handle.container .cpipe/projects/$P/services/web.json)
 	[ "$(api "http://d/containers/$id/json" | jq -r .State.Running)" = false ] || fail "the container runs after kill"
