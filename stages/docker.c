@@ -509,6 +509,10 @@ static void docker_rt_close(struct runtime *rt)
 	.task_handle = docker_task_handle, \
 	.handle_alive = docker_handle_alive, \
 	.handle_stop = docker_handle_stop, \
+	.handle_exec = docker_handle_exec, \
+	.handle_kill = docker_handle_kill, \
+	.handle_top = docker_handle_top, \
+	.projects = docker_projects, \
 	.host_port = docker_task_host_port, \
 	.volume_read_tree = docker_volume_read_tree, \
 	.handle_logs = docker_handle_logs, \
