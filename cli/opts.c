@@ -87,6 +87,12 @@ static const struct cli_opt metrics_opts[] = {
 	{0},
 };
 
+static const struct cli_opt report_opts[] = {
+	{"output", 'o', "FILE", "write the page to FILE (- prints it; default .cpipe/reports/RUN.html)",
+	 'o'},
+	{0},
+};
+
 static const struct cli_opt gc_opts[] = {
 	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
 	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
@@ -117,6 +123,7 @@ static const struct cli_verb verbs[] = {
 	{"lineage", "VOLUME:PATH|DIGEST", no_opts},
 	{"prov", "RUN", no_opts},
 	{"metrics", "[RUN]", metrics_opts},
+	{"report", "[RUN]", report_opts},
 	{"checkout", "RUN|REV", no_opts},
 	{"gc", "", gc_opts},
 	{"completion", "bash|zsh|fish", no_opts},
