@@ -108,6 +108,7 @@ int cmd_report(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (fs_write_atomic(path ? path : out, html, strlen(html), 0644, &err) < 0) {
+		cp_error_prefix(&err, "report: writing %s", path ? path : out);
 		rc = cli_fail(&err);
 		goto out;
 	}
