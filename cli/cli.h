@@ -89,6 +89,8 @@ int cmd_show(struct cli *c, int argc, char **argv);
 int cmd_lineage(struct cli *c, int argc, char **argv);
 int cmd_prov(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
+/* cpipe report [RUN] [-o FILE]: the run as one HTML page (cli/cmd_report.c). */
+int cmd_report(struct cli *c, int argc, char **argv);
 
 /* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
  * [--dry-run]. */

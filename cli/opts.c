@@ -97,6 +97,12 @@ static const struct cli_opt metrics_opts[] = {
 	{0},
 };
 
+static const struct cli_opt report_opts[] = {
+	{"output", 'o', "FILE", "write the page to FILE (- prints it; default .cpipe/reports/RUN.html)",
+	 'o'},
+	{0},
+};
+
 static const struct cli_opt gc_opts[] = {
 	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
 	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
@@ -171,6 +177,7 @@ static const struct cli_verb verbs[] = {
 	{"lineage", "VOLUME:PATH|DIGEST", no_opts, NULL},
 	{"prov", "RUN", no_opts, NULL},
 	{"metrics", "[RUN]", metrics_opts, NULL},
+	{"report", "[RUN]", report_opts, NULL},
 	{"checkout", "RUN|REV", no_opts, NULL},
 	{"gc", "", gc_opts, NULL},
 	{"completion", "bash|zsh|fish", no_opts, NULL},
