@@ -1,7 +1,7 @@
 /* cpipe runs: the recorded runs as an experiment table, newest first: the
  * counts, status and commit of each, its --name, the params that differ
- * between the runs listed and the metrics (top-level scalars; --param and
- * --metric GLOB pick others), sortable by any column (--sort). --json and
+ * between the runs listed and the top-level numeric metrics that do (--param
+ * and --metric GLOB pick others), sortable by any column (--sort). --json and
  * --csv carry every param and every metric leaf. */
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -72,9 +72,9 @@ static cJSON *metric_clashes(cJSON *const *rows, size_t n)
 	return clashes;
 }
 
-/* The columns of `key` ("params" or "metrics") in first-seen order: those
- * the globs match, else (`all`) every one, else for params those whose
- * value differs between runs, for metrics the top-level ones. */
+/* The param or metric columns in first-seen order: those the globs match,
+ * else (`all`) every one, else those whose value differs between the runs
+ * listed, for metrics only top-level numbers (all of them for one run). */
 static void columns(struct strvec *out, const struct row *rows, size_t n, bool params,
 		    const struct strvec *globs, bool all)
 {
@@ -88,12 +88,15 @@ static void columns(struct strvec *out, const struct row *rows, size_t n, bool p
 				keep = glob_any(globs, v->string);
 			else if (all)
 				keep = true;
-			else if (!params)
-				keep = !strchr(v->string, '.');
+			else if (!params && (strchr(v->string, '.') || !cJSON_IsNumber(v)))
+				keep = false;
+			else if (!params && n == 1)
+				keep = true;
 			else {
 				keep = false;
 				for (size_t k = 0; k < n && !keep; k++) {
-					const cJSON *w = cJSON_GetObjectItem(rows[k].params, v->string);
+					const cJSON *o2 = params ? rows[k].params : rows[k].metrics;
+					const cJSON *w = cJSON_GetObjectItem(o2, v->string);
 					keep = !w || !cJSON_Compare(v, w, true);
 				}
 			}

@@ -37,7 +37,7 @@ static const struct command {
 	{"prov", cmd_prov, "W3C PROV-JSON of a run"},
 	{"metrics", cmd_metrics, "metrics of a run, or how two runs differ"},
 	{"params", cmd_params, "params of a run, or how two runs' params differ (params diff A B)"},
-	{"attest", cmd_attest, "a signed in-toto SLSA provenance of a run's outputs, or --verify one"},
+	{"attest", cmd_attest, "sign an in-toto SLSA provenance of a run's outputs, or verify one"},
 	{"checkout", cmd_checkout, "put the outputs of a run or a git revision back into the volumes"},
 	{"gc", cmd_gc, "remove stored objects that nothing refers to"},
 	{"completion", cmd_completion, "print a completion script for bash, zsh or fish"},

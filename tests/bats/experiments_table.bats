@@ -50,14 +50,15 @@ col() {
 		$1 == id { print $n }' <<<"$output"
 }
 
-@test "runs shows the params that differ and the top-level metrics of each run" {
+@test "runs shows the params and top-level metrics that differ between runs" {
 	three_runs
 	ids=($(cpipe runs -q))
 	run_ok runs
 	header=$(head -1 <<<"$output")
-	[[ "$header" == *" NAME train.epochs train.lr accuracy loss  OVERRIDES" ]] || fail "header: $header"
-	# seed is the same everywhere; nested metrics wait for --metric.
+	[[ "$header" == *" NAME train.epochs train.lr accuracy  OVERRIDES" ]] || fail "header: $header"
+	# seed and loss are the same everywhere; nested metrics wait for --metric.
 	[[ "$header" != *train.seed* ]] || fail "an unchanged param is shown"
+	[[ "$header" != *loss* ]] || fail "an unchanged metric is shown"
 	[[ "$header" != *per_class* && "$header" != *confusion* ]] || fail "nested metrics shown by default"
 	[ "$(col "${ids[2]}" NAME)" = base ] || fail "name of the first run"
 	[ "$(col "${ids[1]}" NAME)" = high ] || fail "name of the second run"
@@ -66,6 +67,10 @@ col() {
 	[ "$(col "${ids[0]}" train.epochs)" = 2 ] || fail "epochs of the third"
 	[ "$(col "${ids[2]}" accuracy)" = 0.1 ] || fail "accuracy of base"
 	[ "$(col "${ids[0]}" accuracy)" = 0.2 ] || fail "accuracy of the third"
+	# With one run listed there is nothing to differ from: its metrics show.
+	rm .cpipe/runs/"${ids[0]}".json .cpipe/runs/"${ids[1]}".json
+	run_ok runs
+	[[ "$(head -1 <<<"$output")" == *" accuracy loss  OVERRIDES" ]] || fail "one run's metrics"
 }
 
 @test "runs --param and --metric pick columns by glob; --sort orders by any column" {
