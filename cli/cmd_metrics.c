@@ -296,7 +296,8 @@ int cmd_params(struct cli *c, int argc, char **argv)
 		printf("run %s → run %s\n\n", hist_str(a, "id"), hist_str(b, "id"));
 	size_t w = 5, same = 0;
 	for (const cJSON *r = rows->child; r; r = r->next)
-		if (strlen(hist_str(r, "param")) > w)
+		if ((v.all || cJSON_IsTrue(cJSON_GetObjectItem(r, "changed"))) &&
+		    strlen(hist_str(r, "param")) > w)
 			w = strlen(hist_str(r, "param"));
 	for (const cJSON *r = rows->child; r; r = r->next) {
 		bool changed = cJSON_IsTrue(cJSON_GetObjectItem(r, "changed"));

@@ -146,7 +146,7 @@ col() {
 	assert_contains "(1 unchanged; --all shows them)"
 	refute_contains "train.seed"
 	run_ok params diff base high
-	assert_contains "train.lr      0.1 → 0.3  (--set)"
+	assert_contains "train.lr  0.1 → 0.3  (--set)"
 	refute_contains "train.epochs"
 	run_ok params diff base high --all
 	assert_contains "train.seed    7"
