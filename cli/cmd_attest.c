@@ -91,12 +91,18 @@ static int locate(char **root, const char **rel, const struct runtime_ops *ops,
 		  struct cp_error *err)
 {
 	const char *colon = strchr(name, ':');
-	if (str_has_prefix(name, "./") || name[0] == '/' || !colon) {
-		*root = name[0] == '/' ? NULL : xstrdup(p->dir);
-		*rel = name[0] == '/' ? name : name + 1;
+	/* Subject names come from the file being checked: nothing outside the
+	 * project and the spec's volumes is read for them. */
+	if (str_has_prefix(name, "./")) {
+		*root = xstrdup(p->dir);
+		*rel = name + 1;
 		return 0;
 	}
+	if (!colon || name[0] == '/')
+		return cp_error_set(err, "not checked: only project paths (./...) and volumes are");
 	cleanup_free char *vol = xstrndup(name, (size_t)(colon - name));
+	if (!pipeline_volume(p, vol))
+		return cp_error_set(err, "not checked: the spec declares no volume \"%s\"", vol);
 	if (!ops->volume_host_path)
 		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", ops->name, vol);
 	if (ops->volume_host_path(rt, vol, root, err) < 0)

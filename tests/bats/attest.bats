@@ -158,3 +158,23 @@ payload() {
 	[ "$status" -eq 2 ] || fail "a failed run: exit $status"
 	assert_contains "only a run that succeeded is attested"
 }
+
+@test "attest --verify reads nothing outside the project and its volumes for a subject" {
+	pipeline
+	run_ok -q run
+	run_ok attest latest --key key.pem -o att.json
+	# A validly signed statement (the key is ours) naming paths outside.
+	body=$(payload att.json | jq -c '.subject += [{"name": "/etc/passwd", "digest": {"sha256": "00"}},
+		{"name": "nosuchvol:/x", "digest": {"sha256": "00"}}]')
+	printf '%s' "$body" > body
+	printf 'DSSEv1 %d %s %d ' 28 application/vnd.in-toto+json "$(stat -c %s body)" > pae
+	cat body >> pae
+	openssl pkeyutl -sign -inkey key.pem -rawin -in pae -out sig
+	jq --arg p "$(base64 -w0 < body)" --arg s "$(base64 -w0 < sig)" \
+		'.payload = $p | .signatures[0].sig = $s' att.json > outside.json
+	run cpipe attest --verify outside.json --pub pub.pem
+	[ "$status" -eq 1 ] || fail "exit $status"
+	assert_contains "/etc/passwd: not checked"
+	assert_contains 'nosuchvol:/x: not checked: the spec declares no volume "nosuchvol"'
+	assert_contains "2 of 4 subjects do not match"
+}
