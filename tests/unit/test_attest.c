@@ -51,7 +51,7 @@ static void the_statement_names_outputs_and_what_they_came_from(void **state)
 	assert_int_equal(cJSON_GetArraySize(subj), 2);
 	assert_string_equal(str_of(cJSON_GetArrayItem(subj, 0), "name"), "vol:/model");
 	assert_string_equal(str_of(cJSON_GetObjectItem(cJSON_GetArrayItem(subj, 0), "digest"), "sha256"),
-			    D2 + 7);
+			    &D2[7]);
 	assert_string_equal(str_of(cJSON_GetArrayItem(subj, 1), "name"), "vol:/m.json");
 	const cJSON *bd = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "predicate"), "buildDefinition");
 	const cJSON *deps = cJSON_GetObjectItem(bd, "resolvedDependencies");
