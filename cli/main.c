@@ -31,7 +31,7 @@ static const struct command {
 	{"config", cmd_config, "print the resolved spec, secrets masked"},
 	{"graph", cmd_graph, "print the stage graph as DOT or Mermaid"},
 	{"volume", cmd_volume, "manage the project's volumes: ls, inspect, rm, prune"},
-	{"runs", cmd_runs, "list recorded runs, newest first"},
+	{"runs", cmd_runs, "the recorded runs, newest first, as an experiment table"},
 	{"show", cmd_show, "one run in detail; RUN is an id, a prefix, latest or latest~N"},
 	{"lineage", cmd_lineage, "what produced an artifact"},
 	{"prov", cmd_prov, "W3C PROV-JSON of a run"},

@@ -102,7 +102,7 @@ static const struct cli_opt show_opts[] = {
 static const struct cli_opt runs_opts[] = {
 	{"param", 0, "GLOB", "param columns (STAGE.PARAM) matching GLOB (default: those that differ)",
 	 'P'},
-	{"metric", 0, "GLOB", "metric columns matching GLOB (default: top-level scalars)", 'm'},
+	{"metric", 0, "GLOB", "metric columns matching GLOB (default: top-level numbers that differ)", 'm'},
 	{"sort", 0, "[-]COLUMN", "sort by a column: a param, a metric, started, status... (- descending)",
 	 'S'},
 	{"csv", 0, NULL, "print CSV with every param and metric column", 'c'},
