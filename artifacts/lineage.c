@@ -252,15 +252,29 @@ static int not_found(const cJSON *lock, const char *query, struct cp_error *err)
 
 struct walk {
 	const cJSON *lock;
-	const cJSON *stage_runs;
-	struct strvec expanded; /* stages whose inputs were already listed */
+	const cJSON *producers;
+	struct strvec expanded; /* "stage@run" of stage nodes already listed */
 	struct strvec path;     /* stages being expanded, outermost first */
 };
+
+/* What producers (lineage_producers_add) knows of `digest` of artifact
+ * `name` as stage `stage` made it, or NULL. Lends. */
+static const cJSON *producer_of(const cJSON *producers, const char *stage, const char *name,
+				const char *digest)
+{
+	if (!digest)
+		return NULL;
+	return cJSON_GetObjectItem(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(producers, stage), name), digest);
+}
 
 static cJSON *artifact_node(struct walk *w, const char *name, const cJSON *entry,
 			    const char *consumer);
 
-static cJSON *stage_node(struct walk *w, const char *stage)
+/* The node of `stage` having made `digest` of its output `via`: the run
+ * that produced that digest and the inputs it read (from its record),
+ * else what the lock says with the run unknown. */
+static cJSON *stage_node(struct walk *w, const char *stage, const char *via, const char *digest)
 {
 	cJSON *n = cJSON_CreateObject();
 	cJSON_AddStringToObject(n, "stage", stage);
@@ -268,25 +282,32 @@ static cJSON *stage_node(struct walk *w, const char *stage)
 		cJSON_AddBoolToObject(n, "cycle", true);
 		return n;
 	}
-	if (strvec_contains(&w->expanded, stage)) {
+	const cJSON *made = producer_of(w->producers, stage, via, digest);
+	const char *run = str_of(made, "run");
+	cleanup_free char *seen = xasprintf("%s@%s", stage, run ? run : "");
+	if (strvec_contains(&w->expanded, seen)) {
 		cJSON_AddBoolToObject(n, "repeated", true);
+		if (run)
+			cJSON_AddStringToObject(n, "run", run);
 		return n;
 	}
-	strvec_push(&w->expanded, stage);
+	strvec_push(&w->expanded, seen);
 	strvec_push(&w->path, stage);
 	const cJSON *le = cJSON_GetObjectItem(lock_stages(w->lock), stage);
-	const char *key = str_of(le, "key");
+	const char *key = made ? str_of(made, "key") : str_of(le, "key");
 	if (key)
 		cJSON_AddStringToObject(n, "key", key);
-	const cJSON *sr = cJSON_GetObjectItem(w->stage_runs, stage);
-	const cJSON *run = cJSON_GetObjectItem(sr, "run");
-	const cJSON *git = cJSON_GetObjectItem(sr, "git");
-	cJSON_AddItemToObject(n, "run", run ? cJSON_Duplicate(run, true) : cJSON_CreateNull());
+	const cJSON *git = cJSON_GetObjectItem(made, "git");
+	cJSON_AddItemToObject(n, "run", run ? cJSON_CreateString(run) : cJSON_CreateNull());
 	cJSON_AddItemToObject(n, "git", git ? cJSON_Duplicate(git, true) : cJSON_CreateNull());
+	const cJSON *again = cJSON_GetObjectItem(made, "reproduced_by");
+	if (cJSON_GetArraySize(again) > 0)
+		cJSON_AddItemToObject(n, "reproduced_by", cJSON_Duplicate(again, true));
 	cJSON *inputs = cJSON_AddArrayToObject(n, "inputs");
-	const cJSON *in = cJSON_GetObjectItem(le, "inputs");
+	const cJSON *in = cJSON_GetObjectItem(made ? made : le, "inputs");
 	for (const cJSON *e = in ? in->child : NULL; e; e = e->next)
-		cJSON_AddItemToArray(inputs, artifact_node(w, e->string, e, stage));
+		if (e->string)
+			cJSON_AddItemToArray(inputs, artifact_node(w, e->string, e, stage));
 	free(w->path.v[--w->path.n]);
 	w->path.v[w->path.n] = NULL;
 	return n;
@@ -308,6 +329,16 @@ static bool visit_part(void *ctx, const char *stage, const char *name, const cJS
 	return false;
 }
 
+/* The stage (not `skip`) that producers says made an artifact named
+ * exactly `name`, for what the lock does not name. Lends. */
+static const char *recorded_stage_of(const cJSON *producers, const char *name, const char *skip)
+{
+	for (const cJSON *st = producers ? producers->child : NULL; st; st = st->next)
+		if ((!skip || strcmp(st->string, skip) != 0) && cJSON_GetObjectItem(st, name))
+			return st->string;
+	return NULL;
+}
+
 static cJSON *artifact_node(struct walk *w, const char *name, const cJSON *entry,
 			    const char *consumer)
 {
@@ -319,15 +350,24 @@ static cJSON *artifact_node(struct walk *w, const char *name, const cJSON *entry
 		if (v)
 			cJSON_AddItemToObject(n, copied[i], cJSON_Duplicate(v, true));
 	}
+	const char *have = str_of(entry, "digest");
 	struct lineage_hit hit;
 	if (lineage_find_name(&hit, w->lock, name, consumer) && hit.stage) {
 		if (hit.within)
 			cJSON_AddStringToObject(n, "within", hit.artifact);
-		const char *have = str_of(entry, "digest"), *made = str_of(hit.entry, "digest");
+		const char *made = str_of(hit.entry, "digest");
 		/* The consumer read another version than the producer last made. */
 		if (!hit.within && have && made && strcmp(have, made) != 0)
 			cJSON_AddBoolToObject(n, "stale", true);
-		cJSON_AddItemToObject(n, "produced_by", stage_node(w, hit.stage));
+		/* Inside a directory the file's digest says nothing of the
+		 * directory's: the locked version is the one shown. */
+		const char *via = hit.within || !have ? made : have;
+		cJSON_AddItemToObject(n, "produced_by", stage_node(w, hit.stage, hit.artifact, via));
+		return n;
+	}
+	const char *recorded = recorded_stage_of(w->producers, name, consumer);
+	if (recorded && producer_of(w->producers, recorded, name, have)) {
+		cJSON_AddItemToObject(n, "produced_by", stage_node(w, recorded, name, have));
 		return n;
 	}
 	cJSON_AddNullToObject(n, "produced_by");
@@ -347,25 +387,117 @@ static cJSON *artifact_node(struct walk *w, const char *name, const cJSON *entry
 	return n;
 }
 
-int lineage_build(cJSON **out, const cJSON *lock, const char *query, const cJSON *stage_runs,
+/* A digest (or prefix, `hex` lowercase) only the records know, such as an
+ * experiment's output: 1 with *stage, *name, *entry lent from producers,
+ * 0 when none, -1 when the prefix matches several digests. */
+static int recorded_digest(const char **stage, const char **name, const cJSON **entry,
+			   const cJSON *producers, const char *query, struct cp_error *err)
+{
+	const char *q = str_has_prefix(query, "sha256:") ? query + 7 : query;
+	size_t n = strlen(q);
+	if (n < LINEAGE_MIN_PREFIX || n > 64 || q[strspn(q, "0123456789abcdefABCDEF")])
+		return 0;
+	const char *found = NULL;
+	for (const cJSON *st = producers ? producers->child : NULL; st; st = st->next)
+		for (const cJSON *a = st->child; a; a = a->next)
+			for (const cJSON *d = a->child; d; d = d->next) {
+				if (!str_has_prefix(d->string, "sha256:") ||
+				    strncasecmp(d->string + 7, q, n) != 0)
+					continue;
+				if (found && strcmp(found, d->string) != 0) {
+					err->code = EXIT_USAGE;
+					return cp_error_set(err,
+							    "digest prefix \"%s\" is ambiguous: %s "
+							    "and %s both match; give more digits",
+							    query, found, d->string);
+				}
+				if (!found) {
+					found = d->string;
+					*stage = st->string;
+					*name = a->string;
+					*entry = cJSON_GetObjectItem(d, "entry");
+				}
+			}
+	return found ? 1 : 0;
+}
+
+int lineage_build(cJSON **out, const cJSON *lock, const char *query, const cJSON *producers,
 		  struct cp_error *err)
 {
 	cleanup_free char *name = lineage_normalize_name(query);
 	struct lineage_hit hit;
 	const char *shown = name;
-	if (!lineage_find_name(&hit, lock, name, NULL)) {
+	const cJSON *entry = NULL;
+	if (lineage_find_name(&hit, lock, name, NULL)) {
+		entry = hit.entry;
+	} else {
 		int rc = lineage_find_digest(&hit, lock, query, err);
+		const char *stage = NULL;
+		if (rc == 0)
+			rc = recorded_digest(&stage, &shown, &entry, producers, query, err);
+		else
+			shown = hit.artifact, entry = hit.entry;
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
 			return not_found(lock, query, err);
-		shown = hit.artifact;
 	}
-	struct walk w = {.lock = lock, .stage_runs = stage_runs};
-	*out = artifact_node(&w, shown, hit.entry, NULL);
+	struct walk w = {.lock = lock, .producers = producers};
+	*out = artifact_node(&w, shown, entry, NULL);
 	strvec_free(&w.expanded);
 	strvec_free(&w.path);
 	return 0;
+}
+
+static void add_production(cJSON *producers, const cJSON *rec, const cJSON *st, const char *name,
+			   const cJSON *entry)
+{
+	const char *digest = str_of(entry, "digest");
+	const char *stage = str_of(st, "name"), *run = str_of(rec, "id");
+	if (!digest || !stage || !run)
+		return;
+	cJSON *by_stage = cJSON_GetObjectItem(producers, stage);
+	if (!by_stage)
+		by_stage = cJSON_AddObjectToObject(producers, stage);
+	cJSON *by_name = cJSON_GetObjectItem(by_stage, name);
+	if (!by_name)
+		by_name = cJSON_AddObjectToObject(by_stage, name);
+	cJSON *p = cJSON_GetObjectItem(by_name, digest);
+	if (p) {
+		/* The first run made it; later ones reproduced it. */
+		cJSON *again = cJSON_GetObjectItem(p, "reproduced_by");
+		if (!again)
+			again = cJSON_AddArrayToObject(p, "reproduced_by");
+		cJSON_AddItemToArray(again, cJSON_CreateString(run));
+		return;
+	}
+	p = cJSON_AddObjectToObject(by_name, digest);
+	cJSON_AddStringToObject(p, "run", run);
+	const cJSON *git = cJSON_GetObjectItem(rec, "git");
+	cJSON_AddItemToObject(p, "git", git ? cJSON_Duplicate(git, true) : cJSON_CreateNull());
+	if (str_of(st, "key"))
+		cJSON_AddStringToObject(p, "key", str_of(st, "key"));
+	const cJSON *in = cJSON_GetObjectItem(st, "inputs");
+	cJSON_AddItemToObject(p, "inputs",
+			      cJSON_IsObject(in) ? cJSON_Duplicate(in, true) : cJSON_CreateObject());
+	cJSON_AddItemToObject(p, "entry", cJSON_Duplicate(entry, true));
+}
+
+void lineage_producers_add(cJSON *producers, const cJSON *rec)
+{
+	const cJSON *stages = cJSON_GetObjectItem(rec, "stages");
+	for (const cJSON *st = stages ? stages->child : NULL; st; st = st->next) {
+		const char *status = str_of(st, "status");
+		/* Skipped and restored stages made nothing: they reused. */
+		if (!status || strcmp(status, "ran") != 0)
+			continue;
+		for (size_t k = 0; k < ARRAY_LEN(produced_parts); k++) {
+			const cJSON *part = cJSON_GetObjectItem(st, produced_parts[k]);
+			for (const cJSON *e = part ? part->child : NULL; e; e = e->next)
+				if (e->string)
+					add_production(producers, rec, st, e->string, e);
+		}
+	}
 }
 
 bool lineage_record_ran(const cJSON *rec, const char *stage, const char *key)

@@ -60,11 +60,23 @@ void lineage_names(struct strvec *out, const cJSON *lock);
  *   stage node:    {"stage", "key", "run", "git", "inputs": [artifact nodes]}
  *                  or {"stage", "repeated": true} when expanded earlier, or
  *                  {"stage", "cycle": true} on a loop.
- * `stage_runs` (may be NULL) maps a stage name to {"run", "git"} copied into
- * its node. Caller owns *out. Fails (EXIT_USAGE) naming the nearest known
- * artifacts when nothing matches. */
-int lineage_build(cJSON **out, const cJSON *lock, const char *query, const cJSON *stage_runs,
+ * `producers` (may be NULL; see lineage_producers_add) names, for each
+ * stage node, the run that produced the digest the node was reached by,
+ * with its git facts, and lists the inputs that run read; a stage whose
+ * digest no record made is shown as the lock has it, run null. A digest
+ * the lock does not hold (an experiment's output) is looked up there too.
+ * Caller owns *out. Fails (EXIT_USAGE) naming the nearest known artifacts
+ * when nothing matches. */
+int lineage_build(cJSON **out, const cJSON *lock, const char *query, const cJSON *producers,
 		  struct cp_error *err);
+
+/* Adds what run record `rec` produced to `producers`, an object
+ * stage -> artifact -> digest -> {"run", "git", "key", "inputs", "entry",
+ * ["reproduced_by"]}: every output and metrics file of a stage that ran
+ * (skipped and restored stages reused what another run made). Feed the
+ * records oldest first: the first run to make a digest is its producer,
+ * later ones are listed in "reproduced_by". */
+void lineage_producers_add(cJSON *producers, const cJSON *rec);
 
 /* True when run record `rec` holds stage `stage` with status "ran" and
  * cache key `key`: that run produced the outputs the key locks. */

@@ -82,8 +82,11 @@ int cmd_completion(struct cli *c, int argc, char **argv);
 /* cpipe build [STAGE...]: builds the images of stages with build: (cli/cmd_build.c). */
 int cmd_build(struct cli *c, int argc, char **argv);
 
-/* Looking back (cli/cmd_history.c): cpipe runs; show RUN; lineage
- * VOLUME:PATH|DIGEST; prov RUN (PROV-JSON); metrics [RUN] [--diff RUN|REV]. */
+/* Looking back: show RUN, prov RUN (cli/cmd_history.c); runs, the
+ * experiment table (cli/cmd_runs.c); lineage VOLUME:PATH|DIGEST
+ * (cli/cmd_lineage.c); metrics [RUN] [--diff RUN|REV] and params [RUN] |
+ * diff [A] [B] (cli/cmd_metrics.c); attest RUN | --verify FILE
+ * (cli/cmd_attest.c). */
 int cmd_runs(struct cli *c, int argc, char **argv);
 int cmd_show(struct cli *c, int argc, char **argv);
 int cmd_lineage(struct cli *c, int argc, char **argv);
@@ -91,6 +94,8 @@ int cmd_prov(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
 /* cpipe report [RUN] [-o FILE]: the run as one HTML page (cli/cmd_report.c). */
 int cmd_report(struct cli *c, int argc, char **argv);
+int cmd_params(struct cli *c, int argc, char **argv);
+int cmd_attest(struct cli *c, int argc, char **argv);
 
 /* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
  * [--dry-run]. */

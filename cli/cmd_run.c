@@ -183,6 +183,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct tracker *tracker = NULL;
 	struct strvec cmdline = {0};
 	int jobs = 1;
+	const char *name = NULL;
 	struct strvec profiles = {0};
 	struct pipeline *p = NULL;
 	struct plan plan = {0};
@@ -241,6 +242,18 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			break;
 		case 'p':
 			split_profiles(&profiles, optarg);
+			break;
+		case 'N':
+			if (!*optarg || strlen(optarg) > 64 ||
+			    optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789._-")] ||
+			    str_has_prefix(optarg, "latest")) {
+				cp_error_set(&err, "--name %s: a run's name is 1 to 64 letters, digits, "
+						   "'.', '_' or '-', not starting with \"latest\"",
+					     optarg);
+				goto fail;
+			}
+			name = optarg;
 			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
@@ -346,7 +359,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		struct track_options to = {.state_dir = state, .run_id = run_id, .forced = forced,
 					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
-					   .argv = &cmdline, .one_off = one_off >= 0};
+					   .argv = &cmdline, .one_off = one_off >= 0,
+					   .name = name};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
 			goto fail;
 		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,

@@ -36,6 +36,7 @@ const struct cli_opt cli_global_opts[] = {
 static const struct cli_opt run_opts[] = {
 	RUN_OPTS,
 	{"keep-serving", 0, NULL, "leave the services this run started running", 'K'},
+	{"name", 0, "NAME", "label the run (runs shows it; RUN operands accept it)", 'N'},
 	{"rm", 0, NULL, "accepted for compose's sake; a no-op: cpipe keeps no stopped containers",
 	 'r'},
 	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: run stays in the foreground",
@@ -91,9 +92,45 @@ static const struct cli_opt volume_opts[] = {
 	{0},
 };
 
+#define METRIC_FILTER_OPTS                                                                    \
+	{"all", 'a', NULL, "every metric value, nested ones too (default: top-level scalars)",  \
+	 'a'},                                                                                  \
+	{"metric", 0, "GLOB", "only metrics whose path (or STAGE.PATH) matches (repeatable)", 'm'}
+
 static const struct cli_opt metrics_opts[] = {
 	{"diff", 0, "RUN|REV", "compare with another run, or the run that made git REV's lock",
 	 'd'},
+	METRIC_FILTER_OPTS,
+	{0},
+};
+
+static const struct cli_opt show_opts[] = {
+	METRIC_FILTER_OPTS,
+	{0},
+};
+
+static const struct cli_opt runs_opts[] = {
+	{"param", 0, "GLOB", "param columns (STAGE.PARAM) matching GLOB (default: those that differ)",
+	 'P'},
+	{"metric", 0, "GLOB", "metric columns matching GLOB (default: top-level numbers that differ)", 'm'},
+	{"sort", 0, "[-]COLUMN", "sort by a column: a param, a metric, started, status... (- descending)",
+	 'S'},
+	{"csv", 0, NULL, "print CSV with every param and metric column", 'c'},
+	{0},
+};
+
+static const struct cli_opt params_opts[] = {
+	{"all", 'a', NULL, "diff: list unchanged params too", 'a'},
+	{"param", 0, "GLOB", "only params (STAGE.PARAM) matching GLOB (repeatable)", 'P'},
+	{0},
+};
+
+static const struct cli_opt attest_opts[] = {
+	{"output", 'o', "FILE", "write the signed envelope to FILE (default: stdout)", 'o'},
+	{"key", 0, "FILE", "Ed25519 private key, PEM (default: CPIPE_SIGNING_KEY, a file or PEM)",
+	 'k'},
+	{"verify", 0, "FILE", "check the envelope FILE: its signature and its subjects on disk", 'v'},
+	{"pub", 0, "FILE", "with --verify: the Ed25519 public key, PEM", 'u'},
 	{0},
 };
 
@@ -172,11 +209,13 @@ static const struct cli_verb verbs[] = {
 	{"config", "", config_opts, NULL},
 	{"graph", "", graph_opts, NULL},
 	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts, NULL},
-	{"runs", "", no_opts, NULL},
-	{"show", "RUN", no_opts, NULL},
+	{"runs", "", runs_opts, NULL},
+	{"show", "RUN", show_opts, NULL},
 	{"lineage", "VOLUME:PATH|DIGEST", no_opts, NULL},
 	{"prov", "RUN", no_opts, NULL},
 	{"metrics", "[RUN]", metrics_opts, NULL},
+	{"params", "[RUN] | diff [A] [B]", params_opts, NULL},
+	{"attest", "RUN | --verify FILE --pub KEY", attest_opts, NULL},
 	{"report", "[RUN]", report_opts, NULL},
 	{"checkout", "RUN|REV", no_opts, NULL},
 	{"gc", "", gc_opts, NULL},

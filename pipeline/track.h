@@ -22,6 +22,7 @@ struct track_options {
 	const struct plan *plan;
 	const char *runtime_name;
 	const struct strvec *argv; /* the command line, for the record */
+	const char *name;          /* run --name, for the record; NULL: none */
 	bool quiet;                /* -q: no "restored from" notes */
 	bool one_off;              /* run STAGE -- CMD: recorded, the lock left alone */
 };

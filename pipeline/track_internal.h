@@ -119,10 +119,11 @@ int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
 
 /* track_record.c */
 /* Writes the stage's lock entry (its key, what the key hashes, inputs,
- * `outputs`, `metrics`) and the executions index; an experiment (a
- * --set run) leaves both alone. */
+ * `outputs`, `metrics`) and the executions index, which names `producer`
+ * (the run a restore took the outputs from; NULL: this run) as the run
+ * that made them; an experiment (a --set run) leaves both alone. */
 int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
-		      const cJSON *metrics, struct cp_error *err);
+		      const cJSON *metrics, const char *producer, struct cp_error *err);
 
 /* track_store.c */
 /* As track_digest_ref, committing the artifact to the store as it is

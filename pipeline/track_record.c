@@ -74,7 +74,7 @@ static int restore_stage(struct tracker *t, const struct stage *s, struct cp_err
 	const cJSON *outputs = cJSON_GetObjectItem(used, "outputs");
 	const cJSON *metrics = cJSON_GetObjectItem(used, "metrics");
 	const char *from = cJSON_GetStringValue(cJSON_GetObjectItem(used, "run"));
-	if (track_update_lock(t, s, outputs, metrics, err) < 0) {
+	if (track_update_lock(t, s, outputs, metrics, from, err) < 0) {
 		cJSON_Delete(used);
 		return -1;
 	}
@@ -180,7 +180,7 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct 
 }
 
 int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
-		      const cJSON *metrics, struct cp_error *err)
+		      const cJSON *metrics, const char *producer, struct cp_error *err)
 {
 	/* An experiment's outputs live in its record and the store; the lock
 	 * (and the index of who produced the locked outputs) keeps describing
@@ -212,7 +212,7 @@ int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *out
 
 	cJSON *ix = cJSON_CreateObject();
 	cJSON_AddStringToObject(ix, "key", ts->key);
-	cJSON_AddStringToObject(ix, "run", t->o.run_id);
+	cJSON_AddStringToObject(ix, "run", producer ? producer : t->o.run_id);
 	cJSON_DeleteItemFromObject(t->index, s->name);
 	cJSON_AddItemToObject(t->index, s->name, ix);
 	return json_write_atomic_fast(t->index_path, t->index, err);
@@ -238,7 +238,7 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 		cJSON *types = cJSON_CreateObject();
 		rc = collect_outputs(outputs, metrics, types, t, s, err);
 		if (rc == 0)
-			rc = track_update_lock(t, s, outputs, metrics, err);
+			rc = track_update_lock(t, s, outputs, metrics, NULL, err);
 		if (rc == 0)
 			track_runcache_save(t, s, outputs, metrics, types);
 		cJSON_Delete(types);
@@ -292,6 +292,8 @@ cJSON *track_new_record(struct tracker *t, struct cp_error *err)
 	struct passwd *pw = getpwuid(geteuid());
 	cJSON_AddStringToObject(r, "user", pw ? pw->pw_name : "unknown");
 	cJSON_AddNumberToObject(r, "pid", getpid());
+	if (t->o.name)
+		cJSON_AddStringToObject(r, "name", t->o.name);
 	if (t->o.argv)
 		cJSON_AddItemToObject(r, "argv", strvec_array(t->o.argv));
 	cJSON *files = cJSON_AddArrayToObject(r, "spec_files");
