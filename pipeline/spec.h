@@ -128,6 +128,7 @@ struct volume {
 struct pipeline {
 	char *name;    /* project name: name:, else the directory's basename */
 	char *runtime; /* runtime: from the spec, NULL if absent */
+	char *remote;  /* x-cpipe: {remote: URL}, NULL if absent */
 	char *dir;     /* absolute project directory (of the first spec file) */
 	struct strvec files; /* absolute paths of the spec files, in order */
 	struct volume *volumes;

@@ -23,6 +23,9 @@ struct track_options {
 	const char *runtime_name;
 	const struct strvec *argv; /* the command line, for the record */
 	bool quiet;                /* -q: no "restored from" notes */
+	/* run --pull: a stale job's key missing from the store is looked up
+	 * there before the job is run (artifacts/remote.h). Lent; NULL: none. */
+	struct remote *remote;
 };
 
 /* Opens the lock, the stat cache and (with a run id) starts the run
