@@ -181,6 +181,10 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 		}
 		cJSON_Delete(doc);
 	}
+	/* A fresh clone's volumes may not exist yet. */
+	for (size_t i = 0; i < x.p->nvolumes && x.keys.n; i++)
+		if (ops->volume_ensure(rt, &x.p->volumes[i], &err) < 0)
+			goto fail;
 	if (x.keys.n && (n = track_checkout(t, x.chosen, "cpipe.lock", &err)) < 0)
 		goto fail;
 	print_stats(c, "pulled", &x, &st, st.received, n);
