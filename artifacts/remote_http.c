@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,93 @@
 #define BACKOFF_MS 200 /* doubled at each attempt */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+/* A big download is hashed on a second thread, reading back from the
+ * page cache what the transfer wrote: the hash then costs little beyond
+ * the transfer itself. */
+#define BG_HASH_MIN (8u << 20)
+#define BG_CHUNK (1u << 20)
+#define WBUF (1u << 20)
+
+struct bghash {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct digest_ctx dc; /* the thread's once started */
+	int fd;
+	off_t hashed, written;
+	bool done, failed;
+};
+
+static void *bghash_main(void *arg)
+{
+	struct bghash *h = arg;
+	void *buf = xmalloc(BG_CHUNK);
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->hashed == h->written && !h->done)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->hashed == h->written)
+			break;
+		off_t from = h->hashed, to = h->written;
+		pthread_mutex_unlock(&h->mu);
+		size_t want = (size_t)(to - from) < BG_CHUNK ? (size_t)(to - from) : BG_CHUNK;
+		ssize_t n = pread(h->fd, buf, want, from);
+		pthread_mutex_lock(&h->mu);
+		if (n <= 0) {
+			h->failed = true;
+			break;
+		}
+		digest_update(&h->dc, buf, (size_t)n);
+		h->hashed += n;
+	}
+	pthread_mutex_unlock(&h->mu);
+	free(buf);
+	return NULL;
+}
+
+/* Hands the hash `dc` of the first `at` bytes of `fd` to a thread. NULL
+ * when no thread could start (the caller keeps hashing). */
+static struct bghash *bghash_start(struct digest_ctx *dc, int fd, off_t at)
+{
+	struct bghash *h = xcalloc(1, sizeof(*h));
+	h->dc = *dc;
+	h->fd = fd;
+	h->hashed = h->written = at;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->tid, NULL, bghash_main, h) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void bghash_wrote(struct bghash *h, size_t n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->written += (off_t)n;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits for the thread; the digest in md, or false when a read back failed. */
+static bool bghash_end(uint8_t md[32], struct bghash *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->done = true;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->tid, NULL);
+	bool ok = !h->failed;
+	digest_final_raw(md, &h->dc);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	free(h);
+	return ok;
+}
+
 struct job {
 	struct xfer *x;
 	CURL *h;
@@ -26,7 +114,10 @@ struct job {
 	int fd;        /* GET into a file */
 	unsigned long long put_size;
 	struct digest_ctx dc;
-	bool hashing;
+	bool hashing;     /* dc is live (here or in bg) */
+	struct bghash *bg; /* hashing on a thread */
+	char *wbuf;        /* GET: what on_write gathered */
+	size_t wlen;
 	bool sink_failed;
 	int attempts;
 	long long retry_at; /* now_ms() after which to start it again; 0 = not waiting */
@@ -47,17 +138,48 @@ static int write_all_fd(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Hands `n` bytes to the download's sink and its hash. */
+static int sink(struct job *j, const char *data, size_t n)
+{
+	if (j->x->out ? sb_add(j->x->out, data, n) < 0 : write_all_fd(j->fd, data, n) < 0) {
+		j->sink_failed = true;
+		return -1;
+	}
+	if (j->bg)
+		bghash_wrote(j->bg, n);
+	else
+		digest_update(&j->dc, data, n);
+	j->x->bytes += n;
+	if (!j->bg && !j->x->out && j->x->bytes >= BG_HASH_MIN)
+		j->bg = bghash_start(&j->dc, j->fd, (off_t)j->x->bytes);
+	return 0;
+}
+
+/* libcurl hands over 16 KiB at a time: they are gathered into WBUF
+ * before a write, so a big download costs few system calls. */
 static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct job *j = arg;
 	size_t n = size * nmemb;
-	if (j->x->out ? sb_add(j->x->out, data, n) < 0 : write_all_fd(j->fd, data, n) < 0) {
-		j->sink_failed = true;
-		return 0;
+	if (j->wlen + n > WBUF && j->wlen) {
+		if (sink(j, j->wbuf, j->wlen) < 0)
+			return 0;
+		j->wlen = 0;
 	}
-	digest_update(&j->dc, data, n);
-	j->x->bytes += n;
+	if (n >= WBUF)
+		return sink(j, data, n) < 0 ? 0 : n;
+	if (!j->wbuf)
+		j->wbuf = xmalloc(WBUF);
+	memcpy(j->wbuf + j->wlen, data, n);
+	j->wlen += n;
 	return n;
+}
+
+static int flush_write(struct job *j)
+{
+	int rc = j->wlen ? sink(j, j->wbuf, j->wlen) : 0;
+	j->wlen = 0;
+	return rc;
 }
 
 static size_t on_read_mem(char *buf, size_t size, size_t nmemb, void *arg)
@@ -73,6 +195,16 @@ static size_t on_read_mem(char *buf, size_t size, size_t nmemb, void *arg)
 
 static void job_release(struct job *j)
 {
+	/* The hashing thread reads j->fd: it ends first. */
+	if (j->hashing) {
+		uint8_t md[32];
+		if (j->bg)
+			bghash_end(md, j->bg);
+		else
+			digest_final_raw(md, &j->dc);
+		j->bg = NULL;
+		j->hashing = false;
+	}
 	if (j->h)
 		curl_easy_cleanup(j->h);
 	j->h = NULL;
@@ -84,11 +216,9 @@ static void job_release(struct job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
-	if (j->hashing) {
-		uint8_t md[32];
-		digest_final_raw(md, &j->dc);
-		j->hashing = false;
-	}
+	free(j->wbuf);
+	j->wbuf = NULL;
+	j->wlen = 0;
 }
 
 static void job_fail(struct job *j, const char *what, const char *detail)
@@ -107,7 +237,7 @@ static CURL *job_start(struct remote *r, enum xfer_op op, struct job *j)
 	if (x->out)
 		sb_reset(x->out);
 	if (op == XFER_GET && !x->out &&
-	    (j->fd = open(x->dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+	    (j->fd = open(x->dst, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
 		job_fail(j, "creating the download", strerror(errno));
 		return NULL;
 	}
@@ -198,8 +328,14 @@ static bool job_finish(struct job *j, enum xfer_op op, CURLcode rc)
 	long code = 0;
 	curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &code);
 	struct xfer *x = j->x;
+	if (j->hashing && rc == CURLE_OK && !j->sink_failed)
+		flush_write(j);
 	if (j->hashing && rc == CURLE_OK) {
-		digest_final_raw(x->md, &j->dc);
+		if (j->bg && !bghash_end(x->md, j->bg))
+			j->sink_failed = true;
+		else if (!j->bg)
+			digest_final_raw(x->md, &j->dc);
+		j->bg = NULL;
 		j->hashing = false;
 	}
 	bool retry = false;

@@ -244,7 +244,7 @@ tamper_blob() {
 	port=$(free_port)
 	# Python's http.server answers GET and HEAD from the directory remote;
 	# it starts listening only after the pull has begun.
-	(sleep 0.7 && cd "$(remote_url dir)" && exec python3 -m http.server -b 127.0.0.1 "$port") \
+	(sleep 0.4 && cd "$(remote_url dir)" && exec python3 -m http.server -b 127.0.0.1 "$port") \
 		> /dev/null 2>&1 &
 	server=$!
 	run cpipe pull --remote "http://127.0.0.1:$port/"
