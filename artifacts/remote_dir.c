@@ -22,20 +22,6 @@ static void fail(struct xfer *x, const char *what, const char *path)
 	x->error = xasprintf("%s %s: %s", what, path, strerror(errno));
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void dir_head(struct remote *r, struct xfer *x)
 {
 	cleanup_free char *path = path_join(r->dir, x->name);
@@ -59,7 +45,7 @@ static int copy_hashing(struct xfer *x, int dst, int src, void *buf)
 		}
 		digest_update(&dc, buf, (size_t)n);
 		x->bytes += (unsigned long long)n;
-		if (x->out ? sb_add(x->out, buf, (size_t)n) : write_all(dst, buf, (size_t)n)) {
+		if (x->out ? sb_add(x->out, buf, (size_t)n) : fs_write_all(dst, buf, (size_t)n)) {
 			if (x->out)
 				errno = EFBIG;
 			rc = -1;
@@ -118,7 +104,7 @@ static void dir_put(struct remote *r, struct xfer *x, void *buf)
 		rc = src < 0 ? -1 : copy_hashing(&sink, dst, src, buf);
 		x->bytes = sink.bytes;
 	} else {
-		rc = write_all(dst, x->mem, x->len);
+		rc = fs_write_all(dst, x->mem, x->len);
 		x->bytes = x->len;
 	}
 	if (rc < 0 || rename(tmp, final) < 0) {

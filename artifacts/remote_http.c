@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/fs.h"
 #include "remote_internal.h"
 
 #define MAX_ATTEMPTS 5
@@ -124,24 +125,10 @@ struct job {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static int write_all_fd(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Hands `n` bytes to the download's sink and its hash. */
 static int sink(struct job *j, const char *data, size_t n)
 {
-	if (j->x->out ? sb_add(j->x->out, data, n) < 0 : write_all_fd(j->fd, data, n) < 0) {
+	if (j->x->out ? sb_add(j->x->out, data, n) < 0 : fs_write_all(j->fd, data, n) < 0) {
 		j->sink_failed = true;
 		return -1;
 	}
