@@ -19,91 +19,105 @@
 #define BACKOFF_MS 200 /* doubled at each attempt */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-/* A big download is hashed on a second thread, reading back from the
- * page cache what the transfer wrote: the hash then costs little beyond
- * the transfer itself. */
+/* A big download is hashed on a second thread: the transfer fills 1 MiB
+ * buffers, writes each and hands it over; the thread hashes it and gives
+ * it back. The hash then costs little beyond the transfer itself. */
 #define BG_HASH_MIN (8u << 20)
-#define BG_CHUNK (1u << 20)
 #define WBUF (1u << 20)
+#define NRING 4
 
 struct bghash {
 	pthread_t tid;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct digest_ctx dc; /* the thread's once started */
-	int fd;
-	off_t hashed, written;
-	bool done, failed;
+	char *bufs[NRING];
+	char *freeb[NRING];
+	int nfree;
+	struct { char *b; size_t n; } q[NRING];
+	int qhead, qcount;
+	bool done;
 };
 
 static void *bghash_main(void *arg)
 {
 	struct bghash *h = arg;
-	void *buf = xmalloc(BG_CHUNK);
 	pthread_mutex_lock(&h->mu);
 	for (;;) {
-		while (h->hashed == h->written && !h->done)
+		while (h->qcount == 0 && !h->done)
 			pthread_cond_wait(&h->cv, &h->mu);
-		if (h->hashed == h->written)
+		if (h->qcount == 0)
 			break;
-		off_t from = h->hashed, to = h->written;
+		char *b = h->q[h->qhead].b;
+		size_t n = h->q[h->qhead].n;
+		h->qhead = (h->qhead + 1) % NRING;
+		h->qcount--;
 		pthread_mutex_unlock(&h->mu);
-		size_t want = (size_t)(to - from) < BG_CHUNK ? (size_t)(to - from) : BG_CHUNK;
-		ssize_t n = pread(h->fd, buf, want, from);
+		digest_update(&h->dc, b, n); /* only this thread touches dc */
 		pthread_mutex_lock(&h->mu);
-		if (n <= 0) {
-			h->failed = true;
-			break;
-		}
-		digest_update(&h->dc, buf, (size_t)n);
-		h->hashed += n;
+		h->freeb[h->nfree++] = b;
+		pthread_cond_broadcast(&h->cv);
 	}
 	pthread_mutex_unlock(&h->mu);
-	free(buf);
 	return NULL;
 }
 
-/* Hands the hash `dc` of the first `at` bytes of `fd` to a thread. NULL
- * when no thread could start (the caller keeps hashing). */
-static struct bghash *bghash_start(struct digest_ctx *dc, int fd, off_t at)
+/* Hands the hash `dc` over to a thread. NULL when none could start (the
+ * caller keeps hashing). */
+static struct bghash *bghash_start(struct digest_ctx *dc)
 {
 	struct bghash *h = xcalloc(1, sizeof(*h));
 	h->dc = *dc;
-	h->fd = fd;
-	h->hashed = h->written = at;
+	for (int i = 0; i < NRING; i++)
+		h->freeb[h->nfree++] = h->bufs[i] = xmalloc(WBUF);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	if (pthread_create(&h->tid, NULL, bghash_main, h) != 0) {
 		pthread_mutex_destroy(&h->mu);
 		pthread_cond_destroy(&h->cv);
+		for (int i = 0; i < NRING; i++)
+			free(h->bufs[i]);
 		free(h);
 		return NULL;
 	}
 	return h;
 }
 
-static void bghash_wrote(struct bghash *h, size_t n)
+/* A buffer to fill (the thread's; waits for one to come back). */
+static char *bghash_buffer(struct bghash *h)
 {
 	pthread_mutex_lock(&h->mu);
-	h->written += (off_t)n;
-	pthread_cond_signal(&h->cv);
+	while (h->nfree == 0)
+		pthread_cond_wait(&h->cv, &h->mu);
+	char *b = h->freeb[--h->nfree];
+	pthread_mutex_unlock(&h->mu);
+	return b;
+}
+
+static void bghash_submit(struct bghash *h, char *b, size_t n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->q[(h->qhead + h->qcount) % NRING].b = b;
+	h->q[(h->qhead + h->qcount) % NRING].n = n;
+	h->qcount++;
+	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 }
 
-/* Waits for the thread; the digest in md, or false when a read back failed. */
-static bool bghash_end(uint8_t md[32], struct bghash *h)
+/* Waits for the thread to hash what it was given; the digest in md. */
+static void bghash_end(uint8_t md[32], struct bghash *h)
 {
 	pthread_mutex_lock(&h->mu);
 	h->done = true;
-	pthread_cond_signal(&h->cv);
+	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->tid, NULL);
-	bool ok = !h->failed;
 	digest_final_raw(md, &h->dc);
 	pthread_mutex_destroy(&h->mu);
 	pthread_cond_destroy(&h->cv);
+	for (int i = 0; i < NRING; i++)
+		free(h->bufs[i]);
 	free(h);
-	return ok;
 }
 
 struct job {
@@ -125,20 +139,29 @@ struct job {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Hands `n` bytes to the download's sink and its hash. */
-static int sink(struct job *j, const char *data, size_t n)
+/* Writes the gathered buffer and hashes it (here, or on the thread,
+ * which then owns the buffer). */
+static int flush_write(struct job *j)
 {
-	if (j->x->out ? sb_add(j->x->out, data, n) < 0 : fs_write_all(j->fd, data, n) < 0) {
+	if (!j->wlen)
+		return 0;
+	struct xfer *x = j->x;
+	if (x->out ? sb_add(x->out, j->wbuf, j->wlen) < 0 : fs_write_all(j->fd, j->wbuf, j->wlen) < 0) {
 		j->sink_failed = true;
 		return -1;
 	}
-	if (j->bg)
-		bghash_wrote(j->bg, n);
-	else
-		digest_update(&j->dc, data, n);
-	j->x->bytes += n;
-	if (!j->bg && !j->x->out && j->x->bytes >= BG_HASH_MIN)
-		j->bg = bghash_start(&j->dc, j->fd, (off_t)j->x->bytes);
+	x->bytes += j->wlen;
+	if (j->bg) {
+		bghash_submit(j->bg, j->wbuf, j->wlen);
+		j->wbuf = NULL;
+	} else {
+		digest_update(&j->dc, j->wbuf, j->wlen);
+	}
+	j->wlen = 0;
+	if (!j->bg && !x->out && x->bytes >= BG_HASH_MIN && (j->bg = bghash_start(&j->dc))) {
+		free(j->wbuf);
+		j->wbuf = NULL;
+	}
 	return 0;
 }
 
@@ -147,26 +170,32 @@ static int sink(struct job *j, const char *data, size_t n)
 static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct job *j = arg;
-	size_t n = size * nmemb;
-	if (j->wlen + n > WBUF && j->wlen) {
-		if (sink(j, j->wbuf, j->wlen) < 0)
+	size_t total = size * nmemb;
+	for (size_t n = total; n > 0;) {
+		if (!j->wbuf)
+			j->wbuf = j->bg ? bghash_buffer(j->bg) : xmalloc(WBUF);
+		size_t k = n < WBUF - j->wlen ? n : WBUF - j->wlen;
+		memcpy(j->wbuf + j->wlen, data, k);
+		j->wlen += k;
+		data += k;
+		n -= k;
+		if (j->wlen == WBUF && flush_write(j) < 0)
 			return 0;
-		j->wlen = 0;
 	}
-	if (n >= WBUF)
-		return sink(j, data, n) < 0 ? 0 : n;
-	if (!j->wbuf)
-		j->wbuf = xmalloc(WBUF);
-	memcpy(j->wbuf + j->wlen, data, n);
-	j->wlen += n;
-	return n;
+	return total;
 }
 
-static int flush_write(struct job *j)
+/* Ends the hash of a GET into `md`. */
+static void hash_end(uint8_t md[32], struct job *j)
 {
-	int rc = j->wlen ? sink(j, j->wbuf, j->wlen) : 0;
-	j->wlen = 0;
-	return rc;
+	if (j->bg) {
+		j->wbuf = NULL; /* the thread's, when it is one */
+		bghash_end(md, j->bg);
+		j->bg = NULL;
+	} else {
+		digest_final_raw(md, &j->dc);
+	}
+	j->hashing = false;
 }
 
 static size_t on_read_mem(char *buf, size_t size, size_t nmemb, void *arg)
@@ -182,15 +211,10 @@ static size_t on_read_mem(char *buf, size_t size, size_t nmemb, void *arg)
 
 static void job_release(struct job *j)
 {
-	/* The hashing thread reads j->fd: it ends first. */
+	/* The hashing thread may own j->wbuf: it ends first. */
 	if (j->hashing) {
 		uint8_t md[32];
-		if (j->bg)
-			bghash_end(md, j->bg);
-		else
-			digest_final_raw(md, &j->dc);
-		j->bg = NULL;
-		j->hashing = false;
+		hash_end(md, j);
 	}
 	if (j->h)
 		curl_easy_cleanup(j->h);
@@ -224,7 +248,7 @@ static CURL *job_start(struct remote *r, enum xfer_op op, struct job *j)
 	if (x->out)
 		sb_reset(x->out);
 	if (op == XFER_GET && !x->out &&
-	    (j->fd = open(x->dst, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+	    (j->fd = open(x->dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
 		job_fail(j, "creating the download", strerror(errno));
 		return NULL;
 	}
@@ -317,14 +341,8 @@ static bool job_finish(struct job *j, enum xfer_op op, CURLcode rc)
 	struct xfer *x = j->x;
 	if (j->hashing && rc == CURLE_OK && !j->sink_failed)
 		flush_write(j);
-	if (j->hashing && rc == CURLE_OK) {
-		if (j->bg && !bghash_end(x->md, j->bg))
-			j->sink_failed = true;
-		else if (!j->bg)
-			digest_final_raw(x->md, &j->dc);
-		j->bg = NULL;
-		j->hashing = false;
-	}
+	if (j->hashing && rc == CURLE_OK)
+		hash_end(x->md, j);
 	bool retry = false;
 	char detail[CURL_ERROR_SIZE + 64];
 	if (j->sink_failed) {
@@ -360,14 +378,15 @@ void remote_curl_run(struct remote *r, enum xfer_op op, struct xfer *v, size_t n
 		jobs[i].x = &v[i];
 		jobs[i].fd = -1;
 	}
-	size_t next = 0, running = 0, done = 0;
+	size_t next = 0, running = 0, done = 0, waiting = 0;
 	while (done < n) {
 		long long now = now_ms(), wait = 1000;
 		/* Retries whose time came, then fresh items, up to r->jobs. */
-		for (size_t i = 0; i < next && running < (size_t)r->jobs; i++) {
+		for (size_t i = 0; waiting && i < next && running < (size_t)r->jobs; i++) {
 			struct job *j = &jobs[i];
 			if (j->retry_at && j->retry_at <= now) {
 				j->retry_at = 0;
+				waiting--;
 				free(j->x->error);
 				j->x->error = NULL;
 				CURL *h = job_start(r, op, j);
@@ -397,10 +416,11 @@ void remote_curl_run(struct remote *r, enum xfer_op op, struct xfer *v, size_t n
 			CURLcode rc = msg->data.result;
 			curl_multi_remove_handle(m, msg->easy_handle);
 			running--;
-			if (job_finish(j, op, rc))
+			if (job_finish(j, op, rc)) {
 				j->retry_at = now_ms() + ((long long)BACKOFF_MS << (j->attempts - 1)) +
 					      rand() % BACKOFF_MS;
-			else
+				waiting++;
+			} else
 				done++;
 		}
 		if (done < n && running > 0)

@@ -138,23 +138,29 @@ ci_recipe() {
 	refute_contains "pulled from"
 }
 
-# Replaces the content of train's blob on the remote of kind $1, keeping
-# its name: what a bad disk or a malicious server would serve.
+# Flips one byte in the middle of train's 10 MiB blob on the remote of
+# kind $1, keeping its name and size: what a bad disk or a malicious
+# server would serve (and big enough to be hashed on the second thread).
 tamper_blob() {
-	local hex
+	local hex f
 	hex=$(sha256sum "$(vol vol)/model/blob" | cut -d' ' -f1)
 	echo "$hex"
-	printf 'not the model' > "$(remote_file "$1" "cas/$hex")"
+	f=$(remote_file "$1" "cas/$hex")
+	printf '%s' "$(($(od -An -tu1 -j 5000000 -N1 "$f") ^ 1))" |
+		LC_ALL=C awk '{ printf "%c", $1 }' | dd of="$f" bs=1 seek=5000000 conv=notrunc status=none
+	[ "$(stat -c %s "$f")" = 10485760 ] || { echo "tamper changed the size" >&2; return 1; }
+	[ "$(sha256sum < "$f" | cut -d' ' -f1)" != "$hex" ] || { echo "tamper changed nothing" >&2; return 1; }
 }
 
 @test "a tampered object on a remote is refused and never installed (dir, nginx, s3)" {
-	pipeline
+	SIZE_KB=10240 pipeline
 	run_ok run
 	s3_env
 	for kind in dir http s3; do
 		run_ok push --remote "$(remote_url $kind)"
 	done
-	hex=$(tamper_blob dir); tamper_blob http > /dev/null; tamper_blob s3 > /dev/null
+	hex=$(tamper_blob dir)
+	[ "$(tamper_blob http)" = "$hex" ] && [ "$(tamper_blob s3)" = "$hex" ] || fail "tampering failed"
 	orig=$PROJ
 	for kind in dir http s3; do
 		PROJ=$orig
@@ -277,4 +283,19 @@ tamper_blob() {
 	[ "$status" -eq 1 ] || fail "exit $status"
 	assert_contains 'stage "eval": the store has no outputs for its locked key sha256:'
 	assert_contains "(run it here first: cpipe run eval)"
+}
+
+@test "a remote entry that is not what its key says is refused" {
+	pipeline
+	run_ok run
+	run_ok push --remote "$(remote_url dir)"
+	key=$(jq -r .stages.train.key cpipe.lock | cut -d: -f2)
+	f=$(remote_file dir "ac/$key")
+	jq '.outputs["vol:/model"].digest = "sha256:nothex"' "$f" > "$f.new" && mv "$f.new" "$f"
+	fresh_clone
+	run cpipe run --pull --remote "$(remote_url dir)"
+	[ "$status" -eq 1 ] || fail "exit $status"
+	assert_contains "the entry for key sha256:$key is corrupt; refused"
+	[ "$(runs_count)" = 0 ] || fail "a stage ran after the refusal"
+	[ -z "$(ls .cpipe/store/runs/sha256/)" ] || fail "the entry was saved"
 }
