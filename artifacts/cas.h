@@ -56,6 +56,11 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 int cas_check(const struct cas *c, char type, const char *digest, const char *shown,
 	      struct cp_error *err);
 
+/* Appends the digests of the files and link targets the directory
+ * listing object `digest` names (its listing must be in the store). */
+int cas_tree_objects(struct strvec *out, const struct cas *c, const char *digest,
+		     struct cp_error *err);
+
 /* Restoring artifacts into volumes in two steps: stage each one under a
  * temporary name beside its final place, then rename them all in. Paths
  * are created and opened below `root` with O_NOFOLLOW, so a symlink in a

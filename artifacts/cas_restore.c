@@ -112,6 +112,20 @@ int cas_check(const struct cas *c, char type, const char *digest, const char *sh
 	return 0;
 }
 
+int cas_tree_objects(struct strvec *out, const struct cas *c, const char *digest,
+		     struct cp_error *err)
+{
+	cleanup_free char *buf = NULL;
+	size_t n = 0;
+	cleanup_free struct lrec *v = NULL;
+	if (load_listing(&buf, &v, &n, c, digest, digest, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].type != 'd')
+			strvec_push(out, v[i].digest);
+	return 0;
+}
+
 struct cas_pending {
 	int dirfd;     /* the parent directory */
 	char *dirpath; /* its path, for removing what a rename displaced */

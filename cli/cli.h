@@ -102,4 +102,9 @@ int cmd_attest(struct cli *c, int argc, char **argv);
 int cmd_checkout(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
 
+/* The remote (cli/cmd_remote.c): push [STAGE...]; pull [STAGE...]; both
+ * take --remote URL. */
+int cmd_push(struct cli *c, int argc, char **argv);
+int cmd_pull(struct cli *c, int argc, char **argv);
+
 #endif

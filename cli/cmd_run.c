@@ -6,6 +6,7 @@
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
 #include "../artifacts/redact.h"
+#include "../artifacts/remote.h"
 #include "../artifacts/store.h"
 #include "../pipeline/track.h"
 #include "cli.h"
@@ -177,7 +178,9 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
 	struct cp_error err = {0};
 	bool no_deps = false, dry_run = false, force = false, force_all = false;
-	bool keep_serving = false;
+	bool keep_serving = false, pull = false;
+	const char *remote_flag = NULL;
+	struct remote *remote = NULL;
 	bool *forced = NULL;
 	struct strvec names = {0};
 	struct tracker *tracker = NULL;
@@ -255,6 +258,12 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			}
 			name = optarg;
 			break;
+		case 'P':
+			pull = true;
+			break;
+		case 'E':
+			remote_flag = optarg;
+			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
 		case 'W': /* up --wait: the same */
@@ -290,6 +299,20 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			strvec_push(&chosen, profiles.v[i]);
 		strvec_free(&profiles);
 		profiles = chosen;
+	}
+	if (remote_flag && !pull) {
+		cp_error_set(&err, "--remote %s: only with --pull (cpipe push uploads)", remote_flag);
+		goto fail;
+	}
+	if (pull && !dry_run) {
+		const char *url = remote_choose(remote_flag, p->remote);
+		if (!url) {
+			cp_error_set(&err, "run --pull: no remote: set CPIPE_REMOTE, pass --remote URL "
+				     "or add x-cpipe: {remote: URL} to the spec");
+			goto fail;
+		}
+		if (remote_open(&remote, url, p->dir, &err) < 0)
+			goto fail;
 	}
 	for (int i = names_from; i < names_to; i++)
 		strvec_push(&names, argv[i]);
@@ -360,7 +383,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline, .one_off = one_off >= 0,
-					   .name = name};
+					   .name = name, .remote = remote};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
 			goto fail;
 		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,
@@ -396,6 +419,7 @@ fail:
 	rc = cli_fail(&err);
 out:
 	track_close(tracker, NULL, NULL);
+	remote_close(remote);
 	strvec_free(&cmdline);
 	if (rt)
 		ops->close(rt);

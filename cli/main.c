@@ -51,6 +51,8 @@ static const struct command {
 	{"attest", cmd_attest, "sign an in-toto SLSA provenance of a run's outputs, or verify one"},
 	{"checkout", cmd_checkout, "put the outputs of a run or a git revision back into the volumes"},
 	{"gc", cmd_gc, "remove stored objects that nothing refers to"},
+	{"push", cmd_push, "upload the locked stages' outputs and run cache entries to the remote"},
+	{"pull", cmd_pull, "download the locked stages' outputs from the remote and check them out"},
 	{"completion", cmd_completion, "print a completion script for bash, zsh or fish"},
 	{"version", cmd_version, "print cpipe's version"},
 	{"help", cmd_help, "this overview, or a command's help: help COMMAND"},

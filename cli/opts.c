@@ -35,6 +35,10 @@ const struct cli_opt cli_global_opts[] = {
 
 static const struct cli_opt run_opts[] = {
 	RUN_OPTS,
+	{"pull", 0, NULL, "restore from the remote any stale job whose key it holds, before running it",
+	 'P'},
+	{"remote", 0, "URL", "the remote for --pull (default: CPIPE_REMOTE, the spec's x-cpipe.remote)",
+	 'E'},
 	{"keep-serving", 0, NULL, "leave the services this run started running", 'K'},
 	{"name", 0, "NAME", "label the run (runs shows it; RUN operands accept it)", 'N'},
 	{"rm", 0, NULL, "accepted for compose's sake; a no-op: cpipe keeps no stopped containers",
@@ -146,6 +150,12 @@ static const struct cli_opt gc_opts[] = {
 	{0},
 };
 
+static const struct cli_opt remote_opts[] = {
+	{"remote", 0, "URL", "a directory, http(s):// or s3:// URL (default: CPIPE_REMOTE, the "
+	 "spec's x-cpipe.remote)", 'E'},
+	{0},
+};
+
 static const struct cli_opt help_opts[] = {
 	{"man", 0, NULL, "print the commands and their options as roff, for cpipe(1)", 'M'},
 	{0},
@@ -219,6 +229,8 @@ static const struct cli_verb verbs[] = {
 	{"report", "[RUN]", report_opts, NULL},
 	{"checkout", "RUN|REV", no_opts, NULL},
 	{"gc", "", gc_opts, NULL},
+	{"push", "[STAGE...]", remote_opts, NULL},
+	{"pull", "[STAGE...]", remote_opts, NULL},
 	{"completion", "bash|zsh|fish", no_opts, NULL},
 	{"version", "", no_opts, NULL},
 	{"help", "[COMMAND]", help_opts, NULL},

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *data, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
@@ -46,7 +46,7 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return cp_error_errno(err, "creating %s", tmp);
-	if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
+	if (fs_write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
 		cp_error_errno(err, "writing %s", tmp);
 		close(fd);
 		unlink(tmp);

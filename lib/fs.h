@@ -24,6 +24,10 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t mode,
 			 struct cp_error *err);
 
+/* write(2) until all `len` bytes are written (EINTR retried): 0, or -1
+ * with errno set. */
+int fs_write_all(int fd, const void *data, size_t len);
+
 /* Reads a whole file (at most `max` bytes, 0 = no limit) into a new
  * NUL-terminated buffer the caller owns; `len_out` may be NULL. */
 int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,

@@ -65,6 +65,7 @@ void pipeline_free(struct pipeline *p)
 		return;
 	free(p->name);
 	free(p->runtime);
+	free(p->remote);
 	free(p->dir);
 	strvec_free(&p->files);
 	for (size_t i = 0; i < p->nvolumes; i++) {

@@ -129,6 +129,7 @@ struct pipeline {
 	char *name;    /* project name: -p, COMPOSE_PROJECT_NAME, name:, the dir's basename */
 	bool name_chosen; /* by -p or COMPOSE_PROJECT_NAME: its state is its own */
 	char *runtime; /* runtime: from the spec, NULL if absent */
+	char *remote;  /* x-cpipe: {remote: URL}, NULL if absent */
 	char *dir;     /* absolute project directory (of the first spec file) */
 	struct strvec files; /* absolute paths of the spec files, in order */
 	struct volume *volumes;

@@ -443,6 +443,17 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 					    near ? "\"?)" : "");
 				goto out;
 			}
+		} else if (!strcmp(k, "x-cpipe")) {
+			static const char *const xkeys[] = {"remote"};
+			const struct ynode *remote = ymap_get(pr->value, "remote");
+			if (pr->value->kind != YNODE_MAP && !ynode_is_null(pr->value)) {
+				sb_type_error(&b, pr->value, "", k, "a mapping");
+				goto out;
+			}
+			if ((pr->value->kind == YNODE_MAP &&
+			     sb_check_keys(&b, pr->value, "x-cpipe: ", xkeys, ARRAY_LEN(xkeys)) < 0) ||
+			    (remote && sb_string(&b, remote, "x-cpipe: ", "remote", &p->remote) < 0))
+				goto out;
 		} else if (!strcmp(k, "stages") || !strcmp(k, "services")) {
 			stages = pr->value;
 			b.stages_key = k;

@@ -25,6 +25,9 @@ struct track_options {
 	const char *name;          /* run --name, for the record; NULL: none */
 	bool quiet;                /* -q: no "restored from" notes */
 	bool one_off;              /* run STAGE -- CMD: recorded, the lock left alone */
+	/* run --pull: a stale job's key missing from the store is looked up
+	 * there before the job is run (artifacts/remote.h). Lent; NULL: none. */
+	struct remote *remote;
 };
 
 /* Opens the lock, the stat cache and (with a run id) starts the run

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../artifacts/remote.h"
 #include "../lib/fs.h"
 
 int track_commit_ref(cJSON **out, char *type, struct tracker *t, const char *volume,
@@ -182,10 +183,37 @@ const char *track_restorable(struct tracker *t, const struct stage *s)
 	return ts->restorable_from;
 }
 
+/* run --pull: the remote's entry and objects for the stage's key, when
+ * the store lacks them. 0 whether or not the remote had them. */
+static int pull_key(struct tracker *t, const struct stage *s, struct cp_error *err)
+{
+	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
+	struct strvec keys = {0};
+	strvec_push(&keys, ts->key);
+	struct remote_stats st;
+	bool found = false;
+	int rc = remote_fetch(&st, &found, t->o.remote, t->cas, &keys, err);
+	strvec_free(&keys);
+	if (rc < 0)
+		return cp_error_prefix(err, "stage \"%s\"", s->name);
+	if (found && !t->o.quiet) {
+		fflush(stdout);
+		fprintf(stderr, "cpipe: %s pulled from %s (%llu bytes)\n", s->name,
+			remote_shown(t->o.remote), st.bytes);
+	}
+	return 0;
+}
+
 int track_restore(cJSON **used, struct tracker *t, const struct stage *s, struct cp_error *err)
 {
 	*used = NULL;
 	cJSON *doc = usable_entry(t, s);
+	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
+	if (!doc && t->o.remote && t->cas && ts->evaluated && s->noutputs + s->nmetrics > 0) {
+		if (pull_key(t, s, err) < 0)
+			return -1;
+		doc = usable_entry(t, s);
+	}
 	if (!doc)
 		return 0;
 	struct cas_checkout co = CAS_CHECKOUT_INIT;
