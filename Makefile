@@ -42,7 +42,7 @@ DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev
 	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
 	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev \
-	zsh fish man-db groff-base
+	zsh fish man-db groff-base python3 tmux
 
 .PHONY: all deps test unit asan fuzz bench lint install clean example clang-check man completions
 all: $(CPIPE)

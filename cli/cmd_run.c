@@ -162,6 +162,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct tracker *tracker = NULL;
 	struct strvec cmdline = {0};
 	int jobs = 1;
+	enum progress_mode progress = PROGRESS_AUTO;
 	struct strvec profiles = {0};
 	struct pipeline *p = NULL;
 	struct plan plan = {0};
@@ -213,6 +214,10 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			break;
 		case 'p':
 			split_profiles(&profiles, optarg);
+			break;
+		case 'P':
+			if (progress_mode_parse(&progress, optarg, &err) < 0)
+				goto fail;
 			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
@@ -271,7 +276,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .run_id = run_id,
 				  .keep_serving = keep_serving, .up = up,
-				  .logs_to_stderr = c->json};
+				  .logs_to_stderr = c->json, .progress = progress};
 	{ /* the lock file's name lives only as long as this block */
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;
