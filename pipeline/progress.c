@@ -40,10 +40,14 @@ static void emit(struct progress *pr, cJSON *e, bool flush);
 
 int progress_mode_parse(enum progress_mode *out, const char *name, struct cp_error *err)
 {
-	static const char *const names[] = {"auto", "plain", "tty", "json"};
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (strcmp(name, names[i]) == 0) {
-			*out = (enum progress_mode)i;
+	static const struct {
+		const char *name;
+		enum progress_mode mode;
+	} modes[] = {{"auto", PROGRESS_AUTO}, {"tty", PROGRESS_TTY}, {"plain", PROGRESS_PLAIN},
+		     {"json", PROGRESS_JSON}};
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++)
+		if (strcmp(name, modes[i].name) == 0) {
+			*out = modes[i].mode;
 			return 0;
 		}
 	return cp_error_set(err, "--progress %s: expected auto, tty, plain or json", name);
@@ -292,7 +296,8 @@ static void draw(struct progress *pr, struct strbuf *sb)
 		if (lines)
 			sb_addc(sb, '\n');
 		if (lines + 1 == room && running > room) {
-			sb_addf(sb, "  … and %zu more running", running - lines);
+			sb_addf(sb, "  %s and %zu more running", pr->utf8 ? "…" : "...",
+				running - lines);
 			lines++;
 			break;
 		}
