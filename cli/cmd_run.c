@@ -156,7 +156,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
 	struct cp_error err = {0};
 	bool no_deps = false, dry_run = false, force = false, force_all = false;
-	bool keep_serving = false;
+	bool keep_serving = false, no_tty = false;
 	bool *forced = NULL;
 	struct strvec names = {0};
 	struct tracker *tracker = NULL;
@@ -219,6 +219,9 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			if (progress_mode_parse(&progress, optarg, &err) < 0)
 				goto fail;
 			break;
+		case 'T':
+			no_tty = true;
+			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
 			break;
@@ -276,7 +279,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .run_id = run_id,
 				  .keep_serving = keep_serving, .up = up,
-				  .logs_to_stderr = c->json, .progress = progress};
+				  .logs_to_stderr = c->json, .progress = progress,
+				  .no_tty = no_tty};
 	{ /* the lock file's name lives only as long as this block */
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;

@@ -30,7 +30,8 @@ const struct cli_opt cli_global_opts[] = {
 	{"progress", 0, "auto|tty|plain|json",                                                \
 	 "tty: a live line per running stage, plain: logs only, json: events (auto: tty on a " \
 	 "terminal)",                                                                           \
-	 'P'}
+	 'P'},                                                                                  \
+	{"no-tty", 'T', NULL, "give the jobs pipes, not a terminal, even on one (compose's -T)", 'T'}
 
 static const struct cli_opt run_opts[] = {
 	RUN_OPTS,

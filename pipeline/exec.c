@@ -595,7 +595,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		progress_stage(r.pr, i, p->stages[i].name);
 		r.any_named = r.any_named || plan->named[i];
 	}
-	r.pty = progress_pty(r.pr, &r.pty_cols, &r.pty_rows);
+	r.pty = !opts->no_tty && progress_pty(r.pr, &r.pty_cols, &r.pty_rows);
 	service_adopt_running(&r);
 	/* Before anything is created: a taken port leaves no trace. */
 	if (service_check_ports(&r) < 0)

@@ -27,6 +27,7 @@ struct exec_options {
 	bool up;           /* cpipe up: start the wanted services, return once healthy */
 	bool logs_to_stderr; /* --json: stdout carries only the run's record */
 	enum progress_mode progress; /* how the run shows itself (progress.h) */
+	bool no_tty; /* jobs write to pipes even when the output is a terminal */
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
 	struct exec_hooks hooks;

@@ -119,7 +119,7 @@ EOF
 		fail "through a pipe the lines came apart; the test proves nothing: $(cat pipe.txt)"
 }
 
-@test "under a terminal a job's stdout and stderr are a terminal, a detached service's are not" {
+@test "under a terminal a job's stdout and stderr are a terminal (not with -T), a detached service's are not" {
 	spec <<'EOF'
 stages:
   serve:
@@ -132,6 +132,10 @@ EOF
 	[ "$status" -eq 0 ] || fail "run exited $status"
 	# The terminal's width less the "job | " prefix.
 	assert_contains "job | job=tty xterm 30 94"
+	# -T, as compose's: pipes, even on a terminal.
+	NO_COLOR=1 run in_pty "$CPIPE_BIN run -T job"
+	[ "$status" -eq 0 ] || fail "run -T exited $status"
+	assert_contains "job | job=notty"
 	run in_pty "$CPIPE_BIN up serve"
 	[ "$status" -eq 0 ] || fail "up exited $status"
 	run cat "$(jq -r .log .cpipe/services/serve.json)"
