@@ -590,7 +590,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	/* -q: no status lines either, unless asked for. */
 	enum progress_mode mode = opts->quiet && opts->progress == PROGRESS_AUTO ? PROGRESS_PLAIN
 										 : opts->progress;
-	r.pr = progress_new(mode, r.out, p->nstages, r.name_width, opts->run_id);
+	r.pr = progress_new(mode, r.out, p->nstages, r.name_width, opts->run_id, &p->secrets);
 	for (size_t i = 0; i < p->nstages; i++) {
 		progress_stage(r.pr, i, p->stages[i].name);
 		r.any_named = r.any_named || plan->named[i];

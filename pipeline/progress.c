@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "../artifacts/redact.h"
 #include "../artifacts/store.h"
 #include "../lib/util.h"
 
@@ -28,6 +29,7 @@ struct progress {
 	bool utf8;
 	int name_width;
 	const char *run_id;
+	const struct redactor *secrets;
 	struct pstage *st;
 	size_t n;
 	int shown;       /* lines of the status block on the screen */
@@ -72,7 +74,8 @@ static bool locale_utf8(void)
 }
 
 struct progress *progress_new(enum progress_mode mode, FILE *out, size_t nstages,
-			      int name_width, const char *run_id)
+			      int name_width, const char *run_id,
+			      const struct redactor *secrets)
 {
 	struct progress *pr = xcalloc(1, sizeof(*pr));
 	pr->out = out;
@@ -89,6 +92,7 @@ struct progress *progress_new(enum progress_mode mode, FILE *out, size_t nstages
 	pr->utf8 = locale_utf8();
 	pr->name_width = name_width;
 	pr->run_id = run_id;
+	pr->secrets = secrets;
 	pr->n = nstages;
 	pr->st = xcalloc(nstages ? nstages : 1, sizeof(*pr->st));
 	if (mode == PROGRESS_JSON)
@@ -465,12 +469,36 @@ void progress_line(struct progress *pr, size_t i, int stream, const char *line, 
 	fputc('\n', pr->out);
 }
 
+/* Whether the end of s (n bytes) may be a secret or a URL's password
+ * still being written, which masking cannot recognise yet. */
+static bool unfinished_secret(const struct redactor *r, const char *s, size_t n)
+{
+	for (size_t k = 0; r && k < r->values.n; k++) {
+		const char *v = r->values.v[k];
+		size_t len = strlen(v);
+		for (size_t j = 1; j < len && j <= n; j++)
+			if (memcmp(s + n - j, v, j) == 0)
+				return true;
+	}
+	const char *url = NULL;
+	for (const char *p = s; (p = memmem(p, (size_t)(s + n - p), "://", 3)); p += 3)
+		url = p + 3;
+	if (!url)
+		return false;
+	for (const char *p = url; p < s + n; p++)
+		if (*p == '@' || *p == '/' || *p == ' ' || *p == '\t')
+			return false;
+	return true; /* scheme://user:pass… with no '@' yet */
+}
+
 void progress_partial(struct progress *pr, size_t i, const char *data, size_t n)
 {
 	char text[LAST_MAX];
-	if (pr->mode != PROGRESS_TTY)
+	if (pr->mode != PROGRESS_TTY || memchr(data, '\0', n) || unfinished_secret(pr->secrets, data, n))
 		return;
-	clean_copy(text, sizeof(text), data, n);
+	cleanup_free char *raw = xstrndup(data, n);
+	cleanup_free char *masked = redactor_text(pr->secrets, raw);
+	clean_copy(text, sizeof(text), masked, strlen(masked));
 	if (text[0])
 		memcpy(pr->st[i].last, text, sizeof(text));
 }

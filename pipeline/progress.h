@@ -31,11 +31,15 @@ int progress_mode_parse(enum progress_mode *out, const char *name, struct cp_err
 
 struct progress;
 
+struct redactor;
+
 /* A renderer writing to `out` for `nstages` stages (addressed by index,
- * named by progress_stage), prefixes padded to `name_width`. `run_id`
- * is lent and must outlive it. Caller frees with progress_free. */
+ * named by progress_stage), prefixes padded to `name_width`. `run_id` and
+ * `secrets` (masked in what progress_partial shows; may be NULL) are lent
+ * and must outlive it. Caller frees with progress_free. */
 struct progress *progress_new(enum progress_mode mode, FILE *out, size_t nstages,
-			      int name_width, const char *run_id);
+			      int name_width, const char *run_id,
+			      const struct redactor *secrets);
 /* Erases the status block, writes the json run_end event with `status`
  * (NULL: none) and frees. NULL is a no-op. */
 void progress_free(struct progress *pr, const char *status);
@@ -61,7 +65,8 @@ void progress_end(struct progress *pr, size_t i, const char *state, int exit_cod
  * masked. The caller calls progress_flush after a batch of lines. */
 void progress_line(struct progress *pr, size_t i, int stream, const char *line, size_t n);
 /* What stage i printed since its last newline (a progress bar redrawing
- * itself with \r): the status line shows it. */
+ * itself with \r): the status line shows it, secrets masked, and not
+ * while its end could be the start of a secret or of a URL's password. */
 void progress_partial(struct progress *pr, size_t i, const char *data, size_t n);
 /* After a batch of lines: brings the status block back and flushes. */
 void progress_flush(struct progress *pr);

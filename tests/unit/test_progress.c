@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../artifacts/redact.h"
 #include "../../pipeline/progress.h"
 
 struct capture {
@@ -21,15 +22,21 @@ struct capture {
 	size_t mark; /* what take() returned so far */
 };
 
-static struct progress *open_capture(struct capture *c, enum progress_mode mode)
+static struct progress *open_capture_masking(struct capture *c, enum progress_mode mode,
+					     const struct redactor *secrets)
 {
 	c->mark = 0;
 	c->f = open_memstream(&c->buf, &c->len);
 	assert_non_null(c->f);
-	struct progress *pr = progress_new(mode, c->f, 2, 5, "RUN1");
+	struct progress *pr = progress_new(mode, c->f, 2, 5, "RUN1", secrets);
 	progress_stage(pr, 0, "train");
 	progress_stage(pr, 1, "eval");
 	return pr;
+}
+
+static struct progress *open_capture(struct capture *c, enum progress_mode mode)
+{
+	return open_capture_masking(c, mode, NULL);
 }
 
 /* What was written since the last call, as a string the caller frees. */
@@ -155,6 +162,46 @@ static void tty_block_is_cut_cleaned_and_erased(void **state)
 	unsetenv("LC_ALL");
 }
 
+/* The status line of stage 0 after `partial`, drawn. Caller frees. */
+static char *status_after(struct progress *pr, struct capture *c, const char *partial)
+{
+	progress_partial(pr, 0, partial, strlen(partial));
+	progress_hide(pr);
+	free(take(c));
+	progress_tick(pr);
+	return take(c);
+}
+
+static void partial_lines_show_no_secret(void **state)
+{
+	(void)state;
+	setenv("NO_COLOR", "1", 1);
+	struct redactor secrets = {0};
+	redactor_add(&secrets, "hunter22");
+	struct capture c;
+	struct progress *pr = open_capture_masking(&c, PROGRESS_TTY, &secrets);
+	progress_start(pr, 0, false);
+	char *s = status_after(pr, &c, "login as hunter22 ok");
+	assert_non_null(strstr(s, "login as <redacted> ok"));
+	free(s);
+	/* Its start alone is not shown: the rest may follow. */
+	s = status_after(pr, &c, "step 2 token hunt");
+	assert_null(strstr(s, "hunt"));
+	assert_non_null(strstr(s, "<redacted> ok"));
+	free(s);
+	/* Nor a URL whose '@' has not come yet. */
+	s = status_after(pr, &c, "db postgres://u:se");
+	assert_null(strstr(s, "postgres"));
+	free(s);
+	s = status_after(pr, &c, "db postgres://u:secretpw@db/x done");
+	assert_non_null(strstr(s, "db postgres://u:<redacted>@db/x done"));
+	free(s);
+	progress_end(pr, 0, "done", 0, 1.0);
+	progress_free(pr, NULL);
+	close_capture(&c);
+	redactor_free(&secrets);
+}
+
 static void bad_mode_names_the_choices(void **state)
 {
 	(void)state;
@@ -172,6 +219,7 @@ int main(void)
 		cmocka_unit_test(plain_lines_are_prefixed_and_nothing_else),
 		cmocka_unit_test(json_events_are_valid_utf8_lines),
 		cmocka_unit_test(tty_block_is_cut_cleaned_and_erased),
+		cmocka_unit_test(partial_lines_show_no_secret),
 		cmocka_unit_test(bad_mode_names_the_choices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
