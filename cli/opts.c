@@ -31,7 +31,7 @@ const struct cli_opt cli_global_opts[] = {
 	 "tty: a live line per running stage, plain: logs only, json: events (auto: tty on a " \
 	 "terminal)",                                                                           \
 	 'P'},                                                                                  \
-	{"no-tty", 'T', NULL, "give the jobs pipes, not a terminal, even on one (compose's -T)", 'T'}
+	{"no-tty", 'T', NULL, "give the jobs pipes, not a terminal, even on one (as compose run -T)", 'T'}
 
 static const struct cli_opt run_opts[] = {
 	RUN_OPTS,
