@@ -11,17 +11,27 @@ teardown() {
 	[ -S "$BATS_TEST_TMPDIR/tmux.sock" ] && tmux -S "$BATS_TEST_TMPDIR/tmux.sock" kill-server 2>/dev/null
 	cpipe down >/dev/null 2>&1 || true
 	if [ -n "${DOCKER_PROJECT:-}" ]; then
-		local sock=${DOCKER_HOST:-unix:///var/run/docker.sock} f id
-		sock=${sock#unix://}
-		f=$(printf '{"label":["com.cpipe.project=%s"]}' "$DOCKER_PROJECT" | jq -sRr @uri)
-		for id in $(curl -sS --unix-socket "$sock" "http://d/containers/json?all=1&filters=$f" | jq -r '.[].Id'); do
-			curl -sS --unix-socket "$sock" -X DELETE "http://d/containers/$id?force=1" >/dev/null
+		local id
+		for id in $(project_containers); do
+			docker_api -X DELETE "http://d/containers/$id?force=1" >/dev/null
 		done
-		for id in $(curl -sS --unix-socket "$sock" "http://d/networks?filters=$f" | jq -r '.[].Id'); do
-			curl -sS --unix-socket "$sock" -X DELETE "http://d/networks/$id" >/dev/null
+		for id in $(docker_api "http://d/networks?filters=$(project_filter)" | jq -r '.[].Id'); do
+			docker_api -X DELETE "http://d/networks/$id" >/dev/null
 		done
 	fi
 	true
+}
+
+# The Docker Engine API, and what this test's project ($DOCKER_PROJECT) has there.
+docker_api() {
+	local sock=${DOCKER_HOST:-unix:///var/run/docker.sock}
+	curl -sS --unix-socket "${sock#unix://}" "$@"
+}
+project_filter() {
+	printf '{"label":["com.cpipe.project=%s"]}' "$DOCKER_PROJECT" | jq -sRr @uri
+}
+project_containers() {
+	docker_api "http://d/containers/json?all=1&filters=$(project_filter)" | jq -r '.[].Id'
 }
 
 # Runs the shell command line $1 under a pseudo-terminal; what the terminal
@@ -92,6 +102,18 @@ assert_final_screen() {
 		[ -z "$line" ] || [[ "$line" =~ ^($1|$2)$ ]] || fail "left on the screen: \"$line\""
 	done <<< "$output"
 	[ "$(grep -v '^$' <<< "$output" | tail -1)" = "$2" ] || fail "the screen does not end with $2"
+}
+
+# The pid of the cpipe whose output (raw.txt) shows "long | started";
+# fails the test after 30 s without.
+cpipe_once_started() {
+	local i pid=
+	for ((i = 0; i < 300; i++)); do
+		grep -qs "long | started" raw.txt && pid=$(cpipe_pids)
+		[ -n "$pid" ] && echo "$pid" && return 0
+		sleep 0.1
+	done
+	fail "cpipe did not start: $(cat -v raw.txt)"
 }
 
 buffered_spec() {
@@ -180,6 +202,27 @@ EOF
 	{ cpipe --runtime docker run 2>&1 && rc=0 || rc=$?; echo "rc=$rc"; } | stamp > pipe.txt
 	! later_by "$(arrival pipe.txt 'c | first')" "$(arrival pipe.txt 'c | second')" 1 ||
 		fail "through a pipe the lines came apart; the test proves nothing: $(cat pipe.txt)"
+}
+
+@test "Ctrl-C under a terminal on Docker: the container with a tty is stopped and removed, exit 130" {
+	"$BATS_TEST_DIRNAME/../docker-setup" >/dev/null 2>&1 || skip "docker unavailable"
+	DOCKER_PROJECT="cpt-progress-int-$$"
+	spec <<EOF
+name: $DOCKER_PROJECT
+stages:
+  long:
+    image: cpipe-test/busybox:latest
+    command: sh -c 'echo started; trap "echo stopping on TERM; exit 5" TERM; while :; do sleep 0.1; done'
+EOF
+	{ NO_COLOR=1 in_pty "$CPIPE_BIN --runtime docker run" && rc=0 || rc=$?; echo "rc=$rc"; } > raw.txt &
+	local pid
+	pid=$(cpipe_once_started) || return 1
+	kill -INT "$pid"
+	wait
+	run tr -d '\r' < raw.txt
+	assert_contains "long | stopping on TERM"
+	assert_contains "rc=130"
+	[ -z "$(project_containers)" ] || fail "a container of the run is left"
 }
 
 @test "the status line shows each running stage with its elapsed time and last line, and is gone at the end" {
@@ -324,13 +367,8 @@ stages:
     command: sh -c 'echo started; while :; do sleep 0.1; done' progress-kill9
 EOF
 	NO_COLOR=1 in_pty "$CPIPE_BIN run" > raw.txt &
-	local i pid=
-	for ((i = 0; i < 100; i++)); do
-		grep -qs "long | started" raw.txt && pid=$(cpipe_pids)
-		[ -n "$pid" ] && break
-		sleep 0.05
-	done
-	[ -n "$pid" ] || fail "cpipe did not start: $(cat -v raw.txt)"
+	local i pid
+	pid=$(cpipe_once_started) || return 1
 	kill -9 "$pid"
 	wait || true
 	for ((i = 0; i < 100; i++)); do
