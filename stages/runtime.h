@@ -35,9 +35,10 @@ struct task_spec {
 	 * task_handle. */
 	bool detached;
 	const char *log_path;
-	/* Not detached: stdout and stderr on one pseudo-terminal of this size
-	 * (stdin stays as it is), so the stage's stdio is line-buffered as
-	 * on a terminal; the task's output comes on out_fd alone. */
+	/* Not detached: stdout and stderr on one pseudo-terminal of this size,
+	 * so the stage's stdio is line-buffered as on a terminal; the task's
+	 * output comes on out_fd alone. stdin stays empty on the local
+	 * runtime; Docker makes it the terminal too. */
 	bool tty;
 	unsigned short tty_cols, tty_rows;
 };
