@@ -237,6 +237,8 @@ static void clean_copy(char *dst, size_t cap, const char *s, size_t n)
 static void add_cols(struct strbuf *sb, const char *s, int cols)
 {
 	const char *p = s;
+	if (cols <= 0)
+		return;
 	for (int c = 0; *p; p++)
 		if (((unsigned char)*p & 0xc0) != 0x80 && c++ == cols)
 			break;
@@ -315,7 +317,7 @@ static void draw(struct progress *pr, struct strbuf *sb)
 			sb_addf(&line, "  %s", st->last);
 		/* Spinner and space take two columns; one spare keeps the
 		 * terminal from wrapping at the last column. */
-		int avail = cols - 3;
+		int avail = cols > 3 ? cols - 3 : 0;
 		sb_addf(sb, "%s ", spin);
 		if (pr->color) {
 			/* The name in the stage's colour, as its log prefix. */
@@ -326,7 +328,7 @@ static void draw(struct progress *pr, struct strbuf *sb)
 			if (avail > w)
 				add_cols(sb, line.buf + w, avail - w);
 		} else {
-			add_cols(sb, sb_str(&line), avail > 0 ? avail : 0);
+			add_cols(sb, sb_str(&line), avail);
 		}
 		sb_free(&line);
 		lines++;
