@@ -178,7 +178,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
 	struct cp_error err = {0};
 	bool no_deps = false, dry_run = false, force = false, force_all = false;
-	bool keep_serving = false, pull = false;
+	bool keep_serving = false, pull = false, no_tty = false;
 	const char *remote_flag = NULL;
 	struct remote *remote = NULL;
 	bool *forced = NULL;
@@ -187,6 +187,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct strvec cmdline = {0};
 	int jobs = 1;
 	const char *name = NULL;
+	enum progress_mode progress = PROGRESS_AUTO;
 	struct strvec profiles = {0};
 	struct pipeline *p = NULL;
 	struct plan plan = {0};
@@ -263,6 +264,13 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			break;
 		case 'E':
 			remote_flag = optarg;
+			break;
+		case 'G':
+			if (progress_mode_parse(&progress, optarg, &err) < 0)
+				goto fail;
+			break;
+		case 'T':
+			no_tty = true;
 			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
@@ -369,7 +377,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	run_id = exec_new_run_id();
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .run_id = run_id,
 				  .keep_serving = keep_serving, .up = up,
-				  .logs_to_stderr = c->json};
+				  .logs_to_stderr = c->json, .progress = progress,
+				  .no_tty = no_tty};
 	{ /* the lock file's name lives only as long as this block */
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;

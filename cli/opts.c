@@ -31,7 +31,12 @@ const struct cli_opt cli_global_opts[] = {
 	 'd'},                                                                                  \
 	{"jobs", 'j', "N", "run up to N stages at once (default 1)", 'j'},                    \
 	{"set", 0, "STAGE.PARAM=VALUE", "override a param for this run (repeatable)", 's'},   \
-	{"profile", 0, "NAME", "enable the stages of profile NAME (repeatable, or a,b)", 'p'}
+	{"profile", 0, "NAME", "enable the stages of profile NAME (repeatable, or a,b)", 'p'},   \
+	{"progress", 0, "auto|tty|plain|json",                                                \
+	 "tty: a live line per running stage, plain: logs only, json: events (auto: tty on a " \
+	 "terminal)",                                                                           \
+	 'G'},                                                                                  \
+	{"no-tty", 'T', NULL, "give the jobs pipes, not a terminal, even on one (as compose run -T)", 'T'}
 
 static const struct cli_opt run_opts[] = {
 	RUN_OPTS,
@@ -244,21 +249,32 @@ const struct cli_verb *cli_verb_find(const char *name)
 	return NULL;
 }
 
+static void opt_left(char *buf, size_t n, const struct cli_opt *o, const struct cli_opt *shadow)
+{
+	char letter = o->letter;
+	for (const struct cli_opt *s = shadow; letter && s && s->name; s++)
+		if (s->letter == letter)
+			letter = 0; /* the verb's own -X wins after the verb */
+	snprintf(buf, n, "%c%c%c --%s%s%s", letter ? '-' : ' ', letter ? letter : ' ',
+		 letter ? ',' : ' ', o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+}
+
 static void print_opts(FILE *out, const struct cli_opt *o, const struct cli_opt *shadow)
 {
+	char left[64];
+	/* The column fits the table's options up to 36 characters. */
+	int width = 30;
+	for (const struct cli_opt *w = o; w && w->name; w++) {
+		opt_left(left, sizeof(left), w, shadow);
+		if ((int)strlen(left) >= width && strlen(left) < 36)
+			width = (int)strlen(left) + 1;
+	}
 	for (; o && o->name; o++) {
-		char letter = o->letter;
-		for (const struct cli_opt *s = shadow; letter && s && s->name; s++)
-			if (s->letter == letter)
-				letter = 0; /* the verb's own -X wins after the verb */
-		char left[64];
-		snprintf(left, sizeof(left), "%c%c%c --%s%s%s", letter ? '-' : ' ',
-			 letter ? letter : ' ', letter ? ',' : ' ', o->name, o->arg ? " " : "",
-			 o->arg ? o->arg : "");
-		if (strlen(left) > 30)
-			fprintf(out, "  %s\n  %-30s %s\n", left, "", o->help);
+		opt_left(left, sizeof(left), o, shadow);
+		if ((int)strlen(left) > width)
+			fprintf(out, "  %s\n  %-*s %s\n", left, width, "", o->help);
 		else
-			fprintf(out, "  %-30s %s\n", left, o->help);
+			fprintf(out, "  %-*s %s\n", width, left, o->help);
 	}
 }
 

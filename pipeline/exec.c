@@ -74,16 +74,17 @@ void exec_note(struct run *r, const char *fmt, ...)
 	cleanup_free char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	cleanup_free char *masked = redactor_text(&r->p->secrets, msg);
-	fflush(r->out);
-	fprintf(stderr, "cpipe: %s\n", masked);
+	progress_note(r->pr, masked);
 }
 
 /* Prints one complete line with the stage's prefix and, for jobs, keeps it
  * in the stage's log; whole lines, so stdout and stderr never mix inside
  * one. */
-static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n)
+static void emit_line(struct run *r, struct slot *sl, int stream, const char *line, size_t n)
 {
-	static const int colors[] = {36, 33, 32, 35, 34, 31};
+	/* A terminal's output processing ends lines with \r\n (Docker's). */
+	if (n && line[n - 1] == '\r' && sl->task && sl->task->tty)
+		n--;
 	/* A secret value the stage prints is masked, as CI systems mask theirs. */
 	cleanup_free char *masked = NULL;
 	if ((r->p->secrets.values.n || memmem(line, n, "://", 3)) && !memchr(line, '\0', n)) {
@@ -97,13 +98,7 @@ static void emit_line(struct run *r, struct slot *sl, const char *line, size_t n
 		ssize_t rc = writev(sl->log_fd, iov, 2);
 		(void)rc;
 	}
-	if (r->tty)
-		fprintf(r->out, "\033[%dm%-*s |\033[0m ", colors[sl->color % 6], r->name_width,
-			sl->s->name);
-	else
-		fprintf(r->out, "%-*s | ", r->name_width, sl->s->name);
-	fwrite(line, 1, n, r->out);
-	fputc('\n', r->out);
+	progress_line(r->pr, (size_t)(sl - r->slots), stream, line, n);
 }
 
 void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
@@ -115,32 +110,34 @@ void exec_take_output(struct run *r, struct slot *sl, int stream, const char *da
 		if (!nl) {
 			sb_add(pb, p, (size_t)(end - p));
 			if (pb->len >= 65536) {
-				emit_line(r, sl, pb->buf, pb->len);
+				emit_line(r, sl, stream, pb->buf, pb->len);
 				sb_reset(pb);
 			}
 			break;
 		}
 		if (pb->len) {
 			sb_add(pb, p, (size_t)(nl - p));
-			emit_line(r, sl, pb->buf, pb->len);
+			emit_line(r, sl, stream, pb->buf, pb->len);
 			sb_reset(pb);
 		} else {
-			emit_line(r, sl, p, (size_t)(nl - p));
+			emit_line(r, sl, stream, p, (size_t)(nl - p));
 		}
 		p = nl + 1;
 	}
-	fflush(r->out);
+	if (pb->len)
+		progress_partial(r->pr, (size_t)(sl - r->slots), pb->buf, pb->len);
+	progress_flush(r->pr);
 }
 
 static void flush_partial(struct run *r, struct slot *sl)
 {
 	for (int k = 0; k < 2; k++) {
 		if (sl->partial[k].len) {
-			emit_line(r, sl, sl->partial[k].buf, sl->partial[k].len);
+			emit_line(r, sl, k, sl->partial[k].buf, sl->partial[k].len);
 			sb_reset(&sl->partial[k]);
 		}
 	}
-	fflush(r->out);
+	progress_flush(r->pr);
 }
 
 /* Reads what is available on one log stream; closes it at EOF. */
@@ -169,6 +166,7 @@ static void stop_slot(struct run *r, struct slot *sl)
 		return;
 	struct cp_error e = {0};
 	sl->stopping = true;
+	progress_stopping(r->pr, (size_t)(sl - r->slots));
 	sl->kill_deadline_ms = now_ms() + (sl->s->stop_grace_ms > 0 ? sl->s->stop_grace_ms : 10000);
 	if (r->ops->kill(r->rt, sl->task, SIGTERM, &e) < 0)
 		exec_note(r, "%s: stopping: %s", sl->s->name, e.msg);
@@ -255,6 +253,7 @@ static int start_slot(struct run *r, struct slot *sl)
 {
 	struct cp_error e = {0};
 	struct kvvec env = {0};
+	progress_hide(r->pr); /* hooks and runtimes write to stderr */
 	if (r->o->hooks.before && sl->s->service &&
 	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
 		sl->state = SLOT_FAILED;
@@ -267,6 +266,9 @@ static int start_slot(struct run *r, struct slot *sl)
 		ts.detached = true;
 		ts.log_path = sl->log_path;
 	} else {
+		ts.tty = r->pty;
+		ts.tty_cols = r->pty_cols;
+		ts.tty_rows = r->pty_rows;
 		sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
 				  0600);
 	}
@@ -286,6 +288,7 @@ static int start_slot(struct run *r, struct slot *sl)
 	}
 	sl->state = SLOT_RUNNING;
 	sl->started_ms = now_ms();
+	progress_start(r->pr, (size_t)(sl - r->slots), sl->s->service);
 	exec_note(r, "%s %s", sl->s->service ? "starting service" : "running", sl->s->name);
 	if (sl->s->service)
 		service_started(r, sl);
@@ -321,6 +324,7 @@ static bool start_pass(struct run *r)
 		if (!sl->evaluated) {
 			if (r->o->hooks.before) {
 				struct cp_error e = {0};
+				progress_hide(r->pr);
 				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
 				if (fresh < 0) {
 					sl->state = SLOT_FAILED;
@@ -330,6 +334,7 @@ static bool start_pass(struct run *r)
 				if (fresh >= 1) { /* 2: restored (the hook said so) */
 					sl->state = SLOT_DONE;
 					sl->skipped = true;
+					progress_skip(r->pr, i, fresh == 2);
 					if (fresh == 1)
 						exec_note(r, "%s is up to date, skipped", sl->s->name);
 					progress = true;
@@ -363,6 +368,7 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 		pump(r, sl, 1);
 	}
 	flush_partial(r, sl);
+	progress_hide(r->pr);
 	sl->exit_code = code;
 	bool hook_failed = false;
 	if (r->o->hooks.after) {
@@ -395,6 +401,8 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 		sl->state = SLOT_DONE;
 		exec_note(r, "%s done (%.2fs)", sl->s->name, secs);
 	}
+	const char *how = sl->state == SLOT_FAILED ? "failed" : sl->stopping ? "stopped" : "done";
+	progress_end(r->pr, (size_t)(sl - r->slots), how, code, secs);
 	if (sl->s->service)
 		service_exited(r, sl);
 	r->ops->release(r->rt, sl->task);
@@ -538,6 +546,7 @@ static void loop_once(struct run *r)
 	}
 	if (!r->stopping)
 		service_probe(r);
+	progress_tick(r->pr);
 }
 
 /* The jobs are done: stop the services this run started, or leave them up. */
@@ -545,6 +554,7 @@ static void finish_services(struct run *r)
 {
 	r->stopping = true;
 	bool keep = r->o->keep_serving || r->o->up;
+	progress_hide(r->pr);
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		struct slot *sl = &r->slots[i];
 		if (sl->state != SLOT_RUNNING || sl->external)
@@ -566,21 +576,26 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		return -1;
 
 	r.out = opts->logs_to_stderr ? stderr : stdout;
-	r.tty = isatty(fileno(r.out));
 	r.slots = xcalloc(p->nstages ? p->nstages : 1, sizeof(*r.slots));
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct slot *sl = &r.slots[i];
 		sl->s = &p->stages[i];
 		sl->log_fd = sl->tail_fd = -1;
 		sl->state = plan->selected[i] ? SLOT_PENDING : SLOT_UNSELECTED;
-		sl->color = (int)i;
 		sl->log_path = xasprintf("%s/%s.log", logdir, sl->s->name);
 		int w = (int)strlen(sl->s->name);
 		if (plan->selected[i] && w > r.name_width)
 			r.name_width = w;
 	}
-	for (size_t i = 0; i < p->nstages; i++)
+	/* -q: no status lines either, unless asked for. */
+	enum progress_mode mode = opts->quiet && opts->progress == PROGRESS_AUTO ? PROGRESS_PLAIN
+										 : opts->progress;
+	r.pr = progress_new(mode, r.out, p->nstages, r.name_width, opts->run_id, &p->secrets);
+	for (size_t i = 0; i < p->nstages; i++) {
+		progress_stage(r.pr, i, p->stages[i].name);
 		r.any_named = r.any_named || plan->named[i];
+	}
+	r.pty = !opts->no_tty && progress_pty(r.pr, &r.pty_cols, &r.pty_rows);
 	service_adopt_running(&r);
 	/* Before anything is created: a taken port leaves no trace. */
 	if (service_check_ports(&r) < 0)
@@ -637,6 +652,7 @@ cleanup:
 			close(sl->tail_fd);
 	}
 	free(r.slots);
+	progress_free(r.pr, r.interrupted ? "interrupted" : r.failed ? "failed" : "succeeded");
 	if (r.interrupted) {
 		err->code = EXIT_INTERRUPTED;
 		snprintf(err->msg, sizeof(err->msg), "interrupted; every stage was stopped");

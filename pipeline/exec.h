@@ -6,6 +6,7 @@
 
 #include "../stages/runtime.h"
 #include "plan.h"
+#include "progress.h"
 
 /* Hooks the executor calls around each stage (all may be NULL). */
 struct exec_hooks {
@@ -25,6 +26,8 @@ struct exec_options {
 	bool keep_serving; /* leave the services this run started running */
 	bool up;           /* cpipe up: start the wanted services, return once healthy */
 	bool logs_to_stderr; /* --json: stdout carries only the run's record */
+	enum progress_mode progress; /* how the run shows itself (progress.h) */
+	bool no_tty; /* jobs write to pipes even when the output is a terminal */
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
 	struct exec_hooks hooks;

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "exec.h"
+#include "progress.h"
 
 enum slot_state {
 	SLOT_UNSELECTED,
@@ -38,7 +39,6 @@ struct slot {
 	char *last_probe;           /* what the last failed probe saw */
 	cJSON *svc_state;           /* service: its state file's content (NULL: none) */
 	int exit_code;
-	int color;
 };
 
 struct run {
@@ -50,7 +50,9 @@ struct run {
 	struct slot *slots; /* by stage index */
 	int name_width;
 	FILE *out;        /* where prefixed stage logs go */
-	bool tty;
+	struct progress *pr; /* renders the run on `out` */
+	bool pty;            /* jobs get a pseudo-terminal */
+	unsigned short pty_cols, pty_rows;
 	bool stopping;    /* no new stage starts */
 	bool interrupted; /* a signal asked us to stop */
 	bool failed;

@@ -139,8 +139,9 @@ void service_probe(struct run *r)
 		sl->next_probe_ms = now_ms() + (h->interval_ms > 0 ? h->interval_ms : 1000);
 		if (rc == 0) {
 			sl->healthy = true;
-			exec_note(r, "%s is healthy (%.2fs)", sl->s->name,
-				  (double)(now_ms() - sl->started_ms) / 1000.0);
+			double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
+			progress_healthy(r->pr, i, secs);
+			exec_note(r, "%s is healthy (%.2fs)", sl->s->name, secs);
 			if (sl->svc_state) {
 				cJSON_ReplaceItemInObject(sl->svc_state, "healthy", cJSON_CreateTrue());
 				save_state(r, sl);
@@ -180,6 +181,8 @@ void service_detach(struct run *r, struct slot *sl)
 	}
 	exec_note(r, "%s keeps running (cpipe ps, cpipe logs %s, cpipe down)", sl->s->name,
 		  sl->s->name);
+	progress_end(r->pr, (size_t)(sl - r->slots), "kept running", -1,
+		     (double)(now_ms() - sl->started_ms) / 1000.0);
 	sl->task->keep_running = true;
 	r->ops->release(r->rt, sl->task);
 	sl->task = NULL;

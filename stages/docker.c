@@ -414,7 +414,7 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	cJSON_AddBoolToObject(b, "AttachStdin", false);
 	cJSON_AddBoolToObject(b, "AttachStdout", true);
 	cJSON_AddBoolToObject(b, "AttachStderr", true);
-	cJSON_AddBoolToObject(b, "Tty", false);
+	cJSON_AddBoolToObject(b, "Tty", ts->tty && !ts->detached);
 	cJSON_AddBoolToObject(b, "OpenStdin", false);
 
 	cJSON *host = cJSON_AddObjectToObject(b, "HostConfig");

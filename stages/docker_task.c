@@ -74,7 +74,11 @@ static void demux_emit(void *ud, int stream, const char *data, size_t n)
 static int demux(void *ud, const char *data, size_t n)
 {
 	struct dtask *dt = ud;
-	docker_demux_feed(&dt->dm, data, n);
+	/* A container with a tty sends its terminal's bytes as they are. */
+	if (dt->t.tty)
+		write_stream(&dt->out_w, data, n);
+	else
+		docker_demux_feed(&dt->dm, data, n);
 	return 0;
 }
 
@@ -257,6 +261,12 @@ static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_
 	int outp[2], errp[2];
 	if (pipe2(outp, O_CLOEXEC) < 0)
 		return cp_error_errno(err, "creating a pipe");
+	if (dt->t.tty) { /* stdout and stderr are one terminal */
+		dt->t.out_fd = outp[0];
+		dt->out_w = outp[1];
+		fcntl(dt->t.out_fd, F_SETFL, O_NONBLOCK);
+		return 0;
+	}
 	if (pipe2(errp, O_CLOEXEC) < 0) {
 		close(outp[0]);
 		close(outp[1]);
@@ -331,6 +341,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 		return cp_error_prefix(err, "creating container %s", name);
 	}
 	struct dtask *dt = task_new(rt, s, id, name);
+	dt->t.tty = ts->tty && !ts->detached;
 	cJSON_Delete(resp);
 	rt->live++;
 	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
@@ -359,6 +370,15 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 			cp_error_prefix(err, "starting container %s", name);
 			goto fail;
 		}
+	}
+	if (dt->t.tty) {
+		/* The terminal's size (API 1.41 takes it only once it runs); a
+		 * container that already exited refuses, which is fine. */
+		cleanup_free char *rpath = xasprintf("/containers/%s/resize?h=%u&w=%u", dt->id,
+						     ts->tty_rows ? ts->tty_rows : 24u,
+						     ts->tty_cols ? ts->tty_cols : 80u);
+		struct cp_error ignored = {0};
+		docker_json(rt->d, "POST", rpath, NULL, NULL, NULL, &ignored);
 	}
 	*out = &dt->t;
 	return 0;

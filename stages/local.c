@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pty.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
@@ -402,6 +404,32 @@ static int check_ports(const struct stage *s, struct cp_error *err)
 	return 0;
 }
 
+/* A pseudo-terminal for a stage's stdout and stderr: *master for cpipe,
+ * the slave in both out[1] and err[1]. Output processing is off, so the
+ * stage's "\n" arrives as it would through a pipe. It is nobody's
+ * controlling terminal: Ctrl-C and hangups reach the stage as before,
+ * through cpipe. */
+static int open_pty(int *master, int out[2], int err[2], const struct task_spec *ts,
+		    struct cp_error *e)
+{
+	struct winsize ws = {.ws_row = ts->tty_rows ? ts->tty_rows : 24,
+			     .ws_col = ts->tty_cols ? ts->tty_cols : 80};
+	int slave;
+	if (openpty(master, &slave, NULL, NULL, &ws) < 0)
+		return cp_error_errno(e, "opening a pseudo-terminal");
+	struct termios tio;
+	if (tcgetattr(slave, &tio) == 0) {
+		tio.c_oflag &= ~(tcflag_t)OPOST;
+		tcsetattr(slave, TCSANOW, &tio);
+	}
+	fcntl(*master, F_SETFD, FD_CLOEXEC);
+	fcntl(slave, F_SETFD, FD_CLOEXEC);
+	out[1] = slave;
+	if ((err[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0)) < 0)
+		return cp_error_errno(e, "duplicating a descriptor");
+	return 0;
+}
+
 static int local_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		       struct cp_error *err)
 {
@@ -475,6 +503,11 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 			cp_error_errno(err, "opening log %s", ts->log_path);
 			goto out;
 		}
+	} else if (ts->tty) {
+		if (open_pty(&outp[0], outp, errp, ts, err) < 0)
+			goto out;
+		if (!kvvec_get(ts->env, "TERM")) /* as Docker gives a container with a tty */
+			strvec_push(&envp, "TERM=xterm");
 	} else if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		cp_error_errno(err, "creating pipes");
 		goto out;
@@ -511,6 +544,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	t->out_fd = outp[0];
 	t->err_fd = errp[0];
 	t->pid = pid;
+	t->tty = ts->tty && !ts->detached;
 	t->priv = lt;
 	if (t->out_fd >= 0)
 		fcntl(t->out_fd, F_SETFL, O_NONBLOCK);

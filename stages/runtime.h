@@ -25,7 +25,8 @@ struct task_spec {
 	const struct stage *stage;
 	/* The complete environment of the stage (spec environment, env_file,
 	 * params as CPIPE_PARAM_* and bare names); the runtime adds nothing
-	 * but PATH/HOME defaults where they are absent. */
+	 * but PATH/HOME defaults where they are absent (and TERM=xterm with
+	 * a tty, as Docker does). */
 	const struct kvvec *env;
 	const char *run_id;
 	/* A detached task outlives cpipe (a service kept up by `cpipe up` or
@@ -34,6 +35,12 @@ struct task_spec {
 	 * task_handle. */
 	bool detached;
 	const char *log_path;
+	/* Not detached: stdout and stderr on one pseudo-terminal of this size,
+	 * so the stage's stdio is line-buffered as on a terminal; the task's
+	 * output comes on out_fd alone. stdin stays empty on the local
+	 * runtime; Docker makes it the terminal too. */
+	bool tty;
+	unsigned short tty_cols, tty_rows;
 };
 
 /* One started stage. The runtime fills it; the executor reads the two log
@@ -43,6 +50,7 @@ struct task {
 	int out_fd; /* stage stdout, read end, O_NONBLOCK */
 	int err_fd; /* stage stderr, read end, O_NONBLOCK */
 	pid_t pid;  /* local: the sandbox's init; other runtimes: 0 */
+	bool tty;   /* the stage writes to a terminal: lines may end \r\n */
 	bool keep_running; /* set before release: free the task, leave it running */
 	void *priv; /* runtime-private */
 };

@@ -86,7 +86,7 @@ fish_complete() {
 	run bash_complete cpipe stat
 	[ "$status" -eq 0 ]
 	[ "$output" = status ]
-	run bash_complete cpipe run --no
+	run bash_complete cpipe run --no-d
 	[ "$output" = --no-deps ]
 	run bash_complete cpipe run tr
 	[ "$output" = train ]
@@ -142,7 +142,7 @@ fish_complete() {
 	run zsh_complete cpipe stat
 	[ "$status" -eq 0 ] || fail "zsh failed"
 	[ "$output" = status ]
-	run zsh_complete cpipe run --no
+	run zsh_complete cpipe run --no-d
 	[ "$output" = --no-deps ]
 	run zsh_complete cpipe run tr
 	[ "$output" = train ]
@@ -178,7 +178,7 @@ fish_complete() {
 	run fish_complete "cpipe stat"
 	[ "$status" -eq 0 ]
 	[ "$output" = status ]
-	run fish_complete "cpipe run --no"
+	run fish_complete "cpipe run --no-d"
 	[ "$output" = --no-deps ]
 	run fish_complete "cpipe run tr"
 	[ "$output" = train ]
