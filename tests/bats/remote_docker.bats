@@ -30,7 +30,7 @@ head -c 300000 /dev/urandom > /d/model/blob
 EOF
 	spec <<EOF
 name: $P
-runtime: docker
+runtime: $RT
 volumes:
   data: {}
 stages:
