@@ -5,25 +5,10 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "compose_keys.h"
 #include "interp.h"
 #include "spec_build.h"
 
-static const char *const stage_keys[] = {
-	/* compose keys with meaning */
-	"build", "image", "command", "entrypoint", "environment", "env_file", "working_dir",
-	"user", "volumes", "ports", "depends_on", "healthcheck", "profiles", "labels",
-	"stop_grace_period", "gpus", "deploy",
-	/* cpipe keys */
-	"service", "params", "inputs", "outputs", "metrics",
-	/* compose keys accepted and ignored */
-	"container_name", "restart", "networks", "expose", "hostname", "init", "tty",
-	"stdin_open", "platform", "pull_policy", "shm_size", "ulimits", "logging",
-	"extra_hosts", "cap_add", "cap_drop", "dns", "dns_search", "dns_opt", "domainname",
-	"links", "external_links", "network_mode", "stop_signal", "security_opt", "sysctls",
-	"mem_limit", "mem_reservation", "memswap_limit", "cpus", "cpu_shares", "cpuset",
-	"privileged", "read_only", "ipc", "pid", "devices", "group_add", "runtime", "secrets",
-	"configs", "annotations", "develop", "attach", "scale", "oom_score_adj", "mac_address",
-};
 
 /* ---- command, environment, env_file ---- */
 
@@ -348,7 +333,39 @@ static bool seq_has(const struct ynode *seq, const char *s)
 	return false;
 }
 
-/* deploy: is accepted as a whole; only GPU device reservations matter. */
+/* Warns about every deploy key but resources.reservations.devices. */
+static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const char *where)
+{
+	for (size_t i = 0; i < v->npairs; i++) {
+		const struct ypair *pr = &v->pairs[i];
+		const char *k = pr->key->str;
+		if (str_has_prefix(k, "x-"))
+			continue;
+		if (strcmp(k, "resources") == 0 && pr->value->kind == YNODE_MAP) {
+			for (size_t j = 0; j < pr->value->npairs; j++) {
+				const struct ypair *r = &pr->value->pairs[j];
+				const struct ynode *devs = ymap_get(r->value, "devices");
+				if (strcmp(r->key->str, "reservations") == 0 &&
+				    (!r->value || r->value->kind != YNODE_MAP ||
+				     (devs && r->value->npairs == 1)))
+					continue;
+				cleanup_free char *id = xasprintf("deploy.resources.%s", r->key->str);
+				sb_warn(b, id, "stage", &r->key->mark,
+					"%sdeploy.resources.%s: cpipe ignores it; only GPU "
+					"reservations (reservations.devices) are honoured",
+					where, r->key->str);
+			}
+			continue;
+		}
+		cleanup_free char *id = xasprintf("deploy.%s", k);
+		sb_warn(b, id, "stage", &pr->key->mark,
+			"%sdeploy.%s: cpipe ignores it; %s", where, k,
+			strcmp(k, "replicas") == 0 ? "one instance of the stage runs"
+						   : "a stage runs once, on this host");
+	}
+}
+
+/* deploy: only GPU device reservations have meaning; the rest is warned. */
 static int build_deploy(struct spec_builder *b, struct stage *st, const struct ynode *v,
 			const char *where)
 {
@@ -356,6 +373,7 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 		return 0;
 	if (v->kind != YNODE_MAP)
 		return sb_type_error(b, v, where, "deploy", "a mapping");
+	deploy_warnings(b, v, where);
 	const struct ynode *devs = ymap_get(ymap_get(ymap_get(v, "resources"), "reservations"),
 					    "devices");
 	if (!devs || devs->kind != YNODE_SEQ)
@@ -484,7 +502,7 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 {
 	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
-	if (sb_check_keys(b, v, where, stage_keys, ARRAY_LEN(stage_keys)) < 0)
+	if (sb_compose_keys(b, v, CK_SERVICE, where) < 0)
 		return -1;
 	const struct ynode *params = ymap_get(v, "params");
 	if (params && build_params(b, st, params, where) < 0)
