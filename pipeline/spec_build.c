@@ -544,7 +544,10 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		if (r < 0)
 			goto out;
 	}
-	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
+	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0)
+		goto out;
+	sb_volume_order(&b);
+	if (sb_check_cycles(&b) < 0)
 		goto out;
 	sb_secrets(&b, secrets);
 	rc = 0;
@@ -554,5 +557,6 @@ out:
 	free(b.stage_names);
 	free(b.volume_names);
 	free(b.sets);
+	free(b.ordered_by_volumes);
 	return rc;
 }

@@ -35,7 +35,9 @@ struct spec_builder {
 	size_t nsets;
 	struct sb_warning *warnings;
 	size_t nwarnings;
-	const struct ynode *stages_tree; /* the stages: mapping, for inference */
+	/* Per stage: a service by inference (no service:, no inputs:), whose
+	 * start waits for the jobs writing the volumes it mounts. */
+	bool *ordered_by_volumes;
 };
 
 /* What a null value in a KEY: VALUE mapping means. */
@@ -106,6 +108,11 @@ int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v, con
 int sb_apply_sets(struct spec_builder *b, struct stage *st);
 /* Adds implicit dependencies from inputs onto outputs and metrics. */
 int sb_implicit_deps(struct spec_builder *b);
+/* Makes each service in b->ordered_by_volumes start after the jobs that
+ * mount one of its named volumes writable and do not depend on it: a
+ * compose file says nothing of what a server reads, but it reads what the
+ * jobs before it wrote (e.g. a checkpoint). */
+void sb_volume_order(struct spec_builder *b);
 /* Fails with "dependency cycle: a -> b -> a" when the graph has a cycle. */
 int sb_check_cycles(struct spec_builder *b);
 

@@ -173,6 +173,7 @@ int sb_infer_services(struct spec_builder *b, const struct ynode *stages)
 	if (stages->kind != YNODE_MAP)
 		return 0;
 	struct waiters *w = xcalloc(stages->npairs + 1, sizeof(*w));
+	b->ordered_by_volumes = xcalloc(stages->npairs + 1, sizeof(bool));
 	find_waiters(b, stages, w);
 	int rc = 0;
 	for (size_t i = 0; i < stages->npairs && rc == 0; i++) {
@@ -183,6 +184,8 @@ int sb_infer_services(struct spec_builder *b, const struct ynode *stages)
 			continue;
 		}
 		rc = infer_one(b, st, v, &w[i]);
+		b->ordered_by_volumes[i] = st->service && !ymap_get(v, "service") &&
+					   !ymap_get(v, "inputs");
 	}
 	free(w);
 	return rc;
