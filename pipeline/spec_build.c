@@ -334,6 +334,11 @@ static int build_volume(struct spec_builder *b, struct volume *vol, const struct
 			rc = sb_string(b, val, where, k, &vol->driver);
 		} else if (!strcmp(k, "labels")) {
 			rc = sb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
+		} else if (!strcmp(k, "driver_opts") && !ynode_is_null(val)) {
+			sb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
+				"%sdriver_opts: cpipe ignores it; the volume is created with the "
+				"driver's defaults",
+				where);
 		}
 		if (rc < 0)
 			return -1;

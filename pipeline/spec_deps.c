@@ -57,9 +57,22 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 		return -1;
 	bool flag;
 	const struct ynode *n;
-	if (((n = ymap_get(val, "required")) && sb_bool(b, n, w, "required", &flag) < 0) ||
-	    ((n = ymap_get(val, "restart")) && sb_bool(b, n, w, "restart", &flag) < 0))
-		return -1;
+	if ((n = ymap_get(val, "required"))) {
+		if (sb_bool(b, n, w, "required", &flag) < 0)
+			return -1;
+		if (!flag)
+			sb_warn(b, "depends_on.required", "stage", &n->mark,
+				"%srequired: false: cpipe ignores it; the stage is required", w);
+	}
+	if ((n = ymap_get(val, "restart"))) {
+		if (sb_bool(b, n, w, "restart", &flag) < 0)
+			return -1;
+		if (flag)
+			sb_warn(b, "depends_on.restart", "stage", &n->mark,
+				"%srestart: true: cpipe ignores it; a stage is not restarted when "
+				"what it depends on restarts",
+				w);
+	}
 	const struct ynode *c = ymap_get(val, "condition");
 	if (!c || ynode_is_null(c))
 		return 0;

@@ -130,9 +130,11 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 		       const char *where)
 {
 	static const char *const keys[] = {
-		"context", "dockerfile", "target",   "args",    "cache_from", "cache_to",
-		"labels",  "network",    "shm_size", "extra_hosts", "platforms", "tags",
-		"pull",	   "no_cache",   "ssh",	     "secrets", "isolation",  "privileged",
+		"context",	   "dockerfile", "target",	 "args",     "cache_from",
+		"cache_to",	   "labels",	 "network",	 "shm_size", "extra_hosts",
+		"platforms",	   "tags",	 "pull",	 "no_cache", "ssh",
+		"secrets",	   "isolation",	 "privileged",	 "ulimits",  "additional_contexts",
+		"dockerfile_inline", "entitlements", "provenance", "sbom",
 	};
 	if (ynode_is_null(v))
 		return 0;
@@ -158,6 +160,14 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 				rc = sb_string(b, val, w, k, &st->build->target);
 			} else if (!strcmp(k, "args") && !ynode_is_null(val)) {
 				rc = sb_kv(b, val, w, k, &st->build->args, SB_NULL_FROM_ENV, NULL);
+			} else if (!str_has_prefix(k, "x-")) {
+				cleanup_free char *id = xasprintf("build.%s", k);
+				sb_warn(b, id, "stage", &v->pairs[i].key->mark,
+					"%sbuild.%s: cpipe ignores it; %s", where, k,
+					!strcmp(k, "dockerfile_inline")
+						? "the context's Dockerfile is used"
+						: "the build uses the context, dockerfile, target and "
+						  "args only");
 			}
 			if (rc < 0)
 				return -1;
@@ -218,6 +228,10 @@ static int build_healthcheck(struct spec_builder *b, struct stage *st, const str
 			rc = sb_duration(b, val, w, k, &h->start_period_ms);
 		} else if (!strcmp(k, "start_interval")) {
 			rc = sb_duration(b, val, w, k, &n);
+			sb_warn(b, "healthcheck.start_interval", "stage", &v->pairs[i].key->mark,
+				"%sstart_interval: cpipe ignores it; it probes every interval, "
+				"during start_period too",
+				w);
 		} else if (!strcmp(k, "retries")) {
 			rc = sb_long(b, val, w, k, 0, 1000000, &n);
 			h->retries = (int)n;
