@@ -6,7 +6,7 @@
  * that file's directory first, as compose resolves them. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include "../lib/fs.h"
 #include "interp.h"
@@ -53,8 +53,12 @@ static int load_file(struct resolver *r, struct ynode **out, const char *abs,
 	cleanup_free char *data = NULL;
 	size_t len = 0;
 	*out = NULL;
-	if (access(abs, F_OK) != 0)
+	struct stat sb;
+	if (stat(abs, &sb) != 0)
 		return cp_error_at(r->err, at, "%s not found", shown);
+	/* A FIFO or a device would block or never end. */
+	if (!S_ISREG(sb.st_mode))
+		return cp_error_at(r->err, at, "%s is not a regular file", shown);
 	if (fs_read_file(&data, &len, abs, RESOLVE_MAX_BYTES, r->err) < 0)
 		return -1;
 	struct ynode *t = NULL;
