@@ -20,6 +20,7 @@ struct resolver {
 	const struct spec_options *opts;
 	struct strvec *read;
 	struct strvec stack; /* files being included, for cycles */
+	struct strvec chain; /* services being extended, for cycles */
 	struct cp_error *err;
 };
 
@@ -205,6 +206,9 @@ static int service_from_file(struct resolver *r, struct ynode **out, const char 
 	return rc;
 }
 
+static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struct ypair *ext,
+		       const char *path, const struct kvvec *env, int depth, char *state);
+
 /* Replaces stages->pairs[i].value by its base merged with it. state[i]:
  * 0 = not yet, 1 = being resolved (a cycle if met again), 2 = done. */
 static int extend_one(struct resolver *r, struct ynode *stages, size_t i, const char *path,
@@ -216,15 +220,36 @@ static int extend_one(struct resolver *r, struct ynode *stages, size_t i, const 
 		state[i] = 2;
 		return 0;
 	}
-	if (state[i] == 1)
-		return cp_error_at(r->err, &ext->key->mark,
-				   "stage \"%s\": extends cycle through \"%s\"", pr->key->str,
-				   pr->key->str);
+	if (state[i] == 1) {
+		struct strbuf sb = STRBUF_INIT;
+		size_t from = 0;
+		while (from < r->chain.n && strcmp(r->chain.v[from], pr->key->str))
+			from++;
+		for (size_t k = from; k < r->chain.n; k++)
+			sb_addf(&sb, "%s -> ", r->chain.v[k]);
+		sb_adds(&sb, pr->key->str);
+		cp_error_at(r->err, &ext->key->mark, "extends cycle: %s", sb_str(&sb));
+		sb_free(&sb);
+		return -1;
+	}
 	if (depth > RESOLVE_MAX_DEPTH)
 		return cp_error_at(r->err, &ext->key->mark,
 				   "stage \"%s\": extends nested deeper than %d files", pr->key->str,
 				   RESOLVE_MAX_DEPTH);
 	state[i] = 1;
+	strvec_push(&r->chain, pr->key->str);
+	int rc = extend_with(r, stages, i, ext, path, env, depth, state);
+	free(r->chain.v[--r->chain.n]);
+	if (rc == 0)
+		state[i] = 2;
+	return rc;
+}
+
+/* extend_one's work once stage i is marked in progress. */
+static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struct ypair *ext,
+		       const char *path, const struct kvvec *env, int depth, char *state)
+{
+	struct ypair *pr = &stages->pairs[i];
 	const struct ynode *v = ext->value;
 	const struct ynode *svc = v, *file = NULL;
 	if (v->kind == YNODE_MAP) {
@@ -299,7 +324,6 @@ static int extend_one(struct resolver *r, struct ynode *stages, size_t i, const 
 	}
 	spec_merge_service(&base, self);
 	pr->value = base;
-	state[i] = 2;
 	return 0;
 }
 
@@ -531,5 +555,6 @@ int spec_resolve(struct ynode *root, struct pipeline *p, const char *path,
 	strvec_push(&r.stack, path);
 	int rc = resolve_file(&r, root, path, env, 0);
 	strvec_free(&r.stack);
+	strvec_free(&r.chain);
 	return rc;
 }
