@@ -410,11 +410,14 @@ void sb_volume_order(struct spec_builder *b)
 			d->mark = svc->mark;
 			d->implicit = true;
 			d->condition = DEP_COMPLETED_SUCCESSFULLY;
+			/* Later services see this edge: no cycle through two of them. */
+			rdeps[j] = xrealloc(rdeps[j], (nrdeps[j] + 1) * sizeof(**rdeps));
+			rdeps[j][nrdeps[j]++] = s;
 			sb_addf(&after, "%s%s", after.len ? ", " : "", job->name);
 		}
 		if (after.len) {
-			char *why = xasprintf("%s; it starts after %s, which write the volumes it "
-					      "mounts",
+			char *why = xasprintf("%s; it starts after the jobs that write a volume it "
+					      "mounts: %s",
 					      svc->service_why, sb_str(&after));
 			free(svc->service_why);
 			svc->service_why = why;

@@ -251,7 +251,7 @@ EOF
 	CATGIF_PORT=$((20000 + RANDOM % 20000))
 	export CATGIF_PORT
 	run cpipe -f docker-compose.yml config --explain
-	assert_contains 'serve: service: stage "infer" depends on it with service_healthy; it starts after prepare, train, evaluate'
+	assert_contains 'serve: service: stage "infer" depends on it with service_healthy; it starts after the jobs that write a volume it mounts: prepare, train, evaluate'
 	run timeout 600 "$CPIPE_BIN" -f docker-compose.yml run
 	[ "$status" -eq 0 ] || fail "run exited $status"
 	assert_contains "serve is healthy"
