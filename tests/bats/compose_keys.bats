@@ -30,10 +30,14 @@ table_keys() {
 	[ -z "$missing" ] || fail "not in pipeline/compose_keys.c:$missing"
 }
 
-@test "the README's key reference lists every key of the table" {
+@test "the README's key reference lists every key of the table, with its fate" {
 	missing=""
-	for k in $(table_keys top_keys) $(table_keys service_keys); do
-		grep -q "\`$k\`" "$SRC/README.md" || missing="$missing $k"
+	for t in top_keys service_keys; do
+		while read -r fate k; do
+			case $fate in H) fate=honoured ;; W) fate=warned ;; C) fate=cpipe ;; esac
+			grep -qF "| \`$k\` | $fate |" "$SRC/README.md" || missing="$missing $k($fate)"
+		done < <(sed -n "/^static const struct compose_key $t\[\]/,/^};/p" \
+			"$SRC/pipeline/compose_keys.c" | sed -nE 's/^\s*([HWC])\("([a-z_]+)".*/\1 \2/p')
 	done
 	[ -z "$missing" ] || fail "README.md does not list:$missing"
 }
