@@ -205,6 +205,30 @@ EOF
 	assert_contains "redis stopped"
 }
 
+@test "up on a redis + web file returns once both are up, and down stops them" {
+	port=$(free_port)
+	compose <<EOF
+services:
+  redis:
+    image: redis
+    command: sh -c 'exec sleep 300'
+    restart: always
+  web:
+    image: web
+    command: sh -c 'exec busybox httpd -f -p 127.0.0.1:$port -h /'
+    ports: ["127.0.0.1:$port:$port"]
+    depends_on: [redis]
+EOF
+	run timeout 60 "$CPIPE_BIN" up
+	[ "$status" -eq 0 ] || fail "up exited $status"
+	run cpipe ps
+	assert_contains "redis"
+	assert_contains "127.0.0.1:$port->$port/tcp"
+	run timeout 60 "$CPIPE_BIN" down
+	[ "$status" -eq 0 ] || fail "down exited $status"
+	port_closed "$port" || fail "web still listening after down"
+}
+
 @test "an MLflow + minio + postgres shaped file runs to completion" {
 	compose <<'EOF'
 services:
