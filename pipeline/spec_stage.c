@@ -401,6 +401,61 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 	return 0;
 }
 
+/* ---- long-form volume and port options cpipe does not apply ---- */
+
+/* Warns about the options of long-form volumes (bind.propagation,
+ * volume.nocopy, tmpfs.size, consistency, ...) and ports (mode: ingress,
+ * name, app_protocol); spec_mounts.c reads the rest. */
+static void mount_port_warnings(struct spec_builder *b, const struct ynode *v,
+				const char *where)
+{
+	const struct ynode *vols = ymap_get(v, "volumes");
+	for (size_t i = 0; vols && vols->kind == YNODE_SEQ && i < vols->nitems; i++) {
+		const struct ynode *it = vols->items[i];
+		for (size_t k = 0; it->kind == YNODE_MAP && k < it->npairs; k++) {
+			const struct ypair *pr = &it->pairs[k];
+			const char *key = pr->key->str;
+			bool opts = !strcmp(key, "bind") || !strcmp(key, "volume") ||
+				    !strcmp(key, "tmpfs");
+			if (!opts && strcmp(key, "consistency"))
+				continue;
+			for (size_t o = 0; opts && pr->value->kind == YNODE_MAP &&
+					   o < pr->value->npairs;
+			     o++) {
+				const char *opt = pr->value->pairs[o].key->str;
+				cleanup_free char *id = xasprintf("volumes %s.%s", key, opt);
+				sb_warn(b, id, "stage", &pr->value->pairs[o].key->mark,
+					"%svolumes: %s.%s: cpipe ignores it; the mount gets the "
+					"runtime's defaults",
+					where, key, opt);
+			}
+			if (!opts)
+				sb_warn(b, "volumes consistency", "stage", &pr->key->mark,
+					"%svolumes: consistency: cpipe ignores it (Docker Desktop "
+					"only)",
+					where);
+		}
+	}
+	const struct ynode *ports = ymap_get(v, "ports");
+	for (size_t i = 0; ports && ports->kind == YNODE_SEQ && i < ports->nitems; i++) {
+		const struct ynode *it = ports->items[i];
+		for (size_t k = 0; it->kind == YNODE_MAP && k < it->npairs; k++) {
+			const struct ypair *pr = &it->pairs[k];
+			const char *key = pr->key->str;
+			if (!strcmp(key, "mode") && pr->value->kind == YNODE_SCALAR &&
+			    strcmp(pr->value->str, "ingress"))
+				continue; /* host: what cpipe does */
+			if (strcmp(key, "mode") && strcmp(key, "name") && strcmp(key, "app_protocol"))
+				continue;
+			cleanup_free char *id = xasprintf("ports %s", key);
+			sb_warn(b, id, "stage", &pr->key->mark,
+				"%sports: %s: cpipe ignores it; %s", where, key,
+				!strcmp(key, "mode") ? "ports are published on this host"
+						     : "it names nothing cpipe shows");
+		}
+	}
+}
+
 /* ---- params and --set ---- */
 
 static int build_params(struct spec_builder *b, struct stage *st, const struct ynode *v,
@@ -518,6 +573,7 @@ int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
 	if (sb_compose_keys(b, v, CK_SERVICE, where) < 0)
 		return -1;
+	mount_port_warnings(b, v, where);
 	const struct ynode *params = ymap_get(v, "params");
 	if (params && build_params(b, st, params, where) < 0)
 		return -1;

@@ -77,6 +77,21 @@ EOF
 	[ "$status" -eq 0 ] || fail "exit $status"
 	assert_contains 'compose.yaml:3:25: stage "train": build.dockerfile_inline: cpipe ignores it'
 	assert_contains 'compose.yaml:5:14: stage "train": deploy.replicas: cpipe ignores it; one instance of the stage runs'
+	# And the options of long-form volumes and ports.
+	compose <<'EOF'
+services:
+  train:
+    command: train
+    volumes:
+      - {type: bind, source: ., target: /src, bind: {propagation: rshared}}
+    ports:
+      - {target: 80, published: "8080", mode: host, app_protocol: http}
+EOF
+	run cpipe config
+	[ "$status" -eq 0 ] || fail "exit $status"
+	assert_contains 'compose.yaml:5:54: stage "train": volumes: bind.propagation: cpipe ignores it'
+	assert_contains 'compose.yaml:7:53: stage "train": ports: app_protocol: cpipe ignores it'
+	refute_contains "ports: mode"
 }
 
 @test "a key outside the specification is an error with a suggestion, x-* is ignored" {
