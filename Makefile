@@ -42,7 +42,8 @@ DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev
 	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
 	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev \
-	zsh fish man-db groff-base
+	zsh fish man-db groff-base podman golang-github-containernetworking-plugin-dnsname \
+	chromium file
 
 .PHONY: all deps test unit asan fuzz bench lint install clean example clang-check man completions
 all: $(CPIPE)
@@ -66,6 +67,7 @@ test:
 	@$(MAKE) --no-print-directory $(CPIPE) unit
 	@MAKEFLAGS= $(MAKE) --no-print-directory -s -C examples/catgif BUILD=build CFLAGS="-g -O2"
 	@tests/docker-setup || echo "make test: Docker is not usable here; its tests will be skipped"
+	@tests/podman-setup || echo "make test: Podman is not usable here; its tests will be skipped"
 	@CPIPE_BIN=$(abspath $(CPIPE)) UNIT_DIR=$(abspath $(BUILD)/tests) tests/run-all
 
 # The README's first command: the catgif pipeline on the default runtime
@@ -76,6 +78,7 @@ example:
 	@$(MAKE) --no-print-directory $(CPIPE)
 	@$(MAKE) --no-print-directory -s -C $(EXAMPLE)
 	./cpipe -C $(EXAMPLE) run
+	./cpipe -C $(EXAMPLE) report
 
 asan:
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \

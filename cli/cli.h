@@ -18,6 +18,10 @@ struct cli {
 	bool json;
 	bool quiet;
 	struct kvvec sets;   /* --set stage.param=value */
+	const char *project; /* -p */
+	struct strvec env_files; /* --env-file */
+	struct kvvec env;    /* after cli_load: the spec's interpolation environment */
+	bool no_warnings;    /* loading another project's spec (ls): no unset-variable warnings */
 };
 
 /* Loads the spec the global options point at. */
@@ -27,7 +31,10 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err);
 int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
 		struct cp_error *err);
 
-/* <project dir>/.cpipe, created with a .gitignore on first use. Caller owns. */
+/* <project dir>/.cpipe (.cpipe/projects/<name> for a project named by -p or
+ * COMPOSE_PROJECT_NAME otherwise than the spec names it), created with a
+ * .gitignore on first use; with `create` it also gets project.json, the
+ * project's name and spec files, for `cpipe ls`. Caller owns. */
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err);
 
 /* Parses the options of a verb with none of its own (only the global ones,
@@ -56,6 +63,19 @@ int cmd_down(struct cli *c, int argc, char **argv);
 int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+/* Compose's verbs on the services left up (cli/cmd_compose.c): exec STAGE
+ * CMD..., stop, start, restart, kill [-s SIG], rm [-s], port STAGE PORT,
+ * top, images; and ls, the projects under the current directory. */
+int cmd_exec(struct cli *c, int argc, char **argv);
+int cmd_stop(struct cli *c, int argc, char **argv);
+int cmd_start(struct cli *c, int argc, char **argv);
+int cmd_restart(struct cli *c, int argc, char **argv);
+int cmd_kill(struct cli *c, int argc, char **argv);
+int cmd_rm(struct cli *c, int argc, char **argv);
+int cmd_port(struct cli *c, int argc, char **argv);
+int cmd_top(struct cli *c, int argc, char **argv);
+int cmd_images(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
 /* cpipe completion bash|zsh|fish: the shell's completion script, generated
  * from the command and option tables (cli/cmd_completion.c). */
 int cmd_completion(struct cli *c, int argc, char **argv);
@@ -69,6 +89,8 @@ int cmd_show(struct cli *c, int argc, char **argv);
 int cmd_lineage(struct cli *c, int argc, char **argv);
 int cmd_prov(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
+/* cpipe report [RUN] [-o FILE]: the run as one HTML page (cli/cmd_report.c). */
+int cmd_report(struct cli *c, int argc, char **argv);
 
 /* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
  * [--dry-run]. */

@@ -151,6 +151,27 @@ static int dry_run_print(struct tracker *t, const struct plan *plan, bool json,
 	return 0;
 }
 
+/* run STAGE -- CMD: the stage runs CMD (after its entrypoint) once, as a
+ * job whatever it is, always (never skipped nor restored), its outputs
+ * observed rather than required. */
+static void make_one_off(struct stage *s, char **cmd, int n)
+{
+	strvec_free(&s->command);
+	for (int i = 0; i < n; i++)
+		strvec_push(&s->command, cmd[i]);
+	s->has_command = true;
+	s->service = false;
+	for (size_t i = 0; i < s->noutputs; i++) {
+		free(s->outputs[i].volume);
+		free(s->outputs[i].path);
+	}
+	for (size_t i = 0; i < s->nmetrics; i++) {
+		free(s->metrics[i].volume);
+		free(s->metrics[i].path);
+	}
+	s->noutputs = s->nmetrics = 0;
+}
+
 /* run and up share everything but which services stay up. */
 static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 {
@@ -173,13 +194,20 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	int rc = EXIT_USAGE;
 	int opt;
 
-	split_profiles(&profiles, getenv("COMPOSE_PROFILES"));
-	split_profiles(&profiles, getenv("CPIPE_PROFILES"));
 	/* The record keeps the command line as typed; parsing permutes argv. */
 	strvec_push(&cmdline, "cpipe");
 	for (int i = 0; i < argc; i++)
 		strvec_push(&cmdline, argv[i]);
-	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
+	/* run STAGE -- CMD ARGS...: what follows -- is the command, not
+	 * options nor stages. */
+	int one_off_at = -1;
+	for (int i = 1; !up && i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			one_off_at = i;
+			break;
+		}
+	int opt_argc = one_off_at >= 0 ? one_off_at : argc;
+	while ((opt = cli_getopt(c, opt_argc, argv)) >= 0) {
 		switch (opt) {
 		case 'n':
 			no_deps = true;
@@ -216,6 +244,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			break;
 		case 'r': /* run --rm: cpipe leaves no stopped container behind anyway */
 		case 'D': /* up -d: up returns once the services are healthy anyway */
+		case 'W': /* up --wait: the same */
+		case 'B': /* up --build: a run builds what has build: anyway */
 			break;
 		}
 	}
@@ -223,10 +253,41 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		rc = cli_opt_exit(opt);
 		goto out;
 	}
+	int names_from = optind, names_to = opt_argc;
+	if (one_off_at >= 0 && optind == opt_argc) {
+		/* run -- NAMES: -- only ends the options. */
+		names_from = one_off_at + 1;
+		names_to = argc;
+		one_off_at = -1;
+	}
+	if (one_off_at >= 0 && (opt_argc - optind != 1 || one_off_at + 1 >= argc)) {
+		fprintf(stderr, "usage: cpipe run [OPTIONS] STAGE -- CMD [ARGS...]; see cpipe run "
+				"--help\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	if (cli_load(&p, c, &err) < 0)
 		goto fail;
-	for (int i = optind; i < argc; i++)
+	{
+		const struct kv *kv = kvvec_get(&c->env, "COMPOSE_PROFILES");
+		struct strvec chosen = {0};
+		split_profiles(&chosen, kv ? kv->value : NULL);
+		split_profiles(&chosen, getenv("CPIPE_PROFILES"));
+		for (size_t i = 0; i < profiles.n; i++)
+			strvec_push(&chosen, profiles.v[i]);
+		strvec_free(&profiles);
+		profiles = chosen;
+	}
+	for (int i = names_from; i < names_to; i++)
 		strvec_push(&names, argv[i]);
+	long one_off = -1;
+	if (one_off_at >= 0) {
+		if ((one_off = pipeline_stage_index(p, names.v[0])) < 0) {
+			pipeline_unknown_stage(p, names.v[0], &err);
+			goto fail;
+		}
+		make_one_off(&p->stages[one_off], argv + one_off_at + 1, argc - one_off_at - 1);
+	}
 	bool typed_names = names.n > 0;
 	if (up && names.n == 0)
 		for (size_t i = 0; i < p->nstages; i++)
@@ -256,7 +317,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	forced = xcalloc(p->nstages ? p->nstages : 1, sizeof(*forced));
 	for (size_t i = 0; i < p->nstages; i++)
 		forced[i] = plan.selected[i] &&
-			    (force_all || (force && (!typed_names || plan.named[i])));
+			    (force_all || (force && (!typed_names || plan.named[i])) ||
+			     (long)i == one_off);
 	if (dry_run) {
 		struct track_options to = {.plan = &plan, .forced = forced};
 		if (!(state = cli_state_dir(p, true, &err)) || ops->open(&rt, p, state, &err) < 0)
@@ -284,7 +346,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		struct track_options to = {.state_dir = state, .run_id = run_id, .forced = forced,
 					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
-					   .argv = &cmdline};
+					   .argv = &cmdline, .one_off = one_off >= 0};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
 			goto fail;
 		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,

@@ -12,17 +12,9 @@
 #include "../pipeline/services.h"
 #include "cli.h"
 #include "opts.h"
+#include "svc.h"
 
-/* The spec, state dir and opened runtime every verb here needs. */
-struct svc_ctx {
-	struct pipeline *p;
-	const struct runtime_ops *ops;
-	struct runtime *rt;
-	char *state;
-	int lock_fd;
-};
-
-static int svc_open(struct svc_ctx *x, struct cli *c, bool lock, struct cp_error *err)
+int svc_open(struct svc_ctx *x, struct cli *c, bool lock, struct cp_error *err)
 {
 	memset(x, 0, sizeof(*x));
 	x->lock_fd = -1;
@@ -37,7 +29,7 @@ static int svc_open(struct svc_ctx *x, struct cli *c, bool lock, struct cp_error
 	return x->ops->open(&x->rt, x->p, x->state, err);
 }
 
-static void svc_close(struct svc_ctx *x)
+void svc_close(struct svc_ctx *x)
 {
 	if (x->rt)
 		x->ops->close(x->rt);
@@ -49,9 +41,9 @@ static void svc_close(struct svc_ctx *x)
 
 /* The runtime that started a service (its state file says), so ps/down
  * work whatever --runtime says now. */
-static const struct runtime_ops *state_ops(struct svc_ctx *x, const cJSON *st,
-					   struct runtime **rt_out, struct runtime **owned,
-					   struct cp_error *err)
+const struct runtime_ops *svc_state_ops(struct svc_ctx *x, const cJSON *st,
+					struct runtime **rt_out, struct runtime **owned,
+					struct cp_error *err)
 {
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
 	const struct runtime_ops *ops = name ? runtime_find(name) : NULL;
@@ -70,11 +62,11 @@ static const struct runtime_ops *state_ops(struct svc_ctx *x, const cJSON *st,
 	return ops;
 }
 
-static int alive(struct svc_ctx *x, const cJSON *st)
+bool svc_alive(struct svc_ctx *x, const cJSON *st)
 {
 	struct cp_error e = {0};
 	struct runtime *rt = NULL, *owned = NULL;
-	const struct runtime_ops *ops = state_ops(x, st, &rt, &owned, &e);
+	const struct runtime_ops *ops = svc_state_ops(x, st, &rt, &owned, &e);
 	int rc = ops && ops->handle_alive ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
 					  : 0;
 	if (owned)
@@ -145,7 +137,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 		cJSON *st = NULL;
 		if (service_state_load(&st, x.state, names.v[i], &err) != 0)
 			continue;
-		bool up = alive(&x, st);
+		bool up = svc_alive(&x, st);
 		bool healthy = cJSON_IsTrue(cJSON_GetObjectItem(st, "healthy"));
 		const char *health = !up ? "-" : healthy ? "healthy" : "starting";
 		if (up && healthy && !service_healthy_now(&x, names.v[i], st))
@@ -208,7 +200,7 @@ int cmd_down(struct cli *c, int argc, char **argv)
 		if (service_state_load(&st, x.state, names.v[i], &err) != 0)
 			continue;
 		struct runtime *rt = NULL, *owned = NULL;
-		const struct runtime_ops *ops = state_ops(&x, st, &rt, &owned, &err);
+		const struct runtime_ops *ops = svc_state_ops(&x, st, &rt, &owned, &err);
 		const struct stage *s = pipeline_stage(x.p, names.v[i]);
 		long grace = s ? s->stop_grace_ms : 10000;
 		int stopped = ops && ops->handle_stop
@@ -309,7 +301,7 @@ static int print_log(struct svc_ctx *x, const char *path, const char *prefix, in
 			line_out_feed(&lo, buf, (size_t)n);
 			continue;
 		}
-		if (!follow || stop_following || (st && !alive(x, st)))
+		if (!follow || stop_following || (st && !svc_alive(x, st)))
 			break;
 		usleep(100000);
 	}
@@ -332,7 +324,7 @@ static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *pre
 			     struct cp_error *err)
 {
 	struct runtime *rt = NULL, *owned = NULL;
-	const struct runtime_ops *ops = state_ops(x, st, &rt, &owned, err);
+	const struct runtime_ops *ops = svc_state_ops(x, st, &rt, &owned, err);
 	if (!ops)
 		return -1;
 	int rc = 1;
@@ -431,7 +423,7 @@ static void follow_logs(struct svc_ctx *x, const char *run, struct follow_src *s
 			struct follow_src *f = &srcs[i];
 			if (f->done)
 				continue;
-			bool ended = stop_following || (f->st ? !alive(x, f->st)
+			bool ended = stop_following || (f->st ? !svc_alive(x, f->st)
 							      : !live || record_has_stage(rec, f->name));
 			follow_drain(f);
 			if (ended)
@@ -470,7 +462,7 @@ static int follow_running(struct svc_ctx *x, const char *stage, int width)
 			continue;
 		cJSON *st = NULL;
 		const char *path = NULL;
-		if (service_state_load(&st, x->state, name, &e) == 0 && alive(x, st))
+		if (service_state_load(&st, x->state, name, &e) == 0 && svc_alive(x, st))
 			path = cJSON_GetStringValue(cJSON_GetObjectItem(st, "log"));
 		cp_error_clear(&e);
 		if (!path) {

@@ -28,6 +28,16 @@ static const struct command {
 	{"down", cmd_down, "stop what the project started (-v: also its volumes)"},
 	{"ps", cmd_ps, "list the project's services: state, health, ports, uptime"},
 	{"logs", cmd_logs, "print the logs of a running service or of a run"},
+	{"exec", cmd_exec, "run a command in a running service, exiting with its exit code"},
+	{"stop", cmd_stop, "stop services, keeping them for start"},
+	{"start", cmd_start, "start stopped services again, from the spec"},
+	{"restart", cmd_restart, "stop and start services"},
+	{"kill", cmd_kill, "send a signal to running services (default SIGKILL)"},
+	{"rm", cmd_rm, "forget stopped services (-s: stop them first)"},
+	{"port", cmd_port, "print the host address a service publishes PORT on; 1 if none"},
+	{"top", cmd_top, "list the processes of running services"},
+	{"images", cmd_images, "list the images of the stages (with their IDs on docker)"},
+	{"ls", cmd_ls, "list the projects with state here and below, or on the Docker daemon"},
 	{"config", cmd_config, "print the resolved spec, secrets masked"},
 	{"graph", cmd_graph, "print the stage graph as DOT or Mermaid"},
 	{"volume", cmd_volume, "manage the project's volumes: ls, inspect, rm, prune"},
@@ -36,6 +46,7 @@ static const struct command {
 	{"lineage", cmd_lineage, "what produced an artifact"},
 	{"prov", cmd_prov, "W3C PROV-JSON of a run"},
 	{"metrics", cmd_metrics, "metrics of a run, or how two runs differ"},
+	{"report", cmd_report, "one run as a self-contained HTML page: graph, timeline, metrics, outputs"},
 	{"checkout", cmd_checkout, "put the outputs of a run or a git revision back into the volumes"},
 	{"gc", cmd_gc, "remove stored objects that nothing refers to"},
 	{"completion", cmd_completion, "print a completion script for bash, zsh or fish"},
@@ -45,8 +56,8 @@ static const struct command {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: cpipe [-f FILE]... [-C DIR] [--runtime local|docker] [--json] [-q] "
-		     "COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(out, "usage: cpipe [-f FILE]... [-C DIR] [-p NAME] [--env-file FILE]... "
+		     "[--runtime " RUNTIME_CHOICES "] [--json] [-q] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nglobal options go before or after the command; cpipe COMMAND --help "
@@ -162,10 +173,15 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 		.nfiles = c->files.n,
 		.dir = c->dir,
 		.sets = &c->sets,
+		.project_name = c->project,
+		.env_files = (const char *const *)c->env_files.v,
+		.nenv_files = c->env_files.n,
+		.env_out = &c->env,
+		.no_warnings = c->no_warnings,
 	};
 	if (spec_load(out, &o, err) < 0)
 		return -1;
-	for (size_t i = 0; i < (*out)->warnings.n; i++)
+	for (size_t i = 0; !c->no_warnings && i < (*out)->warnings.n; i++)
 		fprintf(stderr, "cpipe: warning: %s\n", (*out)->warnings.v[i]);
 	return 0;
 }
@@ -183,39 +199,78 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 	const struct runtime_ops *ops = runtime_find(name);
 	if (!ops) {
 		err->code = EXIT_USAGE;
-		return cp_error_set(err, "unknown runtime \"%s\"; available: local, docker", name);
+		return cp_error_set(err, "unknown runtime \"%s\"; available: %s", name,
+				    RUNTIME_CHOICES);
 	}
 	*ops_out = ops;
 	return 0;
 }
 
+/* project.json: which project this state is of, for `cpipe ls`. Rewritten
+ * only when it changed. */
+static int write_project_info(const char *dir, const struct pipeline *p, struct cp_error *err)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", p->name);
+	cJSON_AddStringToObject(o, "dir", p->dir);
+	cJSON *files = cJSON_AddArrayToObject(o, "files");
+	for (size_t i = 0; i < p->files.n; i++)
+		cJSON_AddItemToArray(files, cJSON_CreateString(p->files.v[i]));
+	char *text = cJSON_Print(o);
+	cJSON_Delete(o);
+	cleanup_free char *path = path_join(dir, "project.json");
+	cleanup_free char *old = NULL;
+	struct cp_error ignored = {0};
+	int rc = 0;
+	if (fs_read_file(&old, NULL, path, 1 << 20, &ignored) < 0 || strcmp(old, text) != 0)
+		rc = fs_write_atomic(path, text, strlen(text), 0600, err);
+	free(text);
+	return rc;
+}
+
 char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 {
-	char *dir = path_join(p->dir, ".cpipe");
-	if (fs_state_dir_check(dir, err) < 0) {
-		free(dir);
-		return NULL;
+	char *top = path_join(p->dir, ".cpipe");
+	char *dir = p->name_chosen ? xasprintf("%s/projects/%s", top, p->name) : xstrdup(top);
+	bool ok = fs_state_dir_check(top, err) == 0 && fs_state_dir_check(dir, err) == 0;
+	struct stat lst;
+	cleanup_free char *projects = path_join(top, "projects");
+	if (ok && p->name_chosen && lstat(projects, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
+		err->code = EXIT_USAGE;
+		cp_error_set(err,
+			     "%s is not a directory (a symlink?); cpipe will not keep state "
+			     "through it: remove it and run again",
+			     projects);
+		ok = false;
 	}
-	if (!create)
+	if (!ok || !create) {
+		free(top);
+		if (!ok) {
+			free(dir);
+			return NULL;
+		}
 		return dir;
+	}
 	/* Logs, records and caches may hold what a stage printed or read:
 	 * the owner's alone, also in a project made by an older cpipe. */
 	struct stat st;
-	if (lstat(dir, &st) == 0) {
+	if (lstat(top, &st) == 0) {
 		if (S_ISDIR(st.st_mode) && (st.st_mode & 077) && st.st_uid == geteuid())
-			chmod(dir, 0700);
-		return dir;
+			chmod(top, 0700);
+	} else {
+		cleanup_free char *ignore = path_join(top, ".gitignore");
+		if (fs_mkdir_p(top, 0700, err) < 0 ||
+		    fs_write_atomic(ignore, "*\n", 2, 0644, err) < 0)
+			goto fail;
 	}
-	if (fs_mkdir_p(dir, 0700, err) < 0) {
-		free(dir);
-		return NULL;
-	}
-	cleanup_free char *ignore = path_join(dir, ".gitignore");
-	if (fs_write_atomic(ignore, "*\n", 2, 0644, err) < 0) {
-		free(dir);
-		return NULL;
-	}
+	if (fs_mkdir_p(dir, 0700, err) < 0 || write_project_info(dir, p, err) < 0)
+		goto fail;
+	free(top);
 	return dir;
+fail:
+	free(top);
+	free(dir);
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -223,6 +278,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
 		{"project-directory", required_argument, NULL, 'C'},
+		{"project-name", required_argument, NULL, 'p'},
+		{"env-file", required_argument, NULL, 'E'},
 		{"runtime", required_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'J'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -237,13 +294,19 @@ int main(int argc, char **argv)
 	if (argc > 0 && strcmp(argv[0], "cpipe-netns") == 0)
 		return netns_holder_main(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	while ((opt = getopt_long(argc, argv, "+f:C:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+f:C:p:qh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
 			strvec_push(&c.files, optarg);
 			break;
 		case 'C':
 			c.dir = optarg;
+			break;
+		case 'p':
+			c.project = optarg;
+			break;
+		case 'E':
+			strvec_push(&c.env_files, optarg);
 			break;
 		case 'R':
 			c.runtime = optarg;
@@ -283,6 +346,8 @@ int main(int argc, char **argv)
 	rc = unknown_command(name);
 out:
 	strvec_free(&c.files);
+	strvec_free(&c.env_files);
 	kvvec_free(&c.sets);
+	kvvec_free(&c.env);
 	return rc;
 }

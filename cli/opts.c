@@ -3,13 +3,18 @@
 #include <string.h>
 
 #include "opts.h"
+#include "../stages/runtime.h"
 
-enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP };
+enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE };
 
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
 	{"project-directory", 'C', "DIR", "the project's directory (default: the current one)", G_DIR},
-	{"runtime", 0, "local|docker", "local or docker (default: CPIPE_RUNTIME, the spec's runtime:)",
+	{"project-name", 'p', "NAME",
+	 "the project's name (default: COMPOSE_PROJECT_NAME, the spec's name:, the directory's)",
+	 G_PROJECT},
+	{"env-file", 0, "FILE", "read variables from FILE instead of .env (repeatable)", G_ENV_FILE},
+	{"runtime", 0, RUNTIME_CHOICES, "where stages run (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
 	{"quiet", 'q', NULL, "print less", G_QUIET},
@@ -33,12 +38,17 @@ static const struct cli_opt run_opts[] = {
 	{"keep-serving", 0, NULL, "leave the services this run started running", 'K'},
 	{"rm", 0, NULL, "accepted for compose's sake; a no-op: cpipe keeps no stopped containers",
 	 'r'},
+	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: run stays in the foreground",
+	 'D'},
 	{0},
 };
 
 static const struct cli_opt up_opts[] = {
 	RUN_OPTS,
 	{"detach", 'd', NULL, "accepted for compose's sake; a no-op: up returns once healthy", 'D'},
+	{"wait", 0, NULL, "accepted for compose's sake; a no-op: up always waits for health", 'W'},
+	{"build", 0, NULL, "accepted for compose's sake; a no-op: up builds what has build:",
+	 'B'},
 	{0},
 };
 
@@ -88,6 +98,12 @@ static const struct cli_opt metrics_opts[] = {
 	{0},
 };
 
+static const struct cli_opt report_opts[] = {
+	{"output", 'o', "FILE", "write the page to FILE (- prints it; default .cpipe/reports/RUN.html)",
+	 'o'},
+	{0},
+};
+
 static const struct cli_opt gc_opts[] = {
 	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
 	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
@@ -99,30 +115,75 @@ static const struct cli_opt help_opts[] = {
 	{0},
 };
 
+static const struct cli_opt exec_opts[] = {
+	{"no-tty", 'T', NULL, "accepted for compose's sake: no terminal is allocated anyway", 'T'},
+	{0},
+};
+
+static const struct cli_opt kill_opts[] = {
+	{"signal", 's', "SIG", "the signal, a name (TERM, SIGHUP) or a number (default KILL)", 's'},
+	{0},
+};
+
+static const struct cli_opt rm_opts[] = {
+	{"stop", 's', NULL, "stop running services first, then remove them", 's'},
+	{"force", 'f', NULL, "accepted for compose's sake: rm asks nothing anyway", 'f'},
+	{0},
+};
+
+static const struct cli_opt port_opts[] = {
+	{"protocol", 0, "tcp|udp", "the protocol of PORT (default tcp)", 'P'},
+	{0},
+};
+
 static const struct cli_opt no_opts[] = {{0}};
 
+#define SVC_EXITS                                                                            \
+	"0 ok (also with nothing to do), 1 the runtime refused, 2 bad usage or spec, 3 runtime " \
+	"unavailable, 4 project busy"
+
 static const struct cli_verb verbs[] = {
-	{"run", "[STAGE...]", run_opts},
-	{"status", "[STAGE...]", status_opts},
-	{"verify", "", no_opts},
-	{"build", "[STAGE...]", no_opts},
-	{"up", "[SERVICE...]", up_opts},
-	{"down", "", down_opts},
-	{"ps", "", no_opts},
-	{"logs", "[STAGE]", logs_opts},
-	{"config", "", config_opts},
-	{"graph", "", graph_opts},
-	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts},
-	{"runs", "", no_opts},
-	{"show", "RUN", no_opts},
-	{"lineage", "VOLUME:PATH|DIGEST", no_opts},
-	{"prov", "RUN", no_opts},
-	{"metrics", "[RUN]", metrics_opts},
-	{"checkout", "RUN|REV", no_opts},
-	{"gc", "", gc_opts},
-	{"completion", "bash|zsh|fish", no_opts},
-	{"version", "", no_opts},
-	{"help", "[COMMAND]", help_opts},
+	{"run", "[STAGE...] | STAGE -- CMD [ARGS...]", run_opts,
+	 "0 ok, 1 a stage (or the one-off CMD) failed, 2 bad usage or spec, 3 runtime unavailable, "
+	 "4 project busy, 130 interrupted"},
+	{"status", "[STAGE...]", status_opts, NULL},
+	{"verify", "", no_opts, NULL},
+	{"build", "[STAGE...]", no_opts, NULL},
+	{"up", "[SERVICE...]", up_opts, NULL},
+	{"down", "", down_opts, NULL},
+	{"ps", "", no_opts, NULL},
+	{"logs", "[STAGE]", logs_opts, NULL},
+	{"exec", "STAGE CMD [ARGS...]", exec_opts,
+	 "CMD's own (126/127: it cannot be run), 1 the service is not up, 2 bad usage or spec, "
+	 "3 runtime unavailable"},
+	{"stop", "[SERVICE...]", no_opts, SVC_EXITS},
+	{"start", "[SERVICE...]", no_opts,
+	 "0 ok (also with nothing stopped), 1 a service failed to start, 2 bad usage or spec, "
+	 "3 runtime unavailable, 4 project busy"},
+	{"restart", "[SERVICE...]", no_opts,
+	 "0 ok, 1 a service failed to start, 2 bad usage or spec, 3 runtime unavailable, "
+	 "4 project busy"},
+	{"kill", "[SERVICE...]", kill_opts, SVC_EXITS},
+	{"rm", "[SERVICE...]", rm_opts, SVC_EXITS},
+	{"port", "SERVICE PORT[/PROTOCOL]", port_opts,
+	 "0 printed, 1 the service is not up or does not publish PORT, 2 bad usage or spec"},
+	{"top", "[SERVICE...]", no_opts, NULL},
+	{"images", "[STAGE...]", no_opts, NULL},
+	{"ls", "", no_opts, NULL},
+	{"config", "", config_opts, NULL},
+	{"graph", "", graph_opts, NULL},
+	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts, NULL},
+	{"runs", "", no_opts, NULL},
+	{"show", "RUN", no_opts, NULL},
+	{"lineage", "VOLUME:PATH|DIGEST", no_opts, NULL},
+	{"prov", "RUN", no_opts, NULL},
+	{"metrics", "[RUN]", metrics_opts, NULL},
+	{"report", "[RUN]", report_opts, NULL},
+	{"checkout", "RUN|REV", no_opts, NULL},
+	{"gc", "", gc_opts, NULL},
+	{"completion", "bash|zsh|fish", no_opts, NULL},
+	{"version", "", no_opts, NULL},
+	{"help", "[COMMAND]", help_opts, NULL},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)
@@ -166,6 +227,8 @@ void cli_verb_help(FILE *out, const char *name)
 	}
 	fprintf(out, "global options (before or after the command; -- ends options):\n");
 	print_opts(out, cli_global_opts, v ? v->opts : NULL);
+	if (v && v->exits)
+		fprintf(out, "\nexit codes: %s\n", v->exits);
 }
 
 /* Which table entry getopt's result `r` stands for. Long options carry
@@ -239,6 +302,12 @@ int cli_getopt(struct cli *c, int argc, char **argv)
 			break;
 		case G_DIR:
 			c->dir = optarg;
+			break;
+		case G_PROJECT:
+			c->project = optarg;
+			break;
+		case G_ENV_FILE:
+			strvec_push(&c->env_files, optarg);
 			break;
 		case G_RUNTIME:
 			c->runtime = optarg;

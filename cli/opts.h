@@ -21,6 +21,7 @@ struct cli_verb {
 	const char *name;
 	const char *operands;       /* after [OPTIONS] in the usage line */
 	const struct cli_opt *opts; /* ends with a zeroed entry */
+	const char *exits;          /* the exit codes, when the verb's own; NULL = the usual */
 };
 
 /* The options every verb accepts, before or after the verb; zero-terminated. */

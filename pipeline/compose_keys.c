@@ -27,7 +27,7 @@ static const struct compose_key top_keys[] = {
 	W("secrets", "secrets are not mounted into stages; their values are masked wherever the spec uses them"),
 	W("configs", "cpipe ignores it; configs are not mounted into stages"),
 	C("stages", "the stages, by name (cpipe's name for services:)"),
-	C("runtime", "local (default) or docker"),
+	C("runtime", "local (default), docker or podman"),
 };
 
 static const struct compose_key service_keys[] = {

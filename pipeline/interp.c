@@ -1,6 +1,7 @@
 #include "interp.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -162,15 +163,20 @@ out:
 	return rc;
 }
 
-int interp_env_build(struct kvvec *out, const char *const *env, const char *dotenv_path,
-		     const char *dotenv_shown, struct cp_error *err)
+int interp_env_build(struct kvvec *out, const char *const *env, const char *const *files,
+		     const char *const *shown, size_t nfiles, bool must_exist, struct cp_error *err)
 {
-	if (access(dotenv_path, F_OK) == 0) {
+	for (size_t f = 0; f < nfiles; f++) {
+		if (access(files[f], F_OK) != 0) {
+			if (!must_exist)
+				continue;
+			return cp_error_errno(err, "env file %s (given with --env-file)", shown[f]);
+		}
 		cleanup_free char *data = NULL;
-		if (fs_read_file(&data, NULL, dotenv_path, 16 << 20, err) < 0)
+		if (fs_read_file(&data, NULL, files[f], 16 << 20, err) < 0)
 			return -1;
 		struct kvvec dot = {0};
-		if (envfile_parse(&dot, dotenv_shown, data, err) < 0) {
+		if (envfile_parse(&dot, shown[f], data, err) < 0) {
 			kvvec_free(&dot);
 			return -1;
 		}
@@ -200,6 +206,7 @@ struct interp {
 	bool changed;
 	int depth; /* of nested ${...}, capped: the parser recurses */
 	struct redactor *secrets; /* gets the values of secret variables read; may be NULL */
+	struct strvec *warned;    /* unset variables already warned about; NULL = no warnings */
 	struct cp_error *err;
 };
 
@@ -227,6 +234,21 @@ static const char *lookup(const struct interp *in, const char *name, size_t n)
 	if (kv && kv->value && in->secrets && env_name_is_secret(k))
 		redactor_add(in->secrets, kv->value);
 	return kv ? kv->value : NULL;
+}
+
+/* An unset variable read bare (`$X`, `${X}`) becomes "", as in compose,
+ * with one warning per name naming it. */
+static void warn_unset(struct interp *in, const char *name, size_t n)
+{
+	if (!in->warned)
+		return;
+	cleanup_free char *k = xstrndup(name, n);
+	for (size_t i = 0; i < in->warned->n; i++)
+		if (strcmp(in->warned->v[i], k) == 0)
+			return;
+	strvec_push(in->warned, k);
+	fprintf(stderr, "cpipe: warning: %s:%d:%d: the \"%s\" variable is not set; defaulting to "
+			"a blank string\n", in->mark->file, in->mark->line, in->mark->col, k);
 }
 
 static int interp_word(struct interp *in, const char **pp, bool in_brace, bool active,
@@ -262,6 +284,8 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 	if (*p == '}') {
 		if (active && value)
 			sb_adds(out, value);
+		else if (active)
+			warn_unset(in, name, nlen);
 		*pp = p + 1;
 		return 0;
 	}
@@ -349,6 +373,8 @@ static int interp_word(struct interp *in, const char **pp, bool in_brace, bool a
 			const char *value = lookup(in, name, (size_t)(p - name));
 			if (active && value)
 				sb_adds(out, value);
+			else if (active)
+				warn_unset(in, name, (size_t)(p - name));
 		} else {
 			if (active)
 				sb_addc(out, '$');
@@ -361,9 +387,9 @@ static int interp_word(struct interp *in, const char **pp, bool in_brace, bool a
 
 static int interp_one(char **out, bool *changed, const char *s, const struct kvvec *env,
 		      const struct cp_mark *mark, int exact_col, struct redactor *secrets,
-		      struct cp_error *err)
+		      struct strvec *warned, struct cp_error *err)
 {
-	struct interp in = {s, env, mark, exact_col, false, 0, secrets, err};
+	struct interp in = {s, env, mark, exact_col, false, 0, secrets, warned, err};
 	struct strbuf sb = STRBUF_INIT;
 	const char *p = s;
 	*out = NULL;
@@ -380,11 +406,11 @@ static int interp_one(char **out, bool *changed, const char *s, const struct kvv
 int interp_string(char **out, bool *changed, const char *s, const struct kvvec *env,
 		  const struct cp_mark *mark, int exact_col, struct cp_error *err)
 {
-	return interp_one(out, changed, s, env, mark, exact_col, NULL, err);
+	return interp_one(out, changed, s, env, mark, exact_col, NULL, NULL, err);
 }
 
 static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
-		       struct redactor *secrets, struct cp_error *err)
+		       struct redactor *secrets, struct strvec *warned, struct cp_error *err)
 {
 	switch (n->kind) {
 	case YNODE_SCALAR: {
@@ -392,7 +418,8 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 			return 0;
 		char *s;
 		bool changed;
-		if (interp_one(&s, &changed, n->str, env, &n->mark, n->exact_col, secrets, err) < 0)
+		if (interp_one(&s, &changed, n->str, env, &n->mark, n->exact_col, secrets, warned,
+			       err) < 0)
 			return -1;
 		free(n->str);
 		n->str = s;
@@ -404,14 +431,14 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 	}
 	case YNODE_SEQ:
 		for (size_t i = 0; i < n->nitems; i++)
-			if (interp_node(n->items[i], env, false, secrets, err) < 0)
+			if (interp_node(n->items[i], env, false, secrets, warned, err) < 0)
 				return -1;
 		return 0;
 	case YNODE_MAP:
 		for (size_t i = 0; i < n->npairs; i++) {
 			if (top && str_has_prefix(n->pairs[i].key->str, "x-"))
 				continue;
-			if (interp_node(n->pairs[i].value, env, false, secrets, err) < 0)
+			if (interp_node(n->pairs[i].value, env, false, secrets, warned, err) < 0)
 				return -1;
 		}
 		return 0;
@@ -420,9 +447,9 @@ static int interp_node(struct ynode *n, const struct kvvec *env, bool top,
 }
 
 int interp_tree(struct ynode *root, const struct kvvec *env, struct redactor *secrets,
-		struct cp_error *err)
+		struct strvec *warned, struct cp_error *err)
 {
-	return root ? interp_node(root, env, true, secrets, err) : 0;
+	return root ? interp_node(root, env, true, secrets, warned, err) : 0;
 }
 
 int interp_params(char **out, const char *s, const struct kvvec *params, const char *stage,

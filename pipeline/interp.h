@@ -17,11 +17,12 @@
 int envfile_parse(struct kvvec *out, const char *file, const char *data, struct cp_error *err);
 
 /* Builds the interpolation environment into `out` (caller frees): the
- * entries of the `.env` file at `dotenv_path` (a missing file is fine;
- * `dotenv_shown` names it in errors), overridden by `env` (NULL-terminated
- * KEY=VALUE strings; NULL = the process environment). */
-int interp_env_build(struct kvvec *out, const char *const *env, const char *dotenv_path,
-		     const char *dotenv_shown, struct cp_error *err);
+ * entries of the env files `files` in order, later ones winning (`shown`
+ * names them in errors; a missing one is skipped, or fails when
+ * `must_exist`), overridden by `env` (NULL-terminated KEY=VALUE strings;
+ * NULL = the process environment). */
+int interp_env_build(struct kvvec *out, const char *const *env, const char *const *files,
+		     const char *const *shown, size_t nfiles, bool must_exist, struct cp_error *err);
 
 /* Interpolates `s`. *out is a new string the caller owns; *changed tells
  * whether any `$` form was replaced. `${params.NAME}` is kept verbatim.
@@ -33,10 +34,12 @@ int interp_string(char **out, bool *changed, const char *s, const struct kvvec *
 /* Interpolates every scalar value below `root` in place (mapping keys and
  * top-level `x-*` entries are left alone). The value of every variable
  * read whose name is secret (env_name_is_secret) is added to `secrets`
- * (may be NULL), so whatever it fed can be masked. Fails on the first
- * error. */
+ * (may be NULL), so whatever it fed can be masked. An unset variable read
+ * without a default becomes "" and, unless `warned` (the names already
+ * warned about, updated) is NULL, is warned about on stderr once, with
+ * where it is used. Fails on the first error. */
 int interp_tree(struct ynode *root, const struct kvvec *env, struct redactor *secrets,
-		struct cp_error *err);
+		struct strvec *warned, struct cp_error *err);
 
 /* Replaces every `${params.NAME}` in `s` with the value of NAME in
  * `params`; *out is new and owned by the caller. An unknown NAME fails at

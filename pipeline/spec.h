@@ -127,7 +127,8 @@ struct volume {
 #define SPEC_STAGE_NAME_MAX 200
 
 struct pipeline {
-	char *name;    /* project name: name:, else the directory's basename */
+	char *name;    /* project name: -p, COMPOSE_PROJECT_NAME, name:, the dir's basename */
+	bool name_chosen; /* by -p or COMPOSE_PROJECT_NAME: its state is its own */
 	char *runtime; /* runtime: from the spec, NULL if absent */
 	char *dir;     /* absolute project directory (of the first spec file) */
 	struct strvec files; /* absolute paths of the spec files, in order */
@@ -156,6 +157,11 @@ struct spec_options {
 	const char *dir;          /* -C DIR; NULL = cwd */
 	const char *const *env;   /* NULL-terminated KEY=VALUE; NULL = environ */
 	const struct kvvec *sets; /* --set "stage.param" = value */
+	const char *project_name; /* -p; NULL = COMPOSE_PROJECT_NAME, name:, the dir's name */
+	const char *const *env_files; /* --env-file, in order; none = <project dir>/.env */
+	size_t nenv_files;
+	struct kvvec *env_out; /* when set, gets the interpolation environment */
+	bool no_warnings;      /* say nothing of unset variables (another project's spec) */
 };
 
 /* Loads, interpolates, merges and validates the spec. On error `err` holds

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "../lib/fs.h"
+#include "../stages/runtime.h"
 #include "compose_keys.h"
 #include "interp.h"
 #include "spec_build.h"
@@ -498,14 +499,17 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 				goto out;
 			}
 		} else if (!strcmp(k, "runtime")) {
-			static const char *const runtimes[] = {"local", "docker"};
 			if (sb_string(&b, pr->value, "", k, &p->runtime) < 0)
 				goto out;
-			if (p->runtime && strcmp(p->runtime, "local") && strcmp(p->runtime, "docker")) {
-				const char *near = suggest_nearest(p->runtime, runtimes, 2);
+			if (p->runtime && !runtime_find(p->runtime)) {
+				const char *names[8];
+				size_t n = 0;
+				while (n < ARRAY_LEN(names) && (names[n] = runtime_name_at(n)))
+					n++;
+				const char *near = suggest_nearest(p->runtime, names, n);
 				cp_error_at(err, &pr->value->mark,
-					    "runtime \"%s\" is not local or docker%s%s%s", p->runtime,
-					    near ? " (did you mean \"" : "", near ? near : "",
+					    "runtime \"%s\" is not one of " RUNTIME_CHOICES "%s%s%s",
+					    p->runtime, near ? " (did you mean \"" : "", near ? near : "",
 					    near ? "\"?)" : "");
 				goto out;
 			}

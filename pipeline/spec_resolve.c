@@ -75,7 +75,8 @@ static int load_file(struct resolver *r, struct ynode **out, const char *abs,
 		ynode_free(t);
 		return -1;
 	}
-	if (interp_tree(t, env, &r->p->secrets, r->err) < 0 || spec_normalize(t, r->err) < 0) {
+	if (interp_tree(t, env, &r->p->secrets, NULL, r->err) < 0 ||
+	    spec_normalize(t, r->err) < 0) {
 		ynode_free(t);
 		return -1;
 	}
@@ -375,22 +376,19 @@ static int include_env(struct resolver *r, struct kvvec *out, const struct strve
 		       const char *project_dir)
 {
 	const char *const *proc = r->opts ? r->opts->env : NULL;
-	if (!env_files->n) {
-		cleanup_free char *dotenv = path_join(project_dir, ".env");
-		return interp_env_build(out, proc, dotenv, mark_name(r, dotenv), r->err);
+	cleanup_free char *dotenv = path_join(project_dir, ".env");
+	bool given = env_files->n > 0;
+	size_t n = given ? env_files->n : 1;
+	const char **files = xcalloc(n, sizeof(*files));
+	const char **shown = xcalloc(n, sizeof(*shown));
+	for (size_t i = 0; i < n; i++) {
+		files[i] = given ? env_files->v[i] : dotenv;
+		shown[i] = mark_name(r, files[i]);
 	}
-	for (size_t i = 0; i < env_files->n; i++) {
-		struct kvvec one = {0};
-		if (interp_env_build(&one, proc, env_files->v[i], mark_name(r, env_files->v[i]),
-				     r->err) < 0) {
-			kvvec_free(&one);
-			return -1;
-		}
-		for (size_t k = 0; k < one.n; k++)
-			kvvec_set(out, one.v[k].key, one.v[k].value);
-		kvvec_free(&one);
-	}
-	return 0;
+	int rc = interp_env_build(out, proc, files, shown, n, given, r->err);
+	free(files);
+	free(shown);
+	return rc;
 }
 
 /* Adds the resources of `inc` to `root`; a service both define fails. */

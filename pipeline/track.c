@@ -473,7 +473,9 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	for (size_t k = 0; o->run_id && o->plan && k < o->plan->n; k++)
 		if (p->stages[o->plan->order[k]].param_overrides.n)
 			t->experiment = true;
-	if (t->experiment && !o->quiet)
+	if (o->run_id && o->one_off)
+		t->experiment = true;
+	else if (t->experiment && !o->quiet)
 		fprintf(stderr, "cpipe: --set given: an experiment; cpipe.lock is left as the "
 				"spec describes (see cpipe runs)\n");
 	if (o->run_id) {

@@ -23,6 +23,7 @@ struct track_options {
 	const char *runtime_name;
 	const struct strvec *argv; /* the command line, for the record */
 	bool quiet;                /* -q: no "restored from" notes */
+	bool one_off;              /* run STAGE -- CMD: recorded, the lock left alone */
 };
 
 /* Opens the lock, the stat cache and (with a run id) starts the run

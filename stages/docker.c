@@ -446,11 +446,11 @@ int docker_container_remove(struct docker *d, const char *id, struct cp_error *e
 
 /* ---- runtime_ops ---- */
 
-static int docker_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
-			  struct cp_error *err)
+static int engine_rt_open(struct runtime **out, const struct docker_engine *engine,
+			  const struct pipeline *p, const char *state_dir, struct cp_error *err)
 {
 	struct docker *d = NULL;
-	if (docker_open(&d, err) < 0)
+	if (docker_open_engine(&d, engine, err) < 0)
 		return -1;
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
 	rt->d = d;
@@ -461,6 +461,18 @@ static int docker_rt_open(struct runtime **out, const struct pipeline *p, const 
 	rt->state_dir = state_dir ? xstrdup(state_dir) : NULL;
 	*out = rt;
 	return 0;
+}
+
+static int docker_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+			  struct cp_error *err)
+{
+	return engine_rt_open(out, &docker_engine_docker, p, state_dir, err);
+}
+
+static int podman_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+			  struct cp_error *err)
+{
+	return engine_rt_open(out, &docker_engine_podman, p, state_dir, err);
 }
 
 static void docker_rt_close(struct runtime *rt)
@@ -481,25 +493,39 @@ static void docker_rt_close(struct runtime *rt)
 	free(rt);
 }
 
+/* Podman serves the same API: the same operations, found elsewhere. */
+#define ENGINE_OPS \
+	.close = docker_rt_close, \
+	.volume_ensure = docker_volume_ensure, \
+	.volume_list = docker_volume_list, \
+	.volume_remove = docker_volume_remove, \
+	.start = docker_task_start, \
+	.poll = docker_task_poll, \
+	.kill = docker_task_kill, \
+	.release = docker_task_release, \
+	.image_prepare = docker_image_prepare, \
+	.volume_host_path = docker_volume_host_path, \
+	.exec = docker_task_exec, \
+	.task_handle = docker_task_handle, \
+	.handle_alive = docker_handle_alive, \
+	.handle_stop = docker_handle_stop, \
+	.handle_exec = docker_handle_exec, \
+	.handle_kill = docker_handle_kill, \
+	.handle_top = docker_handle_top, \
+	.projects = docker_projects, \
+	.host_port = docker_task_host_port, \
+	.volume_read_tree = docker_volume_read_tree, \
+	.handle_logs = docker_handle_logs, \
+	.down = docker_rt_down,
+
 const struct runtime_ops runtime_docker = {
 	.name = "docker",
 	.open = docker_rt_open,
-	.close = docker_rt_close,
-	.volume_ensure = docker_volume_ensure,
-	.volume_list = docker_volume_list,
-	.volume_remove = docker_volume_remove,
-	.start = docker_task_start,
-	.poll = docker_task_poll,
-	.kill = docker_task_kill,
-	.release = docker_task_release,
-	.image_prepare = docker_image_prepare,
-	.volume_host_path = docker_volume_host_path,
-	.exec = docker_task_exec,
-	.task_handle = docker_task_handle,
-	.handle_alive = docker_handle_alive,
-	.handle_stop = docker_handle_stop,
-	.host_port = docker_task_host_port,
-	.volume_read_tree = docker_volume_read_tree,
-	.handle_logs = docker_handle_logs,
-	.down = docker_rt_down,
+	ENGINE_OPS
+};
+
+const struct runtime_ops runtime_podman = {
+	.name = "podman",
+	.open = podman_rt_open,
+	ENGINE_OPS
 };

@@ -7,8 +7,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_HOST "unix:///var/run/docker.sock"
+#define PODMAN_ROOTFUL "/run/podman/podman.sock"
 /* The newest API version cpipe speaks; older daemons get their own. */
 #define MAX_API_MAJOR 1
 #define MAX_API_MINOR 41
@@ -25,8 +28,14 @@ struct docker {
 	char version[16];
 	char prefix[24]; /* "/v1.41", "" before negotiation */
 	bool interruptible; /* gives up a request when runtime_interrupts moves */
+	const struct docker_engine *engine;
 	CURL *h;
 };
+
+const struct docker_engine docker_engine_docker = {
+	.what = "Docker daemon", .var = "DOCKER_HOST", .server = "dockerd"};
+const struct docker_engine docker_engine_podman = {
+	.what = "Podman service", .var = "CONTAINER_HOST", .server = "podman system service"};
 
 struct xfer {
 	const struct docker_req *rq;
@@ -118,7 +127,7 @@ static int parse_host(struct docker *d, const char *host, struct cp_error *err)
 	if (str_has_prefix(host, "unix://")) {
 		if (!host[7]) {
 			err->code = EXIT_RUNTIME;
-			return cp_error_set(err, "DOCKER_HOST=%s: no socket path", host);
+			return cp_error_set(err, "%s=%s: no socket path", d->engine->var, host);
 		}
 		d->socket = xstrdup(host + 7);
 		d->base = xstrdup("http://localhost");
@@ -141,8 +150,8 @@ static int parse_host(struct docker *d, const char *host, struct cp_error *err)
 		return 0;
 	}
 	err->code = EXIT_RUNTIME;
-	return cp_error_set(err, "DOCKER_HOST=%s: unsupported; use unix://PATH or tcp://HOST:PORT",
-			    host);
+	return cp_error_set(err, "%s=%s: unsupported; use unix://PATH or tcp://HOST:PORT",
+			    d->engine->var, host);
 }
 
 static size_t header_cb(char *data, size_t size, size_t n, void *ud)
@@ -220,9 +229,9 @@ static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
 	const char *why = os_errno ? strerror((int)os_errno) : curl_easy_strerror(rc);
 	err->code = EXIT_RUNTIME;
 	cp_error_set(err,
-		     "cannot connect to the Docker daemon at %s: %s (is dockerd running? "
-		     "DOCKER_HOST selects another daemon)",
-		     d->host, why);
+		     "cannot connect to the %s at %s: %s (is %s running? "
+		     "%s selects another one)",
+		     d->engine->what, d->host, why, d->engine->server, d->engine->var);
 	err->code = EXIT_RUNTIME;
 	return -1;
 }
@@ -232,9 +241,10 @@ static int stall_error(struct docker *d, const struct docker_req *rq, const stru
 {
 	err->code = EXIT_RUNTIME;
 	cp_error_set(err,
-		     "the Docker daemon at %s did not answer %s %s within %.1fs (is dockerd hung? "
-		     "DOCKER_HOST selects another daemon)",
-		     d->host, rq->method, rq->path, (double)x->answer_ms / 1000);
+		     "the %s at %s did not answer %s %s within %.1fs (is %s hung? "
+		     "%s selects another one)",
+		     d->engine->what, d->host, rq->method, rq->path, (double)x->answer_ms / 1000,
+		     d->engine->server, d->engine->var);
 	err->code = EXIT_RUNTIME;
 	return -1;
 }
@@ -371,7 +381,7 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 		ret = status_error(rq, x, err);
 	} else if (rc != CURLE_OK) {
 		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "Docker daemon at %s: %s %s: %s", d->host, m, rq->path,
+		cp_error_set(err, "%s at %s: %s %s: %s", d->engine->what, d->host, m, rq->path,
 			     *x->errbuf ? x->errbuf : curl_easy_strerror(rc));
 		err->code = EXIT_RUNTIME;
 		ret = -1;
@@ -623,12 +633,53 @@ static int parse_version(const char *v, int *major, int *minor)
 	return v && sscanf(v, "%d.%d", major, minor) == 2 ? 0 : -1;
 }
 
+/* Where Podman listens: CONTAINER_HOST, else the rootful socket, else
+ * the rootless one of this user; the rootful path when none exists, so
+ * the error names where it looked first. Caller frees. */
+static char *podman_host(void)
+{
+	const char *host = getenv("CONTAINER_HOST");
+	if (host && *host)
+		return xstrdup(host);
+	struct stat st;
+	if (stat(PODMAN_ROOTFUL, &st) == 0 && S_ISSOCK(st.st_mode))
+		return xstrdup("unix://" PODMAN_ROOTFUL);
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char *rootless = xdg && *xdg ? xasprintf("%s/podman/podman.sock", xdg)
+				     : xasprintf("/run/user/%ld/podman/podman.sock", (long)getuid());
+	if (stat(rootless, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		char *h = xasprintf("unix://%s", rootless);
+		free(rootless);
+		return h;
+	}
+	free(rootless);
+	return xstrdup("unix://" PODMAN_ROOTFUL);
+}
+
+const struct docker_engine *docker_engine_of(const struct docker *d)
+{
+	return d->engine;
+}
+
 int docker_open(struct docker **out, struct cp_error *err)
+{
+	return docker_open_engine(out, &docker_engine_docker, err);
+}
+
+int docker_open_engine(struct docker **out, const struct docker_engine *engine,
+		       struct cp_error *err)
 {
 	pthread_once(&curl_once, curl_init_once);
 	struct docker *d = xcalloc(1, sizeof(*d));
-	const char *host = getenv("DOCKER_HOST");
-	if (parse_host(d, host && *host ? host : DEFAULT_HOST, err) < 0)
+	d->engine = engine;
+	cleanup_free char *host = NULL;
+	if (engine == &docker_engine_podman) {
+		host = podman_host();
+	} else {
+		const char *h = getenv("DOCKER_HOST");
+		host = xstrdup(h && *h ? h : DEFAULT_HOST);
+	}
+	if (parse_host(d, host, err) < 0)
 		goto fail;
 	d->interruptible = true;
 	if (!(d->h = curl_easy_init())) {
@@ -641,7 +692,7 @@ int docker_open(struct docker **out, struct cp_error *err)
 		if (err->code == EXIT_INTERRUPTED)
 			goto fail;
 		if (err->code != EXIT_RUNTIME)
-			cp_error_prefix(err, "Docker daemon at %s", d->host);
+			cp_error_prefix(err, "%s at %s", d->engine->what, d->host);
 		err->code = EXIT_RUNTIME;
 		goto fail;
 	}
@@ -649,7 +700,8 @@ int docker_open(struct docker **out, struct cp_error *err)
 	if (parse_version(docker_str(v, "ApiVersion"), &major, &minor) < 0) {
 		cJSON_Delete(v);
 		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "Docker daemon at %s: GET /version gave no ApiVersion", d->host);
+		cp_error_set(err, "%s at %s: GET /version gave no ApiVersion", d->engine->what,
+			     d->host);
 		goto fail;
 	}
 	cJSON_Delete(v);
@@ -659,8 +711,8 @@ int docker_open(struct docker **out, struct cp_error *err)
 	}
 	if (major < 1 || (major == 1 && minor < MIN_API_MINOR)) {
 		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "Docker daemon at %s speaks API %d.%d; cpipe needs 1.%d or newer",
-			     d->host, major, minor, MIN_API_MINOR);
+		cp_error_set(err, "%s at %s speaks API %d.%d; cpipe needs 1.%d or newer",
+			     d->engine->what, d->host, major, minor, MIN_API_MINOR);
 		goto fail;
 	}
 	snprintf(d->version, sizeof(d->version), "%d.%d", major, minor);
@@ -675,6 +727,7 @@ fail:
 struct docker *docker_clone(const struct docker *src)
 {
 	struct docker *d = xcalloc(1, sizeof(*d));
+	d->engine = src->engine;
 	d->host = xstrdup(src->host);
 	d->socket = src->socket ? xstrdup(src->socket) : NULL;
 	d->base = xstrdup(src->base);

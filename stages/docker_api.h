@@ -39,6 +39,22 @@ struct docker;
  * *out with docker_close. */
 int docker_open(struct docker **out, struct cp_error *err);
 
+/* The engines that speak the Engine API, for messages and discovery. */
+struct docker_engine {
+	const char *what;   /* "Docker daemon" */
+	const char *var;    /* the variable that selects it: "DOCKER_HOST" */
+	const char *server; /* what to start: "dockerd" */
+};
+extern const struct docker_engine docker_engine_docker;
+/* Podman's Docker-compatible API: CONTAINER_HOST, else
+ * /run/podman/podman.sock, else $XDG_RUNTIME_DIR/podman/podman.sock. */
+extern const struct docker_engine docker_engine_podman;
+/* docker_open for `engine`, found where that engine is looked for. */
+int docker_open_engine(struct docker **out, const struct docker_engine *engine,
+		       struct cp_error *err);
+/* The engine a client talks to; lent. */
+const struct docker_engine *docker_engine_of(const struct docker *d);
+
 /* A new client for the same daemon and API version, for another thread.
  * Unlike the one docker_open gives, it ignores runtime_interrupts: the
  * helper threads' streams end by their own cancel flags. */

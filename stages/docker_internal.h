@@ -92,6 +92,13 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 		       struct cp_error *err);
 int docker_task_host_port(struct runtime *rt, struct task *t, int container_port,
 			  const char *protocol);
+/* cpipe ls: the projects of the daemon's labelled containers (docker_service.c). */
+int docker_projects(cJSON **out, struct cp_error *err);
+/* cpipe exec, kill and top on a service's container (docker_service.c). */
+int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,
+		       char *const *argv, int *exit_code, struct cp_error *err);
+int docker_handle_kill(struct runtime *rt, const cJSON *handle, int sig, struct cp_error *err);
+int docker_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out, struct cp_error *err);
 int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
 		       void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
 		       volatile sig_atomic_t *stop, struct cp_error *err);

@@ -30,6 +30,12 @@ static cJSON *container_inspect(struct docker *d, const char *id, long *status,
 
 /* ---- exec ---- */
 
+static int discard(void *ud, const char *data, size_t n)
+{
+	(void)ud, (void)data, (void)n;
+	return 0;
+}
+
 /* One exec API call, bounded: a daemon that stops answering cannot hold
  * the executor longer than the check's timeout and some slack. */
 static int exec_call(struct runtime *rt, const char *method, const char *path, const cJSON *body,
@@ -124,8 +130,10 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
 	for (size_t i = 0; argv[i]; i++)
 		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
-	cJSON_AddBoolToObject(body, "AttachStdout", false);
-	cJSON_AddBoolToObject(body, "AttachStderr", false);
+	/* Attached, its output discarded: Podman (4.3) never reports a detached
+	 * exec as ended, and the end of the stream is the end of the check. */
+	cJSON_AddBoolToObject(body, "AttachStdout", true);
+	cJSON_AddBoolToObject(body, "AttachStderr", true);
 	cleanup_free char *path = xasprintf("/containers/%s/exec", id);
 	cJSON *resp = NULL;
 	int rc = exec_call(rt, "POST", path, body, deadline, &resp, err);
@@ -141,11 +149,17 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
 	cJSON_Delete(resp);
 	cJSON *start = cJSON_CreateObject();
-	cJSON_AddBoolToObject(start, "Detach", true);
-	rc = exec_call(rt, "POST", spath, start, deadline, NULL, err);
+	cJSON_AddBoolToObject(start, "Detach", false);
+	cJSON_AddBoolToObject(start, "Tty", false);
+	long long left = deadline - now_ms();
+	struct docker_req rq = {.method = "POST", .path = spath, .json = start,
+				.on_data = discard, .timeout_ms = left > 0 ? (long)left : 1,
+				.idle = DOCKER_IDLE_ALWAYS};
+	rc = docker_call(rt->d, &rq, NULL, NULL, err);
 	cJSON_Delete(start);
-	if (rc < 0)
+	if (rc < 0 && (err->code == EXIT_INTERRUPTED || now_ms() < deadline))
 		return cp_error_prefix(err, "exec in container %s", name);
+	cp_error_clear(err); /* timed out: the loop below kills it */
 	pid_t pid = 0;
 	for (;;) {
 		cJSON *j = NULL;
@@ -240,6 +254,146 @@ int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,
 		return cp_error_prefix(err, "stopping container %.12s", id);
 	cp_error_clear(err);
 	return docker_container_remove(rt->d, id, err);
+}
+
+static int logs_data(void *ud, const char *data, size_t n);
+
+/* ---- cpipe ls ---- */
+
+int docker_projects(cJSON **out, struct cp_error *err)
+{
+	struct docker *d = NULL;
+	if (docker_open(&d, err) < 0)
+		return -1;
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(f, "label"), cJSON_CreateString(LABEL_PROJECT));
+	char *ftext = cJSON_PrintUnformatted(f);
+	cJSON_Delete(f);
+	cleanup_free char *q = docker_escape(d, ftext);
+	free(ftext);
+	cleanup_free char *path = xasprintf("/containers/json?all=1&filters=%s", q);
+	cJSON *list = NULL;
+	int rc = docker_json(d, "GET", path, NULL, NULL, &list, err);
+	docker_close(d);
+	if (rc < 0) {
+		cJSON_Delete(list);
+		return cp_error_prefix(err, "listing the daemon's containers");
+	}
+	cJSON *projects = cJSON_CreateArray();
+	const cJSON *c;
+	cJSON_ArrayForEach(c, list)
+	{
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
+		const char *name = docker_str(labels, LABEL_PROJECT);
+		if (!name || docker_str(labels, LABEL_HELPER))
+			continue;
+		cJSON *e = NULL, *it;
+		cJSON_ArrayForEach(it, projects)
+			if (strcmp(docker_str(it, "name"), name) == 0)
+				e = it;
+		if (!e) {
+			e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "name", name);
+			cJSON_AddNumberToObject(e, "running", 0);
+			cJSON_AddNumberToObject(e, "exited", 0);
+			cJSON_AddItemToArray(projects, e);
+		}
+		const char *state = docker_str(c, "State");
+		cJSON *n = cJSON_GetObjectItem(e, state && !strcmp(state, "running") ? "running"
+										     : "exited");
+		cJSON_SetNumberValue(n, n->valuedouble + 1);
+	}
+	cJSON_Delete(list);
+	*out = projects;
+	return 0;
+}
+
+/* ---- cpipe exec, kill, top ---- */
+
+static void exec_out(void *ud, int stream, const char *data, size_t n)
+{
+	(void)ud;
+	FILE *f = stream == 2 ? stderr : stdout;
+	fwrite(data, 1, n, f);
+	fflush(f);
+}
+
+/* The container's own environment, working directory and user apply, as
+ * in docker compose exec; stdin is not attached. */
+int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,
+		       char *const *argv, int *exit_code, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id || docker_handle_alive(rt, handle, err) != 1)
+		return cp_error_set(err, "service %s is not running", ts->stage->name);
+	cJSON *body = cJSON_CreateObject();
+	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
+	for (size_t i = 0; argv[i]; i++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
+	cJSON_AddBoolToObject(body, "AttachStdout", true);
+	cJSON_AddBoolToObject(body, "AttachStderr", true);
+	cleanup_free char *path = xasprintf("/containers/%s/exec", id);
+	cJSON *resp = NULL;
+	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
+	cJSON_Delete(body);
+	const char *eid = docker_str(resp, "Id");
+	if (rc == 0 && !eid)
+		rc = cp_error_set(err, "the daemon gave no exec ID");
+	if (rc < 0) {
+		cJSON_Delete(resp);
+		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+	}
+	cleanup_free char *spath = xasprintf("/exec/%s/start", eid);
+	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
+	cJSON_Delete(resp);
+	cJSON *start = cJSON_CreateObject();
+	cJSON_AddBoolToObject(start, "Detach", false);
+	cJSON_AddBoolToObject(start, "Tty", false);
+	struct docker_demux dm = {.emit = exec_out};
+	struct docker_req rq = {.method = "POST", .path = spath, .json = start,
+				.on_data = logs_data, .ud = &dm, .idle = DOCKER_IDLE_ALWAYS};
+	rc = docker_call(rt->d, &rq, NULL, NULL, err);
+	cJSON_Delete(start);
+	if (rc < 0)
+		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+	cJSON *j = NULL;
+	if (docker_json(rt->d, "GET", ipath, NULL, NULL, &j, err) < 0)
+		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
+	/* The daemon says 126/127 itself when argv cannot be executed. */
+	*exit_code = cJSON_IsNumber(code) ? code->valueint : 126;
+	cJSON_Delete(j);
+	return 0;
+}
+
+int docker_handle_kill(struct runtime *rt, const cJSON *handle, int sig, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return 0;
+	cleanup_free char *path = xasprintf("/containers/%s/kill?signal=%d", id, sig);
+	long status = 0;
+	/* 404: gone; 409: not running. */
+	if (docker_json(rt->d, "POST", path, NULL, &status, NULL, err) < 0 && status != 404 &&
+	    status != 409)
+		return cp_error_prefix(err, "signalling container %.12s", id);
+	cp_error_clear(err);
+	return 0;
+}
+
+int docker_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out, struct cp_error *err)
+{
+	const char *id = docker_str(handle, "container");
+	if (!id)
+		return cp_error_set(err, "the service is not running");
+	cleanup_free char *path = xasprintf("/containers/%s/top", id);
+	cJSON *j = NULL;
+	if (docker_json(rt->d, "GET", path, NULL, NULL, &j, err) < 0) {
+		cJSON_Delete(j);
+		return cp_error_prefix(err, "processes of container %.12s", id);
+	}
+	*out = j;
+	return 0;
 }
 
 /* ---- logs ---- */

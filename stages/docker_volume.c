@@ -222,10 +222,8 @@ static int helper_image(struct runtime *rt, struct cp_error *err)
 		return -1;
 	long long size = ftell(f);
 	rewind(f);
-	char repo[] = HELPER_IMAGE;
-	char *tag = strrchr(repo, ':');
-	*tag++ = '\0';
-	cleanup_free char *path = xasprintf("/images/create?fromSrc=-&repo=%s&tag=%s", repo, tag);
+	/* The tag inside repo=: Podman (4.3) ignores a separate tag=. */
+	cleanup_free char *path = xasprintf("/images/create?fromSrc=-&repo=%s", HELPER_IMAGE);
 	struct docker_req rq = {.method = "POST", .path = path, .upload = f, .upload_size = size};
 	if (docker_json_stream(rt->d, &rq, NULL, NULL, NULL, err) < 0)
 		return cp_error_prefix(err, "importing the helper image %s", HELPER_IMAGE);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "local_internal.h"
 #include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
@@ -40,15 +41,6 @@ struct local_task {
 	bool in_netns;      /* in the project's network namespace */
 };
 
-/* The ids a stage runs with. */
-struct ids {
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;
-	int ngroups;
-	bool set; /* switch to them (root only) */
-	char *home;
-};
 
 /* ---- volumes ------------------------------------------------------------- */
 
@@ -259,7 +251,7 @@ static bool parse_id(const char *s, unsigned long *out)
 
 /* Resolves compose's user: ("uid", "uid:gid", "name", "name:group") against
  * the host's passwd and group files, which the sandbox shares. */
-static int resolve_user(struct ids *out, const struct stage *s, struct cp_error *err)
+int local_resolve_user(struct ids *out, const struct stage *s, struct cp_error *err)
 {
 	uid_t me = geteuid();
 	gid_t mygid = getegid();
@@ -327,7 +319,7 @@ static int resolve_user(struct ids *out, const struct stage *s, struct cp_error 
 	return 0;
 }
 
-static void build_env(struct strvec *out, const struct kvvec *env, const char *home)
+void local_build_env(struct strvec *out, const struct kvvec *env, const char *home)
 {
 	bool has_path = false, has_home = false;
 	for (size_t i = 0; env && i < env->n; i++) {
@@ -434,9 +426,9 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 			     s->name);
 		goto out;
 	}
-	if (resolve_user(&ids, s, err) < 0)
+	if (local_resolve_user(&ids, s, err) < 0)
 		goto out;
-	build_env(&envp, ts->env, ids.home);
+	local_build_env(&envp, ts->env, ids.home);
 	if (prepare_mounts(rt, s, mounts, &keep, err) < 0)
 		goto out;
 	char *wd = path_absolute(p->dir, s->working_dir && *s->working_dir ? s->working_dir
@@ -697,7 +689,7 @@ static cJSON *local_task_handle(struct runtime *rt, struct task *t)
 	return h;
 }
 
-static int handle_pid(pid_t *pid, const cJSON *handle)
+int local_handle_pid(pid_t *pid, const cJSON *handle)
 {
 	const cJSON *p = cJSON_GetObjectItem(handle, "pid");
 	if (!cJSON_IsNumber(p) || p->valuedouble < 2)
@@ -706,12 +698,12 @@ static int handle_pid(pid_t *pid, const cJSON *handle)
 	return 0;
 }
 
-static int local_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
+int local_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err)
 {
 	(void)rt;
 	(void)err;
 	pid_t pid;
-	if (handle_pid(&pid, handle) < 0)
+	if (local_handle_pid(&pid, handle) < 0)
 		return 0;
 	char state = 0;
 	unsigned long long st = proc_starttime(pid, &state);
@@ -725,7 +717,7 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 			     struct cp_error *err)
 {
 	pid_t pid;
-	if (handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
+	if (local_handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
 		return 0;
 	/* The init forwards SIGTERM to the service; SIGKILL to the init ends
 	 * the whole PID namespace. A zombie left for our parent counts as gone. */
@@ -746,6 +738,11 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 	if (local_handle_alive(rt, handle, err) == 1)
 		return cp_error_set(err, "process %ld does not stop", (long)pid);
 	return 0;
+}
+
+const struct pipeline *local_pipeline(const struct runtime *rt)
+{
+	return rt->p;
 }
 
 static int local_volume_host_path(struct runtime *rt, const char *volume, char **out,
@@ -799,6 +796,9 @@ const struct runtime_ops runtime_local = {
 	.task_handle = local_task_handle,
 	.handle_alive = local_handle_alive,
 	.handle_stop = local_handle_stop,
+	.handle_exec = local_handle_exec,
+	.handle_kill = local_handle_kill,
+	.handle_top = local_handle_top,
 	.host_port = local_host_port,
 	.port_forwarded = local_port_forwarded,
 };

@@ -9,7 +9,13 @@ volatile sig_atomic_t runtime_interrupts;
 static const struct runtime_ops *const runtimes[] = {
 	&runtime_local,
 	&runtime_docker,
+	&runtime_podman,
 };
+
+const char *runtime_name_at(size_t i)
+{
+	return i < ARRAY_LEN(runtimes) ? runtimes[i]->name : NULL;
+}
 
 /* The runtime named `name`, or NULL; lends a static table entry. */
 const struct runtime_ops *runtime_find(const char *name)

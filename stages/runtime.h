@@ -160,6 +160,27 @@ struct runtime_ops {
 	int (*handle_logs)(struct runtime *rt, const cJSON *handle, bool follow,
 			   void (*sink)(void *ud, int stream, const char *data, size_t n),
 			   void *ud, volatile sig_atomic_t *stop, struct cp_error *err);
+	/* `cpipe exec`: runs `argv` in the detached task `handle` names (a
+	 * service another cpipe left up), on cpipe's own stdin, stdout and
+	 * stderr, and gives its exit code (128 + signo for a signal death).
+	 * `ts` gives the stage (working_dir, user) and its environment; a
+	 * runtime whose task keeps its own (a container) may use that instead.
+	 * Fails, naming the stage, when the task is gone or cannot be entered;
+	 * an argv that cannot be executed is exit code 126 or 127, as in a shell. */
+	int (*handle_exec)(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,
+			   char *const *argv, int *exit_code, struct cp_error *err);
+	/* Sends `sig` to the detached task `handle` names; a gone task is fine. */
+	int (*handle_kill)(struct runtime *rt, const cJSON *handle, int sig, struct cp_error *err);
+	/* The processes of the detached task `handle` names, as the Engine API
+	 * gives them: {"Titles": [...], "Processes": [[...], ...]}, all strings.
+	 * Caller owns *out. */
+	int (*handle_top)(struct runtime *rt, const cJSON *handle, cJSON **out,
+			  struct cp_error *err);
+	/* `cpipe ls`: the projects the runtime itself knows of (what it
+	 * labelled with a project), as [{"name", "running", "exited"}] counts
+	 * of their containers; caller owns *out. Needs no opened runtime.
+	 * NULL where the project's directory is all there is (local). */
+	int (*projects)(cJSON **out, struct cp_error *err);
 	/* `cpipe down`, after the services are stopped: removes what the
 	 * project's runs left behind (containers of cpipe processes that are
 	 * gone, the project network). NULL when there is nothing of the kind. */
@@ -169,8 +190,16 @@ struct runtime_ops {
 extern const struct runtime_ops runtime_local;
 /* The Docker Engine API runtime (stages/docker.c). */
 extern const struct runtime_ops runtime_docker;
+/* The same over Podman's Docker-compatible API. */
+extern const struct runtime_ops runtime_podman;
+
+/* The names of the runtimes, in the order of the table in runtime.c (a
+ * unit test holds them equal), for usage lines and completion. */
+#define RUNTIME_CHOICES "local|docker|podman"
 
 /* The runtime named `name` ("local", ...), or NULL. */
 const struct runtime_ops *runtime_find(const char *name);
+/* The name of runtime i (0, 1, ...), NULL past the last. */
+const char *runtime_name_at(size_t i);
 
 #endif

@@ -34,12 +34,13 @@ gifcheck() {
 	jq -e '.accuracy > 0.5 and .test_images == 500 and (.per_class_accuracy | length) == 10 and .per_class_accuracy.Sneaker != null and (.confusion_matrix | length) == 10 and .checkpoint_epoch == 1' \
 		"$(vol catgif)/metrics.json" > /dev/null || fail "metrics: $(head -c 400 "$(vol catgif)/metrics.json")"
 	[ "$(jq '.predictions | length' "$res/predictions.json")" -eq 5 ] || fail "predictions.json"
-	# Five GIFs that giflib decodes, named by the prediction recorded for them.
+	# Five GIFs that giflib decodes, named by the true and predicted class recorded for them.
 	[ "$(ls "$res"/*.gif | wc -l)" -eq 5 ] || fail "expected 5 GIFs"
 	for i in 0 1 2 3 4; do
 		file=$(jq -r ".predictions[$i].file" "$res/predictions.json")
 		class=$(jq -r ".predictions[$i].class" "$res/predictions.json" | tr 'A-Z/ ' 'a-z--')
-		[[ "$file" == 0$i-$class.gif ]] || fail "GIF name $file does not match prediction $class"
+		truth=$(jq -r ".predictions[$i].true_class" "$res/predictions.json" | tr 'A-Z/ ' 'a-z--')
+		[[ "$file" == 0$i-true-$truth-pred-$class.gif ]] || fail "GIF name $file does not match truth $truth, prediction $class"
 		gifcheck "$res/$file" | grep -q " 224x224 " || fail "$file does not decode as a 224x224 GIF"
 	done
 	# The second run reuses everything, and the server is not even started.

@@ -99,7 +99,11 @@ verbs() {
 		while IFS= read -r line; do
 			[[ "$line" =~ $described ]] ||
 				fail "cpipe $v --help: option without a description: $line"
-		done < <(grep -- ' --' <<<"$long" | grep -v '^usage:' | grep -v '^global options')
+		# A long option's description may start on the next line, indented.
+		done < <(awk '/^                    +[^ -]/ && prev != "" { print prev "  " $0; prev = ""; next }
+			{ if (prev != "") print prev; prev = "" }
+			/ --/ && !/^usage:/ && !/^global options/ { prev = $0 }
+			END { if (prev != "") print prev }' <<<"$long")
 	done
 	[ "$n" -ge 15 ] || fail "cpipe help listed only $n verbs"
 	run cpipe run --help

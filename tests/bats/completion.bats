@@ -83,7 +83,7 @@ fish_complete() {
 }
 
 @test "bash completes verbs, a verb's options and the spec's stage names" {
-	run bash_complete cpipe st
+	run bash_complete cpipe stat
 	[ "$status" -eq 0 ]
 	[ "$output" = status ]
 	run bash_complete cpipe run --no
@@ -139,7 +139,7 @@ fish_complete() {
 }
 
 @test "zsh autoloads _cpipe from vendor-completions and completes verbs, options, stages" {
-	run zsh_complete cpipe st
+	run zsh_complete cpipe stat
 	[ "$status" -eq 0 ] || fail "zsh failed"
 	[ "$output" = status ]
 	run zsh_complete cpipe run --no
@@ -175,7 +175,7 @@ fish_complete() {
 }
 
 @test "fish completes verbs, options, stages and option values" {
-	run fish_complete "cpipe st"
+	run fish_complete "cpipe stat"
 	[ "$status" -eq 0 ]
 	[ "$output" = status ]
 	run fish_complete "cpipe run --no"

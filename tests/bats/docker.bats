@@ -165,7 +165,7 @@ stages:
   later: {image: cpipe-test/busybox, command: echo never-printed, depends_on: [slow, stubborn]}
 EOF
 	# The binary itself in the background, so that $! is cpipe's pid.
-	"$CPIPE_BIN" --runtime docker run -j 2 > "$BATS_TEST_TMPDIR/out" 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" run -j 2 > "$BATS_TEST_TMPDIR/out" 2>&1 &
 	local pid=$! i running=0
 	for ((i = 0; i < 200; i++)); do
 		running=$(api "http://d/containers/json?filters=$(filter "com.cpipe.project=$P")" | jq length)
@@ -207,7 +207,8 @@ EOF
 		http://d/containers/create | jq -r .Id)
 	run dcpipe volume rm data
 	[ "$status" -eq 1 ] || fail "expected exit 1 for an in-use volume, got $status"
-	assert_contains "volume is in use"
+	# The daemon's own reason: Docker says "in use", Podman "being used".
+	assert_line_re "volume (is in use|.*is being used)"
 	api -X DELETE "http://d/containers/$cid" > /dev/null
 
 	run dcpipe volume rm data
@@ -221,10 +222,10 @@ name: $P
 stages:
   a: {image: cpipe-test/busybox, command: "true"}
 EOF
-	DOCKER_HOST=unix:///nonexistent/docker.sock run cpipe --runtime docker run
+	run env "$HOST_VAR=unix:///nonexistent/docker.sock" "$CPIPE_BIN" --runtime "$RT" run
 	[ "$status" -eq 3 ] || fail "expected exit 3, got $status"
 	assert_contains "/nonexistent/docker.sock"
-	DOCKER_HOST=unix:///nonexistent/docker.sock run cpipe --runtime docker volume ls
+	run env "$HOST_VAR=unix:///nonexistent/docker.sock" "$CPIPE_BIN" --runtime "$RT" volume ls
 	[ "$status" -eq 3 ] || fail "volume ls: expected exit 3, got $status"
 }
 

@@ -4,6 +4,7 @@
 # never the shared one), a cpipe killed with SIGKILL, stop_grace_period
 # honoured, containers removed after every run, status that neither
 # builds nor pulls.
+# engine: docker
 
 load helpers
 load docker_helpers

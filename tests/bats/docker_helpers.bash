@@ -1,18 +1,31 @@
-# Shared by the Docker suites: Docker readiness (tests/docker-setup), a
-# project name per test, and teardown of everything that project left in
-# Docker, checked through the Engine API.
+# Shared by the Engine API suites: engine readiness (tests/docker-setup,
+# tests/podman-setup), a project name per test, and teardown of everything
+# that project left in the engine, checked through the Engine API.
+# CPIPE_TEST_RUNTIME=podman (tests/run-all's "podman" suites) runs the same
+# tests with `--runtime podman` against Podman's socket; the docker CLI some
+# tests use then talks to Podman too (DOCKER_HOST).
+
+RT=${CPIPE_TEST_RUNTIME:-docker}
+if [ "$RT" = podman ]; then
+	export CONTAINER_HOST=${CONTAINER_HOST:-unix:///run/podman/podman.sock}
+	export DOCKER_HOST=$CONTAINER_HOST
+	# The variable that points `--runtime $RT` at its engine.
+	HOST_VAR=CONTAINER_HOST
+else
+	HOST_VAR=DOCKER_HOST
+fi
 
 setup_file() {
 	export DOCKER_READY=0 DOCKER_WHY=""
 	if ! command -v curl > /dev/null || ! command -v jq > /dev/null; then
 		DOCKER_WHY="curl and jq are needed"
-	elif DOCKER_WHY=$("$BATS_TEST_DIRNAME/../docker-setup" 2>&1); then
+	elif DOCKER_WHY=$("$BATS_TEST_DIRNAME/../$RT-setup" 2>&1); then
 		DOCKER_READY=1
 	fi
 }
 
 setup() {
-	[ "$DOCKER_READY" = 1 ] || skip "docker unavailable: $DOCKER_WHY"
+	[ "$DOCKER_READY" = 1 ] || skip "$RT unavailable: $DOCKER_WHY"
 	PROJ="$BATS_TEST_TMPDIR/proj"
 	mkdir -p "$PROJ"
 	cd "$PROJ" || return 1
@@ -54,7 +67,7 @@ project_containers() {
 }
 
 dcpipe() {
-	cpipe --runtime docker "$@"
+	cpipe --runtime "$RT" "$@"
 }
 
 # Some line of the output matches the extended regular expression $1.

@@ -55,7 +55,7 @@ EOF
 @test "docker: a service that becomes healthy late gates a job that calls it by name; its port answers on 127.0.0.1" {
 	port=$(free_port)
 	service_spec "$port" 1
-	"$CPIPE_BIN" --runtime docker run infer > out.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" run infer > out.log 2>&1 &
 	pid=$!
 	wait_for_file ctl/called 60 || { kill -INT "$pid"; wait "$pid"; output=$(cat out.log); fail "infer never called serve"; }
 	body=$(curl -fsS -m 5 "http://127.0.0.1:$port/index.html" || true)
@@ -139,7 +139,7 @@ stages:
     depends_on: {serve: {condition: service_healthy}}
 EOF
 	start=$(date +%s)
-	"$CPIPE_BIN" --runtime docker run > out.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" run > out.log 2>&1 &
 	pid=$!
 	for i in $(seq 300); do grep -q "ran-after-healthy" out.log && break; sleep 0.1; done
 	output=$(cat out.log)
@@ -176,14 +176,14 @@ EOF
 		and .[0].ports[0].host_port == '"$port"' and .[0].ports[0].container_port == 8000 and .[0].run == $run' > /dev/null ||
 		fail "ps json"
 	# Output the service writes after cpipe up has returned reaches logs -f.
-	"$CPIPE_BIN" --runtime docker logs -f serve > follow.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" logs -f serve > follow.log 2>&1 &
 	follower=$!
 	touch www/poke
 	for i in $(seq 100); do grep -q "^serve | poked-while-detached$" follow.log && break; sleep 0.1; done
 	grep -q "^serve | poked-while-detached$" follow.log || { output=$(cat follow.log); fail "logs -f did not show new output"; }
 	kill -0 "$follower" || fail "logs -f returned while the service runs"
 	# Ctrl-C ends a follower promptly and cleanly.
-	"$CPIPE_BIN" --runtime docker logs -f serve > follow2.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" logs -f serve > follow2.log 2>&1 &
 	second=$!
 	sleep 0.5
 	kill -INT "$second"
@@ -317,7 +317,7 @@ stages:
     command: sleep 347
     depends_on: {serve: {condition: service_started}}
 EOF
-	"$CPIPE_BIN" --runtime docker run > out.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" run > out.log 2>&1 &
 	pid=$!
 	for i in $(seq 300); do [ "$(running_containers)" -eq 2 ] && break; sleep 0.1; done
 	[ "$(running_containers)" -eq 2 ] || { kill -INT "$pid"; wait "$pid"; output=$(cat out.log); fail "did not start"; }

@@ -9,7 +9,7 @@ store_spec() {
 	mkdir -p ledger
 	spec <<EOF2
 name: $P
-runtime: docker
+runtime: $RT
 volumes:
   data: {}
 stages:

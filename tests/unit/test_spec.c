@@ -13,6 +13,7 @@
 
 #include "../../lib/fs.h"
 #include "../../pipeline/spec.h"
+#include "../../stages/runtime.h"
 
 /* A fixed environment so tests never see the caller's. */
 static const char *const test_env[] = {
@@ -288,10 +289,19 @@ static void test_runtime_must_be_local_or_docker(void **state)
 {
 	(void)state;
 	expect_error("runtime: dokcer\n",
-		     "cpipe.yml:1:10: runtime \"dokcer\" is not local or docker (did you mean "
-		     "\"docker\"?)");
+		     "cpipe.yml:1:10: runtime \"dokcer\" is not one of local|docker|podman (did "
+		     "you mean \"docker\"?)");
 	struct pipeline *p = load("runtime: docker\nstages: {a: {image: x}}\n");
 	assert_string_equal(p->runtime, "docker");
+	/* The loader and the CLI read one table: every name it lists loads. */
+	for (size_t i = 0; runtime_name_at(i); i++) {
+		char *text = xasprintf("runtime: %s\nstages: {a: {image: x}}\n", runtime_name_at(i));
+		struct pipeline *q = load(text);
+		assert_string_equal(q->runtime, runtime_name_at(i));
+		assert_non_null(strstr(RUNTIME_CHOICES, runtime_name_at(i)));
+		pipeline_free(q);
+		free(text);
+	}
 	assert_int_equal(p->nstages, 1);
 	pipeline_free(p);
 }

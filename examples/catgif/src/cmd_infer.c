@@ -1,6 +1,7 @@
 /* catgif infer: sends seeded random test images to a running `catgif
- * serve`, writes each image as an upscaled GIF named by index and
- * prediction, and predictions.json beside them. */
+ * serve`, writes each image as an upscaled GIF named by index,
+ * true label and prediction (00-true-sneaker-pred-sneaker.gif), and
+ * predictions.json beside them. */
 #include <dirent.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -20,7 +21,8 @@
 	"pgm|gif|json]\n"                                                                          \
 	"             [--wait 30]\n"                                                               \
 	"  waits up to --wait seconds for URL/healthz, POSTs --count seeded random images of\n"    \
-	"  DIR/test.bin to URL/predict, writes NN-<class>.gif (8x) and predictions.json to --out"
+	"  DIR/test.bin to URL/predict, writes NN-true-<class>-pred-<class>.gif (8x) and\n"       \
+	"  predictions.json to --out"
 
 #define GIF_SCALE    8
 #define MAX_RESPONSE (64u << 10)
@@ -220,8 +222,9 @@ static int run(const struct infer_opts *o, const struct dataset *ds, struct clie
 		double prob = cJSON_GetObjectItemCaseSensitive(pred, "probability")->valuedouble;
 		cJSON_Delete(pred);
 		char name[64];
-		snprintf(name, sizeof name, o->count > 100 ? "%03ld-%s.gif" : "%02ld-%s.gif", i,
-		         dataset_class_slugs[label]);
+		snprintf(name, sizeof name,
+		         o->count > 100 ? "%03ld-true-%s-pred-%s.gif" : "%02ld-true-%s-pred-%s.gif", i,
+		         dataset_class_slugs[truth], dataset_class_slugs[label]);
 		cleanup_free char *path = path_join(o->out, name);
 		gif.len = 0;
 		if (image_encode_gif(&gif, ds->pixels + (size_t)k * DATASET_PIXELS, DATASET_SIDE,

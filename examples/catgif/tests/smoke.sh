@@ -231,8 +231,8 @@ check "every GIF decodes with giflib at 224x224" \
 	sh -c "'$GIFCHECK' '$T'/infer/*.gif | awk '\$2 != \"224x224\" { exit 1 }'"
 check "GIF names match predictions.json" \
 	bash -c "jq -r '.predictions[].file' '$T/infer/predictions.json' | sort | diff - <(ls '$T/infer' | grep gif\$)"
-check "each file name carries its predicted class" \
-	jq -e 'all(.predictions[]; . as $p | $p.file == ("0" + ($p.index | tostring)) + "-" + ($p.class | ascii_downcase | gsub("[^a-z]+"; "-")) + ".gif")' "$T/infer/predictions.json"
+check "each file name carries its true and predicted class" \
+	jq -e 'all(.predictions[]; . as $p | $p.file == ("0" + ($p.index | tostring)) + "-true-" + ($p.true_class | ascii_downcase | gsub("[^a-z]+"; "-")) + "-pred-" + ($p.class | ascii_downcase | gsub("[^a-z]+"; "-")) + ".gif")' "$T/infer/predictions.json"
 check "predictions.json has true labels and probabilities" \
 	jq -e '(.predictions | length == 5) and all(.predictions[]; (.true_class | type == "string") and .probability > 0 and .probability <= 1)' "$T/infer/predictions.json"
 check "infer sends GIF requests the server decodes" \
