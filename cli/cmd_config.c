@@ -21,11 +21,35 @@ static void print_names(const struct pipeline *p, int list)
 	}
 }
 
+/* config --explain: "NAME: job|service (why)", one stage a line; with
+ * --json an object per stage. */
+static void print_explain(const struct pipeline *p, bool json)
+{
+	cJSON *doc = json ? cJSON_CreateObject() : NULL;
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct stage *s = &p->stages[i];
+		const char *why = s->service_why ? s->service_why : "";
+		if (!json) {
+			printf("%s: %s: %s\n", s->name, s->service ? "service" : "job", why);
+			continue;
+		}
+		cJSON *o = cJSON_AddObjectToObject(doc, s->name);
+		cJSON_AddBoolToObject(o, "service", s->service);
+		cJSON_AddStringToObject(o, "why", why);
+	}
+	if (doc) {
+		char *text = cJSON_Print(doc);
+		puts(text);
+		free(text);
+		cJSON_Delete(doc);
+	}
+}
+
 int cmd_config(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
 	bool redact = true;
-	int list = 0; /* --services, --volumes or --images */
+	int list = 0; /* --services, --volumes, --images or --explain */
 	int opt;
 	while ((opt = cli_getopt(c, argc, argv)) >= 0) {
 		if (opt == 'N')
@@ -43,7 +67,9 @@ int cmd_config(struct cli *c, int argc, char **argv)
 	if (cli_load(&p, c, &err) < 0)
 		return cli_fail(&err);
 	int rc = EXIT_OK;
-	if (list) {
+	if (list == 'E') {
+		print_explain(p, c->json);
+	} else if (list) {
 		print_names(p, list);
 	} else if (!c->quiet) {
 		/* -q only validates, as compose's config --quiet does. */

@@ -183,7 +183,11 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 		.env_out = &c->env,
 		.no_warnings = c->no_warnings,
 	};
-	return spec_load(out, &o, err);
+	if (spec_load(out, &o, err) < 0)
+		return -1;
+	for (size_t i = 0; !c->no_warnings && i < (*out)->warnings.n; i++)
+		fprintf(stderr, "cpipe: warning: %s\n", (*out)->warnings.v[i]);
+	return 0;
 }
 
 int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,

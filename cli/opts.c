@@ -88,6 +88,7 @@ static const struct cli_opt config_opts[] = {
 	{"services", 0, NULL, "print the stage names, one a line", 'S'},
 	{"volumes", 0, NULL, "print the volume names, one a line", 'V'},
 	{"images", 0, NULL, "print the images of the stages that name one, one a line", 'I'},
+	{"explain", 0, NULL, "say of each stage whether it is a job or a service, and why", 'E'},
 	{0},
 };
 

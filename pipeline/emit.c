@@ -102,8 +102,7 @@ static cJSON *healthcheck_json(const struct healthcheck *h)
 static cJSON *stage_json(const struct stage *s)
 {
 	cJSON *o = cJSON_CreateObject();
-	if (s->service)
-		cJSON_AddBoolToObject(o, "service", true);
+	cJSON_AddBoolToObject(o, "service", s->service);
 	if (s->image)
 		cJSON_AddStringToObject(o, "image", s->image);
 	if (s->build) {

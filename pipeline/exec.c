@@ -229,15 +229,21 @@ static int deps_ready(struct run *r, size_t i, bool jobs_only)
 	return 1;
 }
 
-/* Asks for every service the job at slot i depends on. */
-static void want_services(struct run *r, size_t i)
+/* Asks for every service the stage at slot i depends on (a job's, or a
+ * wanted service's: mlflow needs postgres up); true if one is new. */
+static bool want_services(struct run *r, size_t i)
 {
 	const struct stage *s = &r->p->stages[i];
+	bool more = false;
 	for (size_t d = 0; d < s->ndeps; d++) {
 		size_t j = index_of(r->p, s->deps[d].stage);
-		if (j != (size_t)-1 && r->plan->selected[j] && r->slots[j].s->service)
+		if (j != (size_t)-1 && r->plan->selected[j] && r->slots[j].s->service &&
+		    !r->slots[j].wanted) {
 			r->slots[j].wanted = true;
+			more = true;
+		}
 	}
+	return more;
 }
 
 static int count_running_jobs(struct run *r)
@@ -313,6 +319,8 @@ static bool start_pass(struct run *r)
 		if (sl->state != SLOT_PENDING)
 			continue;
 		if (sl->s->service) {
+			if (service_needed(r, i) && want_services(r, i))
+				progress = true;
 			if (service_needed(r, i) && deps_ready(r, i, false)) {
 				start_slot(r, sl);
 				progress = true;

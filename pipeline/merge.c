@@ -158,7 +158,13 @@ static void merge_maps(struct ynode *base, struct ynode *over,
 		struct ypair *op = &over->pairs[i];
 		struct key_pos want = {op->key->str, 0};
 		const struct key_pos *hit = bsearch(&want, idx, nbase, sizeof(*idx), cmp_key_pos);
-		if (hit) {
+		if (hit && op->value->tag != YTAG_NONE) {
+			/* !reset and !override replace; spec_strip_resets then
+			 * drops the reset ones. */
+			ynode_free(base->pairs[hit->pos].value);
+			base->pairs[hit->pos].value = op->value;
+			ynode_free(op->key);
+		} else if (hit) {
 			merge_value(op->key->str, &base->pairs[hit->pos].value, op->value);
 			ynode_free(op->key);
 		} else {
@@ -300,4 +306,25 @@ static void merge_stages(const char *key, struct ynode **slot, struct ynode *ove
 void spec_merge(struct ynode *base, struct ynode *over)
 {
 	merge_maps(base, over, merge_stages);
+}
+
+void spec_merge_service(struct ynode **slot, struct ynode *over)
+{
+	merge_stage(NULL, slot, over);
+}
+
+void spec_strip_resets(struct ynode *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nitems; i++)
+		spec_strip_resets(n->items[i]);
+	for (size_t i = 0; i < n->npairs;) {
+		if (n->pairs[i].value->tag == YTAG_RESET) {
+			ymap_remove(n, i);
+			continue;
+		}
+		spec_strip_resets(n->pairs[i].value);
+		i++;
+	}
 }

@@ -31,6 +31,7 @@ static void stage_free(struct stage *st)
 	free(st->user);
 	free(st->network_mode);
 	free(st->container_name);
+	free(st->service_why);
 	for (size_t i = 0; i < st->nmounts; i++) {
 		free(st->mounts[i].source);
 		free(st->mounts[i].target);
@@ -80,6 +81,7 @@ void pipeline_free(struct pipeline *p)
 	free(p->stages);
 	free(p->stage_by_name);
 	strvec_free(&p->mark_files);
+	strvec_free(&p->warnings);
 	redactor_free(&p->secrets);
 	free(p);
 }

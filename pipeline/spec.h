@@ -102,7 +102,8 @@ struct stage {
 	struct artifact_ref *metrics;
 	size_t nmetrics;
 
-	bool service; /* service: true, long-running */
+	bool service; /* long-running: service: true, or inferred (spec_infer.c) */
+	char *service_why; /* why it is a service or a job, for config --explain */
 	struct healthcheck *healthcheck;
 	struct strvec profiles;
 	struct kvvec labels;
@@ -146,6 +147,9 @@ struct pipeline {
 	 * variables interpolated, environment entries and build args, of
 	 * top-level secrets:, and passwords of URLs in commands and values. */
 	struct redactor secrets;
+	/* "file:line:col: ..." about keys accepted but not honoured, one per
+	 * key, for the CLI to print (cli_load). */
+	struct strvec warnings;
 };
 
 struct spec_options {

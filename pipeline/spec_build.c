@@ -6,8 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "../lib/fs.h"
 #include "../stages/runtime.h"
+#include "compose_keys.h"
 #include "interp.h"
 #include "spec_build.h"
 
@@ -44,6 +48,78 @@ int sb_check_keys(struct spec_builder *b, const struct ynode *map, const char *w
 	for (size_t i = 0; i < map->npairs; i++)
 		if (!sb_key_known(map->pairs[i].key->str, keys, n))
 			return sb_unknown_key(b, map->pairs[i].key, where, keys, n);
+	return 0;
+}
+
+void sb_warn(struct spec_builder *b, const char *id, const char *unit, const struct cp_mark *mark,
+	     const char *fmt, ...)
+{
+	for (size_t i = 0; i < b->nwarnings; i++) {
+		if (strcmp(b->warnings[i].id, id) == 0) {
+			b->warnings[i].more++;
+			return;
+		}
+	}
+	b->warnings = xrealloc(b->warnings, (b->nwarnings + 1) * sizeof(*b->warnings));
+	struct sb_warning *w = &b->warnings[b->nwarnings++];
+	va_list ap;
+	va_start(ap, fmt);
+	cleanup_free char *msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	w->id = xstrdup(id);
+	w->unit = unit;
+	w->more = 0;
+	if (mark && mark->file && mark->line)
+		w->text = xasprintf("%s:%d:%d: %s", mark->file, mark->line, mark->col, msg);
+	else
+		w->text = xstrdup(msg);
+}
+
+/* Moves the warnings into p->warnings, each with how often it recurred. */
+static void flush_warnings(struct spec_builder *b)
+{
+	for (size_t i = 0; i < b->nwarnings; i++) {
+		struct sb_warning *w = &b->warnings[i];
+		if (w->more)
+			strvec_push_take(&b->p->warnings,
+					 xasprintf("%s (also in %zu other %s%s)", w->text, w->more,
+						   w->unit, w->more > 1 ? "s" : ""));
+		else
+			strvec_push(&b->p->warnings, w->text);
+		free(w->id);
+		free(w->text);
+	}
+	free(b->warnings);
+	b->warnings = NULL;
+	b->nwarnings = 0;
+}
+
+int sb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope, const char *where)
+{
+	for (size_t i = 0; i < map->npairs; i++) {
+		const struct ynode *k = map->pairs[i].key;
+		if (str_has_prefix(k->str, "x-"))
+			continue;
+		const struct compose_key *ck = compose_key_find((enum compose_scope)scope, k->str);
+		if (!ck) {
+			const char *near = compose_key_suggest((enum compose_scope)scope, k->str);
+			const char *top = scope == CK_TOP ? "top-level " : "";
+			if (near)
+				return cp_error_at(b->err, &k->mark,
+						   "%sunknown %skey \"%s\" (did you mean \"%s\"?)",
+						   where, top, k->str, near);
+			return cp_error_at(b->err, &k->mark, "%sunknown %skey \"%s\"", where, top,
+					   k->str);
+		}
+		if (ck->fate != CK_WARNED)
+			continue;
+		cleanup_free char *id = xasprintf("%d %s", scope, k->str);
+		if (!strcmp(k->str, "restart") && map->pairs[i].value->kind == YNODE_SCALAR &&
+		    !strcmp(map->pairs[i].value->str, "no"))
+			continue; /* what cpipe does anyway */
+		sb_warn(b, id, scope == CK_TOP ? "file" : "stage", &k->mark, "%s%s: %s", where,
+			k->str, ck->what);
+	}
 	return 0;
 }
 
@@ -259,6 +335,11 @@ static int build_volume(struct spec_builder *b, struct volume *vol, const struct
 			rc = sb_string(b, val, where, k, &vol->driver);
 		} else if (!strcmp(k, "labels")) {
 			rc = sb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
+		} else if (!strcmp(k, "driver_opts") && !ynode_is_null(val)) {
+			sb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
+				"%sdriver_opts: cpipe ignores it; the volume is created with the "
+				"driver's defaults",
+				where);
 		}
 		if (rc < 0)
 			return -1;
@@ -386,9 +467,6 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_ctx *ctx,
 	       struct cp_error *err)
 {
-	static const char *const keys[] = {"name",	"runtime",  "version", "stages",
-					   "services", "volumes", "networks", "secrets",
-					   "configs"};
 	struct spec_builder b = {.p = p, .ctx = ctx, .err = err, .stages_key = "stages"};
 	const struct ynode *stages = NULL, *volumes = NULL, *secrets = NULL;
 	int rc = -1;
@@ -405,19 +483,11 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 			    ynode_kind_name(root));
 		goto out;
 	}
+	if (root && sb_compose_keys(&b, root, CK_TOP, "") < 0)
+		goto out;
 	for (size_t i = 0; root && i < root->npairs; i++) {
 		const struct ypair *pr = &root->pairs[i];
 		const char *k = pr->key->str;
-		if (!sb_key_known(k, keys, ARRAY_LEN(keys))) {
-			const char *near = suggest_nearest(k, keys, ARRAY_LEN(keys));
-			if (near)
-				cp_error_at(err, &pr->key->mark,
-					    "unknown top-level key \"%s\" (did you mean \"%s\"?)", k,
-					    near);
-			else
-				cp_error_at(err, &pr->key->mark, "unknown top-level key \"%s\"", k);
-			goto out;
-		}
 		if (!strcmp(k, "name")) {
 			if (sb_string(&b, pr->value, "", k, &p->name) < 0)
 				goto out;
@@ -471,6 +541,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		b.volume_names = xcalloc(1, sizeof(*b.volume_names));
 	if (stages && build_stages_pass1(&b, stages) < 0)
 		goto out;
+
 	if (!p->nstages) {
 		/* Marks of an empty `stages:` point at it; a file without one
 		 * has nothing to point at but itself. */
@@ -480,6 +551,8 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		goto out;
 	}
 	pipeline_index_stages(p);
+	if (sb_infer_services(&b, stages) < 0)
+		goto out;
 	if (!b.stage_names)
 		b.stage_names = xcalloc(1, sizeof(*b.stage_names));
 	if (check_sets(&b) < 0)
@@ -491,14 +564,19 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		if (r < 0)
 			goto out;
 	}
-	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0 || sb_check_cycles(&b) < 0)
+	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0)
+		goto out;
+	sb_volume_order(&b);
+	if (sb_check_cycles(&b) < 0)
 		goto out;
 	sb_secrets(&b, secrets);
 	rc = 0;
 out:
+	flush_warnings(&b);
 	free(b.home);
 	free(b.stage_names);
 	free(b.volume_names);
 	free(b.sets);
+	free(b.ordered_by_volumes);
 	return rc;
 }

@@ -15,6 +15,14 @@ struct sb_set {
 	const char *param; /* points into key */
 };
 
+/* A warning about one key, printed once however many stages use it. */
+struct sb_warning {
+	char *id;   /* what makes two warnings the same, e.g. "service shm_size" */
+	char *text; /* the message at the first use */
+	size_t more; /* uses after the first */
+	const char *unit; /* what `more` counts, e.g. "stages" */
+};
+
 struct spec_builder {
 	struct pipeline *p;
 	const struct spec_ctx *ctx;
@@ -25,6 +33,11 @@ struct spec_builder {
 	const char **volume_names; /* lent from p->volumes, NULL-terminated */
 	struct sb_set *sets;
 	size_t nsets;
+	struct sb_warning *warnings;
+	size_t nwarnings;
+	/* Per stage: a service by inference (no service:, no inputs:), whose
+	 * start waits for the jobs writing the volumes it mounts. */
+	bool *ordered_by_volumes;
 };
 
 /* What a null value in a KEY: VALUE mapping means. */
@@ -42,6 +55,15 @@ bool sb_key_known(const char *key, const char *const *keys, size_t n);
 /* Rejects the first key of `map` not in `keys` (x-* allowed). */
 int sb_check_keys(struct spec_builder *b, const struct ynode *map, const char *where,
 		  const char *const *keys, size_t n);
+
+/* Checks the keys of `map` against the Compose Specification table of
+ * `scope` (compose_keys.h): x-* keys pass, unknown keys fail with a
+ * suggestion, keys cpipe does not honour are warned about (once per key). */
+int sb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope, const char *where);
+/* Records a warning at `mark`, once per `id`; later ones with the same id
+ * only count (`unit` names what is counted, e.g. "stages"). */
+void sb_warn(struct spec_builder *b, const char *id, const char *unit, const struct cp_mark *mark,
+	     const char *fmt, ...) CP_PRINTF(5, 6);
 
 /* Scalar getters; *dst is replaced (null → NULL). */
 int sb_string(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
@@ -86,8 +108,17 @@ int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v, con
 int sb_apply_sets(struct spec_builder *b, struct stage *st);
 /* Adds implicit dependencies from inputs onto outputs and metrics. */
 int sb_implicit_deps(struct spec_builder *b);
+/* Makes each service in b->ordered_by_volumes start after the jobs that
+ * mount one of its named volumes writable and do not depend on it: a
+ * compose file says nothing of what a server reads, but it reads what the
+ * jobs before it wrote (e.g. a checkpoint). */
+void sb_volume_order(struct spec_builder *b);
 /* Fails with "dependency cycle: a -> b -> a" when the graph has a cycle. */
 int sb_check_cycles(struct spec_builder *b);
+
+/* spec_infer.c: decides job or service for every stage without
+ * `service:` (after pass 1), as compose would run it. */
+int sb_infer_services(struct spec_builder *b, const struct ynode *stages);
 
 /* spec_secrets.c: adds the secret values of the built stages and of the
  * top-level `secrets:` mapping (may be NULL) to b->p->secrets. */

@@ -57,9 +57,22 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 		return -1;
 	bool flag;
 	const struct ynode *n;
-	if (((n = ymap_get(val, "required")) && sb_bool(b, n, w, "required", &flag) < 0) ||
-	    ((n = ymap_get(val, "restart")) && sb_bool(b, n, w, "restart", &flag) < 0))
-		return -1;
+	if ((n = ymap_get(val, "required"))) {
+		if (sb_bool(b, n, w, "required", &flag) < 0)
+			return -1;
+		if (!flag)
+			sb_warn(b, "depends_on.required", "stage", &n->mark,
+				"%srequired: false: cpipe ignores it; the stage is required", w);
+	}
+	if ((n = ymap_get(val, "restart"))) {
+		if (sb_bool(b, n, w, "restart", &flag) < 0)
+			return -1;
+		if (flag)
+			sb_warn(b, "depends_on.restart", "stage", &n->mark,
+				"%srestart: true: cpipe ignores it; a stage is not restarted when "
+				"what it depends on restarts",
+				w);
+	}
 	const struct ynode *c = ymap_get(val, "condition");
 	if (!c || ynode_is_null(c))
 		return 0;
@@ -317,4 +330,104 @@ int sb_check_cycles(struct spec_builder *b)
 	free(stack);
 	free(next);
 	return rc;
+}
+
+/* ---- services after the jobs that fill their volumes ---- */
+
+static bool mounts_volume(const struct stage *st, const char *vol, bool writable)
+{
+	for (size_t m = 0; m < st->nmounts; m++)
+		if (st->mounts[m].type == MOUNT_VOLUME && !strcmp(st->mounts[m].source, vol) &&
+		    (!writable || !st->mounts[m].read_only))
+			return true;
+	return false;
+}
+
+/* Marks in `reaches` every stage that depends on stage s, transitively
+ * (`rdeps` lists each stage's dependents). */
+static void mark_dependents(const struct pipeline *p, size_t s, size_t **rdeps, size_t *nrdeps,
+			    bool *reaches, size_t *stack)
+{
+	size_t n = 0;
+	memset(reaches, 0, p->nstages * sizeof(*reaches));
+	reaches[s] = true;
+	stack[n++] = s;
+	while (n) {
+		size_t i = stack[--n];
+		for (size_t k = 0; k < nrdeps[i]; k++) {
+			size_t j = rdeps[i][k];
+			if (!reaches[j]) {
+				reaches[j] = true;
+				stack[n++] = j;
+			}
+		}
+	}
+}
+
+void sb_volume_order(struct spec_builder *b)
+{
+	struct pipeline *p = b->p;
+	bool any = false;
+	for (size_t i = 0; i < p->nstages && b->ordered_by_volumes; i++)
+		any = any || (b->ordered_by_volumes[i] && p->stages[i].nmounts);
+	if (!any)
+		return;
+	size_t **rdeps = xcalloc(p->nstages, sizeof(*rdeps));
+	size_t *nrdeps = xcalloc(p->nstages, sizeof(*nrdeps));
+	for (size_t i = 0; i < p->nstages; i++) {
+		for (size_t d = 0; d < p->stages[i].ndeps; d++) {
+			long j = pipeline_stage_index(p, p->stages[i].deps[d].stage);
+			if (j < 0)
+				continue;
+			rdeps[j] = xrealloc(rdeps[j], (nrdeps[j] + 1) * sizeof(**rdeps));
+			rdeps[j][nrdeps[j]++] = i;
+		}
+	}
+	bool *reaches = xcalloc(p->nstages, sizeof(*reaches));
+	size_t *stack = xcalloc(p->nstages, sizeof(*stack));
+	for (size_t s = 0; s < p->nstages; s++) {
+		struct stage *svc = &p->stages[s];
+		if (!b->ordered_by_volumes[s] || !svc->nmounts)
+			continue;
+		mark_dependents(p, s, rdeps, nrdeps, reaches, stack);
+		struct strbuf after = STRBUF_INIT;
+		for (size_t j = 0; j < p->nstages; j++) {
+			const struct stage *job = &p->stages[j];
+			if (reaches[j] || job->service)
+				continue;
+			const char *vol = NULL;
+			for (size_t m = 0; m < svc->nmounts && !vol; m++)
+				if (svc->mounts[m].type == MOUNT_VOLUME &&
+				    mounts_volume(job, svc->mounts[m].source, true))
+					vol = svc->mounts[m].source;
+			bool dup = false;
+			for (size_t d = 0; d < svc->ndeps && !dup; d++)
+				dup = !strcmp(svc->deps[d].stage, job->name);
+			if (!vol || dup)
+				continue;
+			struct dep *d = dep_add(svc);
+			d->stage = xstrdup(job->name);
+			d->mark = svc->mark;
+			d->implicit = true;
+			d->condition = DEP_COMPLETED_SUCCESSFULLY;
+			/* Later services see this edge: no cycle through two of them. */
+			rdeps[j] = xrealloc(rdeps[j], (nrdeps[j] + 1) * sizeof(**rdeps));
+			rdeps[j][nrdeps[j]++] = s;
+			sb_addf(&after, "%s%s", after.len ? ", " : "", job->name);
+		}
+		if (after.len) {
+			char *why = xasprintf("%s; it starts after the jobs that write a volume it "
+					      "mounts: %s",
+					      svc->service_why, sb_str(&after));
+			free(svc->service_why);
+			svc->service_why = why;
+		}
+		sb_free(&after);
+	}
+	for (size_t i = 0; i < p->nstages; i++)
+		free(rdeps[i]);
+	free(rdeps);
+	free(nrdeps);
+	free(reaches);
+	free(stack);
 }

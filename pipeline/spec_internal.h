@@ -17,6 +17,22 @@ int spec_normalize(struct ynode *root, struct cp_error *err);
  * of `over` it does not keep. Both are normalized mappings. */
 void spec_merge(struct ynode *base, struct ynode *over);
 
+/* Merges the service mapping `over` into *slot (extends), with the rules
+ * spec_merge applies to one stage. Takes over. */
+void spec_merge_service(struct ynode **slot, struct ynode *over);
+
+/* Removes every mapping entry whose value is tagged `!reset` (what it
+ * reset is gone once the files are merged). */
+void spec_strip_resets(struct ynode *n);
+
+/* Resolves one loaded file's top-level `include:` and its services'
+ * `extends:` in place. `path` is the file's absolute path, `opts` gives
+ * the environment; files read on the way are appended to `read` (absolute
+ * paths) and their names to p->mark_files. */
+int spec_resolve(struct ynode *root, struct pipeline *p, const char *path,
+		 const struct spec_options *opts, const struct kvvec *env, struct strvec *read,
+		 struct cp_error *err);
+
 /* Everything spec_build needs besides the tree. */
 struct spec_ctx {
 	const struct spec_options *opts;

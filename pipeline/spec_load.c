@@ -133,6 +133,7 @@ static int finish(struct pipeline **out, struct pipeline *p, struct ynode *tree,
 		  struct cp_error *err)
 {
 	struct spec_ctx ctx = {opts, env, shown_base};
+	spec_strip_resets(tree);
 	if (spec_build(p, tree, &ctx, err) < 0)
 		return -1;
 	const char *name = opts ? opts->project_name : NULL;
@@ -243,6 +244,7 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 	struct strvec warned = {0};
 	struct ynode *tree = NULL;
 	cleanup_free char *base = NULL, *shown_base = NULL;
+	struct strvec read = {0}; /* files read through include and extends */
 	int rc = -1;
 
 	*out = NULL;
@@ -282,15 +284,22 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 		if (load_tree(&t, shown, data, len, &env, &p->secrets,
 			      opts && opts->no_warnings ? NULL : &warned, err) < 0)
 			goto out;
+		if (spec_resolve(t, p, p->files.v[i], opts, &env, &read, err) < 0) {
+			ynode_free(t);
+			goto out;
+		}
 		if (!tree)
 			tree = t;
 		else
 			spec_merge(tree, t);
 	}
+	for (size_t i = 0; i < read.n; i++)
+		strvec_push(&p->files, read.v[i]);
 	rc = finish(out, p, tree, opts, &env, shown_base, err);
 out:
 	ynode_free(tree);
 	kvvec_free(&env);
+	strvec_free(&read);
 	strvec_free(&warned);
 	if (rc < 0)
 		fail_masked(p, err);
@@ -303,6 +312,7 @@ int spec_load_string(struct pipeline **out, const char *display_name, const char
 	struct pipeline *p = xcalloc(1, sizeof(*p));
 	struct kvvec env = {0};
 	struct ynode *tree = NULL;
+	struct strvec read = {0};
 	int rc = -1;
 
 	*out = NULL;
@@ -315,10 +325,15 @@ int spec_load_string(struct pipeline **out, const char *display_name, const char
 		goto out;
 	if (load_tree(&tree, p->mark_files.v[0], yaml, len, &env, &p->secrets, NULL, err) < 0)
 		goto out;
+	if (spec_resolve(tree, p, p->files.v[0], opts, &env, &read, err) < 0)
+		goto out;
+	for (size_t i = 0; i < read.n; i++)
+		strvec_push(&p->files, read.v[i]);
 	rc = finish(out, p, tree, opts, &env, "", err);
 out:
 	ynode_free(tree);
 	kvvec_free(&env);
+	strvec_free(&read);
 	if (rc < 0)
 		fail_masked(p, err);
 	return rc;

@@ -5,25 +5,10 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "compose_keys.h"
 #include "interp.h"
 #include "spec_build.h"
 
-static const char *const stage_keys[] = {
-	/* compose keys with meaning */
-	"build", "image", "command", "entrypoint", "environment", "env_file", "working_dir",
-	"user", "volumes", "ports", "depends_on", "healthcheck", "profiles", "labels",
-	"stop_grace_period", "gpus", "deploy",
-	/* cpipe keys */
-	"service", "params", "inputs", "outputs", "metrics",
-	/* compose keys accepted and ignored */
-	"container_name", "restart", "networks", "expose", "hostname", "init", "tty",
-	"stdin_open", "platform", "pull_policy", "shm_size", "ulimits", "logging",
-	"extra_hosts", "cap_add", "cap_drop", "dns", "dns_search", "dns_opt", "domainname",
-	"links", "external_links", "network_mode", "stop_signal", "security_opt", "sysctls",
-	"mem_limit", "mem_reservation", "memswap_limit", "cpus", "cpu_shares", "cpuset",
-	"privileged", "read_only", "ipc", "pid", "devices", "group_add", "runtime", "secrets",
-	"configs", "annotations", "develop", "attach", "scale", "oom_score_adj", "mac_address",
-};
 
 /* ---- command, environment, env_file ---- */
 
@@ -145,9 +130,11 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 		       const char *where)
 {
 	static const char *const keys[] = {
-		"context", "dockerfile", "target",   "args",    "cache_from", "cache_to",
-		"labels",  "network",    "shm_size", "extra_hosts", "platforms", "tags",
-		"pull",	   "no_cache",   "ssh",	     "secrets", "isolation",  "privileged",
+		"context",	   "dockerfile", "target",	 "args",     "cache_from",
+		"cache_to",	   "labels",	 "network",	 "shm_size", "extra_hosts",
+		"platforms",	   "tags",	 "pull",	 "no_cache", "ssh",
+		"secrets",	   "isolation",	 "privileged",	 "ulimits",  "additional_contexts",
+		"dockerfile_inline", "entitlements", "provenance", "sbom",
 	};
 	if (ynode_is_null(v))
 		return 0;
@@ -173,6 +160,14 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 				rc = sb_string(b, val, w, k, &st->build->target);
 			} else if (!strcmp(k, "args") && !ynode_is_null(val)) {
 				rc = sb_kv(b, val, w, k, &st->build->args, SB_NULL_FROM_ENV, NULL);
+			} else if (!str_has_prefix(k, "x-")) {
+				cleanup_free char *id = xasprintf("build.%s", k);
+				sb_warn(b, id, "stage", &v->pairs[i].key->mark,
+					"%sbuild.%s: cpipe ignores it; %s", where, k,
+					!strcmp(k, "dockerfile_inline")
+						? "the context's Dockerfile is used"
+						: "the build uses the context, dockerfile, target and "
+						  "args only");
 			}
 			if (rc < 0)
 				return -1;
@@ -233,6 +228,10 @@ static int build_healthcheck(struct spec_builder *b, struct stage *st, const str
 			rc = sb_duration(b, val, w, k, &h->start_period_ms);
 		} else if (!strcmp(k, "start_interval")) {
 			rc = sb_duration(b, val, w, k, &n);
+			sb_warn(b, "healthcheck.start_interval", "stage", &v->pairs[i].key->mark,
+				"%sstart_interval: cpipe ignores it; it probes every interval, "
+				"during start_period too",
+				w);
 		} else if (!strcmp(k, "retries")) {
 			rc = sb_long(b, val, w, k, 0, 1000000, &n);
 			h->retries = (int)n;
@@ -348,7 +347,39 @@ static bool seq_has(const struct ynode *seq, const char *s)
 	return false;
 }
 
-/* deploy: is accepted as a whole; only GPU device reservations matter. */
+/* Warns about every deploy key but resources.reservations.devices. */
+static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const char *where)
+{
+	for (size_t i = 0; i < v->npairs; i++) {
+		const struct ypair *pr = &v->pairs[i];
+		const char *k = pr->key->str;
+		if (str_has_prefix(k, "x-"))
+			continue;
+		if (strcmp(k, "resources") == 0 && pr->value->kind == YNODE_MAP) {
+			for (size_t j = 0; j < pr->value->npairs; j++) {
+				const struct ypair *r = &pr->value->pairs[j];
+				const struct ynode *devs = ymap_get(r->value, "devices");
+				if (strcmp(r->key->str, "reservations") == 0 &&
+				    (!r->value || r->value->kind != YNODE_MAP ||
+				     (devs && r->value->npairs == 1)))
+					continue;
+				cleanup_free char *id = xasprintf("deploy.resources.%s", r->key->str);
+				sb_warn(b, id, "stage", &r->key->mark,
+					"%sdeploy.resources.%s: cpipe ignores it; only GPU "
+					"reservations (reservations.devices) are honoured",
+					where, r->key->str);
+			}
+			continue;
+		}
+		cleanup_free char *id = xasprintf("deploy.%s", k);
+		sb_warn(b, id, "stage", &pr->key->mark,
+			"%sdeploy.%s: cpipe ignores it; %s", where, k,
+			strcmp(k, "replicas") == 0 ? "one instance of the stage runs"
+						   : "a stage runs once, on this host");
+	}
+}
+
+/* deploy: only GPU device reservations have meaning; the rest is warned. */
 static int build_deploy(struct spec_builder *b, struct stage *st, const struct ynode *v,
 			const char *where)
 {
@@ -356,6 +387,7 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 		return 0;
 	if (v->kind != YNODE_MAP)
 		return sb_type_error(b, v, where, "deploy", "a mapping");
+	deploy_warnings(b, v, where);
 	const struct ynode *devs = ymap_get(ymap_get(ymap_get(v, "resources"), "reservations"),
 					    "devices");
 	if (!devs || devs->kind != YNODE_SEQ)
@@ -367,6 +399,61 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 			return -1;
 	}
 	return 0;
+}
+
+/* ---- long-form volume and port options cpipe does not apply ---- */
+
+/* Warns about the options of long-form volumes (bind.propagation,
+ * volume.nocopy, tmpfs.size, consistency, ...) and ports (mode: ingress,
+ * name, app_protocol); spec_mounts.c reads the rest. */
+static void mount_port_warnings(struct spec_builder *b, const struct ynode *v,
+				const char *where)
+{
+	const struct ynode *vols = ymap_get(v, "volumes");
+	for (size_t i = 0; vols && vols->kind == YNODE_SEQ && i < vols->nitems; i++) {
+		const struct ynode *it = vols->items[i];
+		for (size_t k = 0; it->kind == YNODE_MAP && k < it->npairs; k++) {
+			const struct ypair *pr = &it->pairs[k];
+			const char *key = pr->key->str;
+			bool opts = !strcmp(key, "bind") || !strcmp(key, "volume") ||
+				    !strcmp(key, "tmpfs");
+			if (!opts && strcmp(key, "consistency"))
+				continue;
+			for (size_t o = 0; opts && pr->value->kind == YNODE_MAP &&
+					   o < pr->value->npairs;
+			     o++) {
+				const char *opt = pr->value->pairs[o].key->str;
+				cleanup_free char *id = xasprintf("volumes %s.%s", key, opt);
+				sb_warn(b, id, "stage", &pr->value->pairs[o].key->mark,
+					"%svolumes: %s.%s: cpipe ignores it; the mount gets the "
+					"runtime's defaults",
+					where, key, opt);
+			}
+			if (!opts)
+				sb_warn(b, "volumes consistency", "stage", &pr->key->mark,
+					"%svolumes: consistency: cpipe ignores it (Docker Desktop "
+					"only)",
+					where);
+		}
+	}
+	const struct ynode *ports = ymap_get(v, "ports");
+	for (size_t i = 0; ports && ports->kind == YNODE_SEQ && i < ports->nitems; i++) {
+		const struct ynode *it = ports->items[i];
+		for (size_t k = 0; it->kind == YNODE_MAP && k < it->npairs; k++) {
+			const struct ypair *pr = &it->pairs[k];
+			const char *key = pr->key->str;
+			if (!strcmp(key, "mode") && pr->value->kind == YNODE_SCALAR &&
+			    strcmp(pr->value->str, "ingress"))
+				continue; /* host: what cpipe does */
+			if (strcmp(key, "mode") && strcmp(key, "name") && strcmp(key, "app_protocol"))
+				continue;
+			cleanup_free char *id = xasprintf("ports %s", key);
+			sb_warn(b, id, "stage", &pr->key->mark,
+				"%sports: %s: cpipe ignores it; %s", where, key,
+				!strcmp(key, "mode") ? "ports are published on this host"
+						     : "it names nothing cpipe shows");
+		}
+	}
 }
 
 /* ---- params and --set ---- */
@@ -484,8 +571,9 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 {
 	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
-	if (sb_check_keys(b, v, where, stage_keys, ARRAY_LEN(stage_keys)) < 0)
+	if (sb_compose_keys(b, v, CK_SERVICE, where) < 0)
 		return -1;
+	mount_port_warnings(b, v, where);
 	const struct ynode *params = ymap_get(v, "params");
 	if (params && build_params(b, st, params, where) < 0)
 		return -1;

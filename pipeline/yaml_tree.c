@@ -130,6 +130,7 @@ struct ynode *ynode_copy(const struct ynode *n)
 	c->bytes = n->bytes;
 	c->quoted = n->quoted;
 	c->exact_col = n->exact_col;
+	c->tag = n->tag;
 	if (n->str)
 		c->str = xstrdup(n->str);
 	if (n->nitems) {
@@ -518,8 +519,19 @@ out:
 	return rc;
 }
 
-static int on_node_start(struct builder *b, struct ynode *n, yaml_char_t *anchor)
+static enum ytag tag_of(const yaml_char_t *tag)
 {
+	if (tag && strcmp((const char *)tag, "!reset") == 0)
+		return YTAG_RESET;
+	if (tag && strcmp((const char *)tag, "!override") == 0)
+		return YTAG_OVERRIDE;
+	return YTAG_NONE;
+}
+
+static int on_node_start(struct builder *b, struct ynode *n, yaml_char_t *anchor,
+			 yaml_char_t *tag)
+{
+	n->tag = tag_of(tag);
 	if (b->depth >= YTREE_MAX_DEPTH) {
 		cp_error_at(b->err, &n->mark, "YAML nested deeper than %d levels",
 			    YTREE_MAX_DEPTH);
@@ -571,6 +583,9 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 	n->str = xstrndup(val, len);
 	n->bytes = len;
 	const char *tag = (const char *)ev->data.scalar.tag;
+	n->tag = tag_of(ev->data.scalar.tag);
+	if (n->tag != YTAG_NONE)
+		tag = NULL; /* a merge tag says nothing of the scalar's type */
 	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	n->quoted = !plain || (tag && strcmp(tag, "tag:yaml.org,2002:str") == 0);
 	if (ev->start_mark.line == ev->end_mark.line && !tag) {
@@ -618,9 +633,11 @@ static int on_event(struct builder *b, const yaml_event_t *ev, int *docs)
 	case YAML_ALIAS_EVENT:
 		return on_alias(b, ev);
 	case YAML_SEQUENCE_START_EVENT:
-		return on_node_start(b, node_new(YNODE_SEQ, &mk), ev->data.sequence_start.anchor);
+		return on_node_start(b, node_new(YNODE_SEQ, &mk), ev->data.sequence_start.anchor,
+				     ev->data.sequence_start.tag);
 	case YAML_MAPPING_START_EVENT:
-		return on_node_start(b, node_new(YNODE_MAP, &mk), ev->data.mapping_start.anchor);
+		return on_node_start(b, node_new(YNODE_MAP, &mk), ev->data.mapping_start.anchor,
+				     ev->data.mapping_start.tag);
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
 		return on_node_end(b);

@@ -24,6 +24,14 @@ enum ynode_kind {
 	YNODE_MAP,
 };
 
+/* Compose's merge tags: `!reset` drops what earlier files (or an extended
+ * service) gave the key, `!override` replaces it instead of merging. */
+enum ytag {
+	YTAG_NONE,
+	YTAG_RESET,
+	YTAG_OVERRIDE,
+};
+
 struct ynode;
 
 struct ypair {
@@ -36,6 +44,7 @@ struct ynode {
 	struct cp_mark mark; /* file lent by the loader, outlives the tree */
 	size_t weight;       /* nodes in this subtree, itself included */
 	size_t bytes;        /* scalar text in this subtree, as parsed */
+	enum ytag tag;       /* `!reset` / `!override`; other tags are not kept */
 
 	/* YNODE_SCALAR */
 	char *str;     /* never NULL, no NUL bytes inside */

@@ -303,6 +303,7 @@ EOF
 name: $P
 stages:
   web:
+    service: false # a job that publishes a port, not a server (inferred)
     image: cpipe-test/busybox
     ports: ["127.0.0.1:$port:8080"]
     volumes: [./ctl:/ctl]

@@ -907,7 +907,7 @@ static void test_depends_on_forms(void **state)
 {
 	(void)state;
 	struct pipeline *p = load("stages:\n"
-				  "  prep: {}\n"
+				  "  prep: {service: false}\n"
 				  "  svc: {service: true}\n"
 				  "  list:\n"
 				  "    depends_on: [prep, svc]\n"
