@@ -1,4 +1,5 @@
 #include "emit.h"
+#include "spec_compose.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,7 @@ static cJSON *stage_json(const struct stage *s)
 	if (s->gpus.n)
 		cJSON_AddItemToObject(o, "gpus", strvec_json(&s->gpus));
 	add_duration(o, "stop_grace_period", s->stop_grace_ms);
+	spec_compose_emit(o, s);
 	return o;
 }
 

@@ -23,6 +23,7 @@ static const char *const stage_keys[] = {
 	"mem_limit", "mem_reservation", "memswap_limit", "cpus", "cpu_shares", "cpuset",
 	"privileged", "read_only", "ipc", "pid", "devices", "group_add", "runtime", "secrets",
 	"configs", "annotations", "develop", "attach", "scale", "oom_score_adj", "mac_address",
+	"tmpfs", "pids_limit", "volumes_from",
 };
 
 /* ---- command, environment, env_file ---- */
@@ -507,6 +508,6 @@ int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 		if (stage_key(b, st, k, v->pairs[i].value, where) < 0)
 			return -1;
 	}
-	return 0;
+	return sb_compose(b, st, v, where);
 }
 
