@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/linux_names.h"
 #include "docker_internal.h"
 
 #define ATTACH_TIMEOUT_S 30
@@ -318,7 +319,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	}
 
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
-	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
+	cleanup_free char *path = docker_create_path(rt, name, s);
 	cJSON *body = docker_container_body(rt, ts);
 	cJSON *resp = NULL;
 	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
@@ -357,6 +358,17 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 		cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
 		if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
 			cp_error_prefix(err, "starting container %s", name);
+			if (s->gpus.n && strstr(err->msg, "could not select device driver")) {
+				char msg[sizeof(err->msg)];
+				int code = err->code;
+				memcpy(msg, err->msg, sizeof(msg));
+				cp_error_set(err,
+					     "%s (the stage asks for a GPU: gpus:, runtime: nvidia or "
+					     "deploy devices; this Docker has no GPU driver: install "
+					     "the NVIDIA Container Toolkit or drop the request)",
+					     msg);
+				err->code = code;
+			}
 			goto fail;
 		}
 	}
@@ -399,6 +411,8 @@ static const char *signal_name(int sig, char *buf, size_t n)
 	case SIGQUIT:
 		return "SIGQUIT";
 	default:
+		if (linux_signal_name(sig))
+			return linux_signal_name(sig);
 		snprintf(buf, n, "%d", sig);
 		return buf;
 	}
@@ -413,6 +427,9 @@ int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_erro
 	if (atomic_load(&dt->done))
 		return 0;
 	char buf[16];
+	/* A stop is the stage's stop_signal, as docker stop sends it. */
+	if (sig == SIGTERM && t->stage->lifecycle.stop_signal)
+		sig = t->stage->lifecycle.stop_signal;
 	cleanup_free char *path =
 		xasprintf("/containers/%s/kill?signal=%s", dt->id, signal_name(sig, buf, sizeof(buf)));
 	long status = 0;
