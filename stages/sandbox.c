@@ -529,8 +529,7 @@ static _Noreturn void exec_command(struct init *in)
 			die(in, "switching to user %u:%u: %s", (unsigned)cfg->uid,
 			    (unsigned)cfg->gid, strerror(errno));
 	}
-	if (sbx_caps_drop(cfg->cap_drop, msg, sizeof(msg)) < 0)
-		die(in, "%s", msg);
+
 	if (chdir(cfg->working_dir) < 0)
 		die(in, "working_dir %s: %s", cfg->working_dir, strerror(errno));
 

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <linux/mount.h>
 #include <stdio.h>
 #include <string.h>
@@ -190,31 +189,6 @@ int sbx_caps_bounding(unsigned long long drop, char *msg, size_t n)
 				 strerror(errno));
 			return -1;
 		}
-	}
-	return 0;
-}
-
-int sbx_caps_drop(unsigned long long drop, char *msg, size_t n)
-{
-	if (!drop)
-		return 0;
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2];
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0) {
-		snprintf(msg, n, "cap_drop: reading capabilities: %s", strerror(errno));
-		return -1;
-	}
-	for (int i = 0; i < 2; i++) {
-		unsigned mask = (unsigned)(drop >> (32 * i));
-		data[i].effective &= ~mask;
-		data[i].permitted &= ~mask;
-		data[i].inheritable &= ~mask;
-	}
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (syscall(SYS_capset, &hdr, data) < 0) {
-		snprintf(msg, n, "cap_drop: setting capabilities: %s", strerror(errno));
-		return -1;
 	}
 	return 0;
 }

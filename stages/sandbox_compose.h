@@ -17,11 +17,10 @@ void sbx_rlimits(const struct sandbox_config *cfg, int warn_fd);
  * stage mounts (in `order`, shortest target first), /dev and /proc their
  * write access back. */
 int sbx_read_only(const struct sandbox_config *cfg, const size_t *order, char *msg, size_t n);
-/* Removes the capabilities of `drop` from the bounding set (before the
- * switch of user) and, after it, from the effective, permitted and
- * inheritable sets. */
+/* Removes the capabilities of `drop` from the bounding set, before the
+ * exec: a root command's permitted and effective sets are then its
+ * bounding set, and another user's are empty anyway. */
 int sbx_caps_bounding(unsigned long long drop, char *msg, size_t n);
-int sbx_caps_drop(unsigned long long drop, char *msg, size_t n);
 /* Milliseconds to wait before the command, which exited with `code`
  * after `attempts` restarts, starts again; -1 when
  * it does not (no policy, limit reached, or the sandbox is stopping). */
