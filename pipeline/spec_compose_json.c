@@ -5,12 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A JSON array of the strings of `sv`. */
 static cJSON *strings(const struct strvec *sv)
 {
-	cJSON *a = cJSON_CreateArray();
-	for (size_t i = 0; i < sv->n; i++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(sv->v[i]));
-	return a;
+	return cJSON_CreateStringArray((const char *const *)sv->v, (int)sv->n);
 }
 
 static cJSON *ulimits_json(const struct stage_limits *l)

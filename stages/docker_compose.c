@@ -7,12 +7,10 @@
 #include "compose_rt.h"
 #include "docker_internal.h"
 
+/* A JSON array of the strings of `sv`. */
 static cJSON *strings(const struct strvec *sv)
 {
-	cJSON *a = cJSON_CreateArray();
-	for (size_t i = 0; i < sv->n; i++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(sv->v[i]));
-	return a;
+	return cJSON_CreateStringArray((const char *const *)sv->v, (int)sv->n);
 }
 
 static void limits(cJSON *host, const struct stage *s)
