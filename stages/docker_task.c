@@ -119,6 +119,45 @@ static void thread_wait(struct dtask *dt)
 	cJSON_Delete(j);
 }
 
+/* A service with a restart policy whose output stream ended: while the
+ * daemon restarts the container, its output is followed again from the
+ * moment the last stream ended. False once the container is done for. */
+static bool follow_restarts(struct dtask *dt)
+{
+	const struct stage *s = dt->t.stage;
+	if (!s->service || s->lifecycle.restart == RESTART_NO)
+		return false;
+	struct timespec since;
+	clock_gettime(CLOCK_REALTIME, &since);
+	cleanup_free char *ipath = xasprintf("/containers/%s/json", dt->id);
+	while (!atomic_load(&dt->cancel)) {
+		cJSON *j = NULL;
+		struct cp_error e = {0};
+		if (docker_json(dt->d, "GET", ipath, NULL, NULL, &j, &e) < 0) {
+			cJSON_Delete(j);
+			return false;
+		}
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "State");
+		bool restarting = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Restarting"));
+		bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Running"));
+		cJSON_Delete(j);
+		if (!restarting && !running)
+			return false;
+		if (restarting) {
+			usleep(100000);
+			continue;
+		}
+		cleanup_free char *lpath = xasprintf(
+			"/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld.%09ld", dt->id,
+			(long long)since.tv_sec, since.tv_nsec);
+		struct docker_req rq = {.method = "GET", .path = lpath, .on_data = demux, .ud = dt,
+					.cancel = &dt->cancel, .idle = DOCKER_IDLE_AFTER_HEADERS};
+		docker_call(dt->d, &rq, NULL, NULL, &e);
+		return true;
+	}
+	return false;
+}
+
 static void *task_main(void *arg)
 {
 	struct dtask *dt = arg;
@@ -135,6 +174,8 @@ static void *task_main(void *arg)
 	pthread_mutex_unlock(&dt->mu);
 
 	dt->exit_code = 125;
+	while (attached && follow_restarts(dt))
+		;
 	if (attached && !atomic_load(&dt->cancel))
 		thread_wait(dt);
 	atomic_store(&dt->done, 1);

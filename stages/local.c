@@ -604,6 +604,8 @@ static void local_release(struct runtime *rt, struct task *t)
 		kill(t->pid, SIGKILL);
 		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		if (t->stage->limits.pids_limit)
+			sandbox_cgroup_remove(t->pid);
 	}
 	strvec_free(&lt->envp);
 	free(lt->working_dir);

@@ -115,6 +115,30 @@ EOF
 	[ "$(stage_out show | grep -c start)" = 2 ] || fail "started $(stage_out show | grep -c start) times"
 }
 
+@test "docker: a service restarted during a run keeps being followed" {
+	spec <<EOF
+name: $P
+volumes:
+  v: {}
+stages:
+  flaky:
+    service: true
+    image: $IMG
+    command: sh -c 'trap "exit 0" TERM; echo start >> /v/starts; [ \$\$(wc -l < /v/starts) -ge 2 ] || exit 3; echo serving-again; while true; do sleep 0.1; done'
+    volumes: [v:/v]
+    restart: on-failure
+  job:
+    image: $IMG
+    command: sh -c 'until [ \$\$(wc -l < /v/starts) -ge 2 ]; do sleep 0.1; done; sleep 1; echo job-done'
+    volumes: [v:/v]
+    depends_on: {flaky: {condition: service_started}}
+EOF
+	run dcpipe run job
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "flaky | serving-again"
+	assert_contains "job   | job-done"
+}
+
 @test "docker: a file secret is read-only at /run/secrets/NAME and its value in no .cpipe file" {
 	echo "s3cr3t-$RANDOM-docker" > token.txt
 	secret=$(cat token.txt)
