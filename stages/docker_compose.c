@@ -1,6 +1,8 @@
 /* The docker runtime's meaning for a stage's compose keys of resources,
  * security and lifecycle: the container create body's members, as
  * docker compose sets them. */
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,13 +66,8 @@ static void mount_secrets(cJSON *host, const struct stage *s)
 	cJSON *mounts = cJSON_GetObjectItemCaseSensitive(host, "Mounts");
 	for (size_t i = 0; i < sec->nsecrets; i++) {
 		const struct stage_secret *x = &sec->secrets[i];
-		if (!x->source) {
-			compose_warn(s, &x->mark, x->config ? "configs" : "secrets",
-				     "\"%s\" is given by value; the docker runtime mounts those "
-				     "given by file: only, so %s is missing in the container",
-				     x->name, x->target);
-			continue;
-		}
+		if (!x->source)
+			continue; /* docker_compose_files copies it in */
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "Type", "bind");
 		cJSON_AddStringToObject(o, "Source", x->source);
@@ -107,4 +104,92 @@ char *docker_create_path(struct runtime *rt, const char *name, const struct stag
 		return xasprintf("/containers/create?name=%s", name);
 	cleanup_free char *p = docker_escape(rt->d, s->security.platform);
 	return xasprintf("/containers/create?name=%s&platform=%s", name, p);
+}
+
+/* A tar (in memory: it holds secret values) of the value-given secrets and
+ * configs of `s`, with their parent directories; NULL when there are none. */
+static void *files_tar(const struct stage *s, size_t *len, struct cp_error *err)
+{
+	const struct stage_security *sec = &s->security;
+	size_t cap = 0;
+	for (size_t i = 0; i < sec->nsecrets; i++)
+		if (!sec->secrets[i].source)
+			cap += 3 * 1024 + strlen(sec->secrets[i].target) * 4 +
+			       (sec->secrets[i].content ? strlen(sec->secrets[i].content) : 0);
+	if (!cap)
+		return NULL;
+	cap += 4 * 10240; /* the writer pads to whole blocks of 10 KiB */
+	char *buf = xmalloc(cap);
+	struct archive *a = archive_write_new();
+	archive_write_set_format_pax_restricted(a);
+	int rc = archive_write_open_memory(a, buf, cap, len);
+	struct strvec dirs = {0};
+	for (size_t i = 0; rc == ARCHIVE_OK && i < sec->nsecrets; i++) {
+		const struct stage_secret *x = &sec->secrets[i];
+		if (x->source)
+			continue;
+		const char *c = x->content ? x->content : "";
+		/* Each parent first, so the daemon creates them 0755. */
+		for (const char *p = strchr(x->target + 1, '/'); p && rc == ARCHIVE_OK;
+		     p = strchr(p + 1, '/')) {
+			cleanup_free char *d = xstrndup(x->target + 1, (size_t)(p - x->target - 1));
+			if (strvec_contains(&dirs, d))
+				continue;
+			strvec_push(&dirs, d);
+			struct archive_entry *e = archive_entry_new();
+			archive_entry_set_pathname(e, d);
+			archive_entry_set_filetype(e, AE_IFDIR);
+			archive_entry_set_perm(e, 0755);
+			rc = archive_write_header(a, e);
+			archive_entry_free(e);
+		}
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, x->target + 1);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0444);
+		archive_entry_set_size(e, (la_int64_t)strlen(c));
+		if (rc == ARCHIVE_OK)
+			rc = archive_write_header(a, e);
+		if (rc == ARCHIVE_OK && archive_write_data(a, c, strlen(c)) < 0)
+			rc = ARCHIVE_FATAL;
+		archive_entry_free(e);
+	}
+	if (rc == ARCHIVE_OK)
+		rc = archive_write_close(a);
+	if (rc != ARCHIVE_OK) {
+		cp_error_set(err, "stage \"%s\": packing its secrets and configs: %s", s->name,
+			     archive_error_string(a) ? archive_error_string(a) : "failed");
+		free(buf);
+		buf = NULL;
+	}
+	archive_write_free(a);
+	strvec_free(&dirs);
+	return buf;
+}
+
+int docker_compose_files(struct runtime *rt, const char *id, const struct stage *s,
+			 struct cp_error *err)
+{
+	size_t len = 0;
+	cp_error_clear(err);
+	char *tar = files_tar(s, &len, err);
+	if (!tar)
+		return err->msg[0] ? -1 : 0;
+	FILE *f = fmemopen(tar, len, "r");
+	if (!f) {
+		explicit_bzero(tar, len);
+		free(tar);
+		return cp_error_errno(err, "stage \"%s\": its secrets and configs", s->name);
+	}
+	cleanup_free char *path = xasprintf("/containers/%s/archive?path=/", id);
+	struct docker_req rq = {.method = "PUT", .path = path, .upload = f,
+				.upload_size = (long long)len};
+	int rc = docker_call(rt->d, &rq, NULL, NULL, err);
+	fclose(f);
+	explicit_bzero(tar, len);
+	free(tar);
+	if (rc < 0)
+		return cp_error_prefix(err, "copying the secrets and configs of stage \"%s\"",
+				       s->name);
+	return 0;
 }

@@ -102,6 +102,11 @@ int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
  * HostConfig (whose Mounts exist already), warning about what cannot
  * apply. */
 void docker_compose_body(cJSON *body, cJSON *host, const struct stage *s);
+/* Copies the secrets and configs of `s` given by value (environment:,
+ * content:) into the created container `id`, mode 0444, before it starts;
+ * the values pass through memory only. */
+int docker_compose_files(struct runtime *rt, const char *id, const struct stage *s,
+			 struct cp_error *err);
 /* "/containers/create?name=NAME[&platform=P]". Caller owns. */
 char *docker_create_path(struct runtime *rt, const char *name, const struct stage *s);
 

@@ -377,7 +377,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	rt->live++;
 	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
 		strvec_push(&rt->runs, ts->run_id);
-	if (task_outputs(dt, ts, err) < 0)
+	if (task_outputs(dt, ts, err) < 0 || docker_compose_files(rt, dt->id, s, err) < 0)
 		goto fail;
 
 	/* The thread takes no signal: the executor's handlers run here. */

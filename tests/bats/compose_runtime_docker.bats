@@ -139,27 +139,30 @@ EOF
 	assert_contains "job   | job-done"
 }
 
-@test "docker: a file secret is read-only at /run/secrets/NAME and its value in no .cpipe file" {
+@test "docker: secrets and configs from files and values are in the container, their values in no .cpipe file" {
 	echo "s3cr3t-$RANDOM-docker" > token.txt
 	secret=$(cat token.txt)
+	export ENV_TOK="envs3cr3t-$RANDOM"
 	spec <<EOF
 name: $P
 secrets:
   token: {file: ./token.txt}
+  env_tok: {environment: ENV_TOK}
 configs:
   app: {file: ./app.conf}
+  inline: {content: "inline-config"}
 volumes:
   v: {}
 stages:
   a:
     image: $IMG
-    command: sh -c 'cp /run/secrets/token /v/copy; cat /etc/app.conf; echo x > /run/secrets/token 2>&1 || echo secret-ro'
+    command: sh -c 'cp /run/secrets/token /v/copy; cp /run/secrets/env_tok /v/envcopy; cat /etc/app.conf; echo; cat /inline; echo; echo x > /run/secrets/token 2>&1 || echo secret-ro'
     volumes: [v:/v]
-    secrets: [token]
-    configs: [{source: app, target: /etc/app.conf}]
+    secrets: [token, env_tok]
+    configs: [{source: app, target: /etc/app.conf}, inline]
   check:
     image: $IMG
-    command: sh -c 'cmp /v/copy /run/secrets/token && echo same'
+    command: sh -c 'cmp /v/copy /run/secrets/token && [ "\$\$(cat /v/envcopy)" = "$ENV_TOK" ] && echo same'
     volumes: [v:/v]
     secrets: [token]
     depends_on: [a]
@@ -169,9 +172,11 @@ EOF
 	[ "$status" -eq 0 ] || fail "run failed"
 	stage_out a | grep -qx "threads=4" || fail "config not mounted"
 	stage_out a | grep -qx "secret-ro" || fail "secret writable"
+	stage_out a | grep -qx "inline-config" || fail "content: config not copied in"
 	assert_contains "check | same"
 	refute_contains "$secret"
-	! grep -r -- "$secret" .cpipe cpipe.lock || fail "the secret's value is in a file"
+	refute_contains "$ENV_TOK"
+	! grep -r -e "$secret" -e "$ENV_TOK" .cpipe cpipe.lock || fail "a secret's value is in a file"
 }
 
 @test "docker: runtime: nvidia becomes a GPU device request the daemon is asked for" {
