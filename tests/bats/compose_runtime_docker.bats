@@ -220,3 +220,24 @@ EOF
 	assert_contains "reader | from-writer"
 	assert_contains "Read-only file system"
 }
+
+@test "docker: platform is asked of the daemon when the container is created" {
+	spec <<EOF
+name: $P
+stages:
+  arm:
+    image: $IMG
+    command: "true"
+    platform: linux/arm64
+  native:
+    image: $IMG
+    command: "true"
+    platform: linux/amd64
+EOF
+	[ "$(uname -m)" = x86_64 ] || skip "the test image is amd64"
+	run dcpipe run native
+	[ "$status" -eq 0 ] || fail "linux/amd64 refused"
+	run dcpipe run arm
+	[ "$status" -eq 1 ] || fail "exit $status"
+	assert_contains "does not match the specified platform: wanted linux/arm64"
+}
