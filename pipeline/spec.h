@@ -122,7 +122,7 @@ enum restart_policy { RESTART_NO, RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_UN
 /* Where each honoured compose key was written, for warnings. */
 enum compose_mark {
 	CM_IPC, CM_INIT, CM_PIDS, CM_PLATFORM, CM_GPUS, CM_REPLICAS, CM_RESTART, CM_ULIMITS,
-	CM_CAPS, CM_SHM, CM_COUNT
+	CM_CAPS, CM_SHM, CM_VOLUMES_FROM, CM_COUNT
 };
 
 struct stage_lifecycle {

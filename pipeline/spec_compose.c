@@ -180,7 +180,12 @@ static int build_stop_signal(struct spec_builder *b, struct stage *st, const str
 	if (ynode_is_null(v))
 		return 0;
 	int sig = v->kind == YNODE_SCALAR ? linux_signal_from_name(v->str) : -1;
-	if (sig < 0 || sig == SIGKILL || !linux_signal_name(sig))
+	if (sig == SIGKILL || sig == SIGSTOP)
+		return cp_error_at(b->err, &v->mark,
+				   "%sstop_signal \"%s\" cannot be caught, so it stops nothing "
+				   "gracefully (stop_grace_period ends in SIGKILL anyway)",
+				   where, v->str);
+	if (sig < 0 || !linux_signal_name(sig))
 		return cp_error_at(b->err, &v->mark,
 				   "%sstop_signal \"%s\" is not a signal (like SIGTERM, SIGINT, "
 				   "SIGUSR1)",
@@ -360,7 +365,7 @@ static const struct {
 	{"ipc", CM_IPC},	 {"init", CM_INIT},	{"pids_limit", CM_PIDS},
 	{"platform", CM_PLATFORM}, {"gpus", CM_GPUS},	{"runtime", CM_GPUS},
 	{"ulimits", CM_ULIMITS}, {"cap_add", CM_CAPS}, {"cap_drop", CM_CAPS},
-	{"shm_size", CM_SHM},	 {"deploy", CM_GPUS},
+	{"shm_size", CM_SHM},	 {"deploy", CM_GPUS},	{"volumes_from", CM_VOLUMES_FROM},
 };
 
 int sb_compose(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where)
@@ -427,12 +432,13 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 static int volumes_from(struct spec_builder *b, struct stage *st)
 {
 	const struct strvec *vf = &st->lifecycle.volumes_from;
+	const struct cp_mark *at = &st->lifecycle.marks[CM_VOLUMES_FROM];
 	for (size_t i = 0; i < vf->n; i++) {
 		cleanup_free char *name = xstrdup(vf->v[i]);
 		char *mode = strrchr(name, ':');
 		bool force_ro = false;
 		if (str_has_prefix(name, "container:"))
-			return cp_error_at(b->err, &st->mark,
+			return cp_error_at(b->err, at,
 					   "stage \"%s\": volumes_from \"%s\": cpipe shares the mounts "
 					   "of stages only; name a stage of the spec",
 					   st->name, vf->v[i]);
@@ -442,13 +448,13 @@ static int volumes_from(struct spec_builder *b, struct stage *st)
 		}
 		long idx = pipeline_stage_index(b->p, name);
 		if (idx < 0 || &b->p->stages[idx] == st)
-			return cp_error_at(b->err, &st->mark,
+			return cp_error_at(b->err, at,
 					   "stage \"%s\": volumes_from \"%s\" is not another stage of "
 					   "the spec",
 					   st->name, vf->v[i]);
 		const struct stage *from = &b->p->stages[idx];
 		if (from->lifecycle.volumes_from.n)
-			return cp_error_at(b->err, &st->mark,
+			return cp_error_at(b->err, at,
 					   "stage \"%s\": volumes_from \"%s\", which itself uses "
 					   "volumes_from; name the stage that declares the volumes",
 					   st->name, name);
