@@ -214,6 +214,7 @@ cJSON *emit_spec_json(const struct pipeline *p)
 	cJSON *stages = cJSON_AddObjectToObject(doc, "stages");
 	for (size_t i = 0; i < p->nstages; i++)
 		cJSON_AddItemToObject(stages, p->stages[i].name, stage_json(&p->stages[i]));
+	spec_compose_emit_top(doc, p);
 	return doc;
 }
 

@@ -90,6 +90,7 @@ struct stage_secret {
 	char *name;
 	char *source;  /* absolute host file; NULL when from env/content */
 	char *content; /* configs' content: / a secret's environment: value (redacted) */
+	char *env;     /* the environment: variable's name, NULL otherwise */
 	char *target;  /* absolute path in the stage */
 	bool config;   /* configs: (mode 0444) rather than secrets: */
 	struct cp_mark mark;

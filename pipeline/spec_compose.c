@@ -415,6 +415,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 					   "\"%s\" mounts it)",
 					   top, s->name, env->str, st->name);
 		s->content = xstrdup(val);
+		s->env = xstrdup(env->str);
 		return 0;
 	}
 	if (content && content->kind == YNODE_SCALAR) {
@@ -509,6 +510,7 @@ void stage_compose_free(struct stage *st)
 		free(sec->secrets[i].name);
 		free(sec->secrets[i].source);
 		free(sec->secrets[i].content);
+		free(sec->secrets[i].env);
 		free(sec->secrets[i].target);
 	}
 	free(sec->secrets);

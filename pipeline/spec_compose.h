@@ -12,6 +12,10 @@
 
 /* Adds the keys `s` sets to the stage object `o` of config output. */
 void spec_compose_emit(cJSON *o, const struct stage *s);
+/* Adds the top-level secrets: and configs: the stages use to config
+ * output: file: (absolute), environment: (the variable's name) or a
+ * config's content:. Never a secret's value. */
+void spec_compose_emit_top(cJSON *doc, const struct pipeline *p);
 /* Adds to a cache key object the fields that change results, and only
  * when set, so a stage without them keeps its key: platform, gpus,
  * read_only, cap_add/cap_drop, ulimits, tmpfs, ipc, secrets and configs

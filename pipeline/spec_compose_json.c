@@ -118,6 +118,29 @@ void spec_compose_emit(cJSON *o, const struct stage *s)
 	}
 }
 
+void spec_compose_emit_top(cJSON *doc, const struct pipeline *p)
+{
+	cJSON *tops[2] = {NULL, NULL};
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct stage_security *sec = &p->stages[i].security;
+		for (size_t k = 0; k < sec->nsecrets; k++) {
+			const struct stage_secret *x = &sec->secrets[k];
+			cJSON **top = &tops[x->config];
+			if (!*top)
+				*top = cJSON_AddObjectToObject(doc, x->config ? "configs" : "secrets");
+			if (cJSON_GetObjectItemCaseSensitive(*top, x->name))
+				continue;
+			cJSON *d = cJSON_AddObjectToObject(*top, x->name);
+			if (x->source)
+				cJSON_AddStringToObject(d, "file", x->source);
+			else if (x->env)
+				cJSON_AddStringToObject(d, "environment", x->env);
+			else if (x->config)
+				cJSON_AddStringToObject(d, "content", x->content ? x->content : "");
+		}
+	}
+}
+
 void spec_compose_key(cJSON *k, const struct stage *s)
 {
 	add_key_fields(k, s);

@@ -220,6 +220,10 @@ EOF
 	run_ok config --json
 	refute_contains "$secret"
 	[ "$(jq -r '.stages.a.secrets[0].target' <<< "$output")" = /run/secrets/token ] || fail "config lacks the secret's target"
+	[ "$(jq -c '.secrets.token' <<< "$output")" = "{\"file\":\"$PROJ/token.txt\"}" ] || fail "config lacks the top-level secret"
+	[ "$(jq -r '.configs.env_cfg.environment' <<< "$output")" = CFG_VALUE ] || fail "config lacks the config's variable"
+	cpipe config > printed.yml
+	run_ok -f printed.yml config
 }
 
 @test "an undeclared secret is refused before anything runs, with file:line:col" {
