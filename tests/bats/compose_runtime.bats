@@ -238,22 +238,20 @@ EOF
 	assert_contains 'cpipe.yml:4:15: stage "a": secret "nope" is not declared under the top-level "secrets:"'
 }
 
+# Stage "a" with the key line $1 is refused (exit 2) with message $2.
+refused_key() {
+	printf 'stages:\n  a:\n    command: "true"\n    %s\n' "$1" > cpipe.yml
+	run cpipe config
+	[ "$status" -eq 2 ] || fail "$1: exit $status"
+	assert_contains "$2"
+}
+
 @test "bad values of the keys are refused with file:line:col" {
-	printf 'stages:\n  a:\n    command: "true"\n    ulimits: {nofiles: 10}\n' > cpipe.yml
-	run cpipe config
-	[ "$status" -eq 2 ] && assert_contains 'cpipe.yml:4:15: stage "a": ulimits: unknown limit "nofiles" (did you mean "nofile"?)'
-	printf 'stages:\n  a:\n    command: "true"\n    stop_signal: SIGFOO\n' > cpipe.yml
-	run cpipe config
-	[ "$status" -eq 2 ] && assert_contains 'cpipe.yml:4:18: stage "a": stop_signal "SIGFOO" is not a signal'
-	printf 'stages:\n  a:\n    command: "true"\n    cap_drop: [NET_RAWW]\n' > cpipe.yml
-	run cpipe config
-	[ "$status" -eq 2 ] && assert_contains 'unknown capability "NET_RAWW"'
-	printf 'stages:\n  a:\n    command: "true"\n    shm_size: lots\n' > cpipe.yml
-	run cpipe config
-	[ "$status" -eq 2 ] && assert_contains 'cpipe.yml:4:15: stage "a": key "shm_size": "lots" is not a size'
-	printf 'stages:\n  a:\n    command: "true"\n    restart: sometimes\n' > cpipe.yml
-	run cpipe config
-	[ "$status" -eq 2 ] && assert_contains 'restart "sometimes" is not no, always'
+	refused_key 'ulimits: {nofiles: 10}' 'cpipe.yml:4:15: stage "a": ulimits: unknown limit "nofiles" (did you mean "nofile"?)'
+	refused_key 'stop_signal: SIGFOO' 'cpipe.yml:4:18: stage "a": stop_signal "SIGFOO" is not a signal'
+	refused_key 'cap_drop: [NET_RAWW]' 'cpipe.yml:4:16: stage "a": cap_drop: unknown capability "NET_RAWW"'
+	refused_key 'shm_size: lots' 'cpipe.yml:4:15: stage "a": key "shm_size": "lots" is not a size'
+	refused_key 'restart: sometimes' 'cpipe.yml:4:14: stage "a": restart "sometimes" is not no, always'
 }
 
 @test "runtime: nvidia is a GPU request: in the record, and a warning without a GPU" {
