@@ -555,9 +555,13 @@ static pid_t start_command(struct init *in)
 	return cmd;
 }
 
-/* Runs the command and waits for it, forwarding the stop signals (a
- * SIGTERM as the stage's stop_signal) and restarting it as its restart
- * policy says until it is stopped. Exits with the command's status. */
+static pid_t start_again(void *ud)
+{
+	return start_command(ud);
+}
+
+/* Starts the command and supervises it (sbx_supervise); exits with its
+ * status. */
 static _Noreturn void supervise(struct init *in)
 {
 	const struct sandbox_config *cfg = in->cfg;
@@ -568,64 +572,7 @@ static _Noreturn void supervise(struct init *in)
 		close(in->out_fd);
 		close(in->err_fd);
 	}
-	sigset_t wait_set;
-	sigemptyset(&wait_set);
-	int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-	for (size_t i = 0; i < ARRAY_LEN(fwd); i++)
-		sigaddset(&wait_set, fwd[i]);
-	sigaddset(&wait_set, SIGCHLD);
-	bool stopping = false;
-	int attempts = 0, last = 0;
-	long long restart_at = 0; /* 0: the command runs */
-	for (;;) {
-		siginfo_t si;
-		int sig;
-		if (restart_at) {
-			long long left = restart_at - now_ms();
-			struct timespec ts = {left > 0 ? left / 1000 : 0,
-					      left > 0 ? (left % 1000) * 1000000 : 0};
-			sig = sigtimedwait(&wait_set, &si, &ts);
-			if (sig < 0 && errno == EAGAIN) {
-				restart_at = 0;
-				attempts++;
-				char line[160];
-				int ln = snprintf(line, sizeof(line),
-						  "cpipe: the command exited with %d; restarting it "
-						  "(restart %d)\n",
-						  last, attempts);
-				if (write(in->err_fd, line, (size_t)ln) < 0) {
-					/* Nobody reads the stage's stderr. */
-				}
-				cmd = start_command(in);
-				continue;
-			}
-		} else {
-			sig = sigwaitinfo(&wait_set, &si);
-		}
-		if (sig < 0)
-			continue;
-		if (sig != SIGCHLD) {
-			stopping = true;
-			if (restart_at)
-				_exit(last);
-			int to = sig == SIGTERM && cfg->stop_signal ? cfg->stop_signal : sig;
-			if (kill(-cmd, to) < 0)
-				kill(cmd, to);
-			continue;
-		}
-		int status;
-		pid_t w;
-		while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (w != cmd)
-				continue;
-			last = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-			long delay = sbx_restart_delay(cfg, last, attempts, stopping);
-			/* Leaving kills whatever else runs in the namespace. */
-			if (delay < 0)
-				_exit(last);
-			restart_at = now_ms() + delay;
-		}
-	}
+	sbx_supervise(cfg, cmd, start_again, in, in->err_fd);
 }
 
 /* PID 1 of the sandbox. Signals were all blocked by the parent before the

@@ -14,6 +14,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "../lib/linux_names.h"
@@ -194,6 +196,70 @@ int sbx_caps_bounding(unsigned long long drop, char *msg, size_t n)
 }
 
 /* ---- restart ---- */
+
+_Noreturn void sbx_supervise(const struct sandbox_config *cfg, pid_t cmd, pid_t (*start)(void *ud),
+			     void *ud, int err_fd)
+{
+	sigset_t wait_set;
+	sigemptyset(&wait_set);
+	int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < ARRAY_LEN(fwd); i++)
+		sigaddset(&wait_set, fwd[i]);
+	sigaddset(&wait_set, SIGCHLD);
+	bool stopping = false;
+	int attempts = 0, last = 0;
+	long long restart_at = 0; /* 0: the command runs */
+	for (;;) {
+		siginfo_t si;
+		int sig;
+		if (restart_at) {
+			long long left = restart_at - now_ms();
+			struct timespec ts = {left > 0 ? left / 1000 : 0,
+					      left > 0 ? (left % 1000) * 1000000 : 0};
+			sig = sigtimedwait(&wait_set, &si, &ts);
+			if (sig < 0 && errno == EAGAIN) {
+				restart_at = 0;
+				attempts++;
+				char line[160];
+				int ln = snprintf(line, sizeof(line),
+						  "cpipe: the command exited with %d; restarting it "
+						  "(restart %d)\n",
+						  last, attempts);
+				if (write(err_fd, line, (size_t)ln) < 0) {
+					/* Nobody reads the stage's stderr. */
+				}
+				cmd = start(ud);
+				continue;
+			}
+		} else {
+			sig = sigwaitinfo(&wait_set, &si);
+		}
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			stopping = true;
+			if (restart_at)
+				_exit(last);
+			int to = sig == SIGTERM && cfg->stop_signal ? cfg->stop_signal : sig;
+			if (kill(-cmd, to) < 0)
+				kill(cmd, to);
+			continue;
+		}
+		int status;
+		pid_t w;
+		while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (w != cmd)
+				continue;
+			last = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+			long delay = sbx_restart_delay(cfg, last, attempts, stopping);
+			/* Leaving kills whatever else runs in the namespace. */
+			if (delay < 0)
+				_exit(last);
+			restart_at = now_ms() + delay;
+		}
+	}
+}
+
 
 long sbx_restart_delay(const struct sandbox_config *cfg, int code, int attempts, bool stopping)
 {

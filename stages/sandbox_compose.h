@@ -1,6 +1,7 @@
 /* The compose keys the sandbox applies in its child processes (see
  * sandbox_config): pids cgroup, resource limits, a read-only root,
- * capabilities, and the restart policy. Internal to sandbox.c. Functions
+ * capabilities, and the init's supervision of the command (stop_signal,
+ * restart). Internal to sandbox.c. Functions
  * that fail return -1 with a one-line reason in msg. */
 #ifndef CPIPE_STAGES_SANDBOX_COMPOSE_H
 #define CPIPE_STAGES_SANDBOX_COMPOSE_H
@@ -25,5 +26,13 @@ int sbx_caps_bounding(unsigned long long drop, char *msg, size_t n);
  * after `attempts` restarts, starts again; -1 when
  * it does not (no policy, limit reached, or the sandbox is stopping). */
 long sbx_restart_delay(const struct sandbox_config *cfg, int code, int attempts, bool stopping);
+
+/* The init's loop once the command `cmd` runs: forwards the stop signals
+ * to its process group (a SIGTERM as cfg->stop_signal), reaps, and, as
+ * the restart policy says, starts it again with start(ud) after the
+ * back-off, telling err_fd; exits with the command's last status once it
+ * is stopped or done. */
+_Noreturn void sbx_supervise(const struct sandbox_config *cfg, pid_t cmd, pid_t (*start)(void *ud),
+			     void *ud, int err_fd);
 
 #endif
