@@ -175,6 +175,16 @@ int docker_compose_files(struct runtime *rt, const char *id, const struct stage 
 	char *tar = files_tar(s, &len, err);
 	if (!tar)
 		return err->msg[0] ? -1 : 0;
+	if (s->security.read_only) {
+		explicit_bzero(tar, len);
+		free(tar);
+		return cp_error_set(err,
+				    "stage \"%s\": read_only: the docker runtime copies secrets and "
+				    "configs given by value (environment:, content:) into the "
+				    "container, which a read-only root refuses; declare them with "
+				    "file: or drop read_only",
+				    s->name);
+	}
 	FILE *f = fmemopen(tar, len, "r");
 	if (!f) {
 		explicit_bzero(tar, len);

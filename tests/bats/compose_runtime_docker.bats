@@ -241,3 +241,25 @@ EOF
 	[ "$status" -eq 1 ] || fail "exit $status"
 	assert_contains "does not match the specified platform: wanted linux/arm64"
 }
+
+@test "docker: read_only with a secret given by value is refused before anything runs" {
+	export RO_TOK=ro-value
+	spec <<EOF
+name: $P
+secrets:
+  tok: {environment: RO_TOK}
+stages:
+  first:
+    image: $IMG
+    command: "true"
+  a:
+    image: $IMG
+    command: cat /run/secrets/tok
+    secrets: [tok]
+    read_only: true
+EOF
+	run dcpipe run
+	[ "$status" -eq 2 ] || fail "exit $status"
+	assert_contains 'cpipe.yml:11:15: stage "a": secret "tok" is given by value, which the docker runtime copies into the container, and read_only: true refuses that'
+	refute_contains "running first"
+}
