@@ -23,6 +23,7 @@
 	V(void, archive_entry_set_nlink, (struct archive_entry * e, unsigned int n), (e, n))       \
 	V(void, archive_entry_set_pathname, (struct archive_entry * e, const char *p), (e, p))     \
 	V(void, archive_entry_set_perm, (struct archive_entry * e, mode_t m), (e, m))              \
+	V(void, archive_entry_set_size, (struct archive_entry * e, la_int64_t n), (e, n))          \
 	V(void, archive_entry_set_symlink, (struct archive_entry * e, const char *p), (e, p))      \
 	V(void, archive_entry_set_uid, (struct archive_entry * e, la_int64_t u), (e, u))           \
 	R(la_int64_t, archive_entry_size, (struct archive_entry * e), (e))                         \
@@ -46,6 +47,8 @@
 	R(int, archive_write_header, (struct archive * a, struct archive_entry * e), (a, e))      \
 	R(struct archive *, archive_write_new, (void), ())                                         \
 	R(int, archive_write_open_FILE, (struct archive * a, FILE *f), (a, f))                     \
+	R(int, archive_write_open_memory, (struct archive * a, void *buf, size_t n, size_t *used),  \
+	  (a, buf, n, used))                                                                       \
 	R(int, archive_write_set_format_pax_restricted, (struct archive * a), (a))
 
 #define POINTER(ret, name, params, args) ret(*name) params;

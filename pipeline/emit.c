@@ -1,4 +1,5 @@
 #include "emit.h"
+#include "spec_compose.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,7 @@ static cJSON *stage_json(const struct stage *s)
 	if (s->gpus.n)
 		cJSON_AddItemToObject(o, "gpus", strvec_json(&s->gpus));
 	add_duration(o, "stop_grace_period", s->stop_grace_ms);
+	spec_compose_emit(o, s);
 	return o;
 }
 
@@ -211,6 +213,7 @@ cJSON *emit_spec_json(const struct pipeline *p)
 	cJSON *stages = cJSON_AddObjectToObject(doc, "stages");
 	for (size_t i = 0; i < p->nstages; i++)
 		cJSON_AddItemToObject(stages, p->stages[i].name, stage_json(&p->stages[i]));
+	spec_compose_emit_top(doc, p);
 	return doc;
 }
 

@@ -206,6 +206,17 @@ int plan_check_runnable(const struct plan *plan, const char *runtime, bool image
 					   "commands, not images; add \"command: ...\" to the stage",
 					   s->name, runtime);
 		}
+		for (size_t i = 0; images && s->security.read_only && i < s->security.nsecrets; i++) {
+			const struct stage_secret *x = &s->security.secrets[i];
+			if (x->source)
+				continue;
+			err->code = EXIT_USAGE;
+			return cp_error_at(err, &x->mark,
+					   "stage \"%s\": %s \"%s\" is given by value, which the %s "
+					   "runtime copies into the container, and read_only: true "
+					   "refuses that; declare it with file: or drop read_only",
+					   s->name, x->config ? "config" : "secret", x->name, runtime);
+		}
 		if (images && !s->build && !(s->image && *s->image)) {
 			err->code = EXIT_USAGE;
 			return cp_error_at(err, &s->mark,

@@ -58,6 +58,7 @@ static void stage_free(struct stage *st)
 	strvec_free(&st->profiles);
 	kvvec_free(&st->labels);
 	strvec_free(&st->gpus);
+	stage_compose_free(st);
 }
 
 void pipeline_free(struct pipeline *p)

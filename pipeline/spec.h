@@ -71,6 +71,72 @@ struct artifact_ref {
 	struct cp_mark mark;
 };
 
+/* ---- compose keys of resources, security and lifecycle (spec_compose.c) ---- */
+
+struct ulimit {
+	char *name;     /* compose's: nofile, nproc, core, ... */
+	long long soft; /* -1 = unlimited */
+	long long hard;
+};
+
+struct tmpfs_mount {
+	char *target;  /* absolute */
+	char *options; /* mount data as given ("size=64m,mode=1777"), NULL = none */
+};
+
+/* A top-level secret or config mounted into the stage. The value is never
+ * kept here: `source` is the host file, or `env` the variable holding it. */
+struct stage_secret {
+	char *name;
+	char *source;  /* absolute host file; NULL when from env/content */
+	char *content; /* configs' content: / a secret's environment: value (redacted) */
+	char *env;     /* the environment: variable's name, NULL otherwise */
+	char *target;  /* absolute path in the stage */
+	bool config;   /* configs: (mode 0444) rather than secrets: */
+	struct cp_mark mark;
+};
+
+struct stage_limits {
+	long long shm_size; /* bytes of /dev/shm, 0 = runtime default */
+	long pids_limit;    /* 0 = none */
+	struct ulimit *ulimits;
+	size_t nulimits;
+	struct tmpfs_mount *tmpfs;
+	size_t ntmpfs;
+};
+
+struct stage_security {
+	struct strvec cap_add; /* upper case, without CAP_ */
+	struct strvec cap_drop;
+	bool read_only;
+	char *ipc;      /* compose's ipc:, NULL = runtime default */
+	bool has_init;  /* init: given */
+	bool init;
+	char *platform; /* "linux/amd64", NULL = the host's */
+	char *runtime;  /* compose's runtime: ("nvidia" adds a GPU request) */
+	struct stage_secret *secrets; /* secrets: then configs: */
+	size_t nsecrets;
+};
+
+enum restart_policy { RESTART_NO, RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_UNLESS_STOPPED };
+
+/* Where each honoured compose key was written, for warnings. */
+enum compose_mark {
+	CM_IPC, CM_INIT, CM_PIDS, CM_PLATFORM, CM_GPUS, CM_REPLICAS, CM_RESTART, CM_ULIMITS,
+	CM_CAPS, CM_SHM, CM_VOLUMES_FROM, CM_COUNT
+};
+
+struct stage_lifecycle {
+	int stop_signal;       /* 0 = SIGTERM */
+	char *stop_signal_name; /* as docker takes it: "SIGUSR1" */
+	enum restart_policy restart;
+	int restart_max;       /* on-failure:N, 0 = no limit */
+	bool has_replicas;
+	long replicas;         /* deploy.replicas */
+	struct strvec volumes_from; /* "stage[:ro|:rw]" as written, resolved into mounts */
+	struct cp_mark marks[CM_COUNT];
+};
+
 struct stage {
 	char *name;
 	struct cp_mark mark; /* where the stage's key is */
@@ -111,6 +177,9 @@ struct stage {
 	struct strvec gpus; /* raw gpus:/device requests; used by docker */
 	char *network_mode;   /* compose's; the local runtime honours "host" */
 	char *container_name; /* another name the stage resolves by */
+	struct stage_limits limits;
+	struct stage_security security;
+	struct stage_lifecycle lifecycle;
 };
 
 struct volume {
@@ -170,6 +239,9 @@ struct spec_options {
  * err->code is EXIT_USAGE. Caller frees *out with pipeline_free. */
 int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_error *err);
 void pipeline_free(struct pipeline *p);
+/* Frees what struct stage's limits, security and lifecycle hold
+ * (spec_compose.c; pipeline_free calls it). */
+void stage_compose_free(struct stage *st);
 
 /* As spec_load, from YAML in memory (tests, fuzzing): `display_name` names
  * it in messages and, resolved against the project dir (opts->dir, else

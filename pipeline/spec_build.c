@@ -564,7 +564,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		if (r < 0)
 			goto out;
 	}
-	if (sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0)
+	if (sb_compose_finish(&b, root) < 0 || sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0)
 		goto out;
 	sb_volume_order(&b);
 	if (sb_check_cycles(&b) < 0)

@@ -120,6 +120,13 @@ int sb_check_cycles(struct spec_builder *b);
  * `service:` (after pass 1), as compose would run it. */
 int sb_infer_services(struct spec_builder *b, const struct ynode *stages);
 
+/* spec_compose.c: the compose keys of resources, security and lifecycle of
+ * one stage (see struct stage_limits), and, once every stage is built,
+ * the sources of their secrets and configs (from `root`'s secrets: and
+ * configs:), volumes_from and runtime: nvidia. */
+int sb_compose(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where);
+int sb_compose_finish(struct spec_builder *b, const struct ynode *root);
+
 /* spec_secrets.c: adds the secret values of the built stages and of the
  * top-level `secrets:` mapping (may be NULL) to b->p->secrets. */
 void sb_secrets(struct spec_builder *b, const struct ynode *secrets);

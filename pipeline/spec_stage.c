@@ -347,13 +347,14 @@ static bool seq_has(const struct ynode *seq, const char *s)
 	return false;
 }
 
-/* Warns about every deploy key but resources.reservations.devices. */
+/* Warns about every deploy key but resources.reservations.devices and
+ * replicas (spec_compose.c warns when it is not 1). */
 static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const char *where)
 {
 	for (size_t i = 0; i < v->npairs; i++) {
 		const struct ypair *pr = &v->pairs[i];
 		const char *k = pr->key->str;
-		if (str_has_prefix(k, "x-"))
+		if (str_has_prefix(k, "x-") || strcmp(k, "replicas") == 0)
 			continue;
 		if (strcmp(k, "resources") == 0 && pr->value->kind == YNODE_MAP) {
 			for (size_t j = 0; j < pr->value->npairs; j++) {
@@ -373,9 +374,7 @@ static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const
 		}
 		cleanup_free char *id = xasprintf("deploy.%s", k);
 		sb_warn(b, id, "stage", &pr->key->mark,
-			"%sdeploy.%s: cpipe ignores it; %s", where, k,
-			strcmp(k, "replicas") == 0 ? "one instance of the stage runs"
-						   : "a stage runs once, on this host");
+			"%sdeploy.%s: cpipe ignores it; a stage runs once, on this host", where, k);
 	}
 }
 
@@ -595,6 +594,6 @@ int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 		if (stage_key(b, st, k, v->pairs[i].value, where) < 0)
 			return -1;
 	}
-	return 0;
+	return sb_compose(b, st, v, where);
 }
 

@@ -2,6 +2,8 @@
  * the same fields, masked the same way. */
 #include "track_internal.h"
 
+#include "spec_compose.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +79,7 @@ cJSON *track_key_object(const struct pipeline *p, const struct stage *s, const c
 	add_masked(k, p, "user", s->user ? s->user : "");
 	cJSON_AddItemToObject(k, "mounts", mounts_array(p, s));
 	cJSON_AddItemToObject(k, "params", masked_kv(p, &s->params));
+	spec_compose_key(k, s);
 	cJSON *in = cJSON_AddObjectToObject(k, "inputs");
 	for (const cJSON *e = inputs ? inputs->child : NULL; e; e = e->next) {
 		const char *d = track_entry_digest(e);
@@ -103,4 +106,5 @@ void track_stage_fields(cJSON *e, const struct pipeline *p, const struct stage *
 	cJSON_AddItemToObject(e, "mounts", mounts_array(p, s));
 	cJSON_AddItemToObject(e, "params", masked_kv(p, &s->params));
 	cJSON_AddItemToObject(e, "param_overrides", masked_kv(p, &s->param_overrides));
+	spec_compose_record(e, p, s);
 }

@@ -421,6 +421,7 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	add_mounts(rt, host, s);
 	add_ports(b, host, s);
 	add_gpus(host, s);
+	docker_compose_body(b, host, s);
 	cJSON_AddStringToObject(host, "NetworkMode", rt->network);
 	cJSON *eps = cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "NetworkingConfig"),
 					     "EndpointsConfig");

@@ -103,6 +103,20 @@ int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
 		       void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
 		       volatile sig_atomic_t *stop, struct cp_error *err);
 
+/* docker_compose.c: adds the stage's compose keys of resources, security
+ * and lifecycle (tmpfs, shm_size, ulimits, pids_limit, caps, read_only,
+ * init, ipc, file secrets, stop_signal, restart) to a create body and its
+ * HostConfig (whose Mounts exist already), warning about what cannot
+ * apply. */
+void docker_compose_body(cJSON *body, cJSON *host, const struct stage *s);
+/* Copies the secrets and configs of `s` given by value (environment:,
+ * content:) into the created container `id`, mode 0444, before it starts;
+ * the values pass through memory only. */
+int docker_compose_files(struct runtime *rt, const char *id, const struct stage *s,
+			 struct cp_error *err);
+/* "/containers/create?name=NAME[&platform=P]". Caller owns. */
+char *docker_create_path(struct runtime *rt, const char *name, const struct stage *s);
+
 /* docker_volume.c: the runtime_ops volume members. */
 int docker_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_error *err);
 int docker_volume_list(struct runtime *rt, struct volume_info **out, size_t *nout,

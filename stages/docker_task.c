@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/linux_names.h"
 #include "docker_internal.h"
 
 #define ATTACH_TIMEOUT_S 30
@@ -122,6 +123,45 @@ static void thread_wait(struct dtask *dt)
 	cJSON_Delete(j);
 }
 
+/* A service with a restart policy whose output stream ended: while the
+ * daemon restarts the container, its output is followed again from the
+ * moment the last stream ended. False once the container is done for. */
+static bool follow_restarts(struct dtask *dt)
+{
+	const struct stage *s = dt->t.stage;
+	if (!s->service || s->lifecycle.restart == RESTART_NO)
+		return false;
+	struct timespec since;
+	clock_gettime(CLOCK_REALTIME, &since);
+	cleanup_free char *ipath = xasprintf("/containers/%s/json", dt->id);
+	while (!atomic_load(&dt->cancel)) {
+		cJSON *j = NULL;
+		struct cp_error e = {0};
+		if (docker_json(dt->d, "GET", ipath, NULL, NULL, &j, &e) < 0) {
+			cJSON_Delete(j);
+			return false;
+		}
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "State");
+		bool restarting = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Restarting"));
+		bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Running"));
+		cJSON_Delete(j);
+		if (!restarting && !running)
+			return false;
+		if (restarting) {
+			usleep(100000);
+			continue;
+		}
+		cleanup_free char *lpath = xasprintf(
+			"/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld.%09ld", dt->id,
+			(long long)since.tv_sec, since.tv_nsec);
+		struct docker_req rq = {.method = "GET", .path = lpath, .on_data = demux, .ud = dt,
+					.cancel = &dt->cancel, .idle = DOCKER_IDLE_AFTER_HEADERS};
+		docker_call(dt->d, &rq, NULL, NULL, &e);
+		return true;
+	}
+	return false;
+}
+
 static void *task_main(void *arg)
 {
 	struct dtask *dt = arg;
@@ -138,6 +178,8 @@ static void *task_main(void *arg)
 	pthread_mutex_unlock(&dt->mu);
 
 	dt->exit_code = 125;
+	while (attached && follow_restarts(dt))
+		;
 	if (attached && !atomic_load(&dt->cancel))
 		thread_wait(dt);
 	atomic_store(&dt->done, 1);
@@ -328,7 +370,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	}
 
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
-	cleanup_free char *path = xasprintf("/containers/create?name=%s", name);
+	cleanup_free char *path = docker_create_path(rt, name, s);
 	cJSON *body = docker_container_body(rt, ts);
 	cJSON *resp = NULL;
 	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
@@ -346,7 +388,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	rt->live++;
 	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
 		strvec_push(&rt->runs, ts->run_id);
-	if (task_outputs(dt, ts, err) < 0)
+	if (task_outputs(dt, ts, err) < 0 || docker_compose_files(rt, dt->id, s, err) < 0)
 		goto fail;
 
 	/* The thread takes no signal: the executor's handlers run here. */
@@ -368,6 +410,17 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 		cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
 		if (docker_json(rt->d, "POST", spath, NULL, NULL, NULL, err) < 0) {
 			cp_error_prefix(err, "starting container %s", name);
+			if (s->gpus.n && strstr(err->msg, "could not select device driver")) {
+				char msg[sizeof(err->msg)];
+				int code = err->code;
+				memcpy(msg, err->msg, sizeof(msg));
+				cp_error_set(err,
+					     "%s (the stage asks for a GPU: gpus:, runtime: nvidia or "
+					     "deploy devices; this Docker has no GPU driver: install "
+					     "the NVIDIA Container Toolkit or drop the request)",
+					     msg);
+				err->code = code;
+			}
 			goto fail;
 		}
 	}
@@ -419,6 +472,8 @@ static const char *signal_name(int sig, char *buf, size_t n)
 	case SIGQUIT:
 		return "SIGQUIT";
 	default:
+		if (linux_signal_name(sig))
+			return linux_signal_name(sig);
 		snprintf(buf, n, "%d", sig);
 		return buf;
 	}
@@ -433,6 +488,9 @@ int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_erro
 	if (atomic_load(&dt->done))
 		return 0;
 	char buf[16];
+	/* A stop is the stage's stop_signal, as docker stop sends it. */
+	if (sig == SIGTERM && t->stage->lifecycle.stop_signal)
+		sig = t->stage->lifecycle.stop_signal;
 	cleanup_free char *path =
 		xasprintf("/containers/%s/kill?signal=%s", dt->id, signal_name(sig, buf, sizeof(buf)));
 	long status = 0;

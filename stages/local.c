@@ -20,6 +20,7 @@
 
 #include "../lib/fs.h"
 #include "local_internal.h"
+#include "compose_rt.h"
 #include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
@@ -534,8 +535,12 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.net_fd = net.net_fd,
 		.user_fd = net.user_fd,
 	};
+	struct local_compose lc;
+	local_compose_apply(&lc, &cfg, s, mounts, s->nmounts, rt->userns);
 	pid_t pid;
-	if (sandbox_start(&pid, &cfg, err) < 0)
+	int src = sandbox_start(&pid, &cfg, err);
+	local_compose_free(&lc);
+	if (src < 0)
 		goto out;
 
 	struct task *t = xcalloc(1, sizeof(*t));
@@ -595,6 +600,8 @@ static int local_poll(struct runtime *rt, struct task *t, int *exit_code, struct
 		if (w == 0)
 			return 0;
 		lt->reaped = true;
+		if (t->stage->limits.pids_limit)
+			sandbox_cgroup_remove(t->pid);
 		lt->code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 	}
 	*exit_code = lt->code;
@@ -623,6 +630,8 @@ static void local_release(struct runtime *rt, struct task *t)
 		kill(t->pid, SIGKILL);
 		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		if (t->stage->limits.pids_limit)
+			sandbox_cgroup_remove(t->pid);
 	}
 	strvec_free(&lt->envp);
 	free(lt->working_dir);
@@ -771,6 +780,7 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 	}
 	if (local_handle_alive(rt, handle, err) == 1)
 		return cp_error_set(err, "process %ld does not stop", (long)pid);
+	sandbox_cgroup_remove(pid);
 	return 0;
 }
 

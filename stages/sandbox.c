@@ -25,12 +25,15 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "sandbox_compose.h"
 
 /* Where the old root hangs while the stage's mounts are made (their
  * sources are reached through descriptors opened before the pivot, which
  * must still be attached to this namespace to be bind-mounted). */
 #define OLDROOT "/.cpipe-oldroot"
 #define HOSTS_TMP "/.cpipe-hosts"
+/* Files of secrets and configs given by value, N appended, until mounted. */
+#define FILE_TMP "/.cpipe-file-"
 
 /* What a directory of the new root is backed by, to decide how a missing
  * mount target may be created. */
@@ -71,7 +74,14 @@ __attribute__((noreturn)) CP_PRINTF(3, 4) static void die_code(struct init *in, 
 	for (size_t i = 0; i < len; i++)
 		if (msg[i] == '\n')
 			msg[i] = ' ';
-	if (write(in->status_fd, msg, len) < 0) {
+	if (in->status_fd < 0) {
+		/* A restart: no one waits on the status pipe; the log tells. */
+		char line[1600];
+		int ln = snprintf(line, sizeof(line), "cpipe: %s\n", msg + n);
+		if (write(in->err_fd, line, (size_t)ln) < 0) {
+			/* Nobody reads the stage's stderr: nothing to tell. */
+		}
+	} else if (write(in->status_fd, msg, len) < 0) {
 		/* The parent is gone; nothing left to tell. */
 	}
 	_exit(127);
@@ -403,6 +413,11 @@ static void build_root(struct init *in, int *srcfds, const size_t *order)
 	cleanup_free char *hosts = path_join(root, &HOSTS_TMP[1]);
 	if (write_file(hosts, cfg->hosts) < 0)
 		die(in, "writing the sandbox's /etc/hosts: %s", strerror(errno));
+	for (size_t i = 0; i < cfg->nfiles; i++) {
+		cleanup_free char *f = xasprintf("%s%s%zu", root, FILE_TMP, i);
+		if (write_file(f, cfg->files[i].content) < 0 || chmod(f, cfg->files[i].mode) < 0)
+			die(in, "writing %s in the sandbox: %s", cfg->files[i].target, strerror(errno));
+	}
 
 	/* Sources are opened from the host's view, before the pivot. */
 	for (size_t k = 0; k < cfg->nmounts; k++) {
@@ -445,7 +460,11 @@ static void apply_mounts(struct init *in, const int *srcfds, const size_t *order
 		ensure_target(in, m->target, dir, what);
 		int rc;
 		if (m->type == MOUNT_TMPFS) {
-			rc = mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+			cleanup_free char *data = m->options && strstr(m->options, "mode=")
+							  ? xstrdup(m->options)
+						  : m->options ? xasprintf("mode=1777,%s", m->options)
+							       : xstrdup("mode=1777");
+			rc = mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV, data);
 		} else {
 			char from[64];
 			snprintf(from, sizeof(from), "/proc/self/fd/%d", srcfds[k]);
@@ -458,6 +477,15 @@ static void apply_mounts(struct init *in, const int *srcfds, const size_t *order
 			   m->type == MOUNT_TMPFS ? REGION_PRIVATE : REGION_SHARED);
 		if (m->read_only && make_readonly(m->target) < 0)
 			die(in, "making %s at %s read-only: %s", what, m->target, strerror(errno));
+	}
+
+	for (size_t i = 0; i < cfg->nfiles; i++) {
+		const char *target = cfg->files[i].target;
+		cleanup_free char *f = xasprintf("%s%zu", FILE_TMP, i);
+		ensure_target(in, target, false, target);
+		if (mount(f, target, NULL, MS_BIND, NULL) < 0 || make_readonly(target) < 0)
+			die(in, "mounting %s: %s", target, strerror(errno));
+		unlink(f);
 	}
 
 	struct stat st;
@@ -492,12 +520,16 @@ static _Noreturn void exec_command(struct init *in)
 
 	if (dup2(in->out_fd, 1) < 0 || dup2(in->err_fd, 2) < 0)
 		die(in, "redirecting output: %s", strerror(errno));
+	char msg[256];
+	if (sbx_caps_bounding(cfg->cap_drop, msg, sizeof(msg)) < 0)
+		die(in, "%s", msg);
 	if (cfg->set_ids) {
 		if (setgroups(cfg->ngroups, cfg->groups) < 0 || setgid(cfg->gid) < 0 ||
 		    setuid(cfg->uid) < 0)
 			die(in, "switching to user %u:%u: %s", (unsigned)cfg->uid,
 			    (unsigned)cfg->gid, strerror(errno));
 	}
+
 	if (chdir(cfg->working_dir) < 0)
 		die(in, "working_dir %s: %s", cfg->working_dir, strerror(errno));
 
@@ -511,6 +543,36 @@ static _Noreturn void exec_command(struct init *in)
 	if (errno == ENOENT)
 		die(in, "command \"%s\" not found", cmd);
 	die(in, "cannot execute \"%s\": %s", cmd, strerror(errno));
+}
+
+static pid_t start_command(struct init *in)
+{
+	pid_t cmd = fork();
+	if (cmd < 0)
+		die(in, "starting the command: %s", strerror(errno));
+	if (cmd == 0)
+		exec_command(in);
+	return cmd;
+}
+
+static pid_t start_again(void *ud)
+{
+	return start_command(ud);
+}
+
+/* Starts the command and supervises it (sbx_supervise); exits with its
+ * status. */
+static _Noreturn void supervise(struct init *in)
+{
+	const struct sandbox_config *cfg = in->cfg;
+	pid_t cmd = start_command(in);
+	close(in->status_fd);
+	in->status_fd = -1;
+	if (cfg->restart == RESTART_NO) {
+		close(in->out_fd);
+		close(in->err_fd);
+	}
+	sbx_supervise(cfg, cmd, start_again, in, in->err_fd);
 }
 
 /* PID 1 of the sandbox. Signals were all blocked by the parent before the
@@ -544,48 +606,27 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 		}
 		order[j] = i;
 	}
+	char msg[512];
+	if (cfg->pids_limit > 0 && sbx_cgroup_join(cfg->pids_limit, msg, sizeof(msg)) < 0) {
+		char line[600];
+		int ln = snprintf(line, sizeof(line),
+				  "cpipe: warning: pids_limit: %s; the stage runs without a "
+				  "process limit\n",
+				  msg);
+		if (write(in.err_fd, line, (size_t)ln) < 0) {
+			/* Nobody reads the stage's stderr: nothing to tell. */
+		}
+	}
 	build_root(&in, srcfds, order);
 	apply_mounts(&in, srcfds, order);
 	for (size_t k = 0; k < cfg->nmounts; k++)
 		if (srcfds[k] >= 0)
 			close(srcfds[k]);
-
-	pid_t cmd = fork();
-	if (cmd < 0)
-		die(&in, "starting the command: %s", strerror(errno));
-	if (cmd == 0)
-		exec_command(&in);
-	close(in.out_fd);
-	close(in.err_fd);
-	close(in.status_fd);
-
-	sigset_t wait_set;
-	sigemptyset(&wait_set);
-	int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-	for (size_t i = 0; i < ARRAY_LEN(fwd); i++)
-		sigaddset(&wait_set, fwd[i]);
-	sigaddset(&wait_set, SIGCHLD);
-	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(&wait_set, &si);
-		if (sig < 0)
-			continue;
-		if (sig != SIGCHLD) {
-			if (kill(-cmd, sig) < 0)
-				kill(cmd, sig);
-			continue;
-		}
-		int status;
-		pid_t w;
-		while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (w != cmd)
-				continue;
-			/* Leaving kills whatever else runs in the namespace. */
-			if (WIFSIGNALED(status))
-				_exit(128 + WTERMSIG(status));
-			_exit(WEXITSTATUS(status));
-		}
-	}
+	if (cfg->read_only && sbx_read_only(cfg, order, msg, sizeof(msg)) < 0)
+		die(&in, "%s", msg);
+	/* Last: a low nofile or nproc must not fail the setup above. */
+	sbx_rlimits(cfg, in.err_fd);
+	supervise(&in);
 }
 
 /* The first child of a rootless sandbox in the project's network: enters
@@ -602,8 +643,10 @@ static _Noreturn void join_then_clone(const struct sandbox_config *cfg, int stat
 	struct sandbox_config joined = *cfg;
 	joined.userns = false;
 	joined.join_net = false;
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | CLONE_NEWNS | CLONE_NEWPID | SIGCHLD,
-				   NULL, NULL, NULL, NULL);
+	unsigned long ipc = cfg->new_ipc ? CLONE_NEWIPC : 0;
+	pid_t pid = (pid_t)syscall(SYS_clone,
+				   CLONE_PARENT | CLONE_NEWNS | CLONE_NEWPID | ipc | SIGCHLD, NULL,
+				   NULL, NULL, NULL);
 	if (pid == 0) {
 		close(pid_fd);
 		init_main(&joined, status_fd);
@@ -696,8 +739,10 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &saved);
 	bool two_step = cfg->userns && cfg->join_net;
+	unsigned long ipc = cfg->new_ipc ? CLONE_NEWIPC : 0;
 	unsigned long flags = two_step ? 0
-				       : CLONE_NEWNS | CLONE_NEWPID | (cfg->userns ? CLONE_NEWUSER : 0);
+				       : CLONE_NEWNS | CLONE_NEWPID | ipc |
+						 (cfg->userns ? CLONE_NEWUSER : 0);
 	int pidp[2] = {-1, -1};
 	if (two_step && pipe2(pidp, O_CLOEXEC) < 0) {
 		sigprocmask(SIG_SETMASK, &saved, NULL);

@@ -19,6 +19,15 @@ struct sandbox_mount {
 	const char *source; /* absolute host path; NULL for tmpfs */
 	const char *target; /* absolute, normalized path inside the sandbox */
 	bool read_only;
+	const char *options; /* tmpfs mount data ("size=64m"), NULL = none */
+};
+
+/* A file whose content the sandbox writes itself, on a tmpfs of its own,
+ * and mounts read-only at `target` (a secret or config from a value). */
+struct sandbox_file {
+	const char *target;
+	const char *content;
+	unsigned mode;
 };
 
 struct sandbox_config {
@@ -46,7 +55,28 @@ struct sandbox_config {
 	int net_fd;
 	int user_fd;          /* with userns: its user namespace, entered instead
 			       * of creating one */
+
+	/* Compose keys the sandbox applies (sandbox_compose.c). */
+	const struct ulimit *ulimits; /* setrlimit before the command */
+	size_t nulimits;
+	long pids_limit;              /* a pids cgroup of the sandbox's own, 0 = none */
+	bool new_ipc;                 /* an IPC namespace of its own */
+	bool read_only;               /* the root read-only; mounts keep their mode */
+	unsigned long long cap_drop;  /* capabilities (bit numbers) the command loses */
+	int stop_signal;              /* what a SIGTERM to the init becomes, 0 = SIGTERM */
+	enum restart_policy restart;  /* the init restarts the command per policy */
+	int restart_max;              /* on-failure:N, 0 = no limit */
+	const struct sandbox_file *files;
+	size_t nfiles;
 };
+
+/* The pids cgroup directory of the sandbox whose init is `pid` (the host's
+ * pid), into `buf`; false without a usable pids controller. Removing it
+ * once the sandbox has exited is the caller's (sandbox_cgroup_remove). */
+bool sandbox_cgroup_path(char *buf, size_t n, pid_t pid);
+/* Removes the pids cgroup of `pid` and of any other sandbox that is gone;
+ * a cgroup still in use stays. */
+void sandbox_cgroup_remove(pid_t pid);
 
 /* Starts the sandbox and returns once the command has been exec'd, with
  * *out the pid of the sandbox's init (a child of the caller, to be reaped

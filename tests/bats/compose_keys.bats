@@ -48,21 +48,21 @@ services:
   train:
     image: x
     command: train
-    shm_size: 8gb
+    mem_limit: 8gb
   evaluate:
     image: x
     command: evaluate
-    shm_size: 1gb
-    cap_add: [SYS_PTRACE]
+    mem_limit: 1gb
+    privileged: true
 networks:
   default: {}
 EOF
 	run cpipe config
 	[ "$status" -eq 0 ] || fail "exit $status"
-	assert_contains "cpipe: warning: compose.yaml:5:5: stage \"train\": shm_size: cpipe ignores it; the stage gets the runtime's default /dev/shm (also in 1 other stage)"
-	assert_contains 'cpipe: warning: compose.yaml:10:5: stage "evaluate": cap_add: cpipe ignores it'
+	assert_contains "cpipe: warning: compose.yaml:5:5: stage \"train\": mem_limit: cpipe ignores it; the stage runs without that resource limit (also in 1 other stage)"
+	assert_contains 'cpipe: warning: compose.yaml:10:5: stage "evaluate": privileged: cpipe ignores it'
 	assert_contains 'cpipe: warning: compose.yaml:11:1: networks: cpipe ignores it; the stages share one project network'
-	[ "$(grep -c shm_size <<< "$output")" -eq 1 ] || fail "shm_size warned more than once"
+	[ "$(grep -c mem_limit <<< "$output")" -eq 1 ] || fail "mem_limit warned more than once"
 	# Warnings go to stderr: the printed spec stays clean.
 	cpipe config 2>/dev/null | grep -q warning && fail "a warning on stdout"
 	# A stage's keys below it too: build and deploy.
@@ -71,12 +71,12 @@ services:
   train:
     build: {context: ., dockerfile_inline: "FROM scratch"}
     command: train
-    deploy: {replicas: 2}
+    deploy: {mode: global}
 EOF
 	run cpipe config
 	[ "$status" -eq 0 ] || fail "exit $status"
 	assert_contains 'compose.yaml:3:25: stage "train": build.dockerfile_inline: cpipe ignores it'
-	assert_contains 'compose.yaml:5:14: stage "train": deploy.replicas: cpipe ignores it; one instance of the stage runs'
+	assert_contains 'compose.yaml:5:14: stage "train": deploy.mode: cpipe ignores it; a stage runs once, on this host'
 	# And the options of long-form volumes and ports.
 	compose <<'EOF'
 services:

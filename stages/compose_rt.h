@@ -1,0 +1,41 @@
+/* What the runtimes share about a stage's compose keys of resources,
+ * security and lifecycle (struct stage_limits and friends): the warnings
+ * both give, and the local runtime's translation into a sandbox_config
+ * (local_compose.c). */
+#ifndef CPIPE_STAGES_COMPOSE_RT_H
+#define CPIPE_STAGES_COMPOSE_RT_H
+
+#include <stdio.h>
+
+#include "../lib/util.h"
+#include "sandbox.h"
+
+/* Prints "cpipe: warning: FILE:LINE:COL: stage "x": KEY: ..." to stderr,
+ * at `mark` (the stage's own when mark has no file). */
+void compose_warn(const struct stage *s, const struct cp_mark *mark, const char *key,
+		  const char *fmt, ...) CP_PRINTF(4, 5);
+/* The warnings of every runtime: deploy.replicas other than 1 (cpipe runs
+ * one instance), restart: on a job (jobs run once). */
+void compose_warn_common(const struct stage *s);
+
+/* What local_compose_apply adds to a sandbox_config; freed by
+ * local_compose_free. */
+struct local_compose {
+	struct sandbox_mount *mounts; /* the stage's mounts, then tmpfs:, /dev/shm, secrets */
+	size_t nmounts;
+	struct sandbox_file *files;
+	size_t nfiles;
+	struct strvec keep; /* strings the two arrays lend */
+};
+
+/* Fills cfg's compose members (ulimits, pids_limit, ipc, read_only,
+ * capabilities, stop_signal, restart, files) and cfg->mounts with `base`
+ * plus the stage's tmpfs:, shm_size and file secrets; warns (once per
+ * call) about what the local runtime cannot do. `userns`: cpipe is not
+ * root. Never fails. */
+void local_compose_apply(struct local_compose *lc, struct sandbox_config *cfg,
+			 const struct stage *s, const struct sandbox_mount *base, size_t nbase,
+			 bool userns);
+void local_compose_free(struct local_compose *lc);
+
+#endif
