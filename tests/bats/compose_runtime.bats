@@ -251,7 +251,7 @@ refused_key() {
 	refused_key 'stop_signal: SIGFOO' 'cpipe.yml:4:18: stage "a": stop_signal "SIGFOO" is not a signal'
 	refused_key 'cap_drop: [NET_RAWW]' 'cpipe.yml:4:16: stage "a": cap_drop: unknown capability "NET_RAWW"'
 	refused_key 'shm_size: lots' 'cpipe.yml:4:15: stage "a": key "shm_size": "lots" is not a size'
-	refused_key 'restart: sometimes' 'cpipe.yml:4:14: stage "a": restart "sometimes" is not no, always'
+	refused_key 'restart: sometimes' 'cpipe.yml:4:14: stage "a": restart must be no, always, on-failure[:N] or unless-stopped, got sometimes'
 }
 
 @test "runtime: nvidia is a GPU request: in the record, and a warning without a GPU" {

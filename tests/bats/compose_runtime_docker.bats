@@ -2,6 +2,10 @@
 # Compose keys of resources, security and lifecycle on the Docker runtime:
 # observed inside the container, and in what the daemon was asked for
 # (docker inspect through the Engine API).
+# engine: docker
+# Not run against Podman (tests/run-all's podman suites): Podman 4.3 on
+# these VMs refuses raised ulimits (no CAP_SYS_RESOURCE), has no catatonit
+# for init: true, and ignores DeviceRequests and ?platform= on create.
 
 load helpers
 load docker_helpers

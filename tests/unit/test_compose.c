@@ -68,9 +68,10 @@ static void write_file(const char *rel, const char *text)
 static void test_key_table(void **state)
 {
 	(void)state;
-	const struct compose_key *k = compose_key_find(CK_SERVICE, "shm_size");
+	const struct compose_key *k = compose_key_find(CK_SERVICE, "mem_limit");
 	assert_non_null(k);
 	assert_int_equal(k->fate, CK_WARNED);
+	assert_int_equal(compose_key_find(CK_SERVICE, "shm_size")->fate, CK_HONOURED);
 	assert_int_equal(compose_key_find(CK_SERVICE, "command")->fate, CK_HONOURED);
 	assert_int_equal(compose_key_find(CK_SERVICE, "outputs")->fate, CK_CPIPE);
 	assert_int_equal(compose_key_find(CK_TOP, "include")->fate, CK_HONOURED);
@@ -94,16 +95,16 @@ static void test_warnings_once_per_key(void **state)
 	(void)state;
 	struct pipeline *p = load("version: '3'\n"
 				  "services:\n"
-				  "  a: {command: a, shm_size: 1g, x-note: 1}\n"
-				  "  b: {command: b, shm_size: 2g}\n"
-				  "  c: {command: c, shm_size: 2g, restart: no}\n");
+				  "  a: {command: a, mem_limit: 1g, x-note: 1}\n"
+				  "  b: {command: b, mem_limit: 2g}\n"
+				  "  c: {command: c, mem_limit: 2g, restart: no}\n");
 	assert_int_equal(p->warnings.n, 2);
 	assert_string_equal(p->warnings.v[0],
 			    "compose.yaml:1:1: version: cpipe ignores it, as Compose v2 does: the "
 			    "file is read as the Compose Specification");
 	assert_string_equal(p->warnings.v[1],
-			    "compose.yaml:3:19: stage \"a\": shm_size: cpipe ignores it; the stage "
-			    "gets the runtime's default /dev/shm (also in 2 other stages)");
+			    "compose.yaml:3:19: stage \"a\": mem_limit: cpipe ignores it; the stage "
+			    "runs without that resource limit (also in 2 other stages)");
 	pipeline_free(p);
 	expect_error("services:\n  a: {command: a, shm_sise: 1g}\n",
 		     "compose.yaml:2:19: stage \"a\": unknown key \"shm_sise\" (did you mean "
