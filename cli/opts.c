@@ -87,8 +87,15 @@ static const struct cli_opt metrics_opts[] = {
 	{0},
 };
 
+static const struct cli_opt verify_opts[] = {
+	{"rerun", 0, NULL, "rerun the stages on scratch copies and compare with cpipe.lock", 'r'},
+	{0},
+};
+
 static const struct cli_opt gc_opts[] = {
 	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
+	{"keep-rev", 0, "REV", "keep what cpipe.lock at git revision REV refers to (repeatable)",
+	 'R'},
 	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
 	{0},
 };
@@ -103,7 +110,7 @@ static const struct cli_opt no_opts[] = {{0}};
 static const struct cli_verb verbs[] = {
 	{"run", "[STAGE...]", run_opts},
 	{"status", "[STAGE...]", status_opts},
-	{"verify", "", no_opts},
+	{"verify", "[STAGE...] (with --rerun)", verify_opts},
 	{"build", "[STAGE...]", no_opts},
 	{"up", "[SERVICE...]", up_opts},
 	{"down", "", down_opts},
