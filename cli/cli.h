@@ -55,6 +55,7 @@ int cmd_up(struct cli *c, int argc, char **argv);
 int cmd_down(struct cli *c, int argc, char **argv);
 int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
+/* cpipe verify [--rerun [STAGE...]] (cli/cmd_verify.c). */
 int cmd_verify(struct cli *c, int argc, char **argv);
 /* cpipe completion bash|zsh|fish: the shell's completion script, generated
  * from the command and option tables (cli/cmd_completion.c). */
@@ -71,7 +72,7 @@ int cmd_prov(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
 
 /* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
- * [--dry-run]. */
+ * [--keep-rev REV...] [--dry-run]. */
 int cmd_checkout(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
 
