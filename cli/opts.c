@@ -88,7 +88,9 @@ static const struct cli_opt metrics_opts[] = {
 };
 
 static const struct cli_opt verify_opts[] = {
-	{"rerun", 0, NULL, "rerun the stages on scratch copies and compare with cpipe.lock", 'r'},
+	{"rerun", 0, NULL,
+	 "rerun the STAGEs (default: every locked job) on scratch copies; compare with cpipe.lock",
+	 'r'},
 	{0},
 };
 
@@ -110,7 +112,7 @@ static const struct cli_opt no_opts[] = {{0}};
 static const struct cli_verb verbs[] = {
 	{"run", "[STAGE...]", run_opts},
 	{"status", "[STAGE...]", status_opts},
-	{"verify", "[STAGE...] (with --rerun)", verify_opts},
+	{"verify", "[STAGE...]", verify_opts},
 	{"build", "[STAGE...]", no_opts},
 	{"up", "[SERVICE...]", up_opts},
 	{"down", "", down_opts},
