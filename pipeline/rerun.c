@@ -296,6 +296,38 @@ static int rerun_digest(char **out, const struct rerun *r, const struct artifact
 	return 0;
 }
 
+/* Fails naming the first input of `s` whose digest in the volumes is not
+ * the one cpipe.lock recorded: a rerun on other inputs would prove
+ * nothing. */
+static int inputs_as_locked(const struct rerun *r, const struct stage *s, const cJSON *locked,
+			    struct cp_error *err)
+{
+	const cJSON *ins = cJSON_GetObjectItem(locked, "inputs");
+	for (size_t i = 0; i < s->ninputs; i++) {
+		const struct artifact_ref *ref = &s->inputs[i];
+		cleanup_free char *name = track_ref_name(r->p, ref->volume, ref->path);
+		const char *want = track_entry_digest(cJSON_GetObjectItem(ins, name));
+		cleanup_free char *root = NULL;
+		if (ref->volume && r->ops->volume_host_path(r->rt, ref->volume, &root, err) < 0)
+			return -1;
+		struct stat st;
+		struct tree_digest td = {0};
+		int there = root ? fs_lstat_beneath(&st, root, ref->path, err)
+				 : lstat(ref->path, &st) < 0;
+		if (there < 0 || (there == 0 && digest_tree_in(&td, root, ref->path, NULL, err) < 0))
+			return -1;
+		if (!want || there == 1 || strcmp(want, td.digest) != 0) {
+			err->code = EXIT_STAGE_FAILED;
+			return cp_error_set(err,
+					    "stage \"%s\": input %s is %s, not what cpipe.lock "
+					    "recorded; put the locked state back first (cpipe run, or "
+					    "cpipe checkout REV)",
+					    s->name, name, there == 1 ? "missing" : td.digest);
+		}
+	}
+	return 0;
+}
+
 /* The executor's before hook: a stage with an image gets it ready (built
  * when the spec says build:), as run would. */
 static int rerun_before(void *ctx, const struct stage *s, struct cp_error *err)
@@ -318,6 +350,8 @@ static int rerun_stage(cJSON *results, struct rerun *r, struct stage *s, const c
 	struct plan plan = {0};
 	cleanup_free char *run_id = NULL;
 	cleanup_free char *state = NULL;
+	if (inputs_as_locked(r, s, locked, err) < 0)
+		goto out;
 	if (mkdir(r->top, 0700) < 0) {
 		cp_error_errno(err, "creating %s", r->top);
 		goto out;

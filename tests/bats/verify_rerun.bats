@@ -107,6 +107,21 @@ snapshot() {
 	[ "$status" -eq 2 ] || fail "a stage without --rerun: exit $status"
 }
 
+@test "verify --rerun on inputs other than the locked ones says so instead of rerunning" {
+	rerun_spec
+	run_ok run
+	echo bye > "$(vol vol)/in/x"
+	run cpipe verify --rerun det
+	[ "$status" -eq 1 ] || fail "exit $status"
+	assert_contains 'stage "det": input vol:/in is sha256:'
+	assert_contains "not what cpipe.lock recorded"
+	refute_contains "running det"
+	# Once the locked input is back (restored from the store), det reproduces.
+	run_ok run prep
+	run_ok verify --rerun det
+	assert_contains "det: reproduced"
+}
+
 @test "docker: verify --rerun reproduces a deterministic stage and names a random one" {
 	need_docker
 	git init -q . && git config user.email t@example.com && git config user.name t
