@@ -296,17 +296,26 @@ static int rerun_digest(char **out, const struct rerun *r, const struct artifact
 	return 0;
 }
 
+/* The digest cpipe.lock's entry `locked` records for `ref` in `part`
+ * ("inputs", "outputs"), NULL if none; *name (caller owns) is how the lock
+ * names it. */
+static const char *locked_digest(char **name, const struct rerun *r, const cJSON *locked,
+				 const char *part, const struct artifact_ref *ref)
+{
+	*name = track_ref_name(r->p, ref->volume, ref->path);
+	return track_entry_digest(cJSON_GetObjectItem(cJSON_GetObjectItem(locked, part), *name));
+}
+
 /* Fails naming the first input of `s` whose digest in the volumes is not
  * the one cpipe.lock recorded: a rerun on other inputs would prove
  * nothing. */
 static int inputs_as_locked(const struct rerun *r, const struct stage *s, const cJSON *locked,
 			    struct cp_error *err)
 {
-	const cJSON *ins = cJSON_GetObjectItem(locked, "inputs");
 	for (size_t i = 0; i < s->ninputs; i++) {
 		const struct artifact_ref *ref = &s->inputs[i];
-		cleanup_free char *name = track_ref_name(r->p, ref->volume, ref->path);
-		const char *want = track_entry_digest(cJSON_GetObjectItem(ins, name));
+		cleanup_free char *name = NULL;
+		const char *want = locked_digest(&name, r, locked, "inputs", ref);
 		cleanup_free char *root = NULL;
 		if (ref->volume && r->ops->volume_host_path(r->rt, ref->volume, &root, err) < 0)
 			return -1;
@@ -384,13 +393,11 @@ static int rerun_stage(cJSON *results, struct rerun *r, struct stage *s, const c
 	cJSON_AddStringToObject(e, "stage", s->name);
 	cJSON *diff = cJSON_AddArrayToObject(e, "outputs");
 	cJSON_AddItemToArray(results, e);
-	const cJSON *outs = cJSON_GetObjectItem(locked, "outputs");
 	for (size_t i = 0; i < s->noutputs; i++) {
-		const struct artifact_ref *ref = &s->outputs[i];
-		cleanup_free char *name = track_ref_name(r->p, ref->volume, ref->path);
-		const char *want = track_entry_digest(cJSON_GetObjectItem(outs, name));
+		cleanup_free char *name = NULL;
+		const char *want = locked_digest(&name, r, locked, "outputs", &s->outputs[i]);
 		cleanup_free char *have = NULL;
-		if (rerun_digest(&have, r, ref, err) < 0)
+		if (rerun_digest(&have, r, &s->outputs[i], err) < 0)
 			goto out;
 		if (want && strcmp(want, have) == 0)
 			continue;
