@@ -166,3 +166,59 @@ catgif_project() {
 	[ "$status" -eq 1 ] || fail "Hogwild training should not reproduce (exit $status)"
 	assert_contains "train: not reproduced: catgif:/model/catgif.ckpt"
 }
+
+@test "verify --rerun starts the services a stage depends on, on the same scratch copies" {
+	spec <<'EOF'
+volumes:
+  vol: {}
+stages:
+  srv:
+    service: true
+    command: sh -c 'echo up > /vol/srv.txt; exec sleep 1000'
+    volumes: [vol:/vol]
+  job:
+    command: sh -c 'while [ ! -e /vol/srv.txt ]; do sleep 0.05; done; cat /vol/srv.txt > /vol/out.txt'
+    volumes: [vol:/vol]
+    depends_on: {srv: {condition: service_started}}
+    outputs: [vol:/out.txt]
+EOF
+	run_ok run
+	rm "$(vol vol)/srv.txt"
+	run_ok verify --rerun
+	assert_contains "starting service srv"
+	assert_contains "job: reproduced"
+	assert_contains "srv stopped"
+	[ ! -e "$(vol vol)/srv.txt" ] || fail "the service wrote into the real volume"
+	[ -z "$(procs_matching 'sleep 1000')" ] || fail "the service was left running"
+}
+
+@test "verify --rerun interrupted leaves the project as it was and no scratch copy" {
+	spec <<'EOF'
+volumes:
+  vol: {}
+stages:
+  slow:
+    command: sh -c 'echo x > /vol/partial; sleep 30; echo done > /vol/out.txt'
+    volumes: [vol:/vol]
+    outputs: [vol:/out.txt]
+EOF
+	sed -i 's/sleep 30; //' cpipe.yml
+	run_ok run
+	sed -i 's/echo x > \/vol\/partial; /&sleep 30; /' cpipe.yml
+	rm "$(vol vol)/partial"
+	before=$(sha256sum cpipe.lock; find .cpipe/volumes .cpipe/runs -printf '%p %s\n' | sort)
+	"$CPIPE_BIN" verify --rerun slow > out.log 2>&1 &
+	pid=$!
+	for ((i = 0; i < 200; i++)); do
+		compgen -G '.cpipe/tmp/rerun.*/0/partial' > /dev/null && break
+		sleep 0.05
+	done
+	compgen -G '.cpipe/tmp/rerun.*/0/partial' > /dev/null || { kill -9 $pid; fail "the rerun never started"; }
+	kill -INT $pid
+	rc=0
+	wait $pid || rc=$?
+	[ "$rc" -eq 130 ] || fail "exit $rc, not 130: $(cat out.log)"
+	[ -z "$(ls .cpipe/tmp)" ] || fail "scratch left: $(ls .cpipe/tmp)"
+	after=$(sha256sum cpipe.lock; find .cpipe/volumes .cpipe/runs -printf '%p %s\n' | sort)
+	[ "$before" = "$after" ] || fail "the project changed: $(diff <(echo "$before") <(echo "$after"))"
+}
