@@ -177,7 +177,7 @@ stages:
     command: sh -c 'echo up > /vol/srv.txt; exec sleep 1000'
     volumes: [vol:/vol]
   job:
-    command: sh -c 'while [ ! -e /vol/srv.txt ]; do sleep 0.05; done; cat /vol/srv.txt > /vol/out.txt'
+    command: sh -c 'i=0; while [ ! -e /vol/srv.txt ] && [ $$i -lt 200 ]; do sleep 0.05; i=$$((i + 1)); done; cat /vol/srv.txt > /vol/out.txt'
     volumes: [vol:/vol]
     depends_on: {srv: {condition: service_started}}
     outputs: [vol:/out.txt]
