@@ -198,13 +198,16 @@ static struct scratch *scratch_get(struct rerun *r, const struct stage *s, const
 	struct strvec skip = {0};
 	outputs_in(&skip, s, m->type, m->source);
 	cleanup_close int sfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int serr = errno;
 	cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
-	if (dfd < 0)
+	if (dfd < 0) {
 		rc = cp_error_errno(err, "opening %s", dir);
-	else if (sfd < 0 && errno != ENOENT)
+	} else if (sfd < 0 && serr != ENOENT) { /* a volume never written is empty */
+		errno = serr;
 		rc = cp_error_errno(err, "opening %s", real);
-	else if (sfd >= 0 && !skipped(&skip, ""))
+	}
+	if (rc == 0 && sfd >= 0 && !skipped(&skip, ""))
 		rc = copy_tree(sfd, dfd, "", m->type == MOUNT_VOLUME ? m->source : real, &skip,
 			       err);
 	strvec_free(&skip);
