@@ -182,6 +182,8 @@ static int make_file(const struct cas *c, int dfd, const char *name, unsigned mo
 		struct stat st;
 		if (fstat(src, &st) < 0)
 			return cp_error_errno(err, "reading %s", obj);
+		/* As cp: an in-kernel copy, the source read ahead. */
+		(void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
 		for (off_t left = st.st_size; left > 0;) {
 			ssize_t n = copy_file_range(src, NULL, dst, NULL, (size_t)left, 0);
 			if (n < 0 && errno == EINTR)

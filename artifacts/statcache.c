@@ -274,6 +274,26 @@ void statcache_prune(struct statcache *sc)
 			sc->dirty = true;
 }
 
+static bool key_matches(const struct sc_rec *r, const struct statcache_key *k);
+
+size_t statcache_drop_stale(struct statcache *sc)
+{
+	size_t dropped = 0;
+	for (size_t k = 0; k < sc->n; k++) {
+		const struct sc_rec *r = &sc->rec[k];
+		cleanup_free char *path = xstrndup(sc->paths + r->path_off, r->path_len);
+		struct stat st;
+		struct statcache_key key;
+		bool live = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+		if (live)
+			statcache_key_from_stat(&key, &st);
+		sc->touched[k] = live && key_matches(r, &key);
+		dropped += !sc->touched[k];
+	}
+	statcache_prune(sc);
+	return dropped;
+}
+
 void statcache_free(struct statcache *sc)
 {
 	if (!sc)

@@ -64,6 +64,11 @@ int statcache_save(struct statcache *sc, struct cp_error *err);
  * artifact the project still has (a full run or status). */
 void statcache_prune(struct statcache *sc);
 
+/* For gc: from now on, the next save keeps only the entries whose file is
+ * still there with the key it was cached under. Returns how many entries
+ * that drops. */
+size_t statcache_drop_stale(struct statcache *sc);
+
 void statcache_free(struct statcache *sc);
 
 /* True when the file existed but was rejected as corrupt or truncated. */

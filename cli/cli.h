@@ -62,6 +62,7 @@ int cmd_up(struct cli *c, int argc, char **argv);
 int cmd_down(struct cli *c, int argc, char **argv);
 int cmd_ps(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
+/* cpipe verify [--rerun [STAGE...]] (cli/cmd_verify.c). */
 int cmd_verify(struct cli *c, int argc, char **argv);
 /* Compose's verbs on the services left up (cli/cmd_compose.c): exec STAGE
  * CMD..., stop, start, restart, kill [-s SIG], rm [-s], port STAGE PORT,
@@ -98,7 +99,7 @@ int cmd_params(struct cli *c, int argc, char **argv);
 int cmd_attest(struct cli *c, int argc, char **argv);
 
 /* The artifact store (cli/cmd_store.c): checkout RUN|REV; gc [--keep-runs N]
- * [--dry-run]. */
+ * [--keep-rev REV...] [--dry-run]. */
 int cmd_checkout(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
 

@@ -22,7 +22,7 @@ static const struct command {
 } commands[] = {
 	{"run", cmd_run, "run stages in dependency order"},
 	{"status", cmd_status, "why each stage is fresh or stale"},
-	{"verify", cmd_verify, "rehash the outputs and check them against cpipe.lock"},
+	{"verify", cmd_verify, "check the outputs against cpipe.lock, or whether rerunning reproduces them"},
 	{"build", cmd_build, "build the images of stages with build: (docker runtime)"},
 	{"up", cmd_up, "start services (and the jobs they need), return once healthy"},
 	{"down", cmd_down, "stop what the project started (-v: also its volumes)"},

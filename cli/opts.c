@@ -150,8 +150,17 @@ static const struct cli_opt report_opts[] = {
 	{0},
 };
 
+static const struct cli_opt verify_opts[] = {
+	{"rerun", 0, NULL,
+	 "rerun the STAGEs (default: every locked job) on scratch copies; compare with cpipe.lock",
+	 'r'},
+	{0},
+};
+
 static const struct cli_opt gc_opts[] = {
 	{"keep-runs", 0, "N", "keep what the last N runs refer to (default 10)", 'k'},
+	{"keep-rev", 0, "REV", "keep what cpipe.lock at git revision REV refers to (repeatable)",
+	 'R'},
 	{"dry-run", 'n', NULL, "say what would be freed, remove nothing", 'n'},
 	{0},
 };
@@ -199,7 +208,7 @@ static const struct cli_verb verbs[] = {
 	 "0 ok, 1 a stage (or the one-off CMD) failed, 2 bad usage or spec, 3 runtime unavailable, "
 	 "4 project busy, 130 interrupted"},
 	{"status", "[STAGE...]", status_opts, NULL},
-	{"verify", "", no_opts, NULL},
+	{"verify", "[STAGE...]", verify_opts, NULL},
 	{"build", "[STAGE...]", no_opts, NULL},
 	{"up", "[SERVICE...]", up_opts, NULL},
 	{"down", "", down_opts, NULL},

@@ -32,6 +32,18 @@ stages:
 EOF
 }
 
+# A git repository whose first commit locks lr=1 ($first); the spec then
+# says lr=3 and has been run.
+two_revisions() {
+	pipeline
+	git init -q . && git config user.email t@example.com && git config user.name t
+	run_ok run
+	git add cpipe.yml cpipe.lock bin && git commit -qm first
+	first=$(git rev-parse HEAD)
+	sed -i 's/lr: 1/lr: 3/' cpipe.yml
+	run_ok run
+}
+
 ledger_lines() {
 	wc -l < ledger/train | tr -d ' '
 }
@@ -111,13 +123,8 @@ objects_sound() {
 }
 
 @test "checkout of a git revision restores the outputs its cpipe.lock names" {
-	pipeline
-	git init -q . && git config user.email t@example.com && git config user.name t
-	run_ok run
-	git add cpipe.yml cpipe.lock bin && git commit -qm first
-	rev=$(git rev-parse HEAD)
-	sed -i 's/lr: 1/lr: 3/' cpipe.yml
-	run_ok run
+	two_revisions
+	rev=$first
 	[ "$(cat "$(model)/weights.txt")" = "lr=3" ] || fail "second run wrote lr=3"
 	run_ok checkout "$rev"
 	assert_contains "cpipe.lock at that revision"
@@ -215,4 +222,69 @@ EOF
 	assert_contains "restored from run"
 	[ "$(ledger_lines)" = "$count" ] || fail "train ran instead of being restored: $count -> $(ledger_lines)"
 	run_ok verify
+}
+
+@test "gc prunes the records and logs of old runs, keeps the lock's run, and verify still passes" {
+	pipeline
+	run_ok run
+	locked=$(cpipe runs --json | jq -r '.[0].id')
+	run_ok run --set train.lr=2
+	run_ok run --set train.lr=5
+	last=$(cpipe runs --json | jq -r '.[0].id') # newest first
+	[ "$(ls .cpipe/runs | wc -l)" = 3 ] || fail "three records"
+	run_ok gc --keep-runs 1 --dry-run --json
+	[ "$(jq .runs <<<"$output")" = 1 ] || fail "dry run: one record to prune"
+	[ "$(ls .cpipe/runs | wc -l)" = 3 ] || fail "--dry-run removed a record"
+	run_ok gc --keep-runs 1 --json
+	[ "$(jq .runs <<<"$output")" = 1 ] || fail "one record pruned"
+	# Left: the last run and the run that made the locked outputs.
+	[ "$(ls .cpipe/runs | sort | tr '\n' ' ')" = "$locked.json $last.json " ] ||
+		fail "records left: $(ls .cpipe/runs)"
+	[ "$(ls .cpipe/logs | sort | tr '\n' ' ')" = "$locked $last " ] ||
+		fail "logs left: $(ls .cpipe/logs)"
+	run_ok show "$locked"
+	# The volume holds the last experiment's outputs; the lock's come back
+	# from the store.
+	run_ok run
+	assert_contains "train restored from run $locked"
+	run_ok verify
+	run_ok lineage vol:/model
+	assert_contains "stage train"
+}
+
+@test "gc --keep-rev keeps what cpipe.lock at a git revision names, so it can be checked out" {
+	two_revisions
+	git commit -qam second
+	run_ok gc --keep-runs 0 --keep-rev "$first" --json
+	run_ok checkout "$first"
+	[ "$(cat "$(model)/weights.txt")" = "lr=1" ] || fail "first revision's model not restored"
+	run_ok checkout HEAD
+	run_ok verify
+	# Without --keep-rev the first revision's outputs are garbage.
+	run_ok gc --keep-runs 0 --json
+	[ "$(jq .objects <<<"$output")" -gt 0 ] || fail "nothing freed without --keep-rev"
+	run cpipe checkout "$first"
+	[ "$status" -ne 0 ] || fail "checkout of a collected revision succeeded"
+	assert_contains "is not in the store"
+	run_ok verify
+	run cpipe gc --keep-rev no-such-rev
+	[ "$status" -eq 2 ] || fail "unknown revision: exit $status"
+	assert_contains "gc --keep-rev no-such-rev"
+}
+
+@test "gc drops stat-cache entries of files that are gone" {
+	pipeline
+	run_ok run
+	sleep 0.3
+	run_ok status # caches the outputs' digests, now old enough
+	entries() { od -An -t u8 -j 16 -N 8 .cpipe/cache/stat.cache | tr -d ' '; }
+	n=$(entries)
+	[ "$n" -ge 3 ] || fail "stat cache holds $n entries"
+	rm "$(model)/sub/extra.txt"
+	run_ok gc --dry-run --json
+	[ "$(jq .stat_entries <<<"$output")" = 1 ] || fail "dry run: one stale entry"
+	[ "$(entries)" = "$n" ] || fail "--dry-run changed the stat cache"
+	run_ok gc --json
+	[ "$(jq .stat_entries <<<"$output")" = 1 ] || fail "one stale entry dropped"
+	[ "$(entries)" = "$((n - 1))" ] || fail "stat cache holds $(entries), not $((n - 1))"
 }

@@ -277,10 +277,42 @@ static void gc_keeps_what_is_reachable(void **state)
 	cJSON_Delete(keep);
 }
 
+/* A file big enough to be copied through mappings, over more than one
+ * 64 MiB window and ending mid-chunk: the same digest as digest_file, and
+ * its object holds the same bytes. */
+static void big_file_commit_equals_digest_file(void **state)
+{
+	(void)state;
+	size_t len = (65u << 20) + 3;
+	cleanup_free char *data = xmalloc(len);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		data[i] = (char)(x >> 24);
+	}
+	cleanup_free char *p = at("big.bin");
+	struct cp_error err = {0};
+	assert_int_equal(fs_write_atomic_fast(p, data, len, 0644, &err), 0);
+	char want[DIGEST_BUFLEN];
+	assert_int_equal(digest_file(want, p, NULL, &err), 0);
+	struct tree_digest got;
+	assert_int_equal(cas_commit(&got, store, p, NULL, &err), 0);
+	assert_string_equal(got.digest, want);
+	assert_int_equal(got.size, len);
+	cleanup_free char *obj = cas_object_path(store, want);
+	cleanup_free char *back = NULL;
+	size_t blen = 0;
+	assert_int_equal(fs_read_file(&back, &blen, obj, 0, &err), 0);
+	assert_int_equal(blen, len);
+	assert_memory_equal(back, data, len);
+	assert_objects_named_by_content();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(commit_equals_digest_tree),
+		cmocka_unit_test(big_file_commit_equals_digest_file),
 		cmocka_unit_test(checkout_rebuilds_the_tree),
 		cmocka_unit_test(missing_object_changes_nothing),
 		cmocka_unit_test(restore_never_follows_a_symlink_out),
