@@ -185,7 +185,9 @@ EOF
 	# Ctrl-C ends a follower promptly and cleanly.
 	"$CPIPE_BIN" --runtime "$RT" logs -f serve > follow2.log 2>&1 &
 	second=$!
-	sleep 0.5
+	# Once it prints the log so far it handles SIGINT (a background job
+	# starts with SIGINT ignored, so one sent earlier would be lost).
+	for i in $(seq 100); do grep -q "poked-while-detached" follow2.log && break; sleep 0.1; done
 	kill -INT "$second"
 	for i in $(seq 30); do kill -0 "$second" 2> /dev/null || break; sleep 0.1; done
 	! kill -0 "$second" 2> /dev/null || fail "logs -f ignored Ctrl-C"
