@@ -52,15 +52,21 @@ zsh_tab() {
 		zpty z zsh -f -i
 		zpty -w z "PS1=\"%% \"; fpath=(${(q)1} \$fpath); autoload -U compinit; compinit -u -d ${(q)2}"
 		zpty -w -n z "$3"$'"'"'\t'"'"'
-		sleep 1
+		# Until what the completion should show is there (at most 20 s:
+		# compinit and cpipe may be slow on a loaded machine), then Ctrl-C.
+		out=
+		for i in {1..200}; do
+			while zpty -r -t z chunk; do out+=$chunk; done
+			[[ ${out//$'"'"'\e'"'"'\[[0-9;?]#[A-Za-z]/} == *$4* ]] && break
+			sleep 0.1
+		done
 		zpty -w -n z $'"'"'\003'"'"'
 		sleep 0.2
 		zpty -w z "echo END-OF""-TEST"
-		out=
-		while zpty -r -t z chunk; do out+=$chunk; [[ $out == *END-OF-TEST* ]] && break; done
+		while zpty -r -t z chunk || sleep 0.1; do out+=$chunk; chunk=; [[ $out == *END-OF-TEST* ]] && break; (( ++n > 200 )) && break; done
 		zpty -d z
 		print -r -- ${out//$'"'"'\e'"'"'\[[0-9;?]#[A-Za-z]/}' \
-		_ "$P/share/zsh/vendor-completions" "$BATS_TEST_TMPDIR/zcompdump-tty" "$1"
+		_ "$P/share/zsh/vendor-completions" "$BATS_TEST_TMPDIR/zcompdump-tty" "$1" "$2"
 }
 
 # What fish completes for a command line, loading the installed script from
@@ -155,14 +161,14 @@ fish_complete() {
 }
 
 @test "zsh at a terminal: TAB lists the spec's stages and completes a verb" {
-	run zsh_tab "cpipe run "
+	run zsh_tab "cpipe run " train
 	[ "$status" -eq 0 ] || fail "zsh did not answer"
 	assert_contains prepare
 	assert_contains train
-	run zsh_tab "cpipe graph --format "
+	run zsh_tab "cpipe graph --format " mermaid
 	assert_contains dot
 	assert_contains mermaid
-	run zsh_tab "cpipe stat"
+	run zsh_tab "cpipe stat" "cpipe status"
 	assert_contains "cpipe status"
 }
 
