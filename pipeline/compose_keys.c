@@ -86,7 +86,7 @@ static const struct compose_key service_keys[] = {
 	W("mem_swappiness", NO_LIMIT),
 	W("memswap_limit", NO_LIMIT),
 	W("models", "cpipe ignores it; no AI model is bound to the stage"),
-	H("network_mode", "host: the host's network instead of the project's (local runtime)"),
+	H("network_mode", "host: the host's network instead of the project's; none: only a loopback of its own; other modes are warned"),
 	W("networks", ONE_NET),
 	W("oom_kill_disable", NO_LIMIT),
 	W("oom_score_adj", "cpipe ignores it; the OOM score is the runtime's default"),

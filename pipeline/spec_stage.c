@@ -535,8 +535,21 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 	}
 	if (!strcmp(k, "user"))
 		return sb_string(b, val, where, k, &st->user);
-	if (!strcmp(k, "network_mode"))
-		return sb_string(b, val, where, k, &st->network_mode);
+	if (!strcmp(k, "network_mode")) {
+		if (sb_string(b, val, where, k, &st->network_mode) < 0)
+			return -1;
+		const char *m = st->network_mode;
+		if (m && strcmp(m, "host") != 0 && strcmp(m, "none") != 0) {
+			cleanup_free char *id = xasprintf("network_mode.%s", m);
+			sb_warn(b, id, "stage", &val->mark,
+				"%snetwork_mode: %s: cpipe ignores it; the stage is on the project "
+				"network (only host and none are honoured)",
+				where, m);
+			free(st->network_mode);
+			st->network_mode = NULL;
+		}
+		return 0;
+	}
 	if (!strcmp(k, "container_name"))
 		return sb_string(b, val, where, k, &st->container_name);
 	if (!strcmp(k, "volumes"))

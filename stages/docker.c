@@ -422,12 +422,21 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	add_ports(b, host, s);
 	add_gpus(host, s);
 	docker_compose_body(b, host, s);
+	/* network_mode: host or none as compose passes them; otherwise the
+	 * project network, where the stage answers to its name and its
+	 * container_name. */
+	if (s->network_mode && (!strcmp(s->network_mode, "host") || !strcmp(s->network_mode, "none"))) {
+		cJSON_AddStringToObject(host, "NetworkMode", s->network_mode);
+		return b;
+	}
 	cJSON_AddStringToObject(host, "NetworkMode", rt->network);
 	cJSON *eps = cJSON_AddObjectToObject(cJSON_AddObjectToObject(b, "NetworkingConfig"),
 					     "EndpointsConfig");
 	cJSON *ep = cJSON_AddObjectToObject(eps, rt->network);
 	cJSON *aliases = cJSON_AddArrayToObject(ep, "Aliases");
 	cJSON_AddItemToArray(aliases, cJSON_CreateString(s->name));
+	if (s->container_name && *s->container_name && strcmp(s->container_name, s->name) != 0)
+		cJSON_AddItemToArray(aliases, cJSON_CreateString(s->container_name));
 	return b;
 }
 

@@ -382,9 +382,15 @@ static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sand
 	return 0;
 }
 
+static bool no_network(const struct stage *s)
+{
+	return s->network_mode && strcmp(s->network_mode, "none") == 0;
+}
+
 static bool host_network(const struct runtime *rt, const struct stage *s)
 {
-	return !rt->use_netns || (s->network_mode && strcmp(s->network_mode, "host") == 0);
+	return no_network(s) || !rt->use_netns ||
+	       (s->network_mode && strcmp(s->network_mode, "host") == 0);
 }
 
 /* A stage with network_mode: host runs on the host's network: a published
@@ -532,6 +538,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.err_fd = errp[1],
 		.detached = ts->detached,
 		.join_net = in_netns,
+		.new_net = no_network(s),
 		.net_fd = net.net_fd,
 		.user_fd = net.user_fd,
 	};

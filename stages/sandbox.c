@@ -10,13 +10,16 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -575,6 +578,26 @@ static _Noreturn void supervise(struct init *in)
 	sbx_supervise(cfg, cmd, start_again, in, in->err_fd);
 }
 
+/* network_mode: none gives a namespace of its own with only lo, up (as
+ * Docker's "none" network does). */
+static int loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (rc == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 /* PID 1 of the sandbox. Signals were all blocked by the parent before the
  * clone and stay blocked: the init takes them with sigwaitinfo. (A PID 1
  * drops signals it has no handler for unless they are blocked.) */
@@ -584,6 +607,8 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 			  .err_fd = cfg->err_fd};
 	if (cfg->join_net && setns(cfg->net_fd, CLONE_NEWNET) < 0)
 		die_ns(&in, "entering the project's network namespace: %s", strerror(errno));
+	if (cfg->new_net && !cfg->join_net && loopback_up() < 0)
+		die_ns(&in, "bringing up lo in the stage's network namespace: %s", strerror(errno));
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
@@ -740,8 +765,9 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	sigprocmask(SIG_SETMASK, &all, &saved);
 	bool two_step = cfg->userns && cfg->join_net;
 	unsigned long ipc = cfg->new_ipc ? CLONE_NEWIPC : 0;
+	unsigned long net = cfg->new_net && !cfg->join_net ? CLONE_NEWNET : 0;
 	unsigned long flags = two_step ? 0
-				       : CLONE_NEWNS | CLONE_NEWPID | ipc |
+				       : CLONE_NEWNS | CLONE_NEWPID | ipc | net |
 						 (cfg->userns ? CLONE_NEWUSER : 0);
 	int pidp[2] = {-1, -1};
 	if (two_step && pipe2(pidp, O_CLOEXEC) < 0) {

@@ -52,6 +52,7 @@ struct sandbox_config {
 	bool detached;        /* outlive the caller (no parent-death signal) */
 
 	bool join_net;        /* enter the network namespace net_fd (the project's) */
+	bool new_net;         /* network_mode: none: a namespace of its own, loopback only */
 	int net_fd;
 	int user_fd;          /* with userns: its user namespace, entered instead
 			       * of creating one */

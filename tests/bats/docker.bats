@@ -123,6 +123,38 @@ EOF
 	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
 }
 
+@test "container_name is a name on the project network; network_mode none and host as compose means them" {
+	spec <<EOF
+name: $P
+stages:
+  web:
+    image: cpipe-test/busybox
+    service: true
+    container_name: model-server
+    command: sh -c 'mkdir -p /www && echo hello-by-container-name > /www/index.html && trap "exit 0" TERM; httpd -f -p 8080 -h /www & wait'
+  client:
+    image: cpipe-test/busybox
+    depends_on: [web]
+    command: sh -c 'for i in \$\$(seq 50); do wget -q -O - http://model-server:8080/ && exit 0; sleep 0.2; done; exit 1'
+  isolated:
+    image: cpipe-test/busybox
+    network_mode: none
+    depends_on: [client]
+    command: sh -c 'ls /sys/class/net | tr "\\n" " "; echo; wget -q -T 2 -O - http://web:8080/ || echo no-network'
+  onhost:
+    image: cpipe-test/busybox
+    network_mode: host
+    depends_on: [isolated]
+    command: sh -c 'ls /sys/class/net | grep -qx docker0 && echo sees-docker0'
+EOF
+	run dcpipe run
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_line_re "^client +\\| hello-by-container-name$"
+	assert_line_re "^isolated +\\| lo ?$"
+	assert_line_re "^isolated +\\| no-network$"
+	assert_line_re "^onhost +\\| sees-docker0$"
+}
+
 @test "a failing stage names stage and exit code, stops the run and leaves no container" {
 	spec <<EOF
 name: $P
