@@ -222,23 +222,6 @@ const struct kv *kvvec_get(const struct kvvec *kv, const char *key)
 	return NULL;
 }
 
-void kvvec_copy(struct kvvec *out, const struct kvvec *src)
-{
-	for (size_t i = 0; i < src->n; i++)
-		kvvec_set(out, src->v[i].key, src->v[i].value);
-}
-
-static int kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
-void kvvec_sort(struct kvvec *kv)
-{
-	if (kv->n > 1)
-		qsort(kv->v, kv->n, sizeof(*kv->v), kv_cmp);
-}
-
 void kvvec_free(struct kvvec *kv)
 {
 	for (size_t i = 0; i < kv->n; i++) {
@@ -298,12 +281,6 @@ const char *suggest_nearest(const char *word, const char *const *cands, size_t n
 bool str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-bool str_has_suffix(const char *s, const char *suffix)
-{
-	size_t ls = strlen(s), lx = strlen(suffix);
-	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
 long long now_ms(void)

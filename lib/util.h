@@ -72,8 +72,6 @@ struct kvvec {
 /* Sets key to value, replacing an existing entry in place (order kept). */
 void kvvec_set(struct kvvec *kv, const char *key, const char *value);
 const struct kv *kvvec_get(const struct kvvec *kv, const char *key);
-void kvvec_copy(struct kvvec *out, const struct kvvec *src);
-void kvvec_sort(struct kvvec *kv);
 void kvvec_free(struct kvvec *kv);
 
 /* The candidate closest to `word` by edit distance, if close enough to be
@@ -81,7 +79,6 @@ void kvvec_free(struct kvvec *kv);
 const char *suggest_nearest(const char *word, const char *const *cands, size_t n);
 
 bool str_has_prefix(const char *s, const char *prefix);
-bool str_has_suffix(const char *s, const char *suffix);
 
 /* Milliseconds since an arbitrary monotonic origin. */
 long long now_ms(void);

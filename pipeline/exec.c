@@ -616,6 +616,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		cp_error_errno(err, "creating a pipe");
+		r.failed = true; /* nothing ran: that is a failure, not a success */
 		goto cleanup;
 	}
 	got_signal = 0;

@@ -70,11 +70,6 @@ struct ynode *ynode_new_map(const struct cp_mark *mark)
 	return node_new(YNODE_MAP, mark);
 }
 
-struct ynode *ynode_new_seq(const struct cp_mark *mark)
-{
-	return node_new(YNODE_SEQ, mark);
-}
-
 /* Pushes double the room (cap) so n appends cost O(n). */
 static size_t grown(size_t cap)
 {

@@ -81,7 +81,6 @@ struct ynode *ynode_copy(const struct ynode *n);
 /* New empty nodes (caller owns them); scalar copies `s`. */
 struct ynode *ynode_new_scalar(const char *s, const struct cp_mark *mark, bool quoted);
 struct ynode *ynode_new_map(const struct cp_mark *mark);
-struct ynode *ynode_new_seq(const struct cp_mark *mark);
 
 /* Appends to a list / mapping, taking ownership of the nodes. */
 void yseq_push(struct ynode *seq, struct ynode *item);

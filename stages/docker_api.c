@@ -98,11 +98,6 @@ bool docker_is_local(const struct docker *d)
 	return d->socket != NULL;
 }
 
-const char *docker_api_version(const struct docker *d)
-{
-	return d->version;
-}
-
 const char *docker_str(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);

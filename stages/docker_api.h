@@ -65,8 +65,6 @@ void docker_close(struct docker *d);
 const char *docker_host(const struct docker *d);
 /* True when the daemon listens on a unix socket, so its paths are ours. */
 bool docker_is_local(const struct docker *d);
-/* The negotiated API version, e.g. "1.41"; lent. */
-const char *docker_api_version(const struct docker *d);
 
 /* URL-escapes a query value. Caller owns. */
 char *docker_escape(struct docker *d, const char *s);
