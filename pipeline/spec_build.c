@@ -15,14 +15,14 @@
 #include "interp.h"
 #include "spec_build.h"
 
-int sb_type_error(struct spec_builder *b, const struct ynode *v, const char *where,
+int spb_type_error(struct spec_builder *b, const struct ynode *v, const char *where,
 		  const char *key, const char *want)
 {
 	return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be %s, got %s", where, key, want,
 			   ynode_kind_name(v));
 }
 
-int sb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *where,
+int spb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *where,
 		   const char *const *cands, size_t n)
 {
 	const char *near = suggest_nearest(k->str, cands, n);
@@ -32,7 +32,7 @@ int sb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *wh
 	return cp_error_at(b->err, &k->mark, "%sunknown key \"%s\"", where, k->str);
 }
 
-bool sb_key_known(const char *key, const char *const *keys, size_t n)
+bool spb_key_known(const char *key, const char *const *keys, size_t n)
 {
 	if (str_has_prefix(key, "x-"))
 		return true;
@@ -42,16 +42,16 @@ bool sb_key_known(const char *key, const char *const *keys, size_t n)
 	return false;
 }
 
-int sb_check_keys(struct spec_builder *b, const struct ynode *map, const char *where,
+int spb_check_keys(struct spec_builder *b, const struct ynode *map, const char *where,
 		  const char *const *keys, size_t n)
 {
 	for (size_t i = 0; i < map->npairs; i++)
-		if (!sb_key_known(map->pairs[i].key->str, keys, n))
-			return sb_unknown_key(b, map->pairs[i].key, where, keys, n);
+		if (!spb_key_known(map->pairs[i].key->str, keys, n))
+			return spb_unknown_key(b, map->pairs[i].key, where, keys, n);
 	return 0;
 }
 
-void sb_warn(struct spec_builder *b, const char *id, const char *unit, const struct cp_mark *mark,
+void spb_warn(struct spec_builder *b, const char *id, const char *unit, const struct cp_mark *mark,
 	     const char *fmt, ...)
 {
 	for (size_t i = 0; i < b->nwarnings; i++) {
@@ -61,7 +61,7 @@ void sb_warn(struct spec_builder *b, const char *id, const char *unit, const str
 		}
 	}
 	b->warnings = xrealloc(b->warnings, (b->nwarnings + 1) * sizeof(*b->warnings));
-	struct sb_warning *w = &b->warnings[b->nwarnings++];
+	struct spb_warning *w = &b->warnings[b->nwarnings++];
 	va_list ap;
 	va_start(ap, fmt);
 	cleanup_free char *msg = xvasprintf(fmt, ap);
@@ -79,7 +79,7 @@ void sb_warn(struct spec_builder *b, const char *id, const char *unit, const str
 static void flush_warnings(struct spec_builder *b)
 {
 	for (size_t i = 0; i < b->nwarnings; i++) {
-		struct sb_warning *w = &b->warnings[i];
+		struct spb_warning *w = &b->warnings[i];
 		if (w->more)
 			strvec_push_take(&b->p->warnings,
 					 xasprintf("%s (also in %zu other %s%s)", w->text, w->more,
@@ -94,7 +94,7 @@ static void flush_warnings(struct spec_builder *b)
 	b->nwarnings = 0;
 }
 
-int sb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope, const char *where)
+int spb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope, const char *where)
 {
 	for (size_t i = 0; i < map->npairs; i++) {
 		const struct ynode *k = map->pairs[i].key;
@@ -117,23 +117,23 @@ int sb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope, 
 		if (!strcmp(k->str, "restart") && map->pairs[i].value->kind == YNODE_SCALAR &&
 		    !strcmp(map->pairs[i].value->str, "no"))
 			continue; /* what cpipe does anyway */
-		sb_warn(b, id, scope == CK_TOP ? "file" : "stage", &k->mark, "%s%s: %s", where,
+		spb_warn(b, id, scope == CK_TOP ? "file" : "stage", &k->mark, "%s%s: %s", where,
 			k->str, ck->what);
 	}
 	return 0;
 }
 
-int sb_string(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+int spb_string(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
 	      char **dst)
 {
 	if (v->kind != YNODE_SCALAR)
-		return sb_type_error(b, v, where, key, "a string");
+		return spb_type_error(b, v, where, key, "a string");
 	free(*dst);
 	*dst = ynode_is_null(v) ? NULL : xstrdup(v->str);
 	return 0;
 }
 
-int sb_bool(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+int spb_bool(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
 	    bool *out)
 {
 	if (v->kind == YNODE_SCALAR) {
@@ -147,19 +147,19 @@ int sb_bool(struct spec_builder *b, const struct ynode *v, const char *where, co
 			return 0;
 		}
 	}
-	return sb_type_error(b, v, where, key, "true or false");
+	return spb_type_error(b, v, where, key, "true or false");
 }
 
-int sb_long(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+int spb_long(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
 	    long min, long max, long *out)
 {
 	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
-		return sb_type_error(b, v, where, key, "a number");
+		return spb_type_error(b, v, where, key, "a number");
 	char *end;
 	const char *s = v->str;
 	long n = strtol(s, &end, 10);
 	if (end == s || *end || !((s[0] >= '0' && s[0] <= '9') || s[0] == '-'))
-		return sb_type_error(b, v, where, key, "a number");
+		return spb_type_error(b, v, where, key, "a number");
 	if (n < min || n > max)
 		return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be between %ld and %ld",
 				   where, key, min, max);
@@ -167,11 +167,11 @@ int sb_long(struct spec_builder *b, const struct ynode *v, const char *where, co
 	return 0;
 }
 
-int sb_duration(struct spec_builder *b, const struct ynode *v, const char *where,
+int spb_duration(struct spec_builder *b, const struct ynode *v, const char *where,
 		const char *key, long *out)
 {
 	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
-		return sb_type_error(b, v, where, key, "a duration like \"1s\"");
+		return spb_type_error(b, v, where, key, "a duration like \"1s\"");
 	if (spec_parse_duration(out, v->str) < 0)
 		return cp_error_at(b->err, &v->mark,
 				   "%skey \"%s\": \"%s\" is not a duration (like \"500ms\", "
@@ -180,11 +180,11 @@ int sb_duration(struct spec_builder *b, const struct ynode *v, const char *where
 	return 0;
 }
 
-int sb_strlist(struct spec_builder *b, const struct ynode *v, const char *where,
+int spb_strlist(struct spec_builder *b, const struct ynode *v, const char *where,
 	       const char *key, struct strvec *out)
 {
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, key, "a list");
+		return spb_type_error(b, v, where, key, "a list");
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
 		if (it->kind != YNODE_SCALAR || ynode_is_null(it))
@@ -196,14 +196,14 @@ int sb_strlist(struct spec_builder *b, const struct ynode *v, const char *where,
 	return 0;
 }
 
-const char *sb_env_lookup(const struct spec_builder *b, const char *name)
+const char *spb_env_lookup(const struct spec_builder *b, const char *name)
 {
 	const struct kv *kv = kvvec_get(b->ctx->env, name);
 	return kv ? kv->value : NULL;
 }
 
-int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
-	  struct kvvec *out, enum sb_null null_policy, const struct stage *params_of)
+int spb_kv(struct spec_builder *b, const struct ynode *v, const char *where, const char *key,
+	  struct kvvec *out, enum spb_null null_policy, const struct stage *params_of)
 {
 	if (v->kind == YNODE_SEQ) {
 		for (size_t i = 0; i < v->nitems; i++) {
@@ -215,7 +215,7 @@ int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, cons
 						   where, key, ynode_kind_name(it));
 		}
 	} else if (v->kind != YNODE_MAP) {
-		return sb_type_error(b, v, where, key, "a mapping or a list");
+		return spb_type_error(b, v, where, key, "a mapping or a list");
 	}
 	size_t n = v->kind == YNODE_SEQ ? v->nitems : v->npairs;
 	for (size_t i = 0; i < n; i++) {
@@ -247,7 +247,7 @@ int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, cons
 				kvvec_set(out, k, "");
 				continue;
 			}
-			val = sb_env_lookup(b, k);
+			val = spb_env_lookup(b, k);
 			if (!val)
 				continue;
 		}
@@ -264,7 +264,7 @@ int sb_kv(struct spec_builder *b, const struct ynode *v, const char *where, cons
 	return 0;
 }
 
-char *sb_shown(const struct spec_builder *b, const char *path)
+char *spb_shown(const struct spec_builder *b, const char *path)
 {
 	if (path[0] == '/' || !*b->ctx->shown_base)
 		return xstrdup(path);
@@ -273,7 +273,7 @@ char *sb_shown(const struct spec_builder *b, const char *path)
 	return xasprintf("%s%s", b->ctx->shown_base, path);
 }
 
-char *sb_host_path(const struct spec_builder *b, const char *path)
+char *spb_host_path(const struct spec_builder *b, const char *path)
 {
 	if (path[0] == '~' && (path[1] == '/' || !path[1]))
 		return path_absolute(b->home, path[1] ? path + 2 : ".");
@@ -314,29 +314,29 @@ static int build_volume(struct spec_builder *b, struct volume *vol, const struct
 		return cp_error_at(b->err, &v->mark, "volume \"%s\" must be a mapping, got %s",
 				   vol->name, ynode_kind_name(v));
 	cleanup_free char *where = xasprintf("volume \"%s\": ", vol->name);
-	if (sb_check_keys(b, v, where, keys, ARRAY_LEN(keys)) < 0)
+	if (spb_check_keys(b, v, where, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
 	for (size_t i = 0; i < v->npairs; i++) {
 		const char *k = v->pairs[i].key->str;
 		const struct ynode *val = v->pairs[i].value;
 		int rc = 0;
 		if (!strcmp(k, "name")) {
-			rc = sb_string(b, val, where, k, &vol->ext_name);
+			rc = spb_string(b, val, where, k, &vol->ext_name);
 		} else if (!strcmp(k, "external")) {
 			if (val->kind == YNODE_MAP) { /* legacy external: {name: x} */
 				vol->external = true;
 				const struct ynode *n = ymap_get(val, "name");
 				if (n)
-					rc = sb_string(b, n, where, "external.name", &vol->ext_name);
+					rc = spb_string(b, n, where, "external.name", &vol->ext_name);
 			} else {
-				rc = sb_bool(b, val, where, k, &vol->external);
+				rc = spb_bool(b, val, where, k, &vol->external);
 			}
 		} else if (!strcmp(k, "driver")) {
-			rc = sb_string(b, val, where, k, &vol->driver);
+			rc = spb_string(b, val, where, k, &vol->driver);
 		} else if (!strcmp(k, "labels")) {
-			rc = sb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
+			rc = spb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
 		} else if (!strcmp(k, "driver_opts") && !ynode_is_null(val)) {
-			sb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
+			spb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
 				"%sdriver_opts: cpipe ignores it; the volume is created with the "
 				"driver's defaults",
 				where);
@@ -352,7 +352,7 @@ static int build_volumes(struct spec_builder *b, const struct ynode *v)
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, "", "volumes", "a mapping");
+		return spb_type_error(b, v, "", "volumes", "a mapping");
 	b->p->volumes = xcalloc(v->npairs, sizeof(*b->p->volumes));
 	for (size_t i = 0; i < v->npairs; i++) {
 		b->p->nvolumes++;
@@ -391,7 +391,7 @@ static int check_sets(struct spec_builder *b)
 	b->sets = xcalloc(sets->n + 1, sizeof(*b->sets));
 	for (size_t i = 0; i < sets->n; i++) {
 		const char *key = sets->v[i].key;
-		struct sb_set *s = &b->sets[b->nsets++];
+		struct spb_set *s = &b->sets[b->nsets++];
 		s->key = key;
 		s->value = sets->v[i].value ? sets->v[i].value : "";
 		size_t best = 0;
@@ -426,7 +426,7 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, "", b->stages_key, "a mapping");
+		return spb_type_error(b, v, "", b->stages_key, "a mapping");
 	struct pipeline *p = b->p;
 	p->stages = xcalloc(v->npairs, sizeof(*p->stages));
 	b->stage_names = xcalloc(v->npairs + 1, sizeof(*b->stage_names));
@@ -457,7 +457,7 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 		const struct ynode *svc = ymap_get(pr->value, "service");
 		if (svc) {
 			cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
-			if (sb_bool(b, svc, where, "service", &st->service) < 0)
+			if (spb_bool(b, svc, where, "service", &st->service) < 0)
 				return -1;
 		}
 	}
@@ -471,7 +471,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 	const struct ynode *stages = NULL, *volumes = NULL, *secrets = NULL;
 	int rc = -1;
 
-	const char *home = sb_env_lookup(&b, "HOME");
+	const char *home = spb_env_lookup(&b, "HOME");
 	if (!home || home[0] != '/') {
 		struct passwd *pw = getpwuid(getuid());
 		home = pw && pw->pw_dir ? pw->pw_dir : "/";
@@ -483,13 +483,13 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 			    ynode_kind_name(root));
 		goto out;
 	}
-	if (root && sb_compose_keys(&b, root, CK_TOP, "") < 0)
+	if (root && spb_compose_keys(&b, root, CK_TOP, "") < 0)
 		goto out;
 	for (size_t i = 0; root && i < root->npairs; i++) {
 		const struct ypair *pr = &root->pairs[i];
 		const char *k = pr->key->str;
 		if (!strcmp(k, "name")) {
-			if (sb_string(&b, pr->value, "", k, &p->name) < 0)
+			if (spb_string(&b, pr->value, "", k, &p->name) < 0)
 				goto out;
 			if (p->name && !valid_name(p->name, true)) {
 				cp_error_at(err, &pr->value->mark,
@@ -499,7 +499,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 				goto out;
 			}
 		} else if (!strcmp(k, "runtime")) {
-			if (sb_string(&b, pr->value, "", k, &p->runtime) < 0)
+			if (spb_string(&b, pr->value, "", k, &p->runtime) < 0)
 				goto out;
 			if (p->runtime && !runtime_find(p->runtime)) {
 				const char *names[8];
@@ -517,12 +517,12 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 			static const char *const xkeys[] = {"remote"};
 			const struct ynode *remote = ymap_get(pr->value, "remote");
 			if (pr->value->kind != YNODE_MAP && !ynode_is_null(pr->value)) {
-				sb_type_error(&b, pr->value, "", k, "a mapping");
+				spb_type_error(&b, pr->value, "", k, "a mapping");
 				goto out;
 			}
 			if ((pr->value->kind == YNODE_MAP &&
-			     sb_check_keys(&b, pr->value, "x-cpipe: ", xkeys, ARRAY_LEN(xkeys)) < 0) ||
-			    (remote && sb_string(&b, remote, "x-cpipe: ", "remote", &p->remote) < 0))
+			     spb_check_keys(&b, pr->value, "x-cpipe: ", xkeys, ARRAY_LEN(xkeys)) < 0) ||
+			    (remote && spb_string(&b, remote, "x-cpipe: ", "remote", &p->remote) < 0))
 				goto out;
 		} else if (!strcmp(k, "stages") || !strcmp(k, "services")) {
 			stages = pr->value;
@@ -551,7 +551,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		goto out;
 	}
 	pipeline_index_stages(p);
-	if (sb_infer_services(&b, stages) < 0)
+	if (spb_infer_services(&b, stages) < 0)
 		goto out;
 	if (!b.stage_names)
 		b.stage_names = xcalloc(1, sizeof(*b.stage_names));
@@ -559,17 +559,17 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		goto out;
 	for (size_t i = 0; i < p->nstages; i++) {
 		const struct ynode *sv = stages->pairs[i].value;
-		int r = ynode_is_null(sv) ? sb_apply_sets(&b, &p->stages[i])
-					  : sb_stage(&b, &p->stages[i], sv);
+		int r = ynode_is_null(sv) ? spb_apply_sets(&b, &p->stages[i])
+					  : spb_stage(&b, &p->stages[i], sv);
 		if (r < 0)
 			goto out;
 	}
-	if (sb_compose_finish(&b, root) < 0 || sb_check_ports(&b) < 0 || sb_implicit_deps(&b) < 0)
+	if (spb_compose_finish(&b, root) < 0 || spb_check_ports(&b) < 0 || spb_implicit_deps(&b) < 0)
 		goto out;
-	sb_volume_order(&b);
-	if (sb_check_cycles(&b) < 0)
+	spb_volume_order(&b);
+	if (spb_check_cycles(&b) < 0)
 		goto out;
-	sb_secrets(&b, secrets);
+	spb_secrets(&b, secrets);
 	rc = 0;
 out:
 	flush_warnings(&b);

@@ -80,7 +80,7 @@ static int build_tmpfs(struct spec_builder *b, struct stage *st, const struct yn
 	if (v->kind == YNODE_SCALAR)
 		return tmpfs_entry(b, &st->limits, v, where);
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, "tmpfs", "a path or a list of paths");
+		return spb_type_error(b, v, where, "tmpfs", "a path or a list of paths");
 	for (size_t i = 0; i < v->nitems; i++)
 		if (tmpfs_entry(b, &st->limits, v->items[i], where) < 0)
 			return -1;
@@ -109,7 +109,7 @@ static int build_ulimits(struct spec_builder *b, struct stage *st, const struct 
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, where, "ulimits", "a mapping");
+		return spb_type_error(b, v, where, "ulimits", "a mapping");
 	struct stage_limits *l = &st->limits;
 	for (size_t i = 0; i < v->npairs; i++) {
 		const struct ynode *k = v->pairs[i].key, *val = v->pairs[i].value;
@@ -155,7 +155,7 @@ static int build_caps(struct spec_builder *b, const struct ynode *v, const char 
 	if (ynode_is_null(v))
 		return 0;
 	struct strvec names = {0};
-	if (sb_strlist(b, v, where, key, &names) < 0)
+	if (spb_strlist(b, v, where, key, &names) < 0)
 		return -1;
 	for (size_t i = 0; i < names.n; i++) {
 		const char *n = names.v[i];
@@ -245,11 +245,11 @@ static int secret_entry(struct spec_builder *b, struct stage *st, const struct y
 	} else if (it->kind == YNODE_MAP) {
 		static const char *const keys[] = {"source", "target", "uid", "gid", "mode"};
 		cleanup_free char *w = xasprintf("%s%s: ", where, key);
-		if (sb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
+		if (spb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
 			return -1;
 		const struct ynode *n;
-		if (((n = ymap_get(it, "source")) && sb_string(b, n, w, "source", &source) < 0) ||
-		    ((n = ymap_get(it, "target")) && sb_string(b, n, w, "target", &target) < 0))
+		if (((n = ymap_get(it, "source")) && spb_string(b, n, w, "source", &source) < 0) ||
+		    ((n = ymap_get(it, "target")) && spb_string(b, n, w, "target", &target) < 0))
 			return -1;
 		if (!source)
 			return cp_error_at(b->err, &it->mark, "%s\"source\" is required", w);
@@ -282,7 +282,7 @@ static int build_secrets(struct spec_builder *b, struct stage *st, const struct 
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, config ? "configs" : "secrets", "a list");
+		return spb_type_error(b, v, where, config ? "configs" : "secrets", "a list");
 	for (size_t i = 0; i < v->nitems; i++)
 		if (secret_entry(b, st, v->items[i], where, config) < 0)
 			return -1;
@@ -297,7 +297,7 @@ static int build_replicas(struct spec_builder *b, struct stage *st, const struct
 	const struct ynode *r = v && v->kind == YNODE_MAP ? ymap_get(v, "replicas") : NULL;
 	if (!r || ynode_is_null(r))
 		return 0;
-	if (sb_long(b, r, where, "deploy.replicas", 0, 100000, &st->lifecycle.replicas) < 0)
+	if (spb_long(b, r, where, "deploy.replicas", 0, 100000, &st->lifecycle.replicas) < 0)
 		return -1;
 	st->lifecycle.has_replicas = true;
 	st->lifecycle.marks[CM_REPLICAS] = r->mark;
@@ -316,7 +316,7 @@ static int compose_key(struct spec_builder *b, struct stage *st, const char *k,
 	if (!strcmp(k, "pids_limit")) {
 		if (ynode_is_null(val))
 			return 0;
-		if (sb_long(b, val, where, k, -1, 1L << 30, &l->pids_limit) < 0)
+		if (spb_long(b, val, where, k, -1, 1L << 30, &l->pids_limit) < 0)
 			return -1;
 		if (l->pids_limit < 0)
 			l->pids_limit = 0; /* -1: unlimited, as compose has it */
@@ -329,19 +329,19 @@ static int compose_key(struct spec_builder *b, struct stage *st, const char *k,
 	if (!strcmp(k, "cap_drop"))
 		return build_caps(b, val, where, k, &sec->cap_drop);
 	if (!strcmp(k, "read_only"))
-		return ynode_is_null(val) ? 0 : sb_bool(b, val, where, k, &sec->read_only);
+		return ynode_is_null(val) ? 0 : spb_bool(b, val, where, k, &sec->read_only);
 	if (!strcmp(k, "init")) {
 		if (ynode_is_null(val))
 			return 0;
 		sec->has_init = true;
-		return sb_bool(b, val, where, k, &sec->init);
+		return spb_bool(b, val, where, k, &sec->init);
 	}
 	if (!strcmp(k, "ipc"))
-		return sb_string(b, val, where, k, &sec->ipc);
+		return spb_string(b, val, where, k, &sec->ipc);
 	if (!strcmp(k, "platform"))
-		return sb_string(b, val, where, k, &sec->platform);
+		return spb_string(b, val, where, k, &sec->platform);
 	if (!strcmp(k, "runtime"))
-		return sb_string(b, val, where, k, &sec->runtime);
+		return spb_string(b, val, where, k, &sec->runtime);
 	if (!strcmp(k, "secrets"))
 		return build_secrets(b, st, val, where, false);
 	if (!strcmp(k, "configs"))
@@ -354,7 +354,7 @@ static int compose_key(struct spec_builder *b, struct stage *st, const char *k,
 		return build_replicas(b, st, val, where);
 	if (!strcmp(k, "volumes_from"))
 		return ynode_is_null(val) ? 0
-					  : sb_strlist(b, val, where, k, &st->lifecycle.volumes_from);
+					  : spb_strlist(b, val, where, k, &st->lifecycle.volumes_from);
 	return 0;
 }
 
@@ -368,7 +368,7 @@ static const struct {
 	{"shm_size", CM_SHM},	 {"deploy", CM_GPUS},	{"volumes_from", CM_VOLUMES_FROM},
 };
 
-int sb_compose(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where)
+int spb_compose(struct spec_builder *b, struct stage *st, const struct ynode *v, const char *where)
 {
 	for (size_t i = 0; i < v->npairs; i++) {
 		const char *k = v->pairs[i].key->str;
@@ -398,7 +398,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 	const struct ynode *file = ymap_get(d, "file"), *env = ymap_get(d, "environment");
 	const struct ynode *content = s->config ? ymap_get(d, "content") : NULL;
 	if (file && file->kind == YNODE_SCALAR && !ynode_is_null(file)) {
-		s->source = sb_host_path(b, file->str);
+		s->source = spb_host_path(b, file->str);
 		struct stat sb;
 		if (!s->source || stat(s->source, &sb) < 0 || !S_ISREG(sb.st_mode))
 			return cp_error_at(b->err, &file->mark,
@@ -408,7 +408,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 		return 0;
 	}
 	if (env && env->kind == YNODE_SCALAR && !ynode_is_null(env)) {
-		const char *val = sb_env_lookup(b, env->str);
+		const char *val = spb_env_lookup(b, env->str);
 		if (!val)
 			return cp_error_at(b->err, &env->mark,
 					   "%s \"%s\": environment variable %s is not set (stage "
@@ -473,7 +473,7 @@ static int volumes_from(struct spec_builder *b, struct stage *st)
 	return 0;
 }
 
-int sb_compose_finish(struct spec_builder *b, const struct ynode *root)
+int spb_compose_finish(struct spec_builder *b, const struct ynode *root)
 {
 	for (size_t i = 0; i < b->p->nstages; i++) {
 		struct stage *st = &b->p->stages[i];

@@ -52,23 +52,23 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 		return 0;
 	cleanup_free char *w = xasprintf("%sdepends_on: %s: ", where, name);
 	if (val->kind != YNODE_MAP)
-		return sb_type_error(b, val, where, name, "a mapping");
-	if (sb_check_keys(b, val, w, keys, ARRAY_LEN(keys)) < 0)
+		return spb_type_error(b, val, where, name, "a mapping");
+	if (spb_check_keys(b, val, w, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
 	bool flag;
 	const struct ynode *n;
 	if ((n = ymap_get(val, "required"))) {
-		if (sb_bool(b, n, w, "required", &flag) < 0)
+		if (spb_bool(b, n, w, "required", &flag) < 0)
 			return -1;
 		if (!flag)
-			sb_warn(b, "depends_on.required", "stage", &n->mark,
+			spb_warn(b, "depends_on.required", "stage", &n->mark,
 				"%srequired: false: cpipe ignores it; the stage is required", w);
 	}
 	if ((n = ymap_get(val, "restart"))) {
-		if (sb_bool(b, n, w, "restart", &flag) < 0)
+		if (spb_bool(b, n, w, "restart", &flag) < 0)
 			return -1;
 		if (flag)
-			sb_warn(b, "depends_on.restart", "stage", &n->mark,
+			spb_warn(b, "depends_on.restart", "stage", &n->mark,
 				"%srestart: true: cpipe ignores it; a stage is not restarted when "
 				"what it depends on restarts",
 				w);
@@ -77,7 +77,7 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 	if (!c || ynode_is_null(c))
 		return 0;
 	if (c->kind != YNODE_SCALAR)
-		return sb_type_error(b, c, w, "condition", "a string");
+		return spb_type_error(b, c, w, "condition", "a string");
 	for (size_t i = 0; i < ARRAY_LEN(conds); i++) {
 		if (!strcmp(c->str, conds[i])) {
 			d->condition = (enum dep_condition)i;
@@ -95,7 +95,7 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 			   w, c->str);
 }
 
-int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v,
+int spb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		      const char *where)
 {
 	if (ynode_is_null(v))
@@ -114,7 +114,7 @@ int sb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		return 0;
 	}
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, where, "depends_on", "a list or a mapping");
+		return spb_type_error(b, v, where, "depends_on", "a list or a mapping");
 	for (size_t i = 0; i < v->npairs; i++)
 		if (dep_one(b, st, v->pairs[i].key, v->pairs[i].value, where) < 0)
 			return -1;
@@ -213,7 +213,7 @@ static void producers_of(size_t **found, size_t *nfound, size_t *cap, const stru
 #undef FOUND
 }
 
-int sb_implicit_deps(struct spec_builder *b)
+int spb_implicit_deps(struct spec_builder *b)
 {
 	struct pipeline *p = b->p;
 	size_t n = 0, cap = 0;
@@ -316,7 +316,7 @@ static int dfs(struct spec_builder *b, size_t root, char *color, size_t *stack, 
 	}
 }
 
-int sb_check_cycles(struct spec_builder *b)
+int spb_check_cycles(struct spec_builder *b)
 {
 	size_t n = b->p->nstages;
 	char *color = xcalloc(n + 1, 1);
@@ -364,7 +364,7 @@ static void mark_dependents(const struct pipeline *p, size_t s, size_t **rdeps, 
 	}
 }
 
-void sb_volume_order(struct spec_builder *b)
+void spb_volume_order(struct spec_builder *b)
 {
 	struct pipeline *p = b->p;
 	bool any = false;

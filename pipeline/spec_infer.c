@@ -30,7 +30,7 @@ static const char *condition_of(const struct ynode *dep)
 }
 
 /* Who waits for whom, from the depends_on mappings (spec_normalize made
- * lists into mappings; malformed ones are reported later by sb_deps). */
+ * lists into mappings; malformed ones are reported later by spb_deps). */
 static void find_waiters(struct spec_builder *b, const struct ynode *stages, struct waiters *w)
 {
 	for (size_t i = 0; i < stages->npairs; i++) {
@@ -168,7 +168,7 @@ static int infer_one(struct spec_builder *b, struct stage *st, const struct ynod
 	return 0;
 }
 
-int sb_infer_services(struct spec_builder *b, const struct ynode *stages)
+int spb_infer_services(struct spec_builder *b, const struct ynode *stages)
 {
 	if (stages->kind != YNODE_MAP)
 		return 0;

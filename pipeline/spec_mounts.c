@@ -36,7 +36,7 @@ static int mount_source(struct spec_builder *b, struct mount *m, const struct yn
 {
 	if (bind || host_path_like(src)) {
 		m->type = MOUNT_BIND;
-		m->source = sb_host_path(b, src);
+		m->source = spb_host_path(b, src);
 		if (!m->source)
 			return cp_error_at(b->err, &at->mark, "%sbind source \"%s\" escapes /",
 					   where, src);
@@ -125,13 +125,13 @@ static int mount_long(struct spec_builder *b, struct mount *m, const struct ynod
 					   "bind",   "volume", "tmpfs",      "consistency"};
 	cleanup_free char *w = xasprintf("%svolumes: ", where);
 	cleanup_free char *type = NULL, *source = NULL, *target = NULL;
-	if (sb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
+	if (spb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
 	const struct ynode *n;
-	if (((n = ymap_get(it, "type")) && sb_string(b, n, w, "type", &type) < 0) ||
-	    ((n = ymap_get(it, "source")) && sb_string(b, n, w, "source", &source) < 0) ||
-	    ((n = ymap_get(it, "target")) && sb_string(b, n, w, "target", &target) < 0) ||
-	    ((n = ymap_get(it, "read_only")) && sb_bool(b, n, w, "read_only", &m->read_only) < 0))
+	if (((n = ymap_get(it, "type")) && spb_string(b, n, w, "type", &type) < 0) ||
+	    ((n = ymap_get(it, "source")) && spb_string(b, n, w, "source", &source) < 0) ||
+	    ((n = ymap_get(it, "target")) && spb_string(b, n, w, "target", &target) < 0) ||
+	    ((n = ymap_get(it, "read_only")) && spb_bool(b, n, w, "read_only", &m->read_only) < 0))
 		return -1;
 	if (!target)
 		return cp_error_at(b->err, &it->mark, "%s\"target\" is required", w);
@@ -151,13 +151,13 @@ static int mount_long(struct spec_builder *b, struct mount *m, const struct ynod
 	return mount_target(b, m, ymap_get(it, "target"), w, target);
 }
 
-int sb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v,
+int spb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v,
 			const char *where)
 {
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, "volumes", "a list");
+		return spb_type_error(b, v, where, "volumes", "a list");
 	st->mounts = xcalloc(v->nitems + 1, sizeof(*st->mounts));
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
@@ -181,13 +181,13 @@ int sb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v,
 
 /* ---- ports, artifacts ---- */
 
-int sb_ports(struct spec_builder *b, struct stage *st, const struct ynode *v,
+int spb_ports(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		       const char *where)
 {
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, "ports", "a list");
+		return spb_type_error(b, v, where, "ports", "a list");
 	st->ports = xcalloc(v->nitems + 1, sizeof(*st->ports));
 	for (size_t i = 0; i < v->nitems; i++)
 		if (spec_parse_port(&st->ports[st->nports++], v->items[i], st->name, b->err) < 0)
@@ -206,7 +206,7 @@ static int artifact(struct spec_builder *b, struct artifact_ref *r, const struct
 	const char *s = it->str;
 	const char *colon = strchr(s, ':');
 	if (host_path_like(s) || !colon) {
-		r->path = sb_host_path(b, s);
+		r->path = spb_host_path(b, s);
 		if (!r->path)
 			return cp_error_at(b->err, &it->mark, "%s%s \"%s\" escapes /", where, key, s);
 		return 0;
@@ -223,13 +223,13 @@ static int artifact(struct spec_builder *b, struct artifact_ref *r, const struct
 	return 0;
 }
 
-int sb_artifacts(struct spec_builder *b, const struct ynode *v, const char *where,
+int spb_artifacts(struct spec_builder *b, const struct ynode *v, const char *where,
 			   const char *key, struct artifact_ref **out, size_t *n)
 {
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, key, "a list");
+		return spb_type_error(b, v, where, key, "a list");
 	*out = xcalloc(v->nitems + 1, sizeof(**out));
 	for (size_t i = 0; i < v->nitems; i++) {
 		(*n)++;
@@ -269,7 +269,7 @@ static bool written_before(const struct published *a, const struct published *b)
 	return a->stage != b->stage ? a->stage < b->stage : a->port < b->port;
 }
 
-int sb_check_ports(struct spec_builder *b)
+int spb_check_ports(struct spec_builder *b)
 {
 	const struct pipeline *p = b->p;
 	size_t n = 0, cap = 0;

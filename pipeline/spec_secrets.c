@@ -36,10 +36,10 @@ static void add_declared(struct spec_builder *b, const struct ynode *secrets)
 			continue;
 		const struct ynode *env = ymap_get(v, "environment");
 		if (env && env->kind == YNODE_SCALAR && !ynode_is_null(env))
-			redactor_add(r, sb_env_lookup(b, env->str));
+			redactor_add(r, spb_env_lookup(b, env->str));
 		const struct ynode *file = ymap_get(v, "file");
 		if (file && file->kind == YNODE_SCALAR && !ynode_is_null(file)) {
-			cleanup_free char *abs = sb_host_path(b, file->str);
+			cleanup_free char *abs = spb_host_path(b, file->str);
 			cleanup_free char *data = NULL;
 			struct cp_error ignored = {0};
 			struct stat st;
@@ -50,7 +50,7 @@ static void add_declared(struct spec_builder *b, const struct ynode *secrets)
 	}
 }
 
-void sb_secrets(struct spec_builder *b, const struct ynode *secrets)
+void spb_secrets(struct spec_builder *b, const struct ynode *secrets)
 {
 	struct redactor *r = &b->p->secrets;
 	add_declared(b, secrets);

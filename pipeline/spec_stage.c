@@ -38,7 +38,7 @@ static int build_command(struct spec_builder *b, struct stage *st, const struct 
 			strvec_push(&words, it->str);
 		}
 	} else {
-		return sb_type_error(b, v, where, key, "a string or a list");
+		return spb_type_error(b, v, where, key, "a string or a list");
 	}
 	*has = true;
 	for (size_t i = 0; i < words.n; i++) {
@@ -56,8 +56,8 @@ static int build_command(struct spec_builder *b, struct stage *st, const struct 
 static int load_env_file(struct spec_builder *b, struct stage *st, const char *where,
 			 const struct ynode *at, const char *path, bool required)
 {
-	cleanup_free char *abs = sb_host_path(b, path);
-	cleanup_free char *shown = sb_shown(b, path);
+	cleanup_free char *abs = spb_host_path(b, path);
+	cleanup_free char *shown = spb_shown(b, path);
 	if (!abs)
 		return cp_error_at(b->err, &at->mark, "%senv_file \"%s\" escapes /", where, path);
 	if (access(abs, F_OK) != 0) {
@@ -77,7 +77,7 @@ static int load_env_file(struct spec_builder *b, struct stage *st, const char *w
 		return -1;
 	}
 	for (size_t i = 0; i < kv.n; i++) {
-		const char *val = kv.v[i].value ? kv.v[i].value : sb_env_lookup(b, kv.v[i].key);
+		const char *val = kv.v[i].value ? kv.v[i].value : spb_env_lookup(b, kv.v[i].key);
 		if (val)
 			kvvec_set(&st->environment, kv.v[i].key, val);
 	}
@@ -93,7 +93,7 @@ static int build_env_files(struct spec_builder *b, struct stage *st, const struc
 	if (v->kind == YNODE_SCALAR)
 		return load_env_file(b, st, where, v, v->str, true);
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, "env_file", "a string or a list");
+		return spb_type_error(b, v, where, "env_file", "a string or a list");
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
 		if (it->kind == YNODE_SCALAR && !ynode_is_null(it)) {
@@ -108,7 +108,7 @@ static int build_env_files(struct spec_builder *b, struct stage *st, const struc
 					   where, ynode_kind_name(it));
 		static const char *const keys[] = {"path", "required", "format"};
 		cleanup_free char *w = xasprintf("%senv_file: ", where);
-		if (sb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
+		if (spb_check_keys(b, it, w, keys, ARRAY_LEN(keys)) < 0)
 			return -1;
 		const struct ynode *path = ymap_get(it, "path");
 		const struct ynode *req = ymap_get(it, "required");
@@ -116,7 +116,7 @@ static int build_env_files(struct spec_builder *b, struct stage *st, const struc
 		if (!path || path->kind != YNODE_SCALAR || ynode_is_null(path))
 			return cp_error_at(b->err, &it->mark, "%senv_file: \"path\" is required",
 					   where);
-		if (req && sb_bool(b, req, w, "required", &required) < 0)
+		if (req && spb_bool(b, req, w, "required", &required) < 0)
 			return -1;
 		if (load_env_file(b, st, where, path, path->str, required) < 0)
 			return -1;
@@ -145,24 +145,24 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 		context = xstrdup(v->str);
 	} else if (v->kind == YNODE_MAP) {
 		cleanup_free char *w = xasprintf("%sbuild: ", where);
-		if (sb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
+		if (spb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
 			return -1;
 		for (size_t i = 0; i < v->npairs; i++) {
 			const char *k = v->pairs[i].key->str;
 			const struct ynode *val = v->pairs[i].value;
 			int rc = 0;
 			if (!strcmp(k, "context")) {
-				rc = sb_string(b, val, w, k, &context);
+				rc = spb_string(b, val, w, k, &context);
 				ctx_node = val;
 			} else if (!strcmp(k, "dockerfile")) {
-				rc = sb_string(b, val, w, k, &st->build->dockerfile);
+				rc = spb_string(b, val, w, k, &st->build->dockerfile);
 			} else if (!strcmp(k, "target")) {
-				rc = sb_string(b, val, w, k, &st->build->target);
+				rc = spb_string(b, val, w, k, &st->build->target);
 			} else if (!strcmp(k, "args") && !ynode_is_null(val)) {
-				rc = sb_kv(b, val, w, k, &st->build->args, SB_NULL_FROM_ENV, NULL);
+				rc = spb_kv(b, val, w, k, &st->build->args, SB_NULL_FROM_ENV, NULL);
 			} else if (!str_has_prefix(k, "x-")) {
 				cleanup_free char *id = xasprintf("build.%s", k);
-				sb_warn(b, id, "stage", &v->pairs[i].key->mark,
+				spb_warn(b, id, "stage", &v->pairs[i].key->mark,
 					"%sbuild.%s: cpipe ignores it; %s", where, k,
 					!strcmp(k, "dockerfile_inline")
 						? "the context's Dockerfile is used"
@@ -173,13 +173,13 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 				return -1;
 		}
 	} else {
-		return sb_type_error(b, v, where, "build", "a string or a mapping");
+		return spb_type_error(b, v, where, "build", "a string or a mapping");
 	}
 	if (!context)
 		context = xstrdup(".");
 	if (strstr(context, "://") || str_has_prefix(context, "git@"))
 		st->build->context = xstrdup(context);
-	else if (!(st->build->context = sb_host_path(b, context)))
+	else if (!(st->build->context = spb_host_path(b, context)))
 		return cp_error_at(b->err, &ctx_node->mark, "%sbuild context \"%s\" escapes /",
 				   where, context);
 	if (!st->build->dockerfile)
@@ -198,9 +198,9 @@ static int build_healthcheck(struct spec_builder *b, struct stage *st, const str
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, where, "healthcheck", "a mapping");
+		return spb_type_error(b, v, where, "healthcheck", "a mapping");
 	cleanup_free char *w = xasprintf("%shealthcheck: ", where);
-	if (sb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
+	if (spb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
 	struct healthcheck *h = st->healthcheck = xcalloc(1, sizeof(*h));
 	h->interval_ms = 1000;
@@ -216,31 +216,31 @@ static int build_healthcheck(struct spec_builder *b, struct stage *st, const str
 				strvec_push(&h->test, "CMD-SHELL");
 				strvec_push(&h->test, val->str);
 			} else if (!ynode_is_null(val)) {
-				rc = sb_strlist(b, val, w, k, &h->test);
+				rc = spb_strlist(b, val, w, k, &h->test);
 				if (!rc && h->test.n > 0 && !strcmp(h->test.v[0], "NONE"))
 					h->disable = true;
 			}
 		} else if (!strcmp(k, "interval")) {
-			rc = sb_duration(b, val, w, k, &h->interval_ms);
+			rc = spb_duration(b, val, w, k, &h->interval_ms);
 		} else if (!strcmp(k, "timeout")) {
-			rc = sb_duration(b, val, w, k, &h->timeout_ms);
+			rc = spb_duration(b, val, w, k, &h->timeout_ms);
 		} else if (!strcmp(k, "start_period")) {
-			rc = sb_duration(b, val, w, k, &h->start_period_ms);
+			rc = spb_duration(b, val, w, k, &h->start_period_ms);
 		} else if (!strcmp(k, "start_interval")) {
-			rc = sb_duration(b, val, w, k, &n);
-			sb_warn(b, "healthcheck.start_interval", "stage", &v->pairs[i].key->mark,
+			rc = spb_duration(b, val, w, k, &n);
+			spb_warn(b, "healthcheck.start_interval", "stage", &v->pairs[i].key->mark,
 				"%sstart_interval: cpipe ignores it; it probes every interval, "
 				"during start_period too",
 				w);
 		} else if (!strcmp(k, "retries")) {
-			rc = sb_long(b, val, w, k, 0, 1000000, &n);
+			rc = spb_long(b, val, w, k, 0, 1000000, &n);
 			h->retries = (int)n;
 		} else if (!strcmp(k, "disable")) {
 			bool d = false;
-			rc = sb_bool(b, val, w, k, &d);
+			rc = spb_bool(b, val, w, k, &d);
 			h->disable = h->disable || d;
 		} else if (!strcmp(k, "http")) {
-			rc = sb_string(b, val, w, k, &h->http);
+			rc = spb_string(b, val, w, k, &h->http);
 		}
 		if (rc < 0)
 			return -1;
@@ -319,7 +319,7 @@ static int build_gpus(struct spec_builder *b, struct stage *st, const struct yno
 	if (v->kind == YNODE_SCALAR)
 		return gpu_scalar(b, st, v, where);
 	if (v->kind != YNODE_SEQ)
-		return sb_type_error(b, v, where, "gpus", "\"all\" or a list");
+		return spb_type_error(b, v, where, "gpus", "\"all\" or a list");
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
 		int rc;
@@ -365,7 +365,7 @@ static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const
 				     (devs && r->value->npairs == 1)))
 					continue;
 				cleanup_free char *id = xasprintf("deploy.resources.%s", r->key->str);
-				sb_warn(b, id, "stage", &r->key->mark,
+				spb_warn(b, id, "stage", &r->key->mark,
 					"%sdeploy.resources.%s: cpipe ignores it; only GPU "
 					"reservations (reservations.devices) are honoured",
 					where, r->key->str);
@@ -373,7 +373,7 @@ static void deploy_warnings(struct spec_builder *b, const struct ynode *v, const
 			continue;
 		}
 		cleanup_free char *id = xasprintf("deploy.%s", k);
-		sb_warn(b, id, "stage", &pr->key->mark,
+		spb_warn(b, id, "stage", &pr->key->mark,
 			"%sdeploy.%s: cpipe ignores it; a stage runs once, on this host", where, k);
 	}
 }
@@ -385,7 +385,7 @@ static int build_deploy(struct spec_builder *b, struct stage *st, const struct y
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, where, "deploy", "a mapping");
+		return spb_type_error(b, v, where, "deploy", "a mapping");
 	deploy_warnings(b, v, where);
 	const struct ynode *devs = ymap_get(ymap_get(ymap_get(v, "resources"), "reservations"),
 					    "devices");
@@ -423,13 +423,13 @@ static void mount_port_warnings(struct spec_builder *b, const struct ynode *v,
 			     o++) {
 				const char *opt = pr->value->pairs[o].key->str;
 				cleanup_free char *id = xasprintf("volumes %s.%s", key, opt);
-				sb_warn(b, id, "stage", &pr->value->pairs[o].key->mark,
+				spb_warn(b, id, "stage", &pr->value->pairs[o].key->mark,
 					"%svolumes: %s.%s: cpipe ignores it; the mount gets the "
 					"runtime's defaults",
 					where, key, opt);
 			}
 			if (!opts)
-				sb_warn(b, "volumes consistency", "stage", &pr->key->mark,
+				spb_warn(b, "volumes consistency", "stage", &pr->key->mark,
 					"%svolumes: consistency: cpipe ignores it (Docker Desktop "
 					"only)",
 					where);
@@ -447,7 +447,7 @@ static void mount_port_warnings(struct spec_builder *b, const struct ynode *v,
 			if (strcmp(key, "mode") && strcmp(key, "name") && strcmp(key, "app_protocol"))
 				continue;
 			cleanup_free char *id = xasprintf("ports %s", key);
-			sb_warn(b, id, "stage", &pr->key->mark,
+			spb_warn(b, id, "stage", &pr->key->mark,
 				"%sports: %s: cpipe ignores it; %s", where, key,
 				!strcmp(key, "mode") ? "ports are published on this host"
 						     : "it names nothing cpipe shows");
@@ -463,7 +463,7 @@ static int build_params(struct spec_builder *b, struct stage *st, const struct y
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return sb_type_error(b, v, where, "params", "a mapping");
+		return spb_type_error(b, v, where, "params", "a mapping");
 	for (size_t i = 0; i < v->npairs; i++) {
 		const struct ynode *val = v->pairs[i].value;
 		if (val->kind != YNODE_SCALAR)
@@ -475,10 +475,10 @@ static int build_params(struct spec_builder *b, struct stage *st, const struct y
 	return 0;
 }
 
-int sb_apply_sets(struct spec_builder *b, struct stage *st)
+int spb_apply_sets(struct spec_builder *b, struct stage *st)
 {
 	for (size_t i = 0; i < b->nsets; i++) {
-		const struct sb_set *s = &b->sets[i];
+		const struct spb_set *s = &b->sets[i];
 		if (s->stage != st)
 			continue;
 		if (!kvvec_get(&st->params, s->param)) {
@@ -511,13 +511,13 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 	if (!strcmp(k, "build"))
 		return build_build(b, st, val, where);
 	if (!strcmp(k, "image"))
-		return sb_string(b, val, where, k, &st->image);
+		return spb_string(b, val, where, k, &st->image);
 	if (!strcmp(k, "command"))
 		return build_command(b, st, val, where, k, &st->command, &st->has_command);
 	if (!strcmp(k, "entrypoint"))
 		return build_command(b, st, val, where, k, &st->entrypoint, &st->has_entrypoint);
 	if (!strcmp(k, "working_dir")) {
-		if (sb_string(b, val, where, k, &st->working_dir) < 0)
+		if (spb_string(b, val, where, k, &st->working_dir) < 0)
 			return -1;
 		if (!st->working_dir)
 			return 0;
@@ -534,14 +534,14 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 		return 0;
 	}
 	if (!strcmp(k, "user"))
-		return sb_string(b, val, where, k, &st->user);
+		return spb_string(b, val, where, k, &st->user);
 	if (!strcmp(k, "network_mode")) {
-		if (sb_string(b, val, where, k, &st->network_mode) < 0)
+		if (spb_string(b, val, where, k, &st->network_mode) < 0)
 			return -1;
 		const char *m = st->network_mode;
 		if (m && strcmp(m, "host") != 0 && strcmp(m, "none") != 0) {
 			cleanup_free char *id = xasprintf("network_mode.%s", m);
-			sb_warn(b, id, "stage", &val->mark,
+			spb_warn(b, id, "stage", &val->mark,
 				"%snetwork_mode: %s: cpipe ignores it; the stage is on the project "
 				"network (only host and none are honoured)",
 				where, m);
@@ -551,45 +551,45 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 		return 0;
 	}
 	if (!strcmp(k, "container_name"))
-		return sb_string(b, val, where, k, &st->container_name);
+		return spb_string(b, val, where, k, &st->container_name);
 	if (!strcmp(k, "volumes"))
-		return sb_mounts(b, st, val, where);
+		return spb_mounts(b, st, val, where);
 	if (!strcmp(k, "ports"))
-		return sb_ports(b, st, val, where);
+		return spb_ports(b, st, val, where);
 	if (!strcmp(k, "depends_on"))
-		return sb_deps(b, st, val, where);
+		return spb_deps(b, st, val, where);
 	if (!strcmp(k, "healthcheck"))
 		return build_healthcheck(b, st, val, where);
 	if (!strcmp(k, "profiles"))
-		return ynode_is_null(val) ? 0 : sb_strlist(b, val, where, k, &st->profiles);
+		return ynode_is_null(val) ? 0 : spb_strlist(b, val, where, k, &st->profiles);
 	if (!strcmp(k, "labels"))
 		return ynode_is_null(val) ? 0
-					  : sb_kv(b, val, where, k, &st->labels, SB_NULL_EMPTY, NULL);
+					  : spb_kv(b, val, where, k, &st->labels, SB_NULL_EMPTY, NULL);
 	if (!strcmp(k, "stop_grace_period"))
-		return sb_duration(b, val, where, k, &st->stop_grace_ms);
+		return spb_duration(b, val, where, k, &st->stop_grace_ms);
 	if (!strcmp(k, "gpus"))
 		return build_gpus(b, st, val, where);
 	if (!strcmp(k, "deploy"))
 		return build_deploy(b, st, val, where);
 	if (!strcmp(k, "inputs"))
-		return sb_artifacts(b, val, where, k, &st->inputs, &st->ninputs);
+		return spb_artifacts(b, val, where, k, &st->inputs, &st->ninputs);
 	if (!strcmp(k, "outputs"))
-		return sb_artifacts(b, val, where, k, &st->outputs, &st->noutputs);
+		return spb_artifacts(b, val, where, k, &st->outputs, &st->noutputs);
 	if (!strcmp(k, "metrics"))
-		return sb_artifacts(b, val, where, k, &st->metrics, &st->nmetrics);
+		return spb_artifacts(b, val, where, k, &st->metrics, &st->nmetrics);
 	return 0; /* accepted and ignored, or handled before */
 }
 
-int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
+int spb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 {
 	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
-	if (sb_compose_keys(b, v, CK_SERVICE, where) < 0)
+	if (spb_compose_keys(b, v, CK_SERVICE, where) < 0)
 		return -1;
 	mount_port_warnings(b, v, where);
 	const struct ynode *params = ymap_get(v, "params");
 	if (params && build_params(b, st, params, where) < 0)
 		return -1;
-	if (sb_apply_sets(b, st) < 0)
+	if (spb_apply_sets(b, st) < 0)
 		return -1;
 	/* env_file entries come first; environment: overrides them. */
 	const struct ynode *ef = ymap_get(v, "env_file");
@@ -597,7 +597,7 @@ int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 		return -1;
 	const struct ynode *env = ymap_get(v, "environment");
 	if (env && !ynode_is_null(env) &&
-	    sb_kv(b, env, where, "environment", &st->environment, SB_NULL_FROM_ENV, st) < 0)
+	    spb_kv(b, env, where, "environment", &st->environment, SB_NULL_FROM_ENV, st) < 0)
 		return -1;
 	for (size_t i = 0; i < v->npairs; i++) {
 		const char *k = v->pairs[i].key->str;
@@ -607,6 +607,6 @@ int sb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 		if (stage_key(b, st, k, v->pairs[i].value, where) < 0)
 			return -1;
 	}
-	return sb_compose(b, st, v, where);
+	return spb_compose(b, st, v, where);
 }
 
