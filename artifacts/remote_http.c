@@ -127,6 +127,8 @@ struct job {
 	FILE *in;      /* PUT from a file */
 	size_t memoff; /* PUT from memory */
 	int fd;        /* GET into a file */
+	int sfd;       /* and into its spare; -1: none */
+	bool spare_decided; /* this attempt's first bytes came */
 	unsigned long long put_size;
 	struct digest_ctx dc;
 	bool hashing;     /* dc is live (here or in bg) */
@@ -150,6 +152,11 @@ static int flush_write(struct job *j)
 		j->sink_failed = true;
 		return -1;
 	}
+	if (j->sfd >= 0 && fs_write_all(j->sfd, j->wbuf, j->wlen) < 0) {
+		close(j->sfd); /* no spare then: the checkout copies */
+		j->sfd = -1;
+		unlink(x->spare);
+	}
 	x->bytes += j->wlen;
 	if (j->bg) {
 		bghash_submit(j->bg, j->wbuf, j->wlen);
@@ -171,6 +178,13 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct job *j = arg;
 	size_t total = size * nmemb;
+	if (!j->spare_decided) {
+		curl_off_t len = -1;
+		j->spare_decided = true;
+		curl_easy_getinfo(j->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (j->x->spare && len >= (curl_off_t)SPARE_MIN)
+			j->sfd = open(j->x->spare, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
 	for (size_t n = total; n > 0;) {
 		if (!j->wbuf)
 			j->wbuf = j->bg ? bghash_buffer(j->bg) : xmalloc(WBUF);
@@ -227,6 +241,9 @@ static void job_release(struct job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
+	if (j->sfd >= 0)
+		close(j->sfd);
+	j->sfd = -1;
 	free(j->wbuf);
 	j->wbuf = NULL;
 	j->wlen = 0;
@@ -245,6 +262,8 @@ static CURL *job_start(struct remote *r, enum xfer_op op, struct job *j)
 {
 	struct xfer *x = j->x;
 	x->bytes = 0;
+	x->spared = false;
+	j->spare_decided = false;
 	if (x->out)
 		sb_reset(x->out);
 	if (op == XFER_GET && !x->out &&
@@ -355,6 +374,7 @@ static bool job_finish(struct job *j, enum xfer_op op, CURLcode rc)
 		x->result = XFER_ABSENT;
 	} else if (code >= 200 && code < 300) {
 		x->result = XFER_OK;
+		x->spared = j->sfd >= 0;
 		if (op == XFER_PUT)
 			x->bytes = j->put_size;
 	} else {
@@ -377,6 +397,7 @@ void remote_curl_run(struct remote *r, enum xfer_op op, struct xfer *v, size_t n
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].x = &v[i];
 		jobs[i].fd = -1;
+		jobs[i].sfd = -1;
 	}
 	size_t next = 0, running = 0, done = 0, waiting = 0;
 	while (done < n) {
