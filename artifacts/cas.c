@@ -106,6 +106,7 @@ static void drop_spares(int tmpfd)
 			close(fd);
 		return;
 	}
+	rewinddir(d); /* the dup shares tmpfd's offset, which sweep_tmp left at the end */
 	size_t tl = strlen(spare_tag);
 	for (struct dirent *de; (de = readdir(d));) {
 		size_t l = strlen(de->d_name);
