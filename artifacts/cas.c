@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <linux/fs.h>
@@ -76,12 +77,54 @@ fail:
 	return -1;
 }
 
+/* ".<nonce>.tmp.<pid>": this process's spares, never a dead one's whose
+ * pid came back. */
+static char spare_tag[64];
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_tag_init(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(spare_tag, sizeof(spare_tag), ".%llx%lx.tmp.%ld", (unsigned long long)ts.tv_sec,
+		 (unsigned long)ts.tv_nsec, (long)getpid());
+}
+
+char *cas_spare_name(const char *digest)
+{
+	pthread_once(&spare_once, spare_tag_init);
+	return xasprintf("spare-%s%s", digest + strlen(DIGEST_PREFIX), spare_tag);
+}
+
+/* Removes the spares no checkout took. */
+static void drop_spares(int tmpfd)
+{
+	int fd = spare_tag[0] ? dup(tmpfd) : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d); /* the dup shares tmpfd's offset, which sweep_tmp left at the end */
+	size_t tl = strlen(spare_tag);
+	for (struct dirent *de; (de = readdir(d));) {
+		size_t l = strlen(de->d_name);
+		if (str_has_prefix(de->d_name, "spare-") && l > tl &&
+		    strcmp(de->d_name + l - tl, spare_tag) == 0)
+			unlinkat(tmpfd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
 void cas_close(struct cas *c)
 {
 	if (!c)
 		return;
-	if (c->tmpfd >= 0)
+	if (c->tmpfd >= 0) {
+		drop_spares(c->tmpfd);
 		close(c->tmpfd);
+	}
 	free(c->root);
 	free(c->objects);
 	free(c);

@@ -39,6 +39,14 @@ void cas_close(struct cas *c);
 char *cas_object_path(const struct cas *c, const char *digest);
 bool cas_has(const struct cas *c, const char *digest);
 
+/* A spare copy of object `digest`: its name in the store's tmp/, where a
+ * pull (remote.c) leaves a second copy of a big download, written from
+ * the same bytes and kept only once they are verified. A checkout of the
+ * object renames the spare into place instead of copying the object.
+ * Named for this process alone (swept as any temporary); cas_close
+ * removes the spares no checkout took. Caller owns. */
+char *cas_spare_name(const char *digest);
+
 /* Stores `len` bytes as an object; `out` gets its digest. */
 int cas_put_bytes(char out[DIGEST_BUFLEN], struct cas *c, const void *data, size_t len,
 		  struct cp_error *err);

@@ -166,10 +166,26 @@ static int open_parent(int *out, const char *root, const char *rel, struct cp_er
 	return 0;
 }
 
+/* Moves this process's verified spare copy of `digest` (cas_spare_name)
+ * to `name` in `dfd`, with `mode`: 1; 0 when there is none, or it is on
+ * another file system. */
+static int take_spare(const struct cas *c, int dfd, const char *name, unsigned mode,
+		      const char *digest)
+{
+	cleanup_free char *spare = cas_spare_name(digest);
+	cleanup_close int fd = openat(c->tmpfd, spare, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, mode) < 0 ||
+	    renameat2(c->tmpfd, spare, dfd, name, RENAME_NOREPLACE) < 0)
+		return 0;
+	return 1;
+}
+
 /* Writes object `digest` as a new file `name` in `dfd`. */
 static int make_file(const struct cas *c, int dfd, const char *name, unsigned mode,
 		     const char *digest, const char *shown, struct cp_error *err)
 {
+	if (take_spare(c, dfd, name, mode, digest))
+		return 0;
 	cleanup_free char *obj = cas_object_path(c, digest);
 	cleanup_close int src = open(obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (src < 0)

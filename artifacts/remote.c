@@ -265,21 +265,28 @@ out:
 }
 
 /* Downloads the objects `digests` (none in the store) into its tmp/,
- * then renames each whose sha256 matches into place. */
+ * then renames each whose sha256 matches into place. A big file object
+ * (not one of the listings `trees`) is written to a spare copy as well
+ * (cas_spare_name), which is kept only when the bytes are verified. */
 static int fetch_objects(struct remote_stats *st, struct remote *r, struct cas *c,
-			 const struct strvec *digests, struct cp_error *err)
+			 const struct strvec *digests, const struct strvec *trees,
+			 struct cp_error *err)
 {
 	size_t n = digests->n;
 	if (n == 0)
 		return 0;
 	struct xfer *v = xcalloc(n, sizeof(*v));
-	char **tmp = xcalloc(n, sizeof(*tmp));
+	char **tmp = xcalloc(n, sizeof(*tmp)), **spare = xcalloc(n, sizeof(*spare));
 	for (size_t i = 0; i < n; i++) {
 		const char *hex = digests->v[i] + strlen(DIGEST_PREFIX);
 		snprintf(v[i].name, sizeof(v[i].name), "cas/%s", hex);
 		/* name.tmp.PID: cas_open sweeps what a killed pull left. */
 		tmp[i] = xasprintf("%s/tmp/pull-%.16s.tmp.%ld", c->root, hex, (long)getpid());
 		v[i].dst = tmp[i];
+		if (!strvec_contains(trees, digests->v[i])) {
+			cleanup_free char *name = cas_spare_name(digests->v[i]);
+			v[i].spare = spare[i] = xasprintf("%s/tmp/%s", c->root, name);
+		}
 	}
 	run_batch(r, XFER_GET, v, n);
 	int rc = batch_error(r, "pull from", v, n, err);
@@ -307,10 +314,15 @@ static int fetch_objects(struct remote_stats *st, struct remote *r, struct cas *
 				st->bytes += v[i].bytes;
 			}
 		}
+		/* A spare stays only beside its verified, installed object. */
+		if (spare[i] && (rc < 0 || !v[i].spared))
+			unlink(spare[i]);
 		unlink(tmp[i]);
 		free(tmp[i]);
+		free(spare[i]);
 	}
 	free(tmp);
+	free(spare);
 	xfers_free(v, n);
 	return rc;
 }
@@ -380,7 +392,7 @@ int remote_fetch(struct remote_stats *st, bool *found, struct remote *r, struct 
 	}
 	/* Listings first: what they name is known once they are here. */
 	missing_only(&need, st, c, &want);
-	if (fetch_objects(st, r, c, &need, err) < 0)
+	if (fetch_objects(st, r, c, &need, &trees, err) < 0)
 		goto out;
 	strvec_free(&want);
 	strvec_free(&need);
@@ -388,7 +400,7 @@ int remote_fetch(struct remote_stats *st, bool *found, struct remote *r, struct 
 		if (cas_tree_objects(&want, c, trees.v[i], err) < 0)
 			goto out;
 	missing_only(&need, st, c, &want);
-	if (fetch_objects(st, r, c, &need, err) < 0)
+	if (fetch_objects(st, r, c, &need, &trees, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (!docs[i])

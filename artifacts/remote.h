@@ -12,7 +12,9 @@
  *   us-east-1), AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for another server.
  * Transfers run in parallel (CPIPE_REMOTE_JOBS, default 8) and retry
  * transient failures with backoff. Every download is hashed as it arrives
- * and installed into the store only when its sha256 is its name. No
+ * and installed into the store only when its sha256 is its name; a big
+ * file (HTTP, S3) is written to a spare copy in the same pass, which the
+ * checkout that follows renames into the volume (cas_spare_name). No
  * credential appears in a message: remote_shown() has none. */
 #ifndef CPIPE_ARTIFACTS_REMOTE_H
 #define CPIPE_ARTIFACTS_REMOTE_H

@@ -21,7 +21,9 @@
 
 /* A big download is hashed on a second thread: the transfer fills 1 MiB
  * buffers, writes each and hands it over; the thread hashes it and gives
- * it back. The hash then costs little beyond the transfer itself. */
+ * it back. The write of a buffer to the spare copy (when there is one) is
+ * the thread's unless it is behind, then the transfer's: the two carry
+ * about the same load. */
 #define BG_HASH_MIN (8u << 20)
 #define WBUF (1u << 20)
 #define NRING 4
@@ -31,13 +33,35 @@ struct bghash {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct digest_ctx dc; /* the thread's once started */
+	int sfd;              /* the spare copy */
+	bool spare_failed;    /* a write to it failed (the thread's) */
 	char *bufs[NRING];
 	char *freeb[NRING];
 	int nfree;
-	struct { char *b; size_t n; } q[NRING];
+	struct {
+		char *b;
+		size_t n;
+		off_t off;  /* where b goes in the download */
+		bool spare; /* the thread writes it to sfd */
+	} q[NRING];
 	int qhead, qcount;
 	bool done;
 };
+
+static int pwrite_all(int fd, const char *b, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, b, n, off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		b += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
 
 static void *bghash_main(void *arg)
 {
@@ -50,10 +74,14 @@ static void *bghash_main(void *arg)
 			break;
 		char *b = h->q[h->qhead].b;
 		size_t n = h->q[h->qhead].n;
+		off_t off = h->q[h->qhead].off;
+		bool spare = h->q[h->qhead].spare;
 		h->qhead = (h->qhead + 1) % NRING;
 		h->qcount--;
 		pthread_mutex_unlock(&h->mu);
 		digest_update(&h->dc, b, n); /* only this thread touches dc */
+		if (spare && !h->spare_failed && pwrite_all(h->sfd, b, n, off) < 0)
+			h->spare_failed = true;
 		pthread_mutex_lock(&h->mu);
 		h->freeb[h->nfree++] = b;
 		pthread_cond_broadcast(&h->cv);
@@ -62,12 +90,13 @@ static void *bghash_main(void *arg)
 	return NULL;
 }
 
-/* Hands the hash `dc` over to a thread. NULL when none could start (the
- * caller keeps hashing). */
-static struct bghash *bghash_start(struct digest_ctx *dc)
+/* Hands the hash `dc` and the writes to `sfd` (-1: none) over to a
+ * thread. NULL when none could start (the caller keeps both). */
+static struct bghash *bghash_start(struct digest_ctx *dc, int sfd)
 {
 	struct bghash *h = xcalloc(1, sizeof(*h));
 	h->dc = *dc;
+	h->sfd = sfd;
 	for (int i = 0; i < NRING; i++)
 		h->freeb[h->nfree++] = h->bufs[i] = xmalloc(WBUF);
 	pthread_mutex_init(&h->mu, NULL);
@@ -94,18 +123,31 @@ static char *bghash_buffer(struct bghash *h)
 	return b;
 }
 
-static void bghash_submit(struct bghash *h, char *b, size_t n)
+/* The thread has buffers waiting. */
+static bool bghash_behind(struct bghash *h)
 {
 	pthread_mutex_lock(&h->mu);
-	h->q[(h->qhead + h->qcount) % NRING].b = b;
-	h->q[(h->qhead + h->qcount) % NRING].n = n;
+	bool behind = h->qcount > 0;
+	pthread_mutex_unlock(&h->mu);
+	return behind;
+}
+
+static void bghash_submit(struct bghash *h, char *b, size_t n, off_t off, bool spare)
+{
+	pthread_mutex_lock(&h->mu);
+	int k = (h->qhead + h->qcount) % NRING;
+	h->q[k].b = b;
+	h->q[k].n = n;
+	h->q[k].off = off;
+	h->q[k].spare = spare;
 	h->qcount++;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 }
 
-/* Waits for the thread to hash what it was given; the digest in md. */
-static void bghash_end(uint8_t md[32], struct bghash *h)
+/* Waits for the thread to hash (and write) what it was given; the digest
+ * in md. False when a write to the spare failed. */
+static bool bghash_end(uint8_t md[32], struct bghash *h)
 {
 	pthread_mutex_lock(&h->mu);
 	h->done = true;
@@ -117,7 +159,9 @@ static void bghash_end(uint8_t md[32], struct bghash *h)
 	pthread_cond_destroy(&h->cv);
 	for (int i = 0; i < NRING; i++)
 		free(h->bufs[i]);
+	bool ok = !h->spare_failed;
 	free(h);
+	return ok;
 }
 
 struct job {
@@ -127,6 +171,9 @@ struct job {
 	FILE *in;      /* PUT from a file */
 	size_t memoff; /* PUT from memory */
 	int fd;        /* GET into a file */
+	int sfd;       /* and into its spare; -1: none */
+	bool spare_decided; /* this attempt's first bytes came */
+	bool spare_bad;     /* a write of ours to sfd failed while bg ran */
 	unsigned long long put_size;
 	struct digest_ctx dc;
 	bool hashing;     /* dc is live (here or in bg) */
@@ -139,6 +186,14 @@ struct job {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* No spare copy for this download after all: the checkout copies. */
+static void drop_spare(struct job *j)
+{
+	close(j->sfd);
+	j->sfd = -1;
+	unlink(j->x->spare);
+}
+
 /* Writes the gathered buffer and hashes it (here, or on the thread,
  * which then owns the buffer). */
 static int flush_write(struct job *j)
@@ -150,15 +205,21 @@ static int flush_write(struct job *j)
 		j->sink_failed = true;
 		return -1;
 	}
+	off_t off = (off_t)x->bytes;
+	if (!j->bg && j->sfd >= 0 && fs_write_all(j->sfd, j->wbuf, j->wlen) < 0)
+		drop_spare(j);
 	x->bytes += j->wlen;
 	if (j->bg) {
-		bghash_submit(j->bg, j->wbuf, j->wlen);
+		bool mine = j->sfd >= 0 && bghash_behind(j->bg);
+		if (mine && pwrite_all(j->sfd, j->wbuf, j->wlen, off) < 0)
+			j->spare_bad = true;
+		bghash_submit(j->bg, j->wbuf, j->wlen, off, j->sfd >= 0 && !mine);
 		j->wbuf = NULL;
 	} else {
 		digest_update(&j->dc, j->wbuf, j->wlen);
 	}
 	j->wlen = 0;
-	if (!j->bg && !x->out && x->bytes >= BG_HASH_MIN && (j->bg = bghash_start(&j->dc))) {
+	if (!j->bg && !x->out && x->bytes >= BG_HASH_MIN && (j->bg = bghash_start(&j->dc, j->sfd))) {
 		free(j->wbuf);
 		j->wbuf = NULL;
 	}
@@ -171,6 +232,13 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct job *j = arg;
 	size_t total = size * nmemb;
+	if (!j->spare_decided) {
+		curl_off_t len = -1;
+		j->spare_decided = true;
+		curl_easy_getinfo(j->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (j->x->spare && len >= (curl_off_t)SPARE_MIN)
+			j->sfd = open(j->x->spare, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
 	for (size_t n = total; n > 0;) {
 		if (!j->wbuf)
 			j->wbuf = j->bg ? bghash_buffer(j->bg) : xmalloc(WBUF);
@@ -190,7 +258,8 @@ static void hash_end(uint8_t md[32], struct job *j)
 {
 	if (j->bg) {
 		j->wbuf = NULL; /* the thread's, when it is one */
-		bghash_end(md, j->bg);
+		if ((!bghash_end(md, j->bg) || j->spare_bad) && j->sfd >= 0)
+			drop_spare(j);
 		j->bg = NULL;
 	} else {
 		digest_final_raw(md, &j->dc);
@@ -227,6 +296,9 @@ static void job_release(struct job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
+	if (j->sfd >= 0)
+		close(j->sfd);
+	j->sfd = -1;
 	free(j->wbuf);
 	j->wbuf = NULL;
 	j->wlen = 0;
@@ -245,6 +317,9 @@ static CURL *job_start(struct remote *r, enum xfer_op op, struct job *j)
 {
 	struct xfer *x = j->x;
 	x->bytes = 0;
+	x->spared = false;
+	j->spare_decided = false;
+	j->spare_bad = false;
 	if (x->out)
 		sb_reset(x->out);
 	if (op == XFER_GET && !x->out &&
@@ -355,6 +430,7 @@ static bool job_finish(struct job *j, enum xfer_op op, CURLcode rc)
 		x->result = XFER_ABSENT;
 	} else if (code >= 200 && code < 300) {
 		x->result = XFER_OK;
+		x->spared = j->sfd >= 0;
 		if (op == XFER_PUT)
 			x->bytes = j->put_size;
 	} else {
@@ -377,6 +453,7 @@ void remote_curl_run(struct remote *r, enum xfer_op op, struct xfer *v, size_t n
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].x = &v[i];
 		jobs[i].fd = -1;
+		jobs[i].sfd = -1;
 	}
 	size_t next = 0, running = 0, done = 0, waiting = 0;
 	while (done < n) {

@@ -9,6 +9,10 @@
 #include "remote.h"
 
 enum xfer_op { XFER_HEAD, XFER_GET, XFER_PUT };
+
+/* A download this big is written twice as it arrives (xfer.spare), so
+ * that its checkout is a rename, not a second pass over the bytes. */
+#define SPARE_MIN (1u << 20)
 enum { XFER_OK, XFER_ABSENT, XFER_FAILED };
 
 struct xfer {
@@ -18,6 +22,8 @@ struct xfer {
 	const char *mem;   /* or from these bytes */
 	size_t len;
 	const char *dst;   /* GET: into this file (created; truncated at each attempt), */
+	const char *spare; /* and, when it is big (SPARE_MIN), into this one too */
+	bool spared;       /* GET done: the spare holds every byte as well */
 	struct strbuf *out; /* or into memory (out->max caps it) */
 	uint8_t md[32];    /* GET: sha256 of what arrived */
 	unsigned long long bytes;

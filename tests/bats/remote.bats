@@ -172,11 +172,38 @@ tamper_blob() {
 		[ ! -e ".cpipe/store/objects/sha256/${hex:0:2}/${hex:2}" ] || fail "$kind: installed"
 		objects_sound
 		[ ! -e "$(vol vol)/model" ] || fail "$kind: a model was put in the volume"
+		[ -z "$(ls .cpipe/store/tmp)" ] || fail "$kind: left in the store's tmp: $(ls .cpipe/store/tmp)"
 		[ "$(runs_count)" = 0 ] || fail "$kind: a stage ran after the refusal"
 		run cpipe pull --remote "$(remote_url $kind)"
 		[ "$status" -eq 1 ] || fail "$kind: tampered pull (verb) exit $status"
 		assert_contains "corrupt"
 		objects_sound
+	done
+}
+
+@test "a big download is checked out as its own verified copy (nginx, s3)" {
+	SIZE_KB=12288 pipeline # past BG_HASH_MIN: written on both threads
+	run_ok run
+	s3_env
+	made=$(vol vol)/model
+	orig=$PROJ
+	for kind in http s3; do
+		PROJ=$orig
+		(cd "$PROJ" && run_ok push --remote "$(remote_url $kind)")
+		fresh_clone "$kind"
+		run_ok pull --remote "$(remote_url $kind)"
+		blob=$(vol vol)/model/blob
+		cmp "$made/blob" "$blob" || fail "$kind: the pulled blob differs"
+		[ "$(stat -c %a "$blob")" = "$(stat -c %a "$made/blob")" ] || fail "$kind: mode $(stat -c %a "$blob")"
+		hex=$(sha256sum < "$blob" | cut -d' ' -f1)
+		obj=.cpipe/store/objects/sha256/${hex:0:2}/${hex:2}
+		[ "$(stat -c %h "$blob")" = 1 ] && [ "$(stat -c %i "$blob")" != "$(stat -c %i "$obj")" ] ||
+			fail "$kind: the volume's blob shares the store's file"
+		[ -z "$(ls .cpipe/store/tmp)" ] || fail "$kind: left in the store's tmp: $(ls .cpipe/store/tmp)"
+		echo changed >> "$blob"
+		objects_sound
+		run_ok pull --remote "$(remote_url $kind)"
+		cmp "$made/blob" "$blob" || fail "$kind: a second pull did not restore the blob"
 	done
 }
 
@@ -194,6 +221,7 @@ tamper_blob() {
 		sleep 0.05
 	done
 	[ -n "$(find .cpipe/store/tmp -name 'pull-*' -size +1k)" ] || fail "the download never started"
+	[ -n "$(find .cpipe/store/tmp -name 'spare-*')" ] || fail "no second copy was being written"
 	kill -9 "$pid"
 	wait "$pid" || true
 	objects_sound
@@ -202,7 +230,7 @@ tamper_blob() {
 	[ ! -e "$(vol vol)/model" ] || fail "a model appeared in the volume"
 	run_ok pull --remote "$(remote_url http)"
 	objects_sound
-	[ -z "$(find .cpipe/store/tmp -name 'pull-*')" ] || fail "the killed pull's temporary stayed"
+	[ -z "$(ls .cpipe/store/tmp)" ] || fail "the killed pull's temporaries stayed: $(ls .cpipe/store/tmp)"
 	run_ok status --check
 }
 
