@@ -108,4 +108,7 @@ int cmd_gc(struct cli *c, int argc, char **argv);
 int cmd_push(struct cli *c, int argc, char **argv);
 int cmd_pull(struct cli *c, int argc, char **argv);
 
+/* Prints doc as indented JSON and a newline on stdout (every --json). */
+void cli_print_json(const cJSON *doc);
+
 #endif

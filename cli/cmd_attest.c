@@ -190,7 +190,7 @@ static int verify_file(struct cli *c, const struct attest_opts *o)
 		cJSON_AddStringToObject(doc, "keyid", kid);
 		cJSON_AddNumberToObject(doc, "subjects", checked);
 		cJSON_AddItemReferenceToObject(doc, "mismatches", bad);
-		hist_print_json(doc);
+		cli_print_json(doc);
 		cJSON_Delete(doc);
 	}
 	for (const cJSON *b = bad->child; b; b = b->next) {

@@ -78,9 +78,7 @@ int cmd_build(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (doc) {
-		char *text = cJSON_Print(doc);
-		puts(text);
-		free(text);
+		cli_print_json(doc);
 	}
 	goto out;
 fail:

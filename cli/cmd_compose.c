@@ -455,9 +455,7 @@ int cmd_top(struct cli *c, int argc, char **argv)
 		cJSON_AddItemToObject(all, names.v[i], top);
 	}
 	if (c->json) {
-		char *text = cJSON_Print(all);
-		puts(text);
-		free(text);
+		cli_print_json(all);
 	}
 	goto out;
 fail:
@@ -517,9 +515,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (c->json) {
-		char *text = cJSON_Print(arr);
-		puts(text);
-		free(text);
+		cli_print_json(arr);
 	}
 	goto out;
 fail:

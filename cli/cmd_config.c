@@ -38,9 +38,7 @@ static void print_explain(const struct pipeline *p, bool json)
 		cJSON_AddStringToObject(o, "why", why);
 	}
 	if (doc) {
-		char *text = cJSON_Print(doc);
-		puts(text);
-		free(text);
+		cli_print_json(doc);
 		cJSON_Delete(doc);
 	}
 }
@@ -77,9 +75,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
 		if (redact)
 			emit_redact(doc, p);
 		if (c->json) {
-			char *text = cJSON_Print(doc);
-			puts(text);
-			free(text);
+			cli_print_json(doc);
 		} else if (emit_yaml(stdout, doc, &err) < 0) {
 			rc = cli_fail(&err);
 		}

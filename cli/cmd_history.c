@@ -68,13 +68,6 @@ int hist_load_run(cJSON **rec, const char *state, const char *arg, struct cp_err
 	return record_load(rec, state, id, err);
 }
 
-void hist_print_json(cJSON *doc)
-{
-	char *text = cJSON_Print(doc);
-	puts(text);
-	free(text);
-}
-
 char *hist_value_text(const cJSON *v)
 {
 	if (cJSON_IsNumber(v))
@@ -300,7 +293,7 @@ int cmd_show(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	if (c->json) {
-		hist_print_json(rec);
+		cli_print_json(rec);
 		strvec_free(&f.globs);
 		return EXIT_OK;
 	}
@@ -348,6 +341,6 @@ int cmd_prov(struct cli *c, int argc, char **argv)
 	if (rc != EXIT_OK || !rec)
 		return rc;
 	cleanup_json cJSON *doc = lineage_prov(rec);
-	hist_print_json(doc);
+	cli_print_json(doc);
 	return EXIT_OK;
 }

@@ -119,7 +119,7 @@ int cmd_lineage(struct cli *c, int argc, char **argv)
 	if (lineage_build(&tree, lock, query, producers, &err) < 0)
 		return cli_fail(&err);
 	if (c->json) {
-		hist_print_json(tree);
+		cli_print_json(tree);
 	} else {
 		struct strbuf indent = STRBUF_INIT;
 		tree_node(tree, &indent, true, true);

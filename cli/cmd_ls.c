@@ -163,9 +163,7 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 		cJSON *sorted = cJSON_CreateArray();
 		for (size_t i = 0; i < n; i++)
 			cJSON_AddItemReferenceToArray(sorted, items[i]);
-		char *text = cJSON_Print(sorted);
-		puts(text);
-		free(text);
+		cli_print_json(sorted);
 		cJSON_Delete(sorted);
 	} else {
 		if (!c->quiet)

@@ -162,7 +162,7 @@ int cmd_metrics(struct cli *c, int argc, char **argv)
 	cJSON_AddItemReferenceToObject(doc, "metrics", rows);
 	rc = EXIT_OK;
 	if (c->json) {
-		hist_print_json(doc);
+		cli_print_json(doc);
 		goto out;
 	}
 	if (!rows->child) {
@@ -236,7 +236,7 @@ static int params_show(struct cli *c, const char *state, const char *arg, const 
 		cJSON *doc = cJSON_CreateObject();
 		cJSON_AddStringToObject(doc, "run", hist_str(rec, "id"));
 		cJSON_AddItemReferenceToObject(doc, "params", ps);
-		hist_print_json(doc);
+		cli_print_json(doc);
 		cJSON_Delete(doc);
 		return EXIT_OK;
 	}
@@ -288,7 +288,7 @@ int cmd_params(struct cli *c, int argc, char **argv)
 		cJSON_AddStringToObject(doc, "from", hist_str(a, "id"));
 		cJSON_AddStringToObject(doc, "to", hist_str(b, "id"));
 		cJSON_AddItemReferenceToObject(doc, "params", rows);
-		hist_print_json(doc);
+		cli_print_json(doc);
 		cJSON_Delete(doc);
 		goto out;
 	}

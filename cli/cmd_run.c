@@ -144,9 +144,7 @@ static int dry_run_print(struct tracker *t, const struct plan *plan, bool json,
 		putchar('\n');
 	}
 	if (json) {
-		char *text = cJSON_Print(doc);
-		puts(text);
-		free(text);
+		cli_print_json(doc);
 	}
 	cJSON_Delete(doc);
 	return 0;
@@ -410,9 +408,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		cJSON *rec = NULL;
 		struct cp_error rerr = {0};
 		if (record_load(&rec, state, run_id, &rerr) == 0) {
-			char *text = cJSON_Print(rec);
-			puts(text);
-			free(text);
+			cli_print_json(rec);
 			cJSON_Delete(rec);
 		}
 	}

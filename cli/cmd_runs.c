@@ -413,7 +413,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
 			filter(cJSON_GetObjectItem(r, "metrics"), &o.metrics);
 			cJSON_AddItemToArray(list, r);
 		}
-		hist_print_json(list);
+		cli_print_json(list);
 		cJSON_Delete(list);
 		goto out;
 	}

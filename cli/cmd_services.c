@@ -168,9 +168,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 		cJSON_Delete(st);
 	}
 	if (c->json) {
-		char *text = cJSON_Print(arr);
-		puts(text);
-		free(text);
+		cli_print_json(arr);
 	}
 out:
 	cJSON_Delete(arr);

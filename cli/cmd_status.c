@@ -105,9 +105,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
 	}
 	cJSON_AddNumberToObject(doc, "stale", stale);
 	if (c->json) {
-		char *text = cJSON_Print(doc);
-		puts(text);
-		free(text);
+		cli_print_json(doc);
 	}
 	if (check && stale > 0) {
 		if (!c->json)

@@ -13,9 +13,7 @@
 
 static void print_json(const cJSON *doc)
 {
-	char *text = cJSON_Print(doc);
-	puts(text);
-	free(text);
+	cli_print_json(doc);
 }
 
 /* Rehashes every locked output: the mismatches, exit 1 if any. */

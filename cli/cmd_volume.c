@@ -19,9 +19,7 @@ static cJSON *volume_json(const struct volume_info *v)
 
 static void print_json(cJSON *doc)
 {
-	char *text = cJSON_Print(doc);
-	puts(text);
-	free(text);
+	cli_print_json(doc);
 	cJSON_Delete(doc);
 }
 

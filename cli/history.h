@@ -23,7 +23,6 @@ int hist_open_project(char **dir, char **state, struct cli *c, struct cp_error *
  * --name of a run (the newest so named). Caller owns *rec. */
 int hist_load_run(cJSON **rec, const char *state, const char *arg, struct cp_error *err);
 
-void hist_print_json(cJSON *doc);
 /* A scalar as the tables print it: %.15g, the string, true/false, "-". */
 void hist_print_value(const cJSON *v);
 /* The same into a new string; caller owns. */

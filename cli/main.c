@@ -190,6 +190,13 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 	return 0;
 }
 
+void cli_print_json(const cJSON *doc)
+{
+	char *text = cJSON_Print(doc);
+	puts(text);
+	free(text);
+}
+
 int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
 		struct cp_error *err)
 {
