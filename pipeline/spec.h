@@ -9,30 +9,7 @@
 #include "../artifacts/redact.h"
 #include "../lib/error.h"
 #include "../lib/util.h"
-
-enum mount_type {
-	MOUNT_VOLUME, /* source = named volume (key under top-level volumes:) */
-	MOUNT_BIND,   /* source = absolute host path */
-	MOUNT_TMPFS,  /* source = NULL */
-};
-
-struct mount {
-	enum mount_type type;
-	char *source;
-	char *target; /* absolute path inside the stage */
-	bool read_only;
-	struct cp_mark mark;
-};
-
-struct port {
-	char *host_ip;      /* NULL = default (127.0.0.1, see README) */
-	int host_port;      /* 0 = pick a free port */
-	int host_port_end;  /* == host_port unless a range */
-	int container_port;
-	int container_port_end;
-	char *protocol;     /* "tcp" or "udp" */
-	struct cp_mark mark;
-};
+#include "../stages/task.h"
 
 enum dep_condition {
 	DEP_COMPLETED_SUCCESSFULLY, /* service_completed_successfully */
@@ -47,94 +24,11 @@ struct dep {
 	struct cp_mark mark;
 };
 
-struct healthcheck {
-	struct strvec test; /* compose test: ["CMD", ...] / ["CMD-SHELL", "..."] */
-	char *http;         /* cpipe: URL probed from the host */
-	long interval_ms;   /* default 1000 */
-	long timeout_ms;    /* default 5000 */
-	long start_period_ms;
-	int retries;        /* default 30 */
-	bool disable;
-};
-
-struct build {
-	char *context;    /* absolute */
-	char *dockerfile; /* relative to context, default "Dockerfile" */
-	char *target;
-	struct kvvec args;
-};
-
 /* An artifact reference: "VOLUME:/path" or a bind path ("./data", "/abs"). */
 struct artifact_ref {
 	char *volume; /* NULL for a host path */
 	char *path;   /* absolute and normalized: inside the volume, or on the host */
 	struct cp_mark mark;
-};
-
-/* ---- compose keys of resources, security and lifecycle (spec_compose.c) ---- */
-
-struct ulimit {
-	char *name;     /* compose's: nofile, nproc, core, ... */
-	long long soft; /* -1 = unlimited */
-	long long hard;
-};
-
-struct tmpfs_mount {
-	char *target;  /* absolute */
-	char *options; /* mount data as given ("size=64m,mode=1777"), NULL = none */
-};
-
-/* A top-level secret or config mounted into the stage. The value is never
- * kept here: `source` is the host file, or `env` the variable holding it. */
-struct stage_secret {
-	char *name;
-	char *source;  /* absolute host file; NULL when from env/content */
-	char *content; /* configs' content: / a secret's environment: value (redacted) */
-	char *env;     /* the environment: variable's name, NULL otherwise */
-	char *target;  /* absolute path in the stage */
-	bool config;   /* configs: (mode 0444) rather than secrets: */
-	struct cp_mark mark;
-};
-
-struct stage_limits {
-	long long shm_size; /* bytes of /dev/shm, 0 = runtime default */
-	long pids_limit;    /* 0 = none */
-	struct ulimit *ulimits;
-	size_t nulimits;
-	struct tmpfs_mount *tmpfs;
-	size_t ntmpfs;
-};
-
-struct stage_security {
-	struct strvec cap_add; /* upper case, without CAP_ */
-	struct strvec cap_drop;
-	bool read_only;
-	char *ipc;      /* compose's ipc:, NULL = runtime default */
-	bool has_init;  /* init: given */
-	bool init;
-	char *platform; /* "linux/amd64", NULL = the host's */
-	char *runtime;  /* compose's runtime: ("nvidia" adds a GPU request) */
-	struct stage_secret *secrets; /* secrets: then configs: */
-	size_t nsecrets;
-};
-
-enum restart_policy { RESTART_NO, RESTART_ALWAYS, RESTART_ON_FAILURE, RESTART_UNLESS_STOPPED };
-
-/* Where each honoured compose key was written, for warnings. */
-enum compose_mark {
-	CM_IPC, CM_INIT, CM_PIDS, CM_PLATFORM, CM_GPUS, CM_REPLICAS, CM_RESTART, CM_ULIMITS,
-	CM_CAPS, CM_SHM, CM_VOLUMES_FROM, CM_COUNT
-};
-
-struct stage_lifecycle {
-	int stop_signal;       /* 0 = SIGTERM */
-	char *stop_signal_name; /* as docker takes it: "SIGUSR1" */
-	enum restart_policy restart;
-	int restart_max;       /* on-failure:N, 0 = no limit */
-	bool has_replicas;
-	long replicas;         /* deploy.replicas */
-	struct strvec volumes_from; /* "stage[:ro|:rw]" as written, resolved into mounts */
-	struct cp_mark marks[CM_COUNT];
 };
 
 struct stage {
@@ -180,15 +74,6 @@ struct stage {
 	struct stage_limits limits;
 	struct stage_security security;
 	struct stage_lifecycle lifecycle;
-};
-
-struct volume {
-	char *name;     /* the key under volumes: */
-	char *ext_name; /* name: (docker); NULL = default */
-	bool external;
-	char *driver;
-	struct kvvec labels;
-	struct cp_mark mark;
 };
 
 /* Longest stage name: logs are "<name>.log" (and ".log.tmp.<pid>" while
