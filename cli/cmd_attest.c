@@ -11,6 +11,7 @@
 #include "../artifacts/redact.h"
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "history.h"
 #include "opts.h"
 
@@ -181,7 +182,7 @@ static int verify_file(struct cli *c, const struct attest_opts *o)
 		ops = runtime_find(rname);
 	else if (cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
-	if (ops->open(&rt, p, state, &err) < 0)
+	if (task_runtime_open(ops, &rt, p, state, &err) < 0)
 		goto fail;
 	bad = check_subjects(statement, ops, rt, p, &checked);
 	if (c->json) {

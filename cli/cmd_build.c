@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline/task.h"
 #include "cli.h"
 
 /* The stages to build: the named ones, else every stage with build:. */
@@ -62,11 +63,13 @@ int cmd_build(struct cli *c, int argc, char **argv)
 	if (pick_stages(&stages, &n, p, argv + optind, (size_t)(argc - optind), c->quiet, &err) < 0)
 		goto fail;
 	state = cli_state_dir(p, false, &err);
-	if (ops->open(&rt, p, state, &err) < 0)
+	if (task_runtime_open(ops, &rt, p, state, &err) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *id = NULL;
-		if (ops->image_prepare(rt, stages[i], true, &id, &err) < 0)
+		struct task_desc desc;
+		task_desc_init(&desc, p, stages[i]);
+		if (ops->image_prepare(rt, &desc, true, &id, &err) < 0)
 			goto fail;
 		if (doc) {
 			cJSON *o = cJSON_CreateObject();

@@ -10,6 +10,7 @@
 #include "../lib/fs.h"
 #include "../pipeline/exec.h"
 #include "../pipeline/services.h"
+#include "../pipeline/task.h"
 #include "cli.h"
 #include "opts.h"
 #include "svc.h"
@@ -97,7 +98,9 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 		goto fail;
 	}
 	exec_stage_env(&env, x.p, s, cJSON_GetStringValue(cJSON_GetObjectItem(st, "run")));
-	struct task_spec ts = {.stage = s, .env = &env};
+	struct task_desc desc;
+	task_desc_init(&desc, x.p, s);
+	struct task_spec ts = {.desc = &desc, .env = &env};
 	fflush(stdout);
 	if (ops->handle_exec(rt, cJSON_GetObjectItem(st, "handle"), &ts, cmd, &code, &err) < 0) {
 		if (!err.code)
@@ -494,7 +497,9 @@ int cmd_images(struct cli *c, int argc, char **argv)
 			continue;
 		cleanup_free char *id = NULL;
 		/* Read-only: an image not built or pulled yet has no ID. */
-		if (x.ops->image_prepare && x.ops->image_prepare(x.rt, s, false, &id, &err) < 0)
+		struct task_desc desc;
+		task_desc_init(&desc, x.p, s);
+		if (x.ops->image_prepare && x.ops->image_prepare(x.rt, &desc, false, &id, &err) < 0)
 			goto fail;
 		const char *image = s->image ? s->image : "(build)";
 		if (c->json) {

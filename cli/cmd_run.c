@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
 #include "../artifacts/redact.h"
@@ -363,7 +364,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			     (long)i == one_off);
 	if (dry_run) {
 		struct track_options to = {.plan = &plan, .forced = forced};
-		if (!(state = cli_state_dir(p, true, &err)) || ops->open(&rt, p, state, &err) < 0)
+		if (!(state = cli_state_dir(p, true, &err)) || task_runtime_open(ops, &rt, p, state, &err) < 0)
 			goto fail;
 		to.state_dir = state;
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0 ||
@@ -383,7 +384,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		cleanup_free char *lock = path_join(state, "lock");
 		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
 			goto fail;
-		if (ops->open(&rt, p, state, &err) < 0)
+		if (task_runtime_open(ops, &rt, p, state, &err) < 0)
 			goto fail;
 		eo.state_dir = state;
 		struct track_options to = {.state_dir = state, .run_id = run_id, .forced = forced,

@@ -8,6 +8,7 @@
 
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "../pipeline/health.h"
 #include "../pipeline/services.h"
 #include "cli.h"
@@ -26,7 +27,7 @@ int svc_open(struct svc_ctx *x, struct cli *c, bool lock, struct cp_error *err)
 		if (fs_lock(&x->lock_fd, path, "running", err) < 0)
 			return -1;
 	}
-	return x->ops->open(&x->rt, x->p, x->state, err);
+	return task_runtime_open(x->ops, &x->rt, x->p, x->state, err);
 }
 
 void svc_close(struct svc_ctx *x)
@@ -56,7 +57,7 @@ const struct runtime_ops *svc_state_ops(struct svc_ctx *x, const cJSON *st,
 		*rt_out = x->rt;
 		return ops;
 	}
-	if (ops->open(owned, x->p, x->state, err) < 0)
+	if (task_runtime_open(ops, owned, x->p, x->state, err) < 0)
 		return NULL;
 	*rt_out = *owned;
 	return ops;

@@ -11,6 +11,7 @@
 #include "../artifacts/statcache.h"
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "../pipeline/track.h"
 #include "cli.h"
 #include "opts.h"
@@ -35,7 +36,7 @@ static int session_open(struct session *x, struct cli *c, struct cp_error *err)
 		return -1;
 	cleanup_free char *lock = path_join(x->state, "lock");
 	if (fs_lock(&x->lock_fd, lock, "running", err) < 0 ||
-	    x->ops->open(&x->rt, x->p, x->state, err) < 0)
+	    task_runtime_open(x->ops, &x->rt, x->p, x->state, err) < 0)
 		return -1;
 	struct track_options to = {.state_dir = x->state};
 	if (track_open(&x->t, x->p, x->ops, x->rt, &to, err) < 0)

@@ -6,6 +6,7 @@
 
 #include "../artifacts/store.h"
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "../pipeline/rerun.h"
 #include "../pipeline/track.h"
 #include "cli.h"
@@ -114,7 +115,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
 			goto out;
 	}
-	if (ops->open(&rt, p, state, &err) < 0)
+	if (task_runtime_open(ops, &rt, p, state, &err) < 0)
 		goto out;
 	rc = rerun ? verify_rerun(c, p, ops, rt, state, argv + optind, (size_t)(argc - optind), &err)
 		   : verify_files(c, p, ops, rt, state, &err);

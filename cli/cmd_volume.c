@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "../pipeline/task.h"
 #include "cli.h"
 #include "opts.h"
 
@@ -124,7 +125,7 @@ int cmd_volume(struct cli *c, int argc, char **argv)
 		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
 			goto fail;
 	}
-	if (ops->open(&rt, p, state, &err) < 0 || ops->volume_list(rt, &vols, &n, &err) < 0)
+	if (task_runtime_open(ops, &rt, p, state, &err) < 0 || ops->volume_list(rt, &vols, &n, &err) < 0)
 		goto fail;
 
 	if (ls) {

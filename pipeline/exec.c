@@ -15,6 +15,7 @@
 
 #include "../lib/fs.h"
 #include "exec_internal.h"
+#include "task.h"
 
 static volatile sig_atomic_t got_signal;
 static int sig_pipe[2] = {-1, -1};
@@ -267,7 +268,9 @@ static int start_slot(struct run *r, struct slot *sl)
 		return -1;
 	}
 	exec_stage_env(&env, r->p, sl->s, r->o->run_id);
-	struct task_spec ts = {.stage = sl->s, .env = &env, .run_id = r->o->run_id};
+	struct task_desc desc;
+	task_desc_init(&desc, r->p, sl->s);
+	struct task_spec ts = {.desc = &desc, .env = &env, .run_id = r->o->run_id};
 	if (sl->s->service) {
 		ts.detached = true;
 		ts.log_path = sl->log_path;

@@ -21,6 +21,7 @@
 #include "../lib/fs.h"
 #include "exec.h"
 #include "plan.h"
+#include "task.h"
 #include "track_internal.h"
 
 /* One writable mount source and its copy. */
@@ -348,7 +349,9 @@ static int rerun_before(void *ctx, const struct stage *s, struct cp_error *err)
 	if (!r->ops->image_prepare)
 		return 0;
 	cleanup_free char *id = NULL;
-	return r->ops->image_prepare(r->rt, s, true, &id, err) < 0 ? -1 : 0;
+	struct task_desc desc;
+	task_desc_init(&desc, r->p, s);
+	return r->ops->image_prepare(r->rt, &desc, true, &id, err) < 0 ? -1 : 0;
 }
 
 /* Runs `s` (with the services it depends on) on scratch copies and adds

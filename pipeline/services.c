@@ -54,7 +54,7 @@ int service_state_names(struct strvec *out, const char *state_dir, struct cp_err
 cJSON *service_ports_json(const struct runtime_ops *ops, struct runtime *rt, struct task *t)
 {
 	cJSON *arr = cJSON_CreateArray();
-	const struct stage *s = t->stage;
+	const struct task_desc *s = &t->desc;
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
 		for (int k = 0; k <= pt->container_port_end - pt->container_port; k++) {

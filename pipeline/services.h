@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "../stages/runtime.h"
+#include "spec.h"
 
 /* {"stage", "run", "runtime", "handle", "ports": [{"host_ip", "host_port",
  *  "container_port", "protocol"}], "started" (ISO time), "started_ms",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "task.h"
 
 
 static size_t memo_hash(const char *s)
@@ -366,7 +367,9 @@ int track_resolve_image(struct tracker *t, const struct stage *s, struct cp_erro
 		ts->image = xstrdup("local");
 		return 0;
 	}
-	int rc = t->ops->image_prepare(t->rt, s, t->o.run_id != NULL, &ts->image, err);
+	struct task_desc desc;
+	task_desc_init(&desc, t->p, s);
+	int rc = t->ops->image_prepare(t->rt, &desc, t->o.run_id != NULL, &ts->image, err);
 	if (rc == 1) {
 		ts->image = xstrdup("absent");
 		ts->image_absent = true;

@@ -1,5 +1,5 @@
 /* What the runtimes share about a stage's compose keys of resources,
- * security and lifecycle (struct stage_limits and friends): the warnings
+ * security and lifecycle (struct stage_limits and friends, stages/task.h): the warnings
  * both give, and the local runtime's translation into a sandbox_config
  * (local_compose.c). */
 #ifndef CPIPE_STAGES_COMPOSE_RT_H
@@ -12,11 +12,11 @@
 
 /* Prints "cpipe: warning: FILE:LINE:COL: stage "x": KEY: ..." to stderr,
  * at `mark` (the stage's own when mark has no file). */
-void compose_warn(const struct stage *s, const struct cp_mark *mark, const char *key,
+void compose_warn(const struct task_desc *s, const struct cp_mark *mark, const char *key,
 		  const char *fmt, ...) CP_PRINTF(4, 5);
 /* The warnings of every runtime: deploy.replicas other than 1 (cpipe runs
  * one instance), restart: on a job (jobs run once). */
-void compose_warn_common(const struct stage *s);
+void compose_warn_common(const struct task_desc *s);
 
 /* What local_compose_apply adds to a sandbox_config; freed by
  * local_compose_free. */
@@ -34,7 +34,7 @@ struct local_compose {
  * call) about what the local runtime cannot do. `userns`: cpipe is not
  * root. Never fails. */
 void local_compose_apply(struct local_compose *lc, struct sandbox_config *cfg,
-			 const struct stage *s, const struct sandbox_mount *base, size_t nbase,
+			 const struct task_desc *s, const struct sandbox_mount *base, size_t nbase,
 			 bool userns);
 void local_compose_free(struct local_compose *lc);
 

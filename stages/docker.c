@@ -43,7 +43,7 @@ static char *name_part(const char *s, bool lower)
 	return out;
 }
 
-char *docker_container_name(const struct runtime *rt, const struct stage *s, const char *run_id)
+char *docker_container_name(const struct runtime *rt, const struct task_desc *s, const char *run_id)
 {
 	unsigned int h = 2166136261u;
 	for (const char *c = run_id ? run_id : ""; *c; c++)
@@ -54,7 +54,7 @@ char *docker_container_name(const struct runtime *rt, const struct stage *s, con
 
 char *docker_volume_name(const struct runtime *rt, const char *key)
 {
-	const struct volume *v = pipeline_volume(rt->p, key);
+	const struct volume *v = runtime_volume_find(rt->volumes, rt->nvolumes, key);
 	if (v && v->ext_name)
 		return xstrdup(v->ext_name);
 	return xasprintf("%s_%s", rt->project, key);
@@ -89,7 +89,7 @@ static char *normalize_ref(const char *ref)
 }
 
 /* The image a stage runs: image:, else the tag its build: produces. */
-char *docker_stage_image_ref(const struct runtime *rt, const struct stage *s)
+char *docker_stage_image_ref(const struct runtime *rt, const struct task_desc *s)
 {
 	if (s->image && *s->image)
 		return normalize_ref(s->image);
@@ -171,7 +171,7 @@ static int image_pull(struct runtime *rt, const char *ref, const char *prefix,
 	return docker_json_stream(rt->d, &rq, pull_msg, &pc, NULL, err);
 }
 
-static int image_build(struct runtime *rt, const struct stage *s, const char *ref,
+static int image_build(struct runtime *rt, const struct task_desc *s, const char *ref,
 		       const char *prefix, char **id_out, struct cp_error *err)
 {
 	/* One label: the classic builder adds a step (a container) for each. */
@@ -181,38 +181,23 @@ static int image_build(struct runtime *rt, const struct stage *s, const char *re
 				    prefix, err);
 	kvvec_free(&labels);
 	if (rc < 0)
-		cp_error_prefix(err, "building image \"%s\" for stage \"%s\"", ref, s->name);
+		cp_error_prefix(err, "building image \"%s\" for stage \"%s\"", ref,
+				s->build_stage ? s->build_stage : s->name);
 	return rc;
 }
 
-/* The stage that builds `ref`: s itself, or another with the same image. */
-static const struct stage *image_builder(const struct runtime *rt, const struct stage *s,
-					 const char *ref)
-{
-	if (s->build)
-		return s;
-	for (size_t i = 0; i < rt->p->nstages; i++) {
-		const struct stage *o = &rt->p->stages[i];
-		if (!o->build)
-			continue;
-		cleanup_free char *oref = docker_stage_image_ref(rt, o);
-		if (strcmp(oref, ref) == 0)
-			return o;
-	}
-	return NULL;
-}
-
-int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, char **id_out,
+int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
 			 struct cp_error *err)
 {
 	cleanup_free char *ref = docker_stage_image_ref(rt, s);
-	const struct stage *builder = image_builder(rt, s, ref);
+	/* The executor chose which stage's build: makes this image. */
+	const struct task_desc *builder = s->build ? s : NULL;
 	const struct image_entry *cached = image_cached(rt, ref);
 	if (cached && (cached->built || !builder || !build)) {
 		*id_out = xstrdup(cached->id);
 		return 0;
 	}
-	if (!s->build && !(s->image && *s->image)) {
+	if (!builder && !(s->image && *s->image)) {
 		err->code = EXIT_STAGE_FAILED;
 		cp_error_at(err, &s->mark,
 			    "stage \"%s\" has neither image: nor build:, and the docker "
@@ -288,7 +273,7 @@ static cJSON *string_array(const struct strvec *sv)
 	return a;
 }
 
-static void add_mounts(struct runtime *rt, cJSON *host, const struct stage *s)
+static void add_mounts(struct runtime *rt, cJSON *host, const struct task_desc *s)
 {
 	cJSON *mounts = cJSON_AddArrayToObject(host, "Mounts");
 	for (size_t i = 0; i < s->nmounts; i++) {
@@ -317,7 +302,7 @@ static void add_mounts(struct runtime *rt, cJSON *host, const struct stage *s)
 	}
 }
 
-static void add_ports(cJSON *body, cJSON *host, const struct stage *s)
+static void add_ports(cJSON *body, cJSON *host, const struct task_desc *s)
 {
 	if (!s->nports)
 		return;
@@ -351,7 +336,7 @@ static void add_ports(cJSON *body, cJSON *host, const struct stage *s)
 }
 
 /* gpus entries as the loader keeps them: "all", a count, "device=a,b". */
-static void add_gpus(cJSON *host, const struct stage *s)
+static void add_gpus(cJSON *host, const struct task_desc *s)
 {
 	if (!s->gpus.n)
 		return;
@@ -382,7 +367,7 @@ static void add_gpus(cJSON *host, const struct stage *s)
 
 cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 {
-	const struct stage *s = ts->stage;
+	const struct task_desc *s = ts->desc;
 	cJSON *b = cJSON_CreateObject();
 	cleanup_free char *image = docker_stage_image_ref(rt, s);
 	cJSON_AddStringToObject(b, "Image", image);
@@ -457,32 +442,34 @@ int docker_container_remove(struct docker *d, const char *id, struct cp_error *e
 /* ---- runtime_ops ---- */
 
 static int engine_rt_open(struct runtime **out, const struct docker_engine *engine,
-			  const struct pipeline *p, const char *state_dir, struct cp_error *err)
+			  const struct runtime_project *proj, struct cp_error *err)
 {
 	struct docker *d = NULL;
 	if (docker_open_engine(&d, engine, err) < 0)
 		return -1;
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
 	rt->d = d;
-	rt->p = p;
-	rt->project = project_name(p->name);
+	rt->volumes = proj->volumes;
+	rt->nvolumes = proj->nvolumes;
+	rt->kept_handles = proj->kept_handles;
+	rt->project = project_name(proj->name);
 	rt->network = xasprintf("%s_default", rt->project);
 	rt->owner = docker_owner_label();
-	rt->state_dir = state_dir ? xstrdup(state_dir) : NULL;
+	rt->state_dir = proj->state_dir ? xstrdup(proj->state_dir) : NULL;
 	*out = rt;
 	return 0;
 }
 
-static int docker_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+static int docker_rt_open(struct runtime **out, const struct runtime_project *proj,
 			  struct cp_error *err)
 {
-	return engine_rt_open(out, &docker_engine_docker, p, state_dir, err);
+	return engine_rt_open(out, &docker_engine_docker, proj, err);
 }
 
-static int podman_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+static int podman_rt_open(struct runtime **out, const struct runtime_project *proj,
 			  struct cp_error *err)
 {
-	return engine_rt_open(out, &docker_engine_podman, p, state_dir, err);
+	return engine_rt_open(out, &docker_engine_podman, proj, err);
 }
 
 static void docker_rt_close(struct runtime *rt)

@@ -15,7 +15,7 @@ static cJSON *strings(const struct strvec *sv)
 	return cJSON_CreateStringArray((const char *const *)sv->v, (int)sv->n);
 }
 
-static void limits(cJSON *host, const struct stage *s)
+static void limits(cJSON *host, const struct task_desc *s)
 {
 	const struct stage_limits *l = &s->limits;
 	if (l->ntmpfs) {
@@ -40,7 +40,7 @@ static void limits(cJSON *host, const struct stage *s)
 	}
 }
 
-static void security(cJSON *host, const struct stage *s)
+static void security(cJSON *host, const struct task_desc *s)
 {
 	const struct stage_security *sec = &s->security;
 	if (sec->cap_add.n)
@@ -60,7 +60,7 @@ static void security(cJSON *host, const struct stage *s)
 		cJSON_AddStringToObject(host, "IpcMode", sec->ipc);
 }
 
-static void mount_secrets(cJSON *host, const struct stage *s)
+static void mount_secrets(cJSON *host, const struct task_desc *s)
 {
 	const struct stage_security *sec = &s->security;
 	cJSON *mounts = cJSON_GetObjectItemCaseSensitive(host, "Mounts");
@@ -79,7 +79,7 @@ static void mount_secrets(cJSON *host, const struct stage *s)
 
 static const char *const policy_names[] = {"no", "always", "on-failure", "unless-stopped"};
 
-void docker_compose_body(cJSON *body, cJSON *host, const struct stage *s)
+void docker_compose_body(cJSON *body, cJSON *host, const struct task_desc *s)
 {
 	compose_warn_common(s);
 	limits(host, s);
@@ -98,7 +98,7 @@ void docker_compose_body(cJSON *body, cJSON *host, const struct stage *s)
 	}
 }
 
-char *docker_create_path(struct runtime *rt, const char *name, const struct stage *s)
+char *docker_create_path(struct runtime *rt, const char *name, const struct task_desc *s)
 {
 	if (!s->security.platform)
 		return xasprintf("/containers/create?name=%s", name);
@@ -108,7 +108,7 @@ char *docker_create_path(struct runtime *rt, const char *name, const struct stag
 
 /* A tar (in memory: it holds secret values) of the value-given secrets and
  * configs of `s`, with their parent directories; NULL when there are none. */
-static void *files_tar(const struct stage *s, size_t *len, struct cp_error *err)
+static void *files_tar(const struct task_desc *s, size_t *len, struct cp_error *err)
 {
 	const struct stage_security *sec = &s->security;
 	size_t cap = 0;
@@ -167,7 +167,7 @@ static void *files_tar(const struct stage *s, size_t *len, struct cp_error *err)
 	return buf;
 }
 
-int docker_compose_files(struct runtime *rt, const char *id, const struct stage *s,
+int docker_compose_files(struct runtime *rt, const char *id, const struct task_desc *s,
 			 struct cp_error *err)
 {
 	size_t len = 0;

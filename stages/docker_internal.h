@@ -27,8 +27,10 @@ struct image_entry {
 
 struct runtime {
 	struct docker *d; /* the main thread's client */
-	const struct pipeline *p;
-	char *project; /* p->name, normalized as compose does */
+	const struct volume *volumes; /* the project's declared ones, lent */
+	size_t nvolumes;
+	cJSON *(*kept_handles)(const char *state_dir); /* see struct runtime_project */
+	char *project; /* the project name, normalized as compose does */
 	char *network; /* <project>_default */
 	bool network_ready;
 	char *owner;      /* our LABEL_OWNER value */
@@ -47,11 +49,11 @@ struct runtime {
 
 /* The image a stage runs: image:, else the tag its build: produces, always
  * with a tag. Caller owns. */
-char *docker_stage_image_ref(const struct runtime *rt, const struct stage *s);
+char *docker_stage_image_ref(const struct runtime *rt, const struct task_desc *s);
 /* <project>-<stage>-<8 hex digits of the run id>. Caller owns. */
-char *docker_container_name(const struct runtime *rt, const struct stage *s, const char *run_id);
+char *docker_container_name(const struct runtime *rt, const struct task_desc *s, const char *run_id);
 /* The runtime_ops image_prepare (see runtime.h). */
-int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, char **id_out,
+int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
 			 struct cp_error *err);
 /* Creates <project>_default unless it exists (once per runtime). */
 int docker_network_ensure(struct runtime *rt, struct cp_error *err);
@@ -108,14 +110,14 @@ int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
  * init, ipc, file secrets, stop_signal, restart) to a create body and its
  * HostConfig (whose Mounts exist already), warning about what cannot
  * apply. */
-void docker_compose_body(cJSON *body, cJSON *host, const struct stage *s);
+void docker_compose_body(cJSON *body, cJSON *host, const struct task_desc *s);
 /* Copies the secrets and configs of `s` given by value (environment:,
  * content:) into the created container `id`, mode 0444, before it starts;
  * the values pass through memory only. */
-int docker_compose_files(struct runtime *rt, const char *id, const struct stage *s,
+int docker_compose_files(struct runtime *rt, const char *id, const struct task_desc *s,
 			 struct cp_error *err);
 /* "/containers/create?name=NAME[&platform=P]". Caller owns. */
-char *docker_create_path(struct runtime *rt, const char *name, const struct stage *s);
+char *docker_create_path(struct runtime *rt, const char *name, const struct task_desc *s);
 
 /* docker_volume.c: the runtime_ops volume members. */
 int docker_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_error *err);

@@ -2,15 +2,14 @@
  * daemon. Every container carries LABEL_OWNER, naming the host, process
  * ID and start time of the cpipe that created it; the next run's first
  * start, and `down`, remove the project's containers whose owner is gone.
- * A container a service state file (.cpipe/services/NAME.json) names is
- * never touched here: it is a service meant to outlive cpipe, which `down`
+ * A container the project keeps (runtime_project's kept_handles: the
+ * services its state files name) is never touched here: it is a service meant to outlive cpipe, which `down`
  * stops and the next run adopts. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
-#include "../pipeline/services.h"
 #include "docker_internal.h"
 
 /* The start time of process `pid` in clock ticks since boot (field 22 of
@@ -86,23 +85,18 @@ static bool named_by(const struct strvec *ids, const char *id)
 	return false;
 }
 
-/* The container IDs the project's service state files name. */
+/* The container IDs of the services the project keeps (its state files). */
 static void service_containers(struct runtime *rt, struct strvec *out)
 {
-	struct strvec names = {0};
-	struct cp_error ignored = {0};
-	if (!rt->state_dir || service_state_names(&names, rt->state_dir, &ignored) < 0)
-		return;
-	for (size_t i = 0; i < names.n; i++) {
-		cJSON *st = NULL;
-		if (service_state_load(&st, rt->state_dir, names.v[i], &ignored) != 0)
-			continue;
-		const char *id = docker_str(cJSON_GetObjectItem(st, "handle"), "container");
+	cJSON *handles = rt->kept_handles && rt->state_dir ? rt->kept_handles(rt->state_dir) : NULL;
+	const cJSON *h;
+	cJSON_ArrayForEach(h, handles)
+	{
+		const char *id = docker_str(h, "container");
 		if (id)
 			strvec_push(out, id);
-		cJSON_Delete(st);
 	}
-	strvec_free(&names);
+	cJSON_Delete(handles);
 }
 
 int docker_leftovers_remove(struct runtime *rt, int *removed, struct cp_error *err)

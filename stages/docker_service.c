@@ -325,7 +325,7 @@ int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct tas
 {
 	const char *id = docker_str(handle, "container");
 	if (!id || docker_handle_alive(rt, handle, err) != 1)
-		return cp_error_set(err, "service %s is not running", ts->stage->name);
+		return cp_error_set(err, "service %s is not running", ts->desc->name);
 	cJSON *body = cJSON_CreateObject();
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
 	for (size_t i = 0; argv[i]; i++)
@@ -341,7 +341,7 @@ int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct tas
 		rc = cp_error_set(err, "the daemon gave no exec ID");
 	if (rc < 0) {
 		cJSON_Delete(resp);
-		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+		return cp_error_prefix(err, "exec in service %s", ts->desc->name);
 	}
 	cleanup_free char *spath = xasprintf("/exec/%s/start", eid);
 	cleanup_free char *ipath = xasprintf("/exec/%s/json", eid);
@@ -355,10 +355,10 @@ int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct tas
 	rc = docker_call(rt->d, &rq, NULL, NULL, err);
 	cJSON_Delete(start);
 	if (rc < 0)
-		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+		return cp_error_prefix(err, "exec in service %s", ts->desc->name);
 	cJSON *j = NULL;
 	if (docker_json(rt->d, "GET", ipath, NULL, NULL, &j, err) < 0)
-		return cp_error_prefix(err, "exec in service %s", ts->stage->name);
+		return cp_error_prefix(err, "exec in service %s", ts->desc->name);
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
 	/* The daemon says 126/127 itself when argv cannot be executed. */
 	*exit_code = cJSON_IsNumber(code) ? code->valueint : 126;

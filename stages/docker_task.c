@@ -128,7 +128,7 @@ static void thread_wait(struct dtask *dt)
  * moment the last stream ended. False once the container is done for. */
 static bool follow_restarts(struct dtask *dt)
 {
-	const struct stage *s = dt->t.stage;
+	const struct task_desc *s = &dt->t.desc;
 	if (!s->service || s->lifecycle.restart == RESTART_NO)
 		return false;
 	struct timespec since;
@@ -208,13 +208,13 @@ static void *task_main(void *arg)
 
 /* ---- task lifecycle ---- */
 
-static struct dtask *task_new(struct runtime *rt, const struct stage *s, const char *id,
+static struct dtask *task_new(struct runtime *rt, const struct task_desc *s, const char *id,
 			      const char *name)
 {
 	struct dtask *dt = xcalloc(1, sizeof(*dt));
 	dt->id = xstrdup(id);
 	dt->name = xstrdup(name);
-	dt->t.stage = s;
+	dt->t.desc = *s;
 	dt->t.priv = dt;
 	dt->t.out_fd = dt->t.err_fd = dt->out_w = dt->err_w = -1;
 	dt->dm.emit = demux_emit;
@@ -351,7 +351,7 @@ static int wait_attached(struct dtask *dt, struct cp_error *err)
 int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		      struct cp_error *err)
 {
-	const struct stage *s = ts->stage;
+	const struct task_desc *s = ts->desc;
 	cleanup_free char *image_id = NULL;
 	if (docker_image_prepare(rt, s, true, &image_id, err) < 0 ||
 	    docker_network_ensure(rt, err) < 0)
@@ -489,8 +489,8 @@ int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_erro
 		return 0;
 	char buf[16];
 	/* A stop is the stage's stop_signal, as docker stop sends it. */
-	if (sig == SIGTERM && t->stage->lifecycle.stop_signal)
-		sig = t->stage->lifecycle.stop_signal;
+	if (sig == SIGTERM && t->desc.lifecycle.stop_signal)
+		sig = t->desc.lifecycle.stop_signal;
 	cleanup_free char *path =
 		xasprintf("/containers/%s/kill?signal=%s", dt->id, signal_name(sig, buf, sizeof(buf)));
 	long status = 0;

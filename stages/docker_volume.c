@@ -88,7 +88,7 @@ static void info_add(struct runtime *rt, struct volume_info **out, size_t *n, co
 	vi->name = xstrdup(key);
 	vi->mountpoint = xstrdup(mp ? mp : "");
 	vi->size = mp && docker_is_local(rt->d) && access(mp, R_OK | X_OK) == 0 ? fs_du(mp) : -1;
-	vi->declared = pipeline_volume(rt->p, key) != NULL;
+	vi->declared = runtime_volume_find(rt->volumes, rt->nvolumes, key) != NULL;
 	vi->in_use = false;
 }
 
@@ -114,7 +114,7 @@ int docker_volume_list(struct runtime *rt, struct volume_info **out, size_t *nou
 		if (!name)
 			continue;
 		cleanup_free char *key = volume_key(rt, v);
-		const struct volume *decl = pipeline_volume(rt->p, key);
+		const struct volume *decl = runtime_volume_find(rt->volumes, rt->nvolumes, key);
 		cleanup_free char *dname = decl ? docker_volume_name(rt, key) : NULL;
 		/* A declared key that now has another Docker name (name: changed)
 		 * leaves an orphan: list that one by its Docker name. */
@@ -122,8 +122,8 @@ int docker_volume_list(struct runtime *rt, struct volume_info **out, size_t *nou
 	}
 	cJSON_Delete(resp);
 	/* Declared volumes with a name: of their own carry no label of ours. */
-	for (size_t i = 0; i < rt->p->nvolumes; i++) {
-		const struct volume *vol = &rt->p->volumes[i];
+	for (size_t i = 0; i < rt->nvolumes; i++) {
+		const struct volume *vol = &rt->volumes[i];
 		cleanup_free char *dname = docker_volume_name(rt, vol->name);
 		cJSON *j = NULL;
 		int rc = volume_inspect(rt, dname, &j, err);
@@ -140,7 +140,7 @@ int docker_volume_list(struct runtime *rt, struct volume_info **out, size_t *nou
 
 int docker_volume_remove(struct runtime *rt, const char *name, struct cp_error *err)
 {
-	const struct volume *v = pipeline_volume(rt->p, name);
+	const struct volume *v = runtime_volume_find(rt->volumes, rt->nvolumes, name);
 	if (v && v->external) {
 		err->code = EXIT_USAGE;
 		return cp_error_set(err, "volume \"%s\" is external: cpipe does not remove it", name);

@@ -28,7 +28,9 @@
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct runtime {
-	const struct pipeline *p;
+	const struct volume *volumes; /* the project's declared ones, lent */
+	size_t nvolumes;
+	char *dir;         /* the project directory */
 	char *volumes_dir; /* <state_dir>/volumes */
 	char *run_dir;     /* <state_dir>/run: mountpoints of sandbox roots */
 	char *hosts;       /* the sandboxes' /etc/hosts */
@@ -37,6 +39,7 @@ struct runtime {
 };
 
 struct local_task {
+	pid_t pid;          /* the sandbox's init, our child */
 	bool reaped;
 	int code;
 	struct strvec envp; /* for exec inside the sandbox */
@@ -71,12 +74,9 @@ static char *volume_path(const struct runtime *rt, const char *name, struct cp_e
 	return path_join(rt->volumes_dir, name);
 }
 
-static const struct volume *find_volume(const struct pipeline *p, const char *name)
+static const struct volume *find_volume(const struct runtime *rt, const char *name)
 {
-	for (size_t i = 0; i < p->nvolumes; i++)
-		if (strcmp(p->volumes[i].name, name) == 0)
-			return &p->volumes[i];
-	return NULL;
+	return runtime_volume_find(rt->volumes, rt->nvolumes, name);
 }
 
 static int ensure_volume_dir(struct runtime *rt, const char *name, const struct volume *v,
@@ -115,16 +115,15 @@ static int cmp_info(const void *a, const void *b)
 static int local_volume_list(struct runtime *rt, struct volume_info **out, size_t *nout,
 			     struct cp_error *err)
 {
-	const struct pipeline *p = rt->p;
 	struct volume_info *v = NULL;
 	size_t n = 0, cap = 0;
-	for (size_t i = 0; i < p->nvolumes; i++) {
+	for (size_t i = 0; i < rt->nvolumes; i++) {
 		if (n == cap) {
 			cap = cap ? 2 * cap : 8;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		char *path = path_join(rt->volumes_dir, p->volumes[i].name);
-		v[n++] = (struct volume_info){.name = xstrdup(p->volumes[i].name),
+		char *path = path_join(rt->volumes_dir, rt->volumes[i].name);
+		v[n++] = (struct volume_info){.name = xstrdup(rt->volumes[i].name),
 					      .mountpoint = path,
 					      .size = fs_du(path),
 					      .declared = true};
@@ -138,7 +137,7 @@ static int local_volume_list(struct runtime *rt, struct volume_info **out, size_
 	}
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.' || find_volume(p, de->d_name))
+		if (de->d_name[0] == '.' || find_volume(rt, de->d_name))
 			continue;
 		cleanup_free char *path = path_join(rt->volumes_dir, de->d_name);
 		struct stat st;
@@ -178,7 +177,7 @@ static int local_volume_remove(struct runtime *rt, const char *name, struct cp_e
 
 /* ---- open / close -------------------------------------------------------- */
 
-static char *make_hosts(const struct pipeline *p)
+static char *make_hosts(const struct runtime_project *proj)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *host = NULL;
@@ -191,37 +190,33 @@ static char *make_hosts(const struct pipeline *p)
 	} else {
 		sb_adds(&sb, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
 	}
-	if (p->nstages > 0) {
+	if (proj->nhostnames > 0) {
 		/* All stages share one network namespace (or the host's). */
 		sb_adds(&sb, "# cpipe: the pipeline's stages, as on a compose network\n127.0.0.1\t");
-		for (size_t i = 0; i < p->nstages; i++) {
-			const struct stage *s = &p->stages[i];
-			sb_addf(&sb, "%s%s", i ? " " : "", s->name);
-			if (s->container_name && *s->container_name &&
-			    strcmp(s->container_name, s->name) != 0)
-				sb_addf(&sb, " %s", s->container_name);
-		}
+		for (size_t i = 0; i < proj->nhostnames; i++)
+			sb_addf(&sb, "%s%s", i ? " " : "", proj->hostnames[i]);
 		sb_addc(&sb, '\n');
 	}
 	return sb_detach(&sb);
 }
 
-static int local_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+static int local_open(struct runtime **out, const struct runtime_project *proj,
 		      struct cp_error *err)
 {
 	bool userns = geteuid() != 0;
 	if (sandbox_check(userns, err) < 0)
 		return -1;
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
-	rt->p = p;
-	rt->volumes_dir = path_join(state_dir, "volumes");
-	rt->run_dir = path_join(state_dir, "run");
-	rt->hosts = make_hosts(p);
+	rt->volumes = proj->volumes;
+	rt->nvolumes = proj->nvolumes;
+	rt->dir = xstrdup(proj->dir);
+	rt->volumes_dir = path_join(proj->state_dir, "volumes");
+	rt->run_dir = path_join(proj->state_dir, "run");
+	rt->hosts = make_hosts(proj);
 	rt->userns = userns;
 	/* A network is for services: a pipeline of jobs alone talks through
 	 * its volumes and keeps the host's network (and costs no pasta). */
-	for (size_t i = 0; i < p->nstages; i++)
-		rt->use_netns |= p->stages[i].service || p->stages[i].nports > 0;
+	rt->use_netns = proj->network;
 	*out = rt;
 	return 0;
 }
@@ -231,6 +226,7 @@ static void local_close(struct runtime *rt)
 	if (!rt)
 		return;
 	netns_cleanup_if_idle(rt->run_dir);
+	free(rt->dir);
 	free(rt->volumes_dir);
 	free(rt->run_dir);
 	free(rt->hosts);
@@ -254,7 +250,7 @@ static bool parse_id(const char *s, unsigned long *out)
 
 /* Resolves compose's user: ("uid", "uid:gid", "name", "name:group") against
  * the host's passwd and group files, which the sandbox shares. */
-int local_resolve_user(struct ids *out, const struct stage *s, struct cp_error *err)
+int local_resolve_user(struct ids *out, const struct task_desc *s, struct cp_error *err)
 {
 	uid_t me = geteuid();
 	gid_t mygid = getegid();
@@ -341,7 +337,7 @@ void local_build_env(struct strvec *out, const struct kvvec *env, const char *ho
 
 /* Fills `out` (sources and targets owned by `keep`) from the stage's
  * mounts, creating volume directories and missing bind sources. */
-static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sandbox_mount *out,
+static int prepare_mounts(struct runtime *rt, const struct task_desc *s, struct sandbox_mount *out,
 			  struct strvec *keep, struct cp_error *err)
 {
 	for (size_t i = 0; i < s->nmounts; i++) {
@@ -363,7 +359,7 @@ static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sand
 		}
 		char *source;
 		if (m->type == MOUNT_VOLUME) {
-			if (ensure_volume_dir(rt, m->source, find_volume(rt->p, m->source), err) < 0)
+			if (ensure_volume_dir(rt, m->source, find_volume(rt, m->source), err) < 0)
 				return -1;
 			source = path_join(rt->volumes_dir, m->source);
 		} else {
@@ -382,12 +378,12 @@ static int prepare_mounts(struct runtime *rt, const struct stage *s, struct sand
 	return 0;
 }
 
-static bool no_network(const struct stage *s)
+static bool no_network(const struct task_desc *s)
 {
 	return s->network_mode && strcmp(s->network_mode, "none") == 0;
 }
 
-static bool host_network(const struct runtime *rt, const struct stage *s)
+static bool host_network(const struct runtime *rt, const struct task_desc *s)
 {
 	return no_network(s) || !rt->use_netns ||
 	       (s->network_mode && strcmp(s->network_mode, "host") == 0);
@@ -395,7 +391,7 @@ static bool host_network(const struct runtime *rt, const struct stage *s)
 
 /* A stage with network_mode: host runs on the host's network: a published
  * port cannot be remapped, so host and container port must agree. */
-static int check_ports(const struct stage *s, struct cp_error *err)
+static int check_ports(const struct task_desc *s, struct cp_error *err)
 {
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
@@ -440,8 +436,7 @@ static int open_pty(int *master, int out[2], int err[2], const struct task_spec 
 static int local_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		       struct cp_error *err)
 {
-	const struct stage *s = ts->stage;
-	const struct pipeline *p = rt->p;
+	const struct task_desc *s = ts->desc;
 	struct strvec argv = {0}, envp = {0}, keep = {0};
 	struct ids ids = {0};
 	struct sandbox_mount *mounts = xcalloc(s->nmounts + 1, sizeof(*mounts));
@@ -466,8 +461,8 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	local_build_env(&envp, ts->env, ids.home);
 	if (prepare_mounts(rt, s, mounts, &keep, err) < 0)
 		goto out;
-	char *wd = path_absolute(p->dir, s->working_dir && *s->working_dir ? s->working_dir
-									     : p->dir);
+	char *wd = path_absolute(rt->dir, s->working_dir && *s->working_dir ? s->working_dir
+									      : rt->dir);
 	if (!wd) {
 		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
 			     s->working_dir);
@@ -552,10 +547,10 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 
 	struct task *t = xcalloc(1, sizeof(*t));
 	struct local_task *lt = xcalloc(1, sizeof(*lt));
-	t->stage = s;
+	t->desc = *s;
 	t->out_fd = outp[0];
 	t->err_fd = errp[0];
-	t->pid = pid;
+	lt->pid = pid;
 	t->tty = ts->tty && !ts->detached;
 	t->priv = lt;
 	if (t->out_fd >= 0)
@@ -599,16 +594,16 @@ static int local_poll(struct runtime *rt, struct task *t, int *exit_code, struct
 	if (!lt->reaped) {
 		int status;
 		pid_t w;
-		while ((w = waitpid(t->pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		while ((w = waitpid(lt->pid, &status, WNOHANG)) < 0 && errno == EINTR)
 			;
 		if (w < 0)
 			return cp_error_errno(err, "waiting for stage \"%s\" (pid %ld)",
-					      t->stage->name, (long)t->pid);
+					      t->desc.name, (long)lt->pid);
 		if (w == 0)
 			return 0;
 		lt->reaped = true;
-		if (t->stage->limits.pids_limit)
-			sandbox_cgroup_remove(t->pid);
+		if (t->desc.limits.pids_limit)
+			sandbox_cgroup_remove(lt->pid);
 		lt->code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 	}
 	*exit_code = lt->code;
@@ -621,10 +616,10 @@ static int local_kill(struct runtime *rt, struct task *t, int sig, struct cp_err
 	struct local_task *lt = t->priv;
 	/* The init forwards the signal to the command's process group; SIGKILL
 	 * kills the init and with it the whole PID namespace. */
-	if (lt->reaped || kill(t->pid, sig) == 0 || errno == ESRCH)
+	if (lt->reaped || kill(lt->pid, sig) == 0 || errno == ESRCH)
 		return 0;
-	return cp_error_errno(err, "signalling stage \"%s\" (pid %ld)", t->stage->name,
-			      (long)t->pid);
+	return cp_error_errno(err, "signalling stage \"%s\" (pid %ld)", t->desc.name,
+			      (long)lt->pid);
 }
 
 static void local_release(struct runtime *rt, struct task *t)
@@ -634,11 +629,11 @@ static void local_release(struct runtime *rt, struct task *t)
 		return;
 	struct local_task *lt = t->priv;
 	if (!lt->reaped && !t->keep_running) {
-		kill(t->pid, SIGKILL);
-		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
+		kill(lt->pid, SIGKILL);
+		while (waitpid(lt->pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		if (t->stage->limits.pids_limit)
-			sandbox_cgroup_remove(t->pid);
+		if (t->desc.limits.pids_limit)
+			sandbox_cgroup_remove(lt->pid);
 	}
 	strvec_free(&lt->envp);
 	free(lt->working_dir);
@@ -666,9 +661,9 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 		      int *exit_code, struct cp_error *err)
 {
 	struct local_task *lt = t->priv;
-	int userfd = rt->userns ? open_ns(t->pid, "user") : -1;
-	int netfd = lt->in_netns ? open_ns(t->pid, "net") : -1;
-	int mntfd = open_ns(t->pid, "mnt");
+	int userfd = rt->userns ? open_ns(lt->pid, "user") : -1;
+	int netfd = lt->in_netns ? open_ns(lt->pid, "net") : -1;
+	int mntfd = open_ns(lt->pid, "mnt");
 	int fds[] = {userfd, netfd, mntfd};
 	if (mntfd < 0 || (rt->userns && userfd < 0) || (lt->in_netns && netfd < 0)) {
 		int saved = errno;
@@ -676,7 +671,7 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 			if (fds[i] >= 0)
 				close(fds[i]);
 		errno = saved;
-		return cp_error_errno(err, "entering the sandbox of stage \"%s\"", t->stage->name);
+		return cp_error_errno(err, "entering the sandbox of stage \"%s\"", t->desc.name);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -733,9 +728,10 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 static cJSON *local_task_handle(struct runtime *rt, struct task *t)
 {
 	(void)rt;
+	const struct local_task *lt = t->priv;
 	cJSON *h = cJSON_CreateObject();
-	cJSON_AddNumberToObject(h, "pid", t->pid);
-	cJSON_AddNumberToObject(h, "starttime", (double)proc_starttime(t->pid, NULL));
+	cJSON_AddNumberToObject(h, "pid", lt->pid);
+	cJSON_AddNumberToObject(h, "starttime", (double)proc_starttime(lt->pid, NULL));
 	return h;
 }
 
@@ -791,9 +787,9 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 	return 0;
 }
 
-const struct pipeline *local_pipeline(const struct runtime *rt)
+const char *local_project_dir(const struct runtime *rt)
 {
-	return rt->p;
+	return rt->dir;
 }
 
 static int local_volume_host_path(struct runtime *rt, const char *volume, char **out,
@@ -812,7 +808,7 @@ static int local_host_port(struct runtime *rt, struct task *t, int container_por
 			   const char *protocol)
 {
 	(void)rt;
-	const struct stage *s = t->stage;
+	const struct task_desc *s = &t->desc;
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
 		const char *proto = pt->protocol ? pt->protocol : "tcp";

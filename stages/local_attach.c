@@ -76,7 +76,7 @@ static void exec_child(const int *fds, size_t nfds, const int *types, const stru
 int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,
 			     char *const *argv, int *exit_code, struct cp_error *err)
 {
-	const struct stage *s = ts->stage;
+	const struct task_desc *s = ts->desc;
 	pid_t pid;
 	if (local_handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
 		return cp_error_set(err, "service %s is not running", s->name);
@@ -86,8 +86,8 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 	static const int types[4] = {CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWNS};
 	static const char *const names[4] = {"user", "pid", "net", "mnt"};
 	int rc = -1;
-	char *wd = path_absolute(local_pipeline(rt)->dir, s->working_dir && *s->working_dir ? s->working_dir
-										: local_pipeline(rt)->dir);
+	char *wd = path_absolute(local_project_dir(rt), s->working_dir && *s->working_dir ? s->working_dir
+										: local_project_dir(rt));
 	if (!wd) {
 		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
 			     s->working_dir);

@@ -13,7 +13,7 @@
 
 #include "../lib/linux_names.h"
 
-void compose_warn(const struct stage *s, const struct cp_mark *mark, const char *key,
+void compose_warn(const struct task_desc *s, const struct cp_mark *mark, const char *key,
 		  const char *fmt, ...)
 {
 	const struct cp_mark *m = mark && mark->file ? mark : &s->mark;
@@ -29,7 +29,7 @@ void compose_warn(const struct stage *s, const struct cp_mark *mark, const char 
 		fprintf(stderr, "cpipe: warning: stage \"%s\": %s: %s\n", s->name, key, msg);
 }
 
-void compose_warn_common(const struct stage *s)
+void compose_warn_common(const struct task_desc *s)
 {
 	const struct stage_lifecycle *lc = &s->lifecycle;
 	if (lc->has_replicas && lc->replicas != 1)
@@ -61,7 +61,7 @@ static void host_platform(char *buf, size_t n)
 	snprintf(buf, n, "linux/%s", arch);
 }
 
-static void warn_platform(const struct stage *s)
+static void warn_platform(const struct task_desc *s)
 {
 	const char *want = s->security.platform;
 	if (!want)
@@ -77,7 +77,7 @@ static void warn_platform(const struct stage *s)
 		     want, host);
 }
 
-static void warn_gpus(const struct stage *s)
+static void warn_gpus(const struct task_desc *s)
 {
 	if (!s->gpus.n)
 		return;
@@ -90,7 +90,7 @@ static void warn_gpus(const struct stage *s)
 		     s->gpus.v[0]);
 }
 
-static void security(struct sandbox_config *cfg, const struct stage *s, bool userns)
+static void security(struct sandbox_config *cfg, const struct task_desc *s, bool userns)
 {
 	const struct stage_security *sec = &s->security;
 	for (size_t i = 0; i < sec->cap_drop.n; i++) {
@@ -131,7 +131,7 @@ static void security(struct sandbox_config *cfg, const struct stage *s, bool use
 }
 
 void local_compose_apply(struct local_compose *lc, struct sandbox_config *cfg,
-			 const struct stage *s, const struct sandbox_mount *base, size_t nbase,
+			 const struct task_desc *s, const struct sandbox_mount *base, size_t nbase,
 			 bool userns)
 {
 	const struct stage_limits *l = &s->limits;

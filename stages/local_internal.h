@@ -21,7 +21,7 @@ struct ids {
 /* Resolves compose's user: ("uid", "uid:gid", "name", "name:group") against
  * the host's passwd and group files, which the sandbox shares. The caller
  * frees out->groups and out->home. */
-int local_resolve_user(struct ids *out, const struct stage *s, struct cp_error *err);
+int local_resolve_user(struct ids *out, const struct task_desc *s, struct cp_error *err);
 
 /* KEY=VALUE strings of `env` into `out`, with PATH and HOME (`home`)
  * defaults where env has none. */
@@ -32,8 +32,9 @@ int local_handle_pid(pid_t *pid, const cJSON *handle);
 /* 1 while the process a handle names (PID and start time) runs, else 0. */
 int local_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err);
 
-/* The spec the runtime was opened for; lent. */
-const struct pipeline *local_pipeline(const struct runtime *rt);
+/* The project directory: where a relative working_dir starts, and the
+ * default one; lent. */
+const char *local_project_dir(const struct runtime *rt);
 
 /* The runtime members of stages/local_attach.c (see runtime.h). */
 int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task_spec *ts,

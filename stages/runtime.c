@@ -37,3 +37,12 @@ void volume_info_free(struct volume_info *v, size_t n)
 	}
 	free(v);
 }
+
+/* The volume named `name` among v[0..n), lent; NULL when absent. */
+const struct volume *runtime_volume_find(const struct volume *v, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return &v[i];
+	return NULL;
+}

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "../lib/error.h"
-#include "../pipeline/spec.h"
+#include "task.h"
 
 struct runtime; /* opaque, one per runtime instance */
 
@@ -20,9 +20,35 @@ struct runtime; /* opaque, one per runtime instance */
  * stop the run. */
 extern volatile sig_atomic_t runtime_interrupts;
 
+/* What the runtime is told of the project when it opens: plain data, lent
+ * for the call, except `volumes` (and what they point to), lent for the
+ * life of the runtime. A runtime copies whatever else it keeps. */
+struct runtime_project {
+	const char *name;      /* as given (-p, COMPOSE_PROJECT_NAME, name:, the dir) */
+	const char *dir;       /* absolute project directory */
+	const char *state_dir; /* absolute .cpipe directory; NULL when none may be made */
+	const struct volume *volumes; /* declared under volumes:, with driver and name: */
+	size_t nvolumes;
+	/* The names the project's tasks answer to on its network, in spec
+	 * order: each stage's name, then its container_name when another. */
+	const char *const *hostnames;
+	size_t nhostnames;
+	/* Some task is a service or publishes ports: the project needs a
+	 * network of its own (the local runtime's is otherwise the host's). */
+	bool network;
+	/* The task_handle()s of detached tasks the project keeps (services
+	 * another cpipe left up), asked each time the runtime sweeps what dead
+	 * cpipes left: those are never removed. Caller owns the array; NULL
+	 * when there are none. */
+	cJSON *(*kept_handles)(const char *state_dir);
+};
+
+/* The volume named `name` among v[0..n) (a project's declared ones), or NULL. */
+const struct volume *runtime_volume_find(const struct volume *v, size_t n, const char *name);
+
 /* What the executor asks a runtime to start. */
 struct task_spec {
-	const struct stage *stage;
+	const struct task_desc *desc; /* lent for the call; the task keeps a copy */
 	/* The complete environment of the stage (spec environment, env_file,
 	 * params as CPIPE_PARAM_* and bare names); the runtime adds nothing
 	 * but PATH/HOME defaults where they are absent (and TERM=xterm with
@@ -46,10 +72,9 @@ struct task_spec {
 /* One started stage. The runtime fills it; the executor reads the two log
  * descriptors (set to -1 by the executor once it closed them at EOF). */
 struct task {
-	const struct stage *stage;
+	struct task_desc desc; /* what it runs: a copy of the task_spec's */
 	int out_fd; /* stage stdout, read end, O_NONBLOCK */
 	int err_fd; /* stage stderr, read end, O_NONBLOCK */
-	pid_t pid;  /* local: the sandbox's init; other runtimes: 0 */
 	bool tty;   /* the stage writes to a terminal: lines may end \r\n */
 	bool keep_running; /* set before release: free the task, leave it running */
 	void *priv; /* runtime-private */
@@ -80,11 +105,10 @@ struct volume_entry {
 
 struct runtime_ops {
 	const char *name;
-	/* Opens the runtime for a project. `state_dir` is the absolute path of
-	 * the project's .cpipe directory. Fails with err->code EXIT_RUNTIME
-	 * when the runtime cannot work here (e.g. namespaces disabled). */
-	int (*open)(struct runtime **out, const struct pipeline *p, const char *state_dir,
-		    struct cp_error *err);
+	/* Opens the runtime for a project (see struct runtime_project for
+	 * what it lends). Fails with err->code EXIT_RUNTIME when the runtime
+	 * cannot work here (e.g. namespaces disabled). */
+	int (*open)(struct runtime **out, const struct runtime_project *proj, struct cp_error *err);
 	void (*close)(struct runtime *rt);
 
 	int (*volume_ensure)(struct runtime *rt, const struct volume *v, struct cp_error *err);
@@ -108,15 +132,15 @@ struct runtime_ops {
 	/* The members below are optional: NULL on runtimes without images or
 	 * opaque volumes (local); callers check before calling. */
 
-	/* Makes the stage's image available and gives its ID ("sha256:...",
+	/* Makes the task's image available and gives its ID ("sha256:...",
 	 * for provenance) in *digest_out, which the caller owns. With `build`
-	 * a stage with build: is built (once per image name for the life of
-	 * `rt`, so stages sharing build: + image: build it once per run, and
-	 * a missing image: is pulled); without, it is read-only: the existing
-	 * image is resolved, and 1 returned (*digest_out NULL) when there is
-	 * none, never building or pulling. Build progress streams to stderr.
-	 * Fails naming the image and carrying the daemon's message. */
-	int (*image_prepare)(struct runtime *rt, const struct stage *s, bool build,
+	 * an image with a desc->build is built (once per image name for the
+	 * life of `rt`: stages sharing it build it once per run) and a missing
+	 * one without is pulled; without `build` it is read-only: the
+	 * existing image is resolved, and 1 returned (*digest_out NULL) when
+	 * there is none, never building or pulling. Build progress streams to
+	 * stderr. Fails naming the image and carrying the daemon's message. */
+	int (*image_prepare)(struct runtime *rt, const struct task_desc *desc, bool build,
 			     char **digest_out, struct cp_error *err);
 	/* The host directory holding `volume` (a key under volumes:), when
 	 * the runtime's storage is on this host and readable; caller owns
@@ -171,7 +195,7 @@ struct runtime_ops {
 	/* `cpipe exec`: runs `argv` in the detached task `handle` names (a
 	 * service another cpipe left up), on cpipe's own stdin, stdout and
 	 * stderr, and gives its exit code (128 + signo for a signal death).
-	 * `ts` gives the stage (working_dir, user) and its environment; a
+	 * `ts` gives the task (working_dir, user) and its environment; a
 	 * runtime whose task keeps its own (a container) may use that instead.
 	 * Fails, naming the stage, when the task is gone or cannot be entered;
 	 * an argv that cannot be executed is exit code 126 or 127, as in a shell. */

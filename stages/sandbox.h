@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "../lib/error.h"
-#include "../pipeline/spec.h"
+#include "task.h"
 
 struct sandbox_mount {
 	enum mount_type type;

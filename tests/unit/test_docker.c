@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../../lib/fs.h"
+#include "../../pipeline/task.h"
 #include "../../stages/docker_internal.h"
 
 static void put(const char *dir, const char *rel, const char *content)
@@ -182,7 +183,7 @@ static int daemon_setup(void **state)
 	if (spec_load_string(&dm->p, "cpipe.yml", yaml, strlen(yaml), &o, &err) < 0)
 		fail_msg("load: %s", err.msg);
 	free(yaml);
-	if (runtime_docker.open(&dm->rt, dm->p, dm->dir, &err) < 0)
+	if (task_runtime_open(&runtime_docker, &dm->rt, dm->p, dm->dir, &err) < 0)
 		dm->rt = NULL; /* no daemon: the tests skip */
 	*state = dm;
 	return 0;
@@ -286,13 +287,13 @@ static void missing_image_names_image_and_daemon_reason(void **state)
 		skip();
 	struct cp_error err = {0};
 	char *id = NULL;
+	struct task_desc desc;
+	task_desc_init(&desc, dm->p, &dm->p->stages[0]);
 	/* Without `build` (status) nothing is pulled: 1, no image, no error. */
-	assert_int_equal(
-		runtime_docker.image_prepare(dm->rt, &dm->p->stages[0], false, &id, &err), 1);
+	assert_int_equal(runtime_docker.image_prepare(dm->rt, &desc, false, &id, &err), 1);
 	assert_null(id);
 	assert_string_equal(err.msg, "");
-	assert_int_equal(
-		runtime_docker.image_prepare(dm->rt, &dm->p->stages[0], true, &id, &err), -1);
+	assert_int_equal(runtime_docker.image_prepare(dm->rt, &desc, true, &id, &err), -1);
 	assert_null(id);
 	assert_non_null(strstr(err.msg, "image \"cpipe-test/absent-image:1\" is not available "
 					"locally and could not be pulled: "));

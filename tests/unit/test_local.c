@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "../../lib/fs.h"
+#include "../../pipeline/task.h"
 #include "../../stages/runtime.h"
 
 struct fixture {
@@ -32,7 +33,24 @@ struct fixture {
 	struct mount mounts[4];
 	struct kvvec env;
 	struct runtime *rt;
+	struct task_desc desc; /* the last desc_of */
 };
+
+/* Stage s of the fixture as the runtime receives it; lent from f. */
+static const struct task_desc *desc_of(struct fixture *f, const struct stage *s)
+{
+	task_desc_init(&f->desc, &f->p, s);
+	return &f->desc;
+}
+
+/* The sandbox's init, as the task's handle names it. */
+static pid_t task_pid(struct task *t)
+{
+	cJSON *h = runtime_local.task_handle(NULL, t);
+	pid_t pid = (pid_t)cJSON_GetNumberValue(cJSON_GetObjectItem(h, "pid"));
+	cJSON_Delete(h);
+	return pid;
+}
 
 struct result {
 	char *out;
@@ -56,7 +74,7 @@ static int setup(void **state)
 	f->p.volumes = f->volumes;
 	f->p.nvolumes = 1;
 	struct cp_error err = {0};
-	if (runtime_local.open(&f->rt, &f->p, f->state, &err) < 0)
+	if (task_runtime_open(&runtime_local, &f->rt, &f->p, f->state, &err) < 0)
 		fail_msg("open: %s", err.msg);
 	*state = f;
 	return 0;
@@ -138,7 +156,7 @@ static void finish(struct task *t, struct result *r)
 
 static int run(struct fixture *f, const struct stage *s, struct result *r, struct cp_error *err)
 {
-	struct task_spec ts = {.stage = s, .env = &f->env, .run_id = "test"};
+	struct task_spec ts = {.desc = desc_of(f, s), .env = &f->env, .run_id = "test"};
 	struct task *t;
 	memset(r, 0, sizeof(*r));
 	if (runtime_local.start(f->rt, &ts, &t, err) < 0)
@@ -344,13 +362,14 @@ static void test_two_tasks_at_once(void **state)
 {
 	struct fixture *f = *state;
 	set_mount(&f->mounts[0], MOUNT_VOLUME, "data", "/vol", false);
-	struct task_spec ts = {.stage = shell_stage(f, "echo $$ >> /vol/log; sleep 0.2; echo done", 1),
-			       .env = &f->env};
+	struct task_spec ts = {
+		.desc = desc_of(f, shell_stage(f, "echo $$ >> /vol/log; sleep 0.2; echo done", 1)),
+		.env = &f->env};
 	struct task *a, *b;
 	struct cp_error err = {0};
 	assert_int_equal(runtime_local.start(f->rt, &ts, &a, &err), 0);
 	assert_int_equal(runtime_local.start(f->rt, &ts, &b, &err), 0);
-	assert_int_not_equal(a->pid, b->pid);
+	assert_int_not_equal(task_pid(a), task_pid(b));
 	struct result ra, rb;
 	finish(b, &rb);
 	finish(a, &ra);
@@ -369,16 +388,16 @@ static void test_signals_are_forwarded_to_the_command(void **state)
 {
 	struct fixture *f = *state;
 	struct task_spec ts = {
-		.stage = shell_stage(f, "trap 'echo got-INT; exit 5' INT; echo ready; "
-					"while :; do sleep 0.01; done",
-				     0),
+		.desc = desc_of(f, shell_stage(f, "trap 'echo got-INT; exit 5' INT; echo ready; "
+						  "while :; do sleep 0.01; done",
+					       0)),
 		.env = &f->env};
 	struct task *t;
 	struct cp_error err = {0};
 	assert_int_equal(runtime_local.start(f->rt, &ts, &t, &err), 0);
 	/* The sandbox is a session of its own: a terminal's Ctrl-C reaches
 	 * only cpipe, which stops its tasks itself. */
-	assert_int_equal(getsid(t->pid), t->pid);
+	assert_int_equal(getsid(task_pid(t)), task_pid(t));
 	char buf[64];
 	struct pollfd pfd = {.fd = t->out_fd, .events = POLLIN};
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
@@ -487,7 +506,7 @@ static void kill_backgrounded(struct fixture *f, int sig, const char *secs, int 
 {
 	cleanup_free char *script =
 		xasprintf("sleep %s & echo started; sleep %s", secs, secs);
-	struct task_spec ts = {.stage = shell_stage(f, script, 0), .env = &f->env};
+	struct task_spec ts = {.desc = desc_of(f, shell_stage(f, script, 0)), .env = &f->env};
 	struct task *t;
 	struct cp_error err = {0};
 	if (runtime_local.start(f->rt, &ts, &t, &err) < 0)
@@ -524,7 +543,7 @@ static void test_kill_leaves_no_process_behind(void **state)
 static void test_release_of_running_task_kills_it(void **state)
 {
 	struct fixture *f = *state;
-	struct task_spec ts = {.stage = shell_stage(f, "sleep 300.5", 0), .env = &f->env};
+	struct task_spec ts = {.desc = desc_of(f, shell_stage(f, "sleep 300.5", 0)), .env = &f->env};
 	struct task *t;
 	struct cp_error err = {0};
 	if (runtime_local.start(f->rt, &ts, &t, &err) < 0)

@@ -1,0 +1,121 @@
+/* A stage as a runtime sees it: the task description and the project's
+ * plain data (stages/runtime.h). The runtimes never see struct stage or
+ * struct pipeline; what they read of them is gathered here. */
+#include "task.h"
+
+#include <string.h>
+
+#include "services.h"
+
+/* Docker's reading of an image name: without a tag or digest it is
+ * ":latest", so "app" and "app:latest" are the same image. */
+static bool same_image(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	const char *last_a = strrchr(a, '/'), *last_b = strrchr(b, '/');
+	bool tag_a = strchr(a, '@') || strchr(last_a ? last_a : a, ':');
+	bool tag_b = strchr(b, '@') || strchr(last_b ? last_b : b, ':');
+	if (tag_a == tag_b)
+		return strcmp(a, b) == 0;
+	if (tag_a) /* swap so that a is the one without a tag */
+		return same_image(b, a);
+	return lb == la + strlen(":latest") && strncmp(a, b, la) == 0 &&
+	       strcmp(b + la, ":latest") == 0;
+}
+
+/* The stage whose build: produces s's image: s itself, or the first stage
+ * with build: and the same image name; NULL when the image is pulled. */
+static const struct stage *image_builder(const struct pipeline *p, const struct stage *s)
+{
+	if (s->build)
+		return s;
+	if (!s->image || !*s->image)
+		return NULL;
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct stage *o = &p->stages[i];
+		if (o->build && o->image && *o->image && same_image(o->image, s->image))
+			return o;
+	}
+	return NULL;
+}
+
+void task_desc_init(struct task_desc *out, const struct pipeline *p, const struct stage *s)
+{
+	const struct stage *builder = image_builder(p, s);
+	*out = (struct task_desc){
+		.name = s->name,
+		.mark = s->mark,
+		.image = s->image,
+		.build = builder ? builder->build : NULL,
+		.build_stage = builder ? builder->name : NULL,
+		.command = s->command,
+		.has_command = s->has_command,
+		.entrypoint = s->entrypoint,
+		.has_entrypoint = s->has_entrypoint,
+		.working_dir = s->working_dir,
+		.user = s->user,
+		.mounts = s->mounts,
+		.nmounts = s->nmounts,
+		.ports = s->ports,
+		.nports = s->nports,
+		.service = s->service,
+		.healthcheck = s->healthcheck,
+		.labels = s->labels,
+		.stop_grace_ms = s->stop_grace_ms,
+		.gpus = s->gpus,
+		.network_mode = s->network_mode,
+		.container_name = s->container_name,
+		.limits = s->limits,
+		.security = s->security,
+		.lifecycle = s->lifecycle,
+	};
+}
+
+/* The handles the project's service state files name: services left up. */
+static cJSON *kept_handles(const char *state_dir)
+{
+	struct strvec names = {0};
+	struct cp_error ignored = {0};
+	if (!state_dir || service_state_names(&names, state_dir, &ignored) < 0)
+		return NULL;
+	cJSON *out = cJSON_CreateArray();
+	for (size_t i = 0; i < names.n; i++) {
+		cJSON *st = NULL;
+		if (service_state_load(&st, state_dir, names.v[i], &ignored) != 0)
+			continue;
+		cJSON *h = cJSON_DetachItemFromObject(st, "handle");
+		if (h)
+			cJSON_AddItemToArray(out, h);
+		cJSON_Delete(st);
+	}
+	strvec_free(&names);
+	return out;
+}
+
+int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
+		      const struct pipeline *p, const char *state_dir, struct cp_error *err)
+{
+	struct strvec hosts = {0};
+	bool network = false;
+	for (size_t i = 0; i < p->nstages; i++) {
+		const struct stage *s = &p->stages[i];
+		strvec_push(&hosts, s->name);
+		if (s->container_name && *s->container_name && strcmp(s->container_name, s->name) != 0)
+			strvec_push(&hosts, s->container_name);
+		network |= s->service || s->nports > 0;
+	}
+	struct runtime_project proj = {
+		.name = p->name,
+		.dir = p->dir,
+		.state_dir = state_dir,
+		.volumes = p->volumes,
+		.nvolumes = p->nvolumes,
+		.hostnames = (const char *const *)hosts.v,
+		.nhostnames = hosts.n,
+		.network = network,
+		.kept_handles = kept_handles,
+	};
+	int rc = ops->open(out, &proj, err);
+	strvec_free(&hosts);
+	return rc;
+}

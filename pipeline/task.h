@@ -1,0 +1,22 @@
+/* From the spec model to what a runtime receives: a stage becomes a
+ * task_desc, the project a runtime_project (stages/runtime.h). */
+#ifndef CPIPE_PIPELINE_TASK_H
+#define CPIPE_PIPELINE_TASK_H
+
+#include "../stages/runtime.h"
+#include "spec.h"
+
+/* Fills *out with what a runtime needs to run stage `s` of `p`. Lends
+ * from `s` (and from the stage whose build: makes s's image): nothing to
+ * free, valid while `p` is. The build is the stage's own, else that of the
+ * first stage in spec order that builds the same image name, so stages
+ * sharing an image build it once. */
+void task_desc_init(struct task_desc *out, const struct pipeline *p, const struct stage *s);
+
+/* Opens `ops` for project `p` with `state_dir` (its .cpipe; NULL when
+ * none may be made): ops->open with the project as plain data. Fails as
+ * ops->open does (err->code EXIT_RUNTIME when the runtime cannot work). */
+int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
+		      const struct pipeline *p, const char *state_dir, struct cp_error *err);
+
+#endif
