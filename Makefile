@@ -45,7 +45,7 @@ DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev
 	zsh fish man-db groff-base podman golang-github-containernetworking-plugin-dnsname \
 	chromium file nginx-light nodejs openssl python3 tmux
 
-.PHONY: all deps test unit asan fuzz bench lint install clean example clang-check man completions
+.PHONY: all deps test unit asan fuzz bench lint layers install clean example clang-check man completions
 all: $(CPIPE)
 
 $(CPIPE): $(CLI_OBJ) $(LIB_OBJ)
@@ -116,10 +116,18 @@ deps:
 	else echo "all build and test dependencies are installed"; fi
 
 # clang-format reports; it is not enforced in CI (the code predates the file).
-lint:
+lint: layers
 	-clang-format --dry-run $(LIB_SRC) $(CLI_SRC) $(wildcard */*.h) 2>&1 | grep -c warning
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--suppress=missingIncludeSystem -D_GNU_SOURCE lib pipeline stages artifacts cli
+
+# DESIGN.md's layering: no arrow from stages/ or artifacts/ back into
+# pipeline/ (a runtime sees a task description, never the spec model).
+layers:
+	@if grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"\(\.\./\)*pipeline/' \
+		stages/*.[ch] artifacts/*.[ch]; then \
+		echo "layers: stages/ and artifacts/ must not include pipeline/ headers" >&2; exit 1; \
+	fi; echo "layers: clean"
 
 # cpipe(1)'s COMMANDS section and the completion scripts are printed by the
 # binary from its command and option tables, so they cannot drift from it.

@@ -104,7 +104,7 @@ static int locate(char **root, const char **rel, const struct runtime_ops *ops,
 	cleanup_free char *vol = xstrndup(name, (size_t)(colon - name));
 	if (!pipeline_volume(p, vol))
 		return cp_error_set(err, "not checked: the spec declares no volume \"%s\"", vol);
-	if (!ops->volume_host_path)
+	if (!ops->caps.host_volumes)
 		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", ops->name, vol);
 	if (ops->volume_host_path(rt, vol, root, err) < 0)
 		return -1;

@@ -54,7 +54,7 @@ int cmd_build(struct cli *c, int argc, char **argv)
 	int rc = EXIT_OK;
 	if (cli_load(&p, c, &err) < 0 || cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
-	if (!ops->image_prepare) {
+	if (!ops->caps.images) {
 		err.code = EXIT_USAGE;
 		cp_error_set(&err, "build: the %s runtime runs no images; use --runtime docker",
 			     ops->name);

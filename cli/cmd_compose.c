@@ -92,7 +92,7 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	}
 	if (load_state(&st, &x, name, &err) != 0 || !(ops = svc_state_ops(&x, st, &rt, &owned, &err)))
 		goto fail;
-	if (!ops->handle_exec) {
+	if (!ops->caps.attach) {
 		err.code = EXIT_RUNTIME;
 		cp_error_set(&err, "the %s runtime cannot exec into a service", ops->name);
 		goto fail;
@@ -164,13 +164,13 @@ static int act_one(struct svc_ctx *x, const char *name, enum svc_act act, int si
 	if (!ops) {
 		rc = -1;
 	} else if (act == ACT_STOP && up) {
-		rc = ops->handle_stop ? ops->handle_stop(rt, h, s ? s->stop_grace_ms : 10000, err)
+		rc = ops->caps.detached ? ops->handle_stop(rt, h, s ? s->stop_grace_ms : 10000, err)
 				      : -1;
 	} else if (act == ACT_KILL && up) {
-		rc = ops->handle_kill ? ops->handle_kill(rt, h, sig, err) : -1;
+		rc = ops->caps.attach ? ops->handle_kill(rt, h, sig, err) : -1;
 	} else if (act == ACT_RM && !up) {
 		/* What the runtime still holds for it (a stopped container). */
-		rc = ops->handle_stop ? ops->handle_stop(rt, h, 0, err) : 0;
+		rc = ops->caps.detached ? ops->handle_stop(rt, h, 0, err) : 0;
 		if (rc == 0)
 			service_state_remove(x->state, name);
 	}
@@ -444,7 +444,7 @@ int cmd_top(struct cli *c, int argc, char **argv)
 			continue;
 		struct runtime *rt = NULL, *owned = NULL;
 		const struct runtime_ops *ops = svc_state_ops(&x, st, &rt, &owned, &err);
-		int r = !ops ? -1 : !svc_alive(&x, st) || !ops->handle_top ? 1
+		int r = !ops ? -1 : !svc_alive(&x, st) || !ops->caps.top ? 1
 			: ops->handle_top(rt, cJSON_GetObjectItem(st, "handle"), &top, &err);
 		if (owned)
 			ops->close(owned);
@@ -499,7 +499,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
 		/* Read-only: an image not built or pulled yet has no ID. */
 		struct task_desc desc;
 		task_desc_init(&desc, x.p, s);
-		if (x.ops->image_prepare && x.ops->image_prepare(x.rt, &desc, false, &id, &err) < 0)
+		if (x.ops->caps.images && x.ops->image_prepare(x.rt, &desc, false, &id, &err) < 0)
 			goto fail;
 		const char *image = s->image ? s->image : "(build)";
 		if (c->json) {
@@ -516,7 +516,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
 				puts(id);
 		} else {
 			printf("%-16s %-32s %s\n", s->name, image,
-			       id ? id : x.ops->image_prepare ? "(none)" : "-");
+			       id ? id : x.ops->caps.images ? "(none)" : "-");
 		}
 	}
 	if (c->json) {

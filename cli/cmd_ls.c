@@ -108,7 +108,7 @@ static void runtime_projects(struct cli *c, cJSON *list)
 	const char *asked = c->runtime ? c->runtime : getenv("CPIPE_RUNTIME");
 	cJSON *known = NULL;
 	struct cp_error err = {0};
-	if (!ops || !ops->projects)
+	if (!ops || !ops->caps.projects)
 		return;
 	if (ops->projects(&known, &err) < 0) {
 		if (asked && strcmp(asked, ops->name) == 0)

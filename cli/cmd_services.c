@@ -68,7 +68,7 @@ bool svc_alive(struct svc_ctx *x, const cJSON *st)
 	struct cp_error e = {0};
 	struct runtime *rt = NULL, *owned = NULL;
 	const struct runtime_ops *ops = svc_state_ops(x, st, &rt, &owned, &e);
-	int rc = ops && ops->handle_alive ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
+	int rc = ops && ops->caps.detached ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
 					  : 0;
 	if (owned)
 		ops->close(owned);
@@ -202,7 +202,7 @@ int cmd_down(struct cli *c, int argc, char **argv)
 		const struct runtime_ops *ops = svc_state_ops(&x, st, &rt, &owned, &err);
 		const struct stage *s = pipeline_stage(x.p, names.v[i]);
 		long grace = s ? s->stop_grace_ms : 10000;
-		int stopped = ops && ops->handle_stop
+		int stopped = ops && ops->caps.detached
 				      ? ops->handle_stop(rt, cJSON_GetObjectItem(st, "handle"), grace, &err)
 				      : -1;
 		if (owned)
@@ -214,7 +214,7 @@ int cmd_down(struct cli *c, int argc, char **argv)
 		if (!c->quiet)
 			printf("stopped %s\n", names.v[i]);
 	}
-	if (x.ops->down && x.ops->down(x.rt, &err) < 0)
+	if (x.ops->caps.down && x.ops->down(x.rt, &err) < 0)
 		goto fail;
 	if (volumes) {
 		if (x.ops->volume_list(x.rt, &vols, &nvols, &err) < 0)
@@ -327,7 +327,7 @@ static int print_runtime_log(struct svc_ctx *x, const cJSON *st, const char *pre
 	if (!ops)
 		return -1;
 	int rc = 1;
-	if (ops->handle_logs) {
+	if (ops->caps.logs) {
 		struct line_out lo[2] = {
 			{.prefix = prefix, .width = (int)strlen(prefix), .line = STRBUF_INIT,
 			 .mask = &x->p->secrets},

@@ -15,7 +15,7 @@
 
 void service_adopt_running(struct run *r)
 {
-	if (!r->ops->handle_alive)
+	if (!r->ops->caps.detached)
 		return;
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		struct slot *sl = &r->slots[i];
@@ -73,7 +73,7 @@ void service_started(struct run *r, struct slot *sl)
 	const struct healthcheck *h = sl->s->healthcheck;
 	sl->healthy = !h || h->disable || (!h->http && h->test.n == 0);
 	sl->next_probe_ms = now_ms();
-	if (r->ops->task_handle) {
+	if (r->ops->caps.detached) {
 		cJSON *st = cJSON_CreateObject();
 		cJSON_AddStringToObject(st, "stage", sl->s->name);
 		cJSON_AddStringToObject(st, "run", r->o->run_id);

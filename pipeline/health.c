@@ -50,8 +50,6 @@ static int map_by_runtime(void *ud, int port)
 char *health_url(const struct runtime_ops *ops, struct runtime *rt, struct task *t,
 		 const char *url)
 {
-	if (!ops->host_port)
-		return xstrdup(url);
 	struct task_map m = {ops, rt, t};
 	return url_map_port(url, map_by_runtime, &m);
 }
@@ -116,7 +114,7 @@ int health_probe(char **why, const struct runtime_ops *ops, struct runtime *rt, 
 	}
 	if (h->test.n == 0)
 		return 0;
-	if (!ops->exec)
+	if (!ops->caps.exec)
 		return cp_error_set(err, "the %s runtime cannot run health check commands", ops->name);
 	struct strvec argv = {0};
 	const char *kind = h->test.v[0];

@@ -346,7 +346,7 @@ static int inputs_as_locked(const struct rerun *r, const struct stage *s, const 
 static int rerun_before(void *ctx, const struct stage *s, struct cp_error *err)
 {
 	struct rerun *r = ctx;
-	if (!r->ops->image_prepare)
+	if (!r->ops->caps.images)
 		return 0;
 	cleanup_free char *id = NULL;
 	struct task_desc desc;

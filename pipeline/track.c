@@ -101,7 +101,7 @@ int track_ref_host_path(char **out, struct tracker *t, const char *volume, const
 		*out = xstrdup(path);
 		return 0;
 	}
-	if (!t->ops->volume_host_path)
+	if (!t->ops->caps.host_volumes)
 		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", t->ops->name,
 				    volume);
 	const struct kv *known = kvvec_get(&t->roots, volume);
@@ -224,10 +224,10 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 {
 	cleanup_free char *host = NULL;
 	const char *force = getenv("CPIPE_ARTIFACTS_VIA_ARCHIVE");
-	if (volume && t->ops->volume_read_tree && (force && strcmp(force, "1") == 0))
+	if (volume && t->ops->caps.archive_reads && (force && strcmp(force, "1") == 0))
 		return digest_via_archive(out, t, volume, path, err);
 	if (track_ref_host_path(&host, t, volume, path, err) < 0) {
-		if (!volume || !t->ops->volume_read_tree)
+		if (!volume || !t->ops->caps.archive_reads)
 			return -1;
 		return digest_via_archive(out, t, volume, path, err);
 	}
@@ -363,7 +363,7 @@ int track_resolve_image(struct tracker *t, const struct stage *s, struct cp_erro
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
 	if (ts->image)
 		return 0;
-	if (!t->ops->image_prepare) {
+	if (!t->ops->caps.images) {
 		ts->image = xstrdup("local");
 		return 0;
 	}

@@ -11,6 +11,7 @@
 
 #include "../lib/fs.h"
 #include "docker_internal.h"
+#include "hostport.h"
 
 /* ---- names ---- */
 
@@ -490,8 +491,20 @@ static void docker_rt_close(struct runtime *rt)
 	free(rt);
 }
 
+/* Published ports are this host's when the daemon is (its unix socket);
+ * a remote daemon's refusal comes when the container starts. */
+static int docker_port_in_use(struct runtime *rt, const char *host_ip, int port,
+			      const char *protocol, char **who)
+{
+	*who = NULL;
+	return docker_is_local(rt->d) ? hostport_in_use(host_ip, port, protocol, who) : 0;
+}
+
 /* Podman serves the same API: the same operations, found elsewhere. */
 #define ENGINE_OPS \
+	.caps = {.images = true, .detached = true, .exec = true, .attach = true, \
+		 .host_volumes = true, .archive_reads = true, .port_alloc = true, \
+		 .port_check = true, .logs = true, .top = true, .projects = true, .down = true}, \
 	.close = docker_rt_close, \
 	.volume_ensure = docker_volume_ensure, \
 	.volume_list = docker_volume_list, \
@@ -511,6 +524,7 @@ static void docker_rt_close(struct runtime *rt)
 	.handle_top = docker_handle_top, \
 	.projects = docker_projects, \
 	.host_port = docker_task_host_port, \
+	.port_in_use = docker_port_in_use, \
 	.volume_read_tree = docker_volume_read_tree, \
 	.handle_logs = docker_handle_logs, \
 	.down = docker_rt_down,

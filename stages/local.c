@@ -21,6 +21,7 @@
 #include "../lib/fs.h"
 #include "local_internal.h"
 #include "compose_rt.h"
+#include "hostport.h"
 #include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
@@ -821,14 +822,25 @@ static int local_host_port(struct runtime *rt, struct task *t, int container_por
 	return 0;
 }
 
-static bool local_port_forwarded(struct runtime *rt, const char *host_ip, int port,
-				 const char *protocol)
+/* Taken unless free on the host or held by the project's own forwarder
+ * (kept between runs). */
+static int local_port_in_use(struct runtime *rt, const char *host_ip, int port,
+			     const char *protocol, char **who)
 {
-	return netns_forwards(rt->run_dir, host_ip, port, protocol && strcmp(protocol, "udp") == 0);
+	*who = NULL;
+	if (!hostport_in_use(host_ip, port, protocol, who))
+		return 0;
+	if (!netns_forwards(rt->run_dir, host_ip, port, protocol && strcmp(protocol, "udp") == 0))
+		return 1;
+	free(*who);
+	*who = NULL;
+	return 0;
 }
 
 const struct runtime_ops runtime_local = {
 	.name = "local",
+	.caps = {.detached = true, .exec = true, .attach = true, .host_volumes = true,
+		 .port_check = true, .top = true},
 	.open = local_open,
 	.close = local_close,
 	.volume_ensure = local_volume_ensure,
@@ -847,5 +859,5 @@ const struct runtime_ops runtime_local = {
 	.handle_kill = local_handle_kill,
 	.handle_top = local_handle_top,
 	.host_port = local_host_port,
-	.port_forwarded = local_port_forwarded,
+	.port_in_use = local_port_in_use,
 };

@@ -103,8 +103,28 @@ struct volume_entry {
 	void *priv; /* the runtime's, for read */
 };
 
+/* What a runtime can do beyond what every runtime does (open, close,
+ * volume_ensure/list/remove, start, poll, kill, release, host_port). Each
+ * flag says that the members it names are there; callers ask the flag,
+ * never test a member for NULL (a unit test holds the two together). */
+struct runtime_caps {
+	bool images;        /* image_prepare: tasks run images it builds, pulls, resolves */
+	bool detached;      /* task_handle, handle_alive, handle_stop: tasks outlive cpipe */
+	bool exec;          /* exec: a command inside a running task (CMD health checks) */
+	bool attach;        /* handle_exec, handle_kill: `cpipe exec`/`kill` a detached task */
+	bool host_volumes;  /* volume_host_path: volumes are host directories cpipe reads */
+	bool archive_reads; /* volume_read_tree: volumes are read as streamed trees */
+	bool port_alloc;    /* picks a free host port for a port published without one */
+	bool port_check;    /* port_in_use: tells, before anything starts, a host port is taken */
+	bool logs;          /* handle_logs: it keeps a detached task's output itself */
+	bool top;           /* handle_top: the processes of a detached task */
+	bool projects;      /* projects: lists the projects it labelled (`cpipe ls`) */
+	bool down;          /* down: project-wide leftovers to remove (network, containers) */
+};
+
 struct runtime_ops {
 	const char *name;
+	struct runtime_caps caps;
 	/* Opens the runtime for a project (see struct runtime_project for
 	 * what it lends). Fails with err->code EXIT_RUNTIME when the runtime
 	 * cannot work here (e.g. namespaces disabled). */
@@ -129,8 +149,13 @@ struct runtime_ops {
 	/* Frees an exited task and whatever the runtime held for it. */
 	void (*release)(struct runtime *rt, struct task *t);
 
-	/* The members below are optional: NULL on runtimes without images or
-	 * opaque volumes (local); callers check before calling. */
+	/* The host port bound for `container_port`: the one the spec gives,
+	 * or the one the runtime picked (caps.port_alloc) for a port
+	 * published without one; 0 when unknown. */
+	int (*host_port)(struct runtime *rt, struct task *t, int container_port,
+			 const char *protocol);
+
+	/* The members below are there when caps says so (see runtime_caps). */
 
 	/* Makes the task's image available and gives its ID ("sha256:...",
 	 * for provenance) in *digest_out, which the caller owns. With `build`
@@ -160,16 +185,13 @@ struct runtime_ops {
 	int (*handle_alive)(struct runtime *rt, const cJSON *handle, struct cp_error *err);
 	int (*handle_stop)(struct runtime *rt, const cJSON *handle, long grace_ms,
 			   struct cp_error *err);
-	/* The host port bound for `container_port` (docker picks free ones for
-	 * ports without a host port); 0 when unknown. NULL: the same port. */
-	int (*host_port)(struct runtime *rt, struct task *t, int container_port,
-			 const char *protocol);
-
-	/* Whether the runtime itself holds host port `port` on `host_ip` for
-	 * the project (its port forwarder, kept between runs), so that a
-	 * service publishing it finds it free. */
-	bool (*port_forwarded)(struct runtime *rt, const char *host_ip, int port,
-			       const char *protocol);
+	/* Whether a task of the project could publish host port `port` on
+	 * `host_ip` ("tcp" or "udp"): 0 free (a port the runtime itself holds
+	 * for the project, its forwarder kept between runs, is free), 1 taken,
+	 * with *who naming the holder ("pid 12 (httpd)") when it can be seen,
+	 * else NULL (caller owns). Never fails. */
+	int (*port_in_use)(struct runtime *rt, const char *host_ip, int port, const char *protocol,
+			   char **who);
 
 	/* Streams the tree at `path` (absolute, inside `volume`) to `visit`:
 	 * the root first (e->path ""), then every entry below it, parents
@@ -187,7 +209,7 @@ struct runtime_ops {
 	 * stream (1 stdout, 2 stderr). With `follow` it goes on until the
 	 * task ends or *stop is set (noticed within about a second). Returns
 	 * 0, 1 when the runtime no longer has the task (read its log file
-	 * instead), -1 on error. Optional: NULL where the task's log file is
+	 * instead), -1 on error. Without caps.logs the task's log file is
 	 * complete (local, whose detached tasks write it themselves). */
 	int (*handle_logs)(struct runtime *rt, const cJSON *handle, bool follow,
 			   void (*sink)(void *ud, int stream, const char *data, size_t n),
@@ -211,11 +233,11 @@ struct runtime_ops {
 	/* `cpipe ls`: the projects the runtime itself knows of (what it
 	 * labelled with a project), as [{"name", "running", "exited"}] counts
 	 * of their containers; caller owns *out. Needs no opened runtime.
-	 * NULL where the project's directory is all there is (local). */
+	 * Without caps.projects the project's directory is all there is. */
 	int (*projects)(cJSON **out, struct cp_error *err);
 	/* `cpipe down`, after the services are stopped: removes what the
 	 * project's runs left behind (containers of cpipe processes that are
-	 * gone, the project network). NULL when there is nothing of the kind. */
+	 * gone, the project network). */
 	int (*down)(struct runtime *rt, struct cp_error *err);
 };
 

@@ -212,3 +212,15 @@ EOF
 	run "$BATS_TEST_TMPDIR/prefix/bin/cpipe" version
 	[ "$status" -eq 0 ]
 }
+
+@test "layers: nothing under stages/ or artifacts/ includes pipeline/ (make layers, part of lint)" {
+	src=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+	run make -s -C "$src" layers
+	[ "$status" -eq 0 ] || fail "make layers: $output"
+	# The check itself fails on an include of pipeline/ from stages/.
+	cp -r "$src/stages" "$src/artifacts" "$src/Makefile" "$BATS_TEST_TMPDIR/"
+	printf '#include "../pipeline/spec.h"\n' >> "$BATS_TEST_TMPDIR/stages/runtime.h"
+	run make -s -C "$BATS_TEST_TMPDIR" layers
+	[ "$status" -ne 0 ] || fail "make layers missed stages/runtime.h including pipeline/"
+	assert_contains "stages/runtime.h"
+}
