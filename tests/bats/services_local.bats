@@ -65,7 +65,7 @@ EOF
 stages:
   serve:
     service: true
-    command: sh -c 'echo "loading model..."; echo "model file is corrupt" >&2; sleep 300'
+    command: sh -c 'echo "loading model..."; echo "model file is corrupt" >&2; sleep 301.25'
     ports: ["$port:$port"]
     healthcheck: {http: "http://127.0.0.1:$port/", interval: 100ms, retries: 5}
   infer:
@@ -77,7 +77,8 @@ EOF
 	assert_contains 'service "serve" did not become healthy after 5 checks'
 	assert_contains "model file is corrupt"
 	refute_contains "infer | never"
-	[ -z "$(procs_matching 'sleep 300')" ] || fail "the unhealthy service was left running"
+	# A sleep of its own: other projects on the machine may run "sleep 300".
+	[ -z "$(procs_matching 'sleep 301.25')" ] || fail "the unhealthy service was left running"
 }
 
 @test "a compose CMD-SHELL healthcheck runs inside the sandbox" {
