@@ -6,10 +6,9 @@
 #include <stdbool.h>
 
 #include "../lib/error.h"
+#include "../lib/defaults.h"
 #include "../pipeline/spec.h"
 #include "../stages/runtime.h"
-
-#define CPIPE_VERSION "0.1.0"
 
 struct cli {
 	struct strvec files; /* -f */

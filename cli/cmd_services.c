@@ -201,7 +201,7 @@ int cmd_down(struct cli *c, int argc, char **argv)
 		struct runtime *rt = NULL, *owned = NULL;
 		const struct runtime_ops *ops = svc_state_ops(&x, st, &rt, &owned, &err);
 		const struct stage *s = pipeline_stage(x.p, names.v[i]);
-		long grace = s ? s->stop_grace_ms : 10000;
+		long grace = s ? s->stop_grace_ms : CP_STOP_GRACE_MS;
 		int stopped = ops && ops->caps.detached
 				      ? ops->handle_stop(rt, cJSON_GetObjectItem(st, "handle"), grace, &err)
 				      : -1;

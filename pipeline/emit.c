@@ -73,7 +73,7 @@ static cJSON *port_json(const struct port *pt)
 				: xasprintf("%d", pt->host_port);
 		cJSON_AddStringToObject(o, "published", pub);
 	}
-	cJSON_AddStringToObject(o, "host_ip", pt->host_ip ? pt->host_ip : "127.0.0.1");
+	cJSON_AddStringToObject(o, "host_ip", pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP);
 	cJSON_AddStringToObject(o, "protocol", pt->protocol ? pt->protocol : "tcp");
 	return o;
 }

@@ -136,7 +136,7 @@ void service_probe(struct run *r)
 		char *why = NULL;
 		struct cp_error e = {0};
 		int rc = health_probe(&why, r->ops, r->rt, sl->task, h, &e);
-		sl->next_probe_ms = now_ms() + (h->interval_ms > 0 ? h->interval_ms : 1000);
+		sl->next_probe_ms = now_ms() + (h->interval_ms > 0 ? h->interval_ms : CP_HEALTH_INTERVAL_MS);
 		if (rc == 0) {
 			sl->healthy = true;
 			double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
@@ -153,7 +153,7 @@ void service_probe(struct run *r)
 		sl->last_probe = rc < 0 ? xstrdup(e.msg) : why;
 		if (now - sl->started_ms < h->start_period_ms)
 			continue;
-		if (++sl->probe_failures >= (h->retries > 0 ? h->retries : 30)) {
+		if (++sl->probe_failures >= (h->retries > 0 ? h->retries : CP_HEALTH_RETRIES)) {
 			service_follow_logs(r);
 			cleanup_free char *tail = service_log_tail(sl->log_path, 10);
 			exec_fail(r, "service \"%s\" did not become healthy after %d checks (%s); log: "

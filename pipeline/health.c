@@ -100,7 +100,9 @@ int health_probe_state(char **why, const struct healthcheck *h, const cJSON *por
 	if (!h || h->disable || !h->http)
 		return 0;
 	cleanup_free char *url = url_map_port(h->http, map_by_state, (void *)ports);
-	long timeout = h->timeout_ms > 0 && h->timeout_ms < 5000 ? h->timeout_ms : 5000;
+	long timeout = h->timeout_ms > 0 && h->timeout_ms < CP_HEALTH_HTTP_TIMEOUT_MS
+			       ? h->timeout_ms
+			       : CP_HEALTH_HTTP_TIMEOUT_MS;
 	return probe_http(why, url, timeout, err);
 }
 

@@ -59,7 +59,7 @@ cJSON *service_ports_json(const struct runtime_ops *ops, struct runtime *rt, str
 			if (bound > 0)
 				hport = bound;
 			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "host_ip", pt->host_ip ? pt->host_ip : "127.0.0.1");
+			cJSON_AddStringToObject(o, "host_ip", pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP);
 			cJSON_AddNumberToObject(o, "host_port", hport);
 			cJSON_AddNumberToObject(o, "container_port", cport);
 			cJSON_AddStringToObject(o, "protocol", pt->protocol ? pt->protocol : "tcp");
@@ -80,7 +80,7 @@ int service_ports_free(const struct runtime_ops *ops, struct runtime *rt,
 			const struct port *pt = &s->ports[k];
 			if (!pt->host_port)
 				continue;
-			const char *ip = pt->host_ip ? pt->host_ip : "127.0.0.1";
+			const char *ip = pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP;
 			for (int port = pt->host_port; port <= pt->host_port_end; port++) {
 				cleanup_free char *who = NULL;
 				if (ops->port_in_use(rt, ip, port, pt->protocol ? pt->protocol : "tcp",

@@ -67,7 +67,7 @@ struct stage {
 	struct healthcheck *healthcheck;
 	struct strvec profiles;
 	struct kvvec labels;
-	long stop_grace_ms; /* stop_grace_period, default 10000 */
+	long stop_grace_ms; /* stop_grace_period, default CP_STOP_GRACE_MS */
 	struct strvec gpus; /* raw gpus:/device requests; used by docker */
 	char *network_mode;   /* compose's; the local runtime honours "host" */
 	char *container_name; /* another name the stage resolves by */

@@ -436,7 +436,7 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 		st->name = xstrdup(pr->key->str);
 		st->mark = pr->key->mark;
 		st->index = (int)i;
-		st->stop_grace_ms = 10000;
+		st->stop_grace_ms = CP_STOP_GRACE_MS;
 		b->stage_names[i] = st->name;
 		if (!valid_name(st->name, false))
 			return cp_error_at(b->err, &pr->key->mark,

@@ -203,9 +203,9 @@ static int build_healthcheck(struct spec_builder *b, struct stage *st, const str
 	if (spb_check_keys(b, v, w, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
 	struct healthcheck *h = st->healthcheck = xcalloc(1, sizeof(*h));
-	h->interval_ms = 1000;
-	h->timeout_ms = 5000;
-	h->retries = 30;
+	h->interval_ms = CP_HEALTH_INTERVAL_MS;
+	h->timeout_ms = CP_HEALTH_TIMEOUT_MS;
+	h->retries = CP_HEALTH_RETRIES;
 	for (size_t i = 0; i < v->npairs; i++) {
 		const char *k = v->pairs[i].key->str;
 		const struct ynode *val = v->pairs[i].value;

@@ -7,8 +7,7 @@
 
 #include "../artifacts/git.h"
 #include "../lib/fs.h"
-
-#define CPIPE_VERSION_STRING "0.1.0"
+#include "../lib/defaults.h"
 
 static cJSON *strvec_array(const struct strvec *sv)
 {
@@ -283,7 +282,7 @@ cJSON *track_new_record(struct tracker *t, struct cp_error *err)
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "schema", RECORD_SCHEMA);
 	cJSON_AddStringToObject(r, "id", t->o.run_id);
-	cJSON_AddStringToObject(r, "cpipe_version", CPIPE_VERSION_STRING);
+	cJSON_AddStringToObject(r, "cpipe_version", CPIPE_VERSION);
 	cJSON_AddStringToObject(r, "project", t->p->name);
 	cJSON_AddStringToObject(r, "runtime", t->o.runtime_name ? t->o.runtime_name : t->ops->name);
 	char host[256] = "";

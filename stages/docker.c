@@ -329,7 +329,7 @@ static void add_ports(cJSON *body, cJSON *host, const struct task_desc *s)
 			if (!list)
 				list = cJSON_AddArrayToObject(bindings, key);
 			cJSON *b = cJSON_CreateObject();
-			cJSON_AddStringToObject(b, "HostIp", p->host_ip ? p->host_ip : "127.0.0.1");
+			cJSON_AddStringToObject(b, "HostIp", p->host_ip ? p->host_ip : CP_DEFAULT_HOST_IP);
 			cJSON_AddStringToObject(b, "HostPort", hp);
 			cJSON_AddItemToArray(list, b);
 		}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "../lib/defaults.h"
 #include "docker_internal.h"
 
 /* Extra time an exec API call gets beyond the check's own timeout. */
@@ -125,7 +126,7 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 {
 	const char *name = NULL;
 	const char *id = docker_task_container(t, &name);
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : CP_EXEC_TIMEOUT_MS);
 	cJSON *body = cJSON_CreateObject();
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
 	for (size_t i = 0; argv[i]; i++)

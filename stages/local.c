@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "../lib/defaults.h"
 #include "local_internal.h"
 #include "compose_rt.h"
 #include "hostport.h"
@@ -705,7 +706,7 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 	for (size_t i = 0; i < ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : CP_EXEC_TIMEOUT_MS);
 	for (;;) {
 		int status;
 		pid_t w = waitpid(pid, &status, WNOHANG);
@@ -769,14 +770,14 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 	/* The init forwards SIGTERM to the service; SIGKILL to the init ends
 	 * the whole PID namespace. A zombie left for our parent counts as gone. */
 	kill(pid, SIGTERM);
-	long long deadline = now_ms() + (grace_ms > 0 ? grace_ms : 10000);
+	long long deadline = now_ms() + (grace_ms > 0 ? grace_ms : CP_STOP_GRACE_MS);
 	while (local_handle_alive(rt, handle, err) == 1 && now_ms() < deadline) {
 		waitpid(pid, NULL, WNOHANG);
 		usleep(10000);
 	}
 	if (local_handle_alive(rt, handle, err) == 1) {
 		kill(pid, SIGKILL);
-		deadline = now_ms() + 5000;
+		deadline = now_ms() + CP_KILL_WAIT_MS;
 		while (local_handle_alive(rt, handle, err) == 1 && now_ms() < deadline) {
 			waitpid(pid, NULL, WNOHANG);
 			usleep(10000);

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/defaults.h"
 #include "../lib/fs.h"
 
 #define HOLDER_NAME "cpipe-netns"
@@ -125,7 +126,7 @@ static int record_load(struct record *r, const char *run_dir)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, ports) {
 		const char *ip = cJSON_GetStringValue(cJSON_GetObjectItem(it, "ip"));
-		r->fwd[r->nfwd++] = (struct fwd){xstrdup(ip ? ip : "127.0.0.1"),
+		r->fwd[r->nfwd++] = (struct fwd){xstrdup(ip ? ip : CP_DEFAULT_HOST_IP),
 						 (int)num(it, "host_port"), (int)num(it, "host_port_end"),
 						 (int)num(it, "container_port"),
 						 cJSON_IsTrue(cJSON_GetObjectItem(it, "udp"))};
@@ -458,7 +459,7 @@ static bool add_ports(struct record *r, const struct netns_port *ports, size_t n
 {
 	bool added = false;
 	for (size_t i = 0; i < n; i++) {
-		const char *ip = ports[i].host_ip ? ports[i].host_ip : "127.0.0.1";
+		const char *ip = ports[i].host_ip ? ports[i].host_ip : CP_DEFAULT_HOST_IP;
 		if (fwd_has(r, ip, ports[i].host_port, ports[i].udp) &&
 		    fwd_has(r, ip, ports[i].host_port_end, ports[i].udp))
 			continue;
@@ -594,7 +595,7 @@ bool netns_forwards(const char *run_dir, const char *host_ip, int port, bool udp
 	struct record r;
 	if (record_load(&r, run_dir) != 0)
 		return false;
-	bool yes = record_live(&r) && fwd_has(&r, host_ip ? host_ip : "127.0.0.1", port, udp);
+	bool yes = record_live(&r) && fwd_has(&r, host_ip ? host_ip : CP_DEFAULT_HOST_IP, port, udp);
 	record_free(&r);
 	return yes;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../lib/defaults.h"
 #include "../lib/error.h"
 #include "../lib/util.h"
 
@@ -27,7 +28,7 @@ struct mount {
 };
 
 struct port {
-	char *host_ip;      /* NULL = default (127.0.0.1, see README) */
+	char *host_ip;      /* NULL = CP_DEFAULT_HOST_IP (see README) */
 	int host_port;      /* 0 = pick a free port */
 	int host_port_end;  /* == host_port unless a range */
 	int container_port;
@@ -39,10 +40,10 @@ struct port {
 struct healthcheck {
 	struct strvec test; /* compose test: ["CMD", ...] / ["CMD-SHELL", "..."] */
 	char *http;         /* cpipe: URL probed from the host */
-	long interval_ms;   /* default 1000 */
-	long timeout_ms;    /* default 5000 */
+	long interval_ms;   /* default CP_HEALTH_INTERVAL_MS */
+	long timeout_ms;    /* default CP_HEALTH_TIMEOUT_MS */
 	long start_period_ms;
-	int retries;        /* default 30 */
+	int retries;        /* default CP_HEALTH_RETRIES */
 	bool disable;
 };
 
