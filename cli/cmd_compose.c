@@ -164,8 +164,8 @@ static int act_one(struct svc_ctx *x, const char *name, enum svc_act act, int si
 	if (!ops) {
 		rc = -1;
 	} else if (act == ACT_STOP && up) {
-		rc = ops->caps.detached ? ops->handle_stop(rt, h, s ? s->stop_grace_ms : CP_STOP_GRACE_MS, err)
-				      : -1;
+		long grace = s ? s->stop_grace_ms : CP_STOP_GRACE_MS;
+		rc = ops->caps.detached ? ops->handle_stop(rt, h, grace, err) : -1;
 	} else if (act == ACT_KILL && up) {
 		rc = ops->caps.attach ? ops->handle_kill(rt, h, sig, err) : -1;
 	} else if (act == ACT_RM && !up) {

@@ -161,7 +161,8 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 		goto out;
 	rc = EXIT_OK;
 	struct track_options to = {.state_dir = x.state};
-	if (cli_runtime(&ops, c, x.p, &err) < 0 || task_runtime_open(ops, &rt, x.p, x.state, &err) < 0 ||
+	if (cli_runtime(&ops, c, x.p, &err) < 0 ||
+	    task_runtime_open(ops, &rt, x.p, x.state, &err) < 0 ||
 	    track_open(&t, x.p, ops, rt, &to, &err) < 0)
 		goto fail;
 	if (!track_store(t)) {

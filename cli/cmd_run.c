@@ -364,7 +364,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			     (long)i == one_off);
 	if (dry_run) {
 		struct track_options to = {.plan = &plan, .forced = forced};
-		if (!(state = cli_state_dir(p, true, &err)) || task_runtime_open(ops, &rt, p, state, &err) < 0)
+		if (!(state = cli_state_dir(p, true, &err)) ||
+		    task_runtime_open(ops, &rt, p, state, &err) < 0)
 			goto fail;
 		to.state_dir = state;
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0 ||

@@ -68,8 +68,9 @@ bool svc_alive(struct svc_ctx *x, const cJSON *st)
 	struct cp_error e = {0};
 	struct runtime *rt = NULL, *owned = NULL;
 	const struct runtime_ops *ops = svc_state_ops(x, st, &rt, &owned, &e);
-	int rc = ops && ops->caps.detached ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
-					  : 0;
+	int rc = ops && ops->caps.detached
+			 ? ops->handle_alive(rt, cJSON_GetObjectItem(st, "handle"), &e)
+			 : 0;
 	if (owned)
 		ops->close(owned);
 	return rc == 1;

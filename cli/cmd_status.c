@@ -13,7 +13,8 @@ static int open_tracking(struct pipeline **p, const struct runtime_ops **ops, st
 			 struct tracker **t, char **state, struct cli *c, struct cp_error *err)
 {
 	if (cli_load(p, c, err) < 0 || cli_runtime(ops, c, *p, err) < 0 ||
-	    !(*state = cli_state_dir(*p, true, err)) || task_runtime_open(*ops, rt, *p, *state, err) < 0)
+	    !(*state = cli_state_dir(*p, true, err)) ||
+	    task_runtime_open(*ops, rt, *p, *state, err) < 0)
 		return -1;
 	struct track_options to = {.state_dir = *state};
 	return track_open(t, *p, *ops, *rt, &to, err);

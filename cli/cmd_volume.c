@@ -125,7 +125,8 @@ int cmd_volume(struct cli *c, int argc, char **argv)
 		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
 			goto fail;
 	}
-	if (task_runtime_open(ops, &rt, p, state, &err) < 0 || ops->volume_list(rt, &vols, &n, &err) < 0)
+	if (task_runtime_open(ops, &rt, p, state, &err) < 0 ||
+	    ops->volume_list(rt, &vols, &n, &err) < 0)
 		goto fail;
 
 	if (ls) {

@@ -168,7 +168,8 @@ static void stop_slot(struct run *r, struct slot *sl)
 	struct cp_error e = {0};
 	sl->stopping = true;
 	progress_stopping(r->pr, (size_t)(sl - r->slots));
-	sl->kill_deadline_ms = now_ms() + (sl->s->stop_grace_ms > 0 ? sl->s->stop_grace_ms : CP_STOP_GRACE_MS);
+	sl->kill_deadline_ms =
+		now_ms() + (sl->s->stop_grace_ms > 0 ? sl->s->stop_grace_ms : CP_STOP_GRACE_MS);
 	if (r->ops->kill(r->rt, sl->task, SIGTERM, &e) < 0)
 		exec_note(r, "%s: stopping: %s", sl->s->name, e.msg);
 }

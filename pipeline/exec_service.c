@@ -136,7 +136,8 @@ void service_probe(struct run *r)
 		char *why = NULL;
 		struct cp_error e = {0};
 		int rc = health_probe(&why, r->ops, r->rt, sl->task, h, &e);
-		sl->next_probe_ms = now_ms() + (h->interval_ms > 0 ? h->interval_ms : CP_HEALTH_INTERVAL_MS);
+		sl->next_probe_ms =
+			now_ms() + (h->interval_ms > 0 ? h->interval_ms : CP_HEALTH_INTERVAL_MS);
 		if (rc == 0) {
 			sl->healthy = true;
 			double secs = (double)(now_ms() - sl->started_ms) / 1000.0;

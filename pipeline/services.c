@@ -55,11 +55,13 @@ cJSON *service_ports_json(const struct runtime_ops *ops, struct runtime *rt, str
 		for (int k = 0; k <= pt->container_port_end - pt->container_port; k++) {
 			int cport = pt->container_port + k;
 			int hport = pt->host_port ? pt->host_port + k : 0;
-			int bound = ops->host_port(rt, t, cport, pt->protocol ? pt->protocol : "tcp");
+			const char *proto = pt->protocol ? pt->protocol : "tcp";
+			int bound = ops->host_port(rt, t, cport, proto);
 			if (bound > 0)
 				hport = bound;
 			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "host_ip", pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP);
+			cJSON_AddStringToObject(o, "host_ip",
+						pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP);
 			cJSON_AddNumberToObject(o, "host_port", hport);
 			cJSON_AddNumberToObject(o, "container_port", cport);
 			cJSON_AddStringToObject(o, "protocol", pt->protocol ? pt->protocol : "tcp");
@@ -83,8 +85,8 @@ int service_ports_free(const struct runtime_ops *ops, struct runtime *rt,
 			const char *ip = pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP;
 			for (int port = pt->host_port; port <= pt->host_port_end; port++) {
 				cleanup_free char *who = NULL;
-				if (ops->port_in_use(rt, ip, port, pt->protocol ? pt->protocol : "tcp",
-						     &who) == 0)
+				const char *proto = pt->protocol ? pt->protocol : "tcp";
+				if (ops->port_in_use(rt, ip, port, proto, &who) == 0)
 					continue;
 				err->code = EXIT_STAGE_FAILED;
 				return cp_error_at(err, &pt->mark,

@@ -283,7 +283,8 @@ int spb_check_ports(struct spec_builder *b)
 				cap = cap ? 2 * cap : 16;
 				v = xrealloc(v, cap * sizeof(*v));
 			}
-			v[n++] = (struct published){pt, i, pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP};
+			v[n++] = (struct published){pt, i,
+						    pt->host_ip ? pt->host_ip : CP_DEFAULT_HOST_IP};
 		}
 	}
 	if (n > 1)

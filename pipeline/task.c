@@ -100,7 +100,8 @@ int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 	for (size_t i = 0; i < p->nstages; i++) {
 		const struct stage *s = &p->stages[i];
 		strvec_push(&hosts, s->name);
-		if (s->container_name && *s->container_name && strcmp(s->container_name, s->name) != 0)
+		if (s->container_name && *s->container_name &&
+		    strcmp(s->container_name, s->name) != 0)
 			strvec_push(&hosts, s->container_name);
 		network |= s->service || s->nports > 0;
 	}

@@ -44,7 +44,8 @@ static char *name_part(const char *s, bool lower)
 	return out;
 }
 
-char *docker_container_name(const struct runtime *rt, const struct task_desc *s, const char *run_id)
+char *docker_container_name(const struct runtime *rt, const struct task_desc *s,
+			    const char *run_id)
 {
 	unsigned int h = 2166136261u;
 	for (const char *c = run_id ? run_id : ""; *c; c++)
@@ -329,7 +330,8 @@ static void add_ports(cJSON *body, cJSON *host, const struct task_desc *s)
 			if (!list)
 				list = cJSON_AddArrayToObject(bindings, key);
 			cJSON *b = cJSON_CreateObject();
-			cJSON_AddStringToObject(b, "HostIp", p->host_ip ? p->host_ip : CP_DEFAULT_HOST_IP);
+			cJSON_AddStringToObject(b, "HostIp",
+						p->host_ip ? p->host_ip : CP_DEFAULT_HOST_IP);
 			cJSON_AddStringToObject(b, "HostPort", hp);
 			cJSON_AddItemToArray(list, b);
 		}

@@ -51,7 +51,8 @@ struct runtime {
  * with a tag. Caller owns. */
 char *docker_stage_image_ref(const struct runtime *rt, const struct task_desc *s);
 /* <project>-<stage>-<8 hex digits of the run id>. Caller owns. */
-char *docker_container_name(const struct runtime *rt, const struct task_desc *s, const char *run_id);
+char *docker_container_name(const struct runtime *rt, const struct task_desc *s,
+			    const char *run_id);
 /* The runtime_ops image_prepare (see runtime.h). */
 int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
 			 struct cp_error *err);

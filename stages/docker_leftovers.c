@@ -3,8 +3,8 @@
  * ID and start time of the cpipe that created it; the next run's first
  * start, and `down`, remove the project's containers whose owner is gone.
  * A container the project keeps (runtime_project's kept_handles: the
- * services its state files name) is never touched here: it is a service meant to outlive cpipe, which `down`
- * stops and the next run adopts. */
+ * services its state files name) is never touched here: it is a service
+ * meant to outlive cpipe, which `down` stops and the next run adopts. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -103,7 +103,8 @@ static int port_in_use(const char *ip, int port, int proto)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	int rc;
 	if (strchr(ip, ':')) {
-		struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+		struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+					 .sin6_port = htons((uint16_t)port)};
 		inet_pton(AF_INET6, ip, &a.sin6_addr);
 		rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	} else {

@@ -86,8 +86,8 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 	static const int types[4] = {CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWNS};
 	static const char *const names[4] = {"user", "pid", "net", "mnt"};
 	int rc = -1;
-	char *wd = path_absolute(local_project_dir(rt), s->working_dir && *s->working_dir ? s->working_dir
-										: local_project_dir(rt));
+	const char *dir = local_project_dir(rt);
+	char *wd = path_absolute(dir, s->working_dir && *s->working_dir ? s->working_dir : dir);
 	if (!wd) {
 		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
 			     s->working_dir);

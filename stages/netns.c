@@ -595,7 +595,8 @@ bool netns_forwards(const char *run_dir, const char *host_ip, int port, bool udp
 	struct record r;
 	if (record_load(&r, run_dir) != 0)
 		return false;
-	bool yes = record_live(&r) && fwd_has(&r, host_ip ? host_ip : CP_DEFAULT_HOST_IP, port, udp);
+	bool yes = record_live(&r) &&
+		   fwd_has(&r, host_ip ? host_ip : CP_DEFAULT_HOST_IP, port, udp);
 	record_free(&r);
 	return yes;
 }

@@ -164,7 +164,7 @@ struct task_desc {
 	const char *network_mode;   /* compose's network_mode:, NULL = the project network */
 	const char *container_name; /* another name the task answers to on that network */
 	struct stage_limits limits;       /* shm_size, pids_limit, ulimits, tmpfs */
-	struct stage_security security;   /* caps, read_only, ipc, init, platform, secrets/configs */
+	struct stage_security security;   /* caps, read_only, ipc, init, platform, secrets */
 	struct stage_lifecycle lifecycle; /* stop signal, restart, replicas */
 };
 

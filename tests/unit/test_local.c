@@ -543,7 +543,8 @@ static void test_kill_leaves_no_process_behind(void **state)
 static void test_release_of_running_task_kills_it(void **state)
 {
 	struct fixture *f = *state;
-	struct task_spec ts = {.desc = desc_of(f, shell_stage(f, "sleep 300.5", 0)), .env = &f->env};
+	struct task_spec ts = {.desc = desc_of(f, shell_stage(f, "sleep 300.5", 0)),
+			       .env = &f->env};
 	struct task *t;
 	struct cp_error err = {0};
 	if (runtime_local.start(f->rt, &ts, &t, &err) < 0)
