@@ -353,7 +353,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		goto fail;
 	if (cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
-	if (plan_check_runnable(&plan, ops->name, ops->image_prepare != NULL, &err) < 0)
+	if (plan_check_runnable(&plan, ops->name, ops->caps.images, &err) < 0)
 		goto fail;
 	/* --force STAGE... forces those; their upstream runs only if stale.
 	 * --force alone and --force-all force everything selected. */
