@@ -528,6 +528,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.argv = argv.v,
 		.envp = envp.v,
 		.working_dir = wd,
+		.project_dir = p->dir,
 		.userns = rt->userns,
 		.uid = ids.uid,
 		.gid = ids.gid,
