@@ -24,6 +24,7 @@
 #include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "sandbox_overlay.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -216,6 +217,7 @@ static int local_open(struct runtime **out, const struct pipeline *p, const char
 	rt->p = p;
 	rt->volumes_dir = path_join(state_dir, "volumes");
 	rt->run_dir = path_join(state_dir, "run");
+	sandbox_sweep_roots(rt->run_dir);
 	rt->hosts = make_hosts(p);
 	rt->userns = userns;
 	/* A network is for services: a pipeline of jobs alone talks through

@@ -16,6 +16,7 @@
  * not map, which is most of the host's: there is no layered root then. */
 #include "sandbox_overlay.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,12 +24,22 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/fs.h"
 
 /* Bound from the host with everything mounted below them. */
 static const char *const kept[] = {"/dev", "/sys"};
+
+/* The kernel's own filesystems, bound as they are wherever they are
+ * mounted (a chroot's /proc): interfaces, not files to layer. */
+static const char *const kernel_fs[] = {
+	"autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs",
+	"devpts", "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nfsd",
+	"nsfs", "proc", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "sysfs",
+	"tracefs",
+};
 
 #define ROOTLESS_NOTE                                                                            \
 	"the local runtime gives stages no throwaway layer over the host without root "         \
@@ -78,13 +89,16 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Orders "<path>\t<fstype>" by path alone, a path before those below it. */
+static int cmp_path(const char *a, const char *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	size_t la = (size_t)(strrchr(a, '\t') - a), lb = (size_t)(strrchr(b, '\t') - b);
+	int c = strncmp(a, b, la < lb ? la : lb);
+	return c ? c : (la > lb) - (la < lb);
 }
 
-/* The mount points of this namespace, sorted (a mount before those below
- * it), duplicates dropped. */
+/* The mount points of this namespace as "<path>\t<fstype>", sorted (a
+ * mount before those below it), one a path (the last mounted there). */
 static int mount_points(struct strvec *out, char *msg, size_t n)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -97,20 +111,30 @@ static int mount_points(struct strvec *out, char *msg, size_t n)
 	size_t cap = 0;
 	while (getline(&line, &cap, f) > 0) {
 		/* id parent major:minor root mount-point ... */
+		char *dash = strstr(line, " - ");
 		char *save = NULL, *field = strtok_r(line, " ", &save);
 		for (int i = 0; field && i < 4; i++)
 			field = strtok_r(NULL, " ", &save);
-		if (!field)
+		if (!field || !dash || dash < field)
 			continue;
+		char *type = dash + 3;
+		type[strcspn(type, " \n")] = '\0';
 		unescape(field);
-		strvec_push(&all, field);
+		strvec_push_take(&all, xasprintf("%s\t%s", field, type));
 	}
 	free(line);
 	fclose(f);
-	qsort(all.v, all.n, sizeof(*all.v), cmp_str);
-	for (size_t i = 0; i < all.n; i++)
-		if (i == 0 || strcmp(all.v[i], all.v[i - 1]) != 0)
+	/* Stable, so that of two mounts on one path the later stays last. */
+	for (size_t i = 1; i < all.n; i++)
+		for (size_t j = i; j > 0 && cmp_path(all.v[j - 1], all.v[j]) > 0; j--) {
+			char *t = all.v[j];
+			all.v[j] = all.v[j - 1];
+			all.v[j - 1] = t;
+		}
+	for (size_t i = 0; i < all.n; i++) {
+		if (i + 1 == all.n || cmp_path(all.v[i], all.v[i + 1]) != 0)
 			strvec_push(out, all.v[i]);
+	}
 	strvec_free(&all);
 	return 0;
 }
@@ -202,7 +226,11 @@ static int layer_mounts(struct sbx_layers *l, struct binds *binds, const char *r
 	size_t refused = 0;
 	char first[512] = "";
 	for (size_t i = 0; i < mps.n; i++) {
-		const char *mp = mps.v[i];
+		char *mp = mps.v[i], *tab = strrchr(mp, '\t');
+		*tab = '\0';
+		bool kernel = false;
+		for (size_t j = 0; j < ARRAY_LEN(kernel_fs) && !kernel; j++)
+			kernel = strcmp(tab + 1, kernel_fs[j]) == 0;
 		if (strcmp(mp, "/") == 0 || inside(mp, root_dir) || inside(mp, "/proc") ||
 		    (project && inside(mp, project)) || bound_from_host(l, mp))
 			continue;
@@ -210,6 +238,11 @@ static int layer_mounts(struct sbx_layers *l, struct binds *binds, const char *r
 		struct stat hst, tst;
 		if (lstat(mp, &hst) < 0 || lstat(target, &tst) < 0)
 			continue; /* hidden by a mount above it */
+		if (kernel && S_ISDIR(hst.st_mode)) {
+			bind_add(binds, mp, false);
+			place_add(l, mp, false);
+			continue;
+		}
 		if (!S_ISDIR(hst.st_mode)) {
 			/* A file mounted on a file: read-only, as the host's root. */
 			bind_add(binds, mp, true);
@@ -327,4 +360,23 @@ void sbx_layers_free(struct sbx_layers *l)
 	free(l->places);
 	free(l->root);
 	*l = (struct sbx_layers){0};
+}
+
+void sandbox_sweep_roots(const char *run_dir)
+{
+	DIR *d = opendir(run_dir);
+	if (!d)
+		return;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		/* A younger one may be a sandbox being set up: rmdir would
+		 * detach the tmpfs it is mounting there. */
+		if (strncmp(de->d_name, "root.", 5) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode) && now - st.st_mtime > 60)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
 }

@@ -35,4 +35,9 @@ int sbx_layers_build(struct sbx_layers *l, const char *root_dir, const char *pro
 
 void sbx_layers_free(struct sbx_layers *l);
 
+/* Removes the empty root.* directories in `run_dir` that no sandbox has
+ * used for a minute: a cpipe killed while it set up a sandbox leaves one
+ * (the layers on it went with the sandbox's namespace). Best effort. */
+void sandbox_sweep_roots(const char *run_dir);
+
 #endif
