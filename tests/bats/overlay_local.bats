@@ -91,6 +91,47 @@ EOF
 	[ "$(cat "$OUTSIDE/f")" = out ] || fail "the outside bind's write is lost"
 }
 
+@test "a host socket outside the project is reached through a bind, as with docker" {
+	needs_root
+	command -v python3 > /dev/null || skip "python3 missing"
+	mkdir -p "$OUTSIDE"
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"pong")
+    c.close()' "$OUTSIDE/sock" &
+	server=$!
+	wait_for_file "$OUTSIDE/sock" || fail "the socket server did not start"
+	cat > client.py <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    print(s.recv(4).decode())
+except ConnectionRefusedError:
+    print("refused")
+EOF
+	spec <<EOF
+stages:
+  bound:
+    command: python3 client.py /run/$TOK.sock
+    volumes: ["$OUTSIDE/sock:/run/$TOK.sock"]
+  layered:
+    command: python3 client.py $OUTSIDE/sock
+EOF
+	run cpipe run
+	kill "$server"
+	[ "$status" -eq 0 ] || fail "run failed"
+	assert_contains "bound   | pong"
+	# Through the layer a socket is a file, not the server's: overlayfs
+	# passes no connect() through.
+	assert_contains "layered | refused"
+}
+
 @test "read_only: true refuses writes, with no writable layer at all" {
 	needs_root
 	spec <<EOF
