@@ -883,7 +883,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 		return cp_error_errno(err, "starting the sandbox");
 	}
 
-	char msg[2048];
+	char msg[4096]; /* a note (sandbox_overlay.c) and an error */
 	size_t len = 0;
 	for (;;) {
 		ssize_t n = read(st[0], msg + len, sizeof(msg) - 1 - len);
