@@ -26,6 +26,7 @@
 #include "netns.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "sandbox_overlay.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -214,6 +215,7 @@ static int local_open(struct runtime **out, const struct runtime_project *proj,
 	rt->dir = xstrdup(proj->dir);
 	rt->volumes_dir = path_join(proj->state_dir, "volumes");
 	rt->run_dir = path_join(proj->state_dir, "run");
+	sandbox_sweep_roots(rt->run_dir);
 	rt->hosts = make_hosts(proj);
 	rt->userns = userns;
 	/* A network is for services: a pipeline of jobs alone talks through
@@ -525,6 +527,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.argv = argv.v,
 		.envp = envp.v,
 		.working_dir = wd,
+		.project_dir = rt->dir,
 		.userns = rt->userns,
 		.uid = ids.uid,
 		.gid = ids.gid,

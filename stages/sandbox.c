@@ -29,6 +29,7 @@
 
 #include "../lib/fs.h"
 #include "sandbox_compose.h"
+#include "sandbox_overlay.h"
 
 /* Where the old root hangs while the stage's mounts are made (their
  * sources are reached through descriptors opened before the pivot, which
@@ -398,6 +399,37 @@ static void tidy_fds(struct init *in)
 	}
 }
 
+/* Tells the user of a fallback: a line "0 <sentence>" on the status pipe,
+ * which sandbox_start prints once per cpipe (restarts tell no one). */
+static void note(struct init *in, const char *sentence)
+{
+	if (in->status_fd < 0 || !*sentence)
+		return;
+	cleanup_free char *line = xasprintf("0 %s\n", sentence);
+	if (write(in->status_fd, line, strlen(line)) < 0) {
+		/* The parent is gone; nothing left to tell. */
+	}
+}
+
+/* The new root as a throwaway layer over the host (sandbox_overlay.c), or
+ * NULL where the kernel refuses one (the note says so): the host's
+ * directories, bound, are the root as before. */
+static char *layered_root(struct init *in)
+{
+	struct sbx_layers l;
+	char msg[512];
+	int rc = sbx_layers_build(&l, in->cfg->root_dir, in->cfg->project_dir, msg, sizeof(msg));
+	note(in, l.note);
+	if (rc < 0)
+		die(in, "%s", msg);
+	for (size_t i = 0; i < l.nplaces; i++)
+		region_set(in, l.places[i].path, l.places[i].layered ? REGION_PRIVATE : REGION_HOST);
+	char *root = l.root;
+	l.root = NULL;
+	sbx_layers_free(&l);
+	return root;
+}
+
 static void build_root(struct init *in, int *srcfds, const size_t *order)
 {
 	const struct sandbox_config *cfg = in->cfg;
@@ -405,8 +437,12 @@ static void build_root(struct init *in, int *srcfds, const size_t *order)
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die_ns(in, "making mounts private in the sandbox: %s", strerror(errno));
-	/* No region yet: every host entry is recorded as REGION_HOST. */
-	shadow_dir(in, "/", root, "/", true);
+	/* read_only: true needs no writable layer. */
+	cleanup_free char *layered = cfg->read_only ? NULL : layered_root(in);
+	if (layered)
+		root = layered;
+	else /* No region yet: every host entry is recorded as REGION_HOST. */
+		shadow_dir(in, "/", root, "/", true);
 
 	cleanup_free char *proc = path_join(root, "proc");
 	if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
@@ -752,6 +788,31 @@ int sandbox_check(bool userns, struct cp_error *err)
 			    why);
 }
 
+/* Prints the init's notes (the "0 <sentence>" lines before any error) on
+ * stderr, each sentence once per cpipe; returns what follows them. */
+static const char *take_notes(char *msg)
+{
+	static char said[4][768];
+	static size_t nsaid;
+	while (strncmp(msg, "0 ", 2) == 0) {
+		char *end = strchr(msg, '\n');
+		if (!end)
+			break;
+		*end = '\0';
+		const char *sentence = msg + 2;
+		bool seen = false;
+		for (size_t i = 0; i < nsaid && !seen; i++)
+			seen = strcmp(said[i], sentence) == 0;
+		if (!seen) {
+			fprintf(stderr, "cpipe: warning: %s\n", sentence);
+			if (nsaid < ARRAY_LEN(said))
+				snprintf(said[nsaid++], sizeof(said[0]), "%s", sentence);
+		}
+		msg = end + 1;
+	}
+	return msg;
+}
+
 int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error *err)
 {
 	int st[2];
@@ -822,7 +883,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 		return cp_error_errno(err, "starting the sandbox");
 	}
 
-	char msg[2048];
+	char msg[4096]; /* a note (sandbox_overlay.c) and an error */
 	size_t len = 0;
 	for (;;) {
 		ssize_t n = read(st[0], msg + len, sizeof(msg) - 1 - len);
@@ -836,7 +897,8 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	}
 	msg[len] = '\0';
 	close(st[0]);
-	if (len == 0 && pid > 0) {
+	const char *rest = take_notes(msg);
+	if (!*rest && pid > 0) {
 		*out = pid;
 		return 0;
 	}
@@ -844,7 +906,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	char *text = NULL;
-	long code = strtol(msg, &text, 10);
+	long code = strtol(rest, &text, 10);
 	if (*text == ' ')
 		text++;
 	if (code == EXIT_RUNTIME) {

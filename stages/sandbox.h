@@ -1,8 +1,10 @@
 /* The local runtime's sandbox: a process in new mount and PID namespaces
  * (plus a user namespace when cpipe is not root) whose first process is a
- * small init from cpipe itself. The init builds a root on a tmpfs that
- * mirrors the host filesystem, applies the stage's mounts, pivots into it,
- * runs the command and exits with its status. */
+ * small init from cpipe itself. The init builds a root that mirrors the
+ * host filesystem (as root: read-only under a throwaway overlay, see
+ * sandbox_overlay.c; else on a tmpfs binding the host's directories),
+ * applies the stage's mounts, pivots into it, runs the command and exits
+ * with its status. */
 #ifndef CPIPE_STAGES_SANDBOX_H
 #define CPIPE_STAGES_SANDBOX_H
 
@@ -39,6 +41,8 @@ struct sandbox_config {
 	char *const *argv;    /* argv[0] is looked up in envp's PATH */
 	char *const *envp;
 	const char *working_dir;
+	const char *project_dir; /* bound from the host, writable, over the
+				  * throwaway layer (sandbox_overlay.c) */
 
 	bool userns;          /* new user namespace mapping uid/gid to themselves */
 	uid_t uid;            /* the caller's ids when userns, else the target ones */
