@@ -515,7 +515,8 @@ static void docker_rt_close(struct runtime *rt)
 	.release = docker_task_release, \
 	.image_prepare = docker_image_prepare, \
 	.volume_host_path = docker_volume_host_path, \
-	.exec = docker_task_exec, \
+	.exec_start = docker_task_exec_start, \
+	.exec_end = docker_task_exec_end, \
 	.task_handle = docker_task_handle, \
 	.handle_alive = docker_handle_alive, \
 	.handle_stop = docker_handle_stop, \
