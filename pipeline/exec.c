@@ -197,6 +197,23 @@ static void exec_fail(struct run *r, const char *fmt, ...)
 	stop_all(r);
 }
 
+static void handle_signal(struct run *r);
+
+/* A hook or runtime call that gave up because of Ctrl-C (a build or pull
+ * under way): the run is interrupted, not failed. */
+static bool gave_up(struct run *r, struct slot *sl, const struct cp_error *e)
+{
+	if (e->code != EXIT_INTERRUPTED)
+		return false;
+	sl->state = SLOT_CANCELLED;
+	handle_signal(r);
+	if (!r->interrupted) {
+		r->interrupted = true;
+		stop_all(r);
+	}
+	return true;
+}
+
 static size_t index_of(const struct pipeline *p, const char *name)
 {
 	return (size_t)pipeline_stage_index(p, name); /* -1 when absent */
@@ -356,6 +373,8 @@ static int start_slot(struct run *r, struct slot *sl)
 	progress_hide(r->pr); /* hooks and runtimes write to stderr */
 	if (r->o->hooks.before && sl->s->service &&
 	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
+		if (gave_up(r, sl, &e))
+			return -1;
 		sl->state = SLOT_FAILED;
 		exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 		return -1;
@@ -374,6 +393,8 @@ static int start_slot(struct run *r, struct slot *sl)
 	}
 	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
 	kvvec_free(&env);
+	if (rc < 0 && gave_up(r, sl, &e))
+		return -1;
 	if (rc < 0) {
 		sl->state = SLOT_FAILED;
 		if (e.code == EXIT_RUNTIME || e.code == EXIT_USAGE) {
@@ -431,6 +452,8 @@ static bool start_pass(struct run *r)
 				struct cp_error e = {0};
 				progress_hide(r->pr);
 				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				if (fresh < 0 && gave_up(r, sl, &e))
+					return false;
 				if (fresh < 0) {
 					sl->state = SLOT_FAILED;
 					exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);

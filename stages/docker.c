@@ -239,7 +239,8 @@ int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, 
 			cp_error_prefix(err, "image \"%s\" is not available locally and could not be "
 					     "pulled",
 					s->image);
-			err->code = EXIT_STAGE_FAILED;
+			if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
+				err->code = EXIT_STAGE_FAILED;
 			return -1;
 		}
 	}
