@@ -40,15 +40,15 @@ static int discard(void *ud, const char *data, size_t n)
 
 /* A health check's exec, run by a thread of its own on a client of its
  * own, so that the executor's loop never waits for the daemon. The thread
- * writes a byte to `done_pipe` when it is over; whoever comes last (the
- * thread, or exec_end giving it up) frees it. */
+ * keeps the check's deadline itself (killing the command there, as
+ * exec_kill can) and writes a byte to `done_pipe` when it is over;
+ * whoever comes last (the thread, or exec_end giving it up) frees it. */
 struct task_exec {
 	struct docker *d; /* the thread's client */
 	bool local;       /* the daemon's process IDs are ours */
 	char *id, *name;  /* the container */
 	struct strvec argv;
 	long long deadline;
-	atomic_int cancel;
 	pthread_t thread;
 	int done_pipe[2];
 	pthread_mutex_t mu;
@@ -66,7 +66,6 @@ static int exec_call(struct task_exec *x, const char *method, const char *path, 
 {
 	long long left = x->deadline - now_ms();
 	struct docker_req rq = {.method = method, .path = path, .json = body,
-				.cancel = &x->cancel,
 				.timeout_ms = (long)(left > 0 ? left : 0) + EXEC_API_SLACK_MS};
 	return docker_call(x->d, &rq, NULL, out, err);
 }
@@ -175,10 +174,10 @@ static int exec_run(struct task_exec *x, int *exit_code, struct cp_error *err)
 	long long left = x->deadline - now_ms();
 	struct docker_req rq = {.method = "POST", .path = spath, .json = start,
 				.on_data = discard, .timeout_ms = left > 0 ? (long)left : 1,
-				.cancel = &x->cancel, .idle = DOCKER_IDLE_ALWAYS};
+				.idle = DOCKER_IDLE_ALWAYS};
 	rc = docker_call(x->d, &rq, NULL, NULL, err);
 	cJSON_Delete(start);
-	if (rc < 0 && (atomic_load(&x->cancel) || now_ms() < x->deadline))
+	if (rc < 0 && now_ms() < x->deadline)
 		return cp_error_prefix(err, "exec in container %s", name);
 	cp_error_clear(err); /* timed out: the loop below kills it */
 	pid_t pid = 0;
@@ -197,7 +196,7 @@ static int exec_run(struct task_exec *x, int *exit_code, struct cp_error *err)
 		cJSON_Delete(j);
 		if (over)
 			return 0;
-		if (now_ms() >= x->deadline || atomic_load(&x->cancel)) {
+		if (now_ms() >= x->deadline) {
 			exec_kill(x->local, id, pid);
 			*exit_code = -1;
 			return 0;
@@ -270,9 +269,8 @@ int docker_task_exec_end(struct runtime *rt, struct task_exec *x, bool kill, int
 	pthread_mutex_lock(&x->mu);
 	bool over = x->over;
 	if (!over && kill) {
-		/* Left to end by itself (it kills the command at its deadline,
-		 * or goes with the container); its thread frees it. */
-		atomic_store(&x->cancel, 1);
+		/* Left to end by itself: the thread kills the command at its
+		 * deadline (or it goes with the container) and frees x. */
 		x->abandoned = true;
 	}
 	pthread_mutex_unlock(&x->mu);
