@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# The executor's one event loop: health probes in flight (an http probe a
+# server stalls, a health-check command that takes its time) never hold up
+# another stage's log lines.
+
+load helpers
+
+# The largest gap, in ms, between consecutive "log" events of stage $1 in
+# the --progress json events in $output (the times cpipe saw them).
+max_log_gap() {
+	jq -rR --arg s "$1" 'fromjson? | select(.event == "log" and .stage == $s) | .time' <<< "$output" |
+		jq -sR 'split("\n") | map(select(length > 0)
+			| (.[0:19] + "Z" | fromdateiso8601) * 1000 + (.[20:23] | tonumber))
+			| [range(1; length) as $i | .[$i] - .[$i - 1]] | max // 0'
+}
+
+# How many "log" events stage $1 has in $output.
+log_count() {
+	jq -rR --arg s "$1" 'fromjson? | select(.event == "log" and .stage == $s) | .line' <<< "$output" | wc -l
+}
+
+@test "an http probe the service stalls for 5 s does not delay another stage's lines" {
+	port=$(free_port)
+	# The service accepts the probe's connection and never answers: the
+	# probe runs into its 5 s timeout; the server says when it let go.
+	spec <<EOF
+stages:
+  stall:
+    service: true
+    command: sh -c 'while :; do busybox nc -l -p $port -e sleep 6; echo probe-closed; done'
+    ports: ["$port:$port"]
+    healthcheck: {http: "http://127.0.0.1:$port/", timeout: 5s, interval: 100ms, retries: 100}
+  ticker:
+    command: sh -c 'for i in \$\$(seq 70); do echo tick \$\$i; sleep 0.1; done'
+EOF
+	run cpipe run --progress json stall ticker
+	[ "$status" -eq 0 ] || fail "run failed ($status)"
+	[[ "$output" == *'"line":"probe-closed"'* ]] || fail "no probe stalled on the service"
+	[ "$(log_count ticker)" -eq 70 ] || fail "ticker printed $(log_count ticker) lines, not 70"
+	gap=$(max_log_gap ticker)
+	# Lines come every 100 ms; a probe blocking the loop would show ~5000.
+	[ "$gap" -lt 1500 ] || fail "ticker's lines stopped for $gap ms while the probe ran"
+}
+
+@test "a health-check command that takes 3 s and is killed at its timeout does not delay another stage's lines" {
+	spec <<'EOF'
+stages:
+  slowcheck:
+    service: true
+    command: sleep 6061
+    healthcheck:
+      test: ["CMD-SHELL", "echo checking >> /tmp/checks; sleep 3"]
+      timeout: 2s
+      interval: 100ms
+      retries: 100
+  ticker:
+    command: sh -c 'for i in $$(seq 50); do echo tick $$i; sleep 0.1; done'
+EOF
+	run cpipe run --progress json slowcheck ticker
+	[ "$status" -eq 0 ] || fail "run failed ($status)"
+	[ "$(log_count ticker)" -eq 50 ] || fail "ticker printed $(log_count ticker) lines, not 50"
+	gap=$(max_log_gap ticker)
+	[ "$gap" -lt 1500 ] || fail "ticker's lines stopped for $gap ms while the check ran"
+	[ -z "$(procs_matching 'sleep 6061')" ] || fail "the service was left running"
+}
