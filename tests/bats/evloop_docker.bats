@@ -21,7 +21,10 @@ app_images() {
 	api "http://d/images/json?filters=$(printf '{"reference":["%s"]}' "$P-app" | jq -sRr @uri)"
 }
 
-@test "Ctrl-C during an image build exits 130 within 2 s and leaves no build container, image or process" {
+# Interrupts `cpipe $1` in the RUN step of the build it starts and checks
+# what a user would: exit 130 within 2 s, nothing of the build left.
+interrupt_build() {
+	local verb=$1
 	# A step whose process the test can find by its unique command line.
 	# Podman (4.3) gives up a build whose client left only once the step
 	# under way ends, so there it is short and waited for.
@@ -40,7 +43,7 @@ stages:
     image: $P-app:latest
     command: echo never-ran
 EOF
-	"$CPIPE_BIN" --runtime "$RT" run > out.log 2>&1 &
+	"$CPIPE_BIN" --runtime "$RT" "$verb" > out.log 2>&1 &
 	local pid=$! i
 	for ((i = 0; i < 300; i++)); do
 		[ -n "$(procs_matching "$step")" ] && break
@@ -69,4 +72,12 @@ EOF
 	[ "$(api "http://d/containers/json?all=1" | jq --arg s "$step" '[.[] | select(.Command | contains($s))] | length')" -eq 0 ] ||
 		fail "the build's container was left behind"
 	[ "$(app_images | jq length)" -eq 0 ] || fail "the image was tagged"
+}
+
+@test "Ctrl-C during an image build of a run exits 130 within 2 s and leaves no build container, image or process" {
+	interrupt_build run
+}
+
+@test "Ctrl-C during cpipe build exits 130 within 2 s and leaves no build container, image or process" {
+	interrupt_build build
 }
