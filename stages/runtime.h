@@ -130,9 +130,10 @@ struct runtime_ops {
 	 * once the command has ended. The caller passes *out to exec_end
 	 * until that returns other than 0. exec_end is non-blocking: 1 with
 	 * *exit_code once the command ended, 0 while it runs, -1 on error.
-	 * With `kill` (a timeout, a stopping run) the command is killed, or
-	 * left to be killed with its container, and 1 returned with exit
-	 * code -1. On 1 and -1 `x` is freed. Neither waits for the daemon. */
+	 * With `kill` (its timeout_ms is over, or the run stops) the command
+	 * is killed, or left to the runtime to kill at timeout_ms or with its
+	 * container, and 1 returned with exit code -1. On 1 and -1 `x` is
+	 * freed. Neither waits for a daemon. */
 	int (*exec_start)(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
 			  struct task_exec **out, int *fd_out, struct cp_error *err);
 	int (*exec_end)(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bats
-# The executor's loop on the Engine API runtimes: Ctrl-C stops an image
-# build under way at once and leaves nothing of it behind.
+# The executor's loop on the Engine API runtimes: a health-check command
+# (the exec API) that takes its time holds up no other stage's lines, and
+# Ctrl-C stops an image build under way at once, leaving nothing behind.
 
 load helpers
 load docker_helpers
+load evloop_helpers
 
 # cpipe processes working in this test's project.
 cpipes_in_project() {
@@ -14,6 +16,31 @@ cpipes_in_project() {
 			[ "$(readlink "$d/exe" 2>/dev/null)" = "$bin" ] && echo "${d#/proc/}"
 	done
 	return 0
+}
+
+@test "a health-check command (exec API) killed at its 3 s timeout does not delay another stage's lines" {
+	spec <<EOF
+name: $P
+stages:
+  slowcheck:
+    image: cpipe-test/busybox
+    service: true
+    command: sh -c 'trap "exit 0" TERM; sleep 600 & wait'
+    healthcheck:
+      test: ["CMD-SHELL", "sleep 5.062"]
+      timeout: 3s
+      interval: 100ms
+      retries: 100
+  ticker:
+    image: cpipe-test/busybox
+    command: sh -c 'for i in \$\$(seq 50); do echo tick \$\$i; sleep 0.1; done'
+EOF
+	run dcpipe run --progress json slowcheck ticker
+	[ "$status" -eq 0 ] || fail "run failed ($status)"
+	[ "$(log_count ticker)" -eq 50 ] || fail "ticker printed $(log_count ticker) lines, not 50"
+	gap=$(max_log_gap ticker)
+	[ "$gap" -lt 1500 ] || fail "ticker's lines stopped for $gap ms while the check ran"
+	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
 }
 
 # The image $P-app:latest, as the engine lists it ("[]" when absent).
