@@ -13,3 +13,12 @@ max_log_gap() {
 log_count() {
 	jq -rR --arg s "$1" 'fromjson? | select(.event == "log" and .stage == $s) | .line' <<< "$output" | wc -l
 }
+
+# Stage ticker printed all of its $1 lines (one every 100 ms) and cpipe
+# showed them with no gap of 1.5 s or more: nothing held the loop up.
+assert_ticker_steady() {
+	local gap
+	[ "$(log_count ticker)" -eq "$1" ] || fail "ticker printed $(log_count ticker) lines, not $1"
+	gap=$(max_log_gap ticker)
+	[ "$gap" -lt 1500 ] || fail "ticker's lines stopped for $gap ms while the probe ran"
+}
