@@ -1,5 +1,6 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,14 @@ static int pick_stages(const struct stage ***out, size_t *nout, const struct pip
 	return 0;
 }
 
+/* Ctrl-C gives up the build under way (the runtime watches the counter):
+ * exit 130 with nothing tagged, as in a run. */
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	runtime_interrupts++;
+}
+
 int cmd_build(struct cli *c, int argc, char **argv)
 {
 	struct cp_error err = {0};
@@ -65,8 +74,17 @@ int cmd_build(struct cli *c, int argc, char **argv)
 	state = cli_state_dir(p, false, &err);
 	if (task_runtime_open(ops, &rt, p, state, &err) < 0)
 		goto fail;
+	struct sigaction sa = {.sa_handler = on_interrupt};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *id = NULL;
+		if (runtime_interrupts) {
+			err.code = EXIT_INTERRUPTED;
+			cp_error_set(&err, "interrupted");
+			goto fail;
+		}
 		struct task_desc desc;
 		task_desc_init(&desc, p, stages[i]);
 		if (ops->image_prepare(rt, &desc, true, &id, &err) < 0)

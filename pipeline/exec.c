@@ -15,6 +15,7 @@
 
 #include "../lib/fs.h"
 #include "exec_internal.h"
+#include "health.h"
 #include "task.h"
 
 static volatile sig_atomic_t got_signal;
@@ -66,7 +67,8 @@ void exec_stage_env(struct kvvec *out, const struct pipeline *p, const struct st
 		kvvec_set(out, "CPIPE_RUN_ID", run_id);
 }
 
-void exec_note(struct run *r, const char *fmt, ...)
+static void exec_note(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
+static void exec_note(struct run *r, const char *fmt, ...)
 {
 	if (r->o->quiet)
 		return;
@@ -102,7 +104,7 @@ static void emit_line(struct run *r, struct slot *sl, int stream, const char *li
 	progress_line(r->pr, (size_t)(sl - r->slots), stream, line, n);
 }
 
-void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
+static void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n)
 {
 	struct strbuf *pb = &sl->partial[stream];
 	const char *p = data, *end = data + n;
@@ -163,7 +165,7 @@ static void pump(struct run *r, struct slot *sl, int stream)
 
 static void stop_slot(struct run *r, struct slot *sl)
 {
-	if (sl->state != SLOT_RUNNING || sl->kill_deadline_ms || sl->external)
+	if (sl->state != SLOT_RUNNING || sl->kill_deadline_ms || sl->svc.external)
 		return;
 	struct cp_error e = {0};
 	sl->stopping = true;
@@ -181,7 +183,8 @@ static void stop_all(struct run *r)
 		stop_slot(r, &r->slots[i]);
 }
 
-void exec_fail(struct run *r, const char *fmt, ...)
+static void exec_fail(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
+static void exec_fail(struct run *r, const char *fmt, ...)
 {
 	if (!r->failed && !r->interrupted) {
 		va_list ap;
@@ -194,6 +197,23 @@ void exec_fail(struct run *r, const char *fmt, ...)
 	}
 	r->failed = true;
 	stop_all(r);
+}
+
+static void handle_signal(struct run *r);
+
+/* A hook or runtime call that gave up because of Ctrl-C (a build or pull
+ * under way): the run is interrupted, not failed. */
+static bool gave_up(struct run *r, struct slot *sl, const struct cp_error *e)
+{
+	if (e->code != EXIT_INTERRUPTED)
+		return false;
+	sl->state = SLOT_CANCELLED;
+	handle_signal(r);
+	if (!r->interrupted) {
+		r->interrupted = true;
+		stop_all(r);
+	}
+	return true;
 }
 
 static size_t index_of(const struct pipeline *p, const char *name)
@@ -223,7 +243,7 @@ static int deps_ready(struct run *r, size_t i, bool jobs_only)
 				return 0;
 			break;
 		case DEP_HEALTHY:
-			if (up->state != SLOT_RUNNING || !up->healthy)
+			if (up->state != SLOT_RUNNING || !up->svc.healthy)
 				return 0;
 			break;
 		}
@@ -257,6 +277,97 @@ static int count_running_jobs(struct run *r)
 	return n;
 }
 
+/* ---- services (their lifecycle is services.c's) ---- */
+
+static void adopt_services(struct run *r)
+{
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (sl->state != SLOT_PENDING || !sl->s->service)
+			continue;
+		cleanup_free char *run = service_adopt(&sl->svc, &r->senv);
+		if (run) {
+			sl->state = SLOT_RUNNING;
+			exec_note(r, "service %s is already up (run %s), using it", sl->s->name, run);
+		}
+	}
+}
+
+/* Fails the run when a port the services would publish is taken. */
+static int check_ports(struct run *r)
+{
+	const struct stage **list = xcalloc(r->p->nstages + 1, sizeof(*list));
+	size_t n = 0;
+	for (size_t i = 0; i < r->p->nstages; i++)
+		if (r->slots[i].state == SLOT_PENDING && r->slots[i].s->service)
+			list[n++] = r->slots[i].s;
+	int rc = service_ports_free(r->ops, r->rt, list, n, r->err);
+	free(list);
+	if (rc < 0)
+		r->failed = true;
+	return rc;
+}
+
+/* Shows what services appended to their logs. */
+static void follow_service_logs(struct run *r)
+{
+	char buf[65536];
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		size_t n;
+		while ((n = service_read_log(&sl->svc, buf, sizeof(buf))) > 0)
+			exec_take_output(r, sl, 0, buf, n);
+	}
+}
+
+static void probe_services(struct run *r)
+{
+	long long now = now_ms();
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (!sl->s->service || sl->state != SLOT_RUNNING)
+			continue;
+		cleanup_free char *msg = NULL;
+		switch (service_probe(&sl->svc, &r->senv, now, &msg)) {
+		case SERVICE_WAITING:
+			break;
+		case SERVICE_HEALTHY: {
+			double secs = (double)(now_ms() - sl->started_ms) / 1000.0;
+			progress_healthy(r->pr, i, secs);
+			exec_note(r, "%s is healthy (%.2fs)", sl->s->name, secs);
+			if (msg)
+				exec_note(r, "%s", msg);
+			break;
+		}
+		case SERVICE_FAILED: {
+			follow_service_logs(r);
+			cleanup_free char *tail = service_log_tail(sl->log_path, 10);
+			exec_fail(r, "%s; log: %s%s", msg, sl->log_path, tail);
+			break;
+		}
+		}
+	}
+}
+
+/* Leaves a service running after cpipe returns. */
+static void detach_service(struct run *r, struct slot *sl)
+{
+	follow_service_logs(r);
+	if (r->o->hooks.after) {
+		struct cp_error e = {0};
+		r->o->hooks.after(r->o->hooks.ctx, sl->s, 0, &e);
+	}
+	exec_note(r, "%s keeps running (cpipe ps, cpipe logs %s, cpipe down)", sl->s->name,
+		  sl->s->name);
+	progress_end(r->pr, (size_t)(sl - r->slots), "kept running", -1,
+		     (double)(now_ms() - sl->started_ms) / 1000.0);
+	service_detach(&sl->svc);
+	sl->task->keep_running = true;
+	r->ops->release(r->rt, sl->task);
+	sl->task = NULL;
+	sl->state = SLOT_DONE;
+}
+
 static int start_slot(struct run *r, struct slot *sl)
 {
 	struct cp_error e = {0};
@@ -264,6 +375,8 @@ static int start_slot(struct run *r, struct slot *sl)
 	progress_hide(r->pr); /* hooks and runtimes write to stderr */
 	if (r->o->hooks.before && sl->s->service &&
 	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
+		if (gave_up(r, sl, &e))
+			return -1;
 		sl->state = SLOT_FAILED;
 		exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 		return -1;
@@ -284,6 +397,8 @@ static int start_slot(struct run *r, struct slot *sl)
 	}
 	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
 	kvvec_free(&env);
+	if (rc < 0 && gave_up(r, sl, &e))
+		return -1;
 	if (rc < 0) {
 		sl->state = SLOT_FAILED;
 		if (e.code == EXIT_RUNTIME || e.code == EXIT_USAGE) {
@@ -300,8 +415,11 @@ static int start_slot(struct run *r, struct slot *sl)
 	sl->started_ms = now_ms();
 	progress_start(r->pr, (size_t)(sl - r->slots), sl->s->service);
 	exec_note(r, "%s %s", sl->s->service ? "starting service" : "running", sl->s->name);
-	if (sl->s->service)
-		service_started(r, sl);
+	if (sl->s->service) {
+		cleanup_free char *msg = service_started(&sl->svc, &r->senv, sl->task, sl->started_ms);
+		if (msg)
+			exec_note(r, "%s", msg);
+	}
 	return 0;
 }
 
@@ -338,6 +456,8 @@ static bool start_pass(struct run *r)
 				struct cp_error e = {0};
 				progress_hide(r->pr);
 				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				if (fresh < 0 && gave_up(r, sl, &e))
+					return false;
 				if (fresh < 0) {
 					sl->state = SLOT_FAILED;
 					exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
@@ -374,7 +494,7 @@ static void start_ready(struct run *r)
 static void finish_slot(struct run *r, struct slot *sl, int code)
 {
 	if (sl->s->service) {
-		service_follow_logs(r);
+		follow_service_logs(r);
 	} else {
 		pump(r, sl, 0);
 		pump(r, sl, 1);
@@ -403,7 +523,7 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 		sl->state = SLOT_FAILED;
 		cleanup_free char *tail = service_log_tail(sl->log_path, 10);
 		exec_fail(r, "service \"%s\" exited with code %d%s; log: %s%s", sl->s->name, code,
-			  sl->healthy ? " while the run needed it" : " before it became healthy",
+			  sl->svc.healthy ? " while the run needed it" : " before it became healthy",
 			  sl->log_path, tail);
 	} else if (code != 0) {
 		sl->state = SLOT_FAILED;
@@ -416,7 +536,7 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 	const char *how = sl->state == SLOT_FAILED ? "failed" : sl->stopping ? "stopped" : "done";
 	progress_end(r->pr, (size_t)(sl - r->slots), how, code, secs);
 	if (sl->s->service)
-		service_exited(r, sl);
+		service_exited(&sl->svc, &r->senv);
 	r->ops->release(r->rt, sl->task);
 	sl->task = NULL;
 	if (sl->log_fd >= 0) {
@@ -438,7 +558,7 @@ static bool jobs_left(struct run *r)
 static bool running_tasks(struct run *r)
 {
 	for (size_t i = 0; i < r->p->nstages; i++)
-		if (r->slots[i].state == SLOT_RUNNING && !r->slots[i].external)
+		if (r->slots[i].state == SLOT_RUNNING && !r->slots[i].svc.external)
 			return true;
 	return false;
 }
@@ -450,7 +570,7 @@ static bool services_ready(struct run *r)
 		size_t i = r->plan->order[k];
 		const struct slot *sl = &r->slots[i];
 		if (sl->s->service && service_needed(r, i) &&
-		    (sl->state != SLOT_RUNNING || !sl->healthy))
+		    (sl->state != SLOT_RUNNING || !sl->svc.healthy))
 			return false;
 	}
 	return true;
@@ -499,20 +619,25 @@ static void loop_once(struct run *r)
 			stream[n++] = k;
 		}
 	}
-	/* Wake for the next health probe or kill deadline, else within 50 ms
-	 * (followed service logs and exits are noticed on that tick). */
+	/* Wake for the next health probe, probe timeout or kill deadline, else
+	 * within 50 ms (followed service logs and exits are noticed on that
+	 * tick). Probes in flight are waited for in the same poll. */
 	long long wake = now_ms() + 50;
+	long long probe_timeout = health_wake_ms(r->senv.probes);
+	if (probe_timeout && probe_timeout < wake)
+		wake = probe_timeout;
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		const struct slot *sl = &r->slots[i];
 		if (sl->state != SLOT_RUNNING)
 			continue;
-		if (sl->s->service && !sl->healthy && sl->next_probe_ms && sl->next_probe_ms < wake)
-			wake = sl->next_probe_ms;
+		long long next_probe = sl->s->service ? service_wake_ms(&sl->svc) : 0;
+		if (next_probe && next_probe < wake)
+			wake = next_probe;
 		if (sl->kill_deadline_ms && !sl->killed && sl->kill_deadline_ms < wake)
 			wake = sl->kill_deadline_ms;
 	}
 	long long wait = wake - now_ms();
-	int rc = poll(pfd, n, wait < 0 ? 0 : (int)wait);
+	int rc = health_poll(r->senv.probes, pfd, n, wait < 0 ? 0 : (int)wait);
 	if (rc > 0) {
 		if (pfd[0].revents) {
 			char buf[64];
@@ -524,7 +649,7 @@ static void loop_once(struct run *r)
 				pump(r, owner[k], stream[k]);
 	}
 	handle_signal(r);
-	service_follow_logs(r);
+	follow_service_logs(r);
 
 	long long now = now_ms();
 	for (size_t i = 0; i < r->p->nstages; i++) {
@@ -557,7 +682,7 @@ static void loop_once(struct run *r)
 		}
 	}
 	if (!r->stopping)
-		service_probe(r);
+		probe_services(r);
 	progress_tick(r->pr);
 }
 
@@ -569,10 +694,10 @@ static void finish_services(struct run *r)
 	progress_hide(r->pr);
 	for (size_t i = 0; i < r->p->nstages; i++) {
 		struct slot *sl = &r->slots[i];
-		if (sl->state != SLOT_RUNNING || sl->external)
+		if (sl->state != SLOT_RUNNING || sl->svc.external)
 			continue;
 		if (keep)
-			service_detach(r, sl);
+			detach_service(r, sl);
 		else
 			stop_slot(r, sl);
 	}
@@ -586,15 +711,18 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	cleanup_free char *logdir = xasprintf("%s/logs/%s", opts->state_dir, opts->run_id);
 	if (fs_mkdir_p(logdir, 0700, err) < 0)
 		return -1;
+	r.senv = (struct service_env){.ops = ops, .rt = rt, .state_dir = opts->state_dir,
+				      .run_id = opts->run_id, .probes = health_set_new()};
 
 	r.out = opts->logs_to_stderr ? stderr : stdout;
 	r.slots = xcalloc(p->nstages ? p->nstages : 1, sizeof(*r.slots));
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct slot *sl = &r.slots[i];
 		sl->s = &p->stages[i];
-		sl->log_fd = sl->tail_fd = -1;
+		sl->log_fd = -1;
 		sl->state = plan->selected[i] ? SLOT_PENDING : SLOT_UNSELECTED;
 		sl->log_path = xasprintf("%s/%s.log", logdir, sl->s->name);
+		service_init(&sl->svc, sl->s, sl->log_path);
 		int w = (int)strlen(sl->s->name);
 		if (plan->selected[i] && w > r.name_width)
 			r.name_width = w;
@@ -608,9 +736,9 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		r.any_named = r.any_named || plan->named[i];
 	}
 	r.pty = !opts->no_tty && progress_pty(r.pr, &r.pty_cols, &r.pty_rows);
-	service_adopt_running(&r);
+	adopt_services(&r);
 	/* Before anything is created: a taken port leaves no trace. */
-	if (service_check_ports(&r) < 0)
+	if (check_ports(&r) < 0)
 		goto cleanup;
 	for (size_t v = 0; v < p->nvolumes; v++)
 		if (ops->volume_ensure(rt, &p->volumes[v], err) < 0) {
@@ -658,12 +786,10 @@ cleanup:
 		struct slot *sl = &r.slots[i];
 		sb_free(&sl->partial[0]);
 		sb_free(&sl->partial[1]);
+		service_free(&sl->svc);
 		free(sl->log_path);
-		free(sl->last_probe);
-		cJSON_Delete(sl->svc_state);
-		if (sl->tail_fd >= 0)
-			close(sl->tail_fd);
 	}
+	health_set_free(r.senv.probes);
 	free(r.slots);
 	progress_free(r.pr, r.interrupted ? "interrupted" : r.failed ? "failed" : "succeeded");
 	if (r.interrupted) {

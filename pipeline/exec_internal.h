@@ -1,5 +1,4 @@
-/* State shared by the executor's files (exec.c drives the run,
- * exec_service.c handles what is particular to long-running services). */
+/* The executor's state (exec.c); a service's lifecycle is services.c's. */
 #ifndef CPIPE_PIPELINE_EXEC_INTERNAL_H
 #define CPIPE_PIPELINE_EXEC_INTERNAL_H
 
@@ -7,6 +6,7 @@
 
 #include "exec.h"
 #include "progress.h"
+#include "services.h"
 
 enum slot_state {
 	SLOT_UNSELECTED,
@@ -22,7 +22,6 @@ struct slot {
 	enum slot_state state;
 	struct task *task;   /* NULL for a service that was already up */
 	int log_fd;          /* our copy of the log (jobs) */
-	int tail_fd;         /* services write their log themselves: we follow it */
 	char *log_path;
 	struct strbuf partial[2]; /* unterminated line per stream */
 	long long started_ms;
@@ -32,12 +31,7 @@ struct slot {
 	bool skipped;               /* job: up to date */
 	bool evaluated;             /* job: the before hook said it must run */
 	bool wanted;                /* service: a job that must run needs it */
-	bool healthy;               /* service: passed its health check */
-	bool external;              /* service: was up before this run */
-	long long next_probe_ms;
-	int probe_failures;
-	char *last_probe;           /* what the last failed probe saw */
-	cJSON *svc_state;           /* service: its state file's content (NULL: none) */
+	struct service svc;         /* service: health, state file, followed log */
 	int exit_code;
 };
 
@@ -57,29 +51,8 @@ struct run {
 	bool interrupted; /* a signal asked us to stop */
 	bool failed;
 	bool any_named;   /* stages were named on the command line */
+	struct service_env senv;
 	struct cp_error *err;
 };
-
-void exec_note(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
-void exec_fail(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
-void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n);
-
-/* exec_service.c */
-/* Marks services whose state file names a live task as already up. */
-void service_adopt_running(struct run *r);
-/* Fails the run when a port the services would publish is taken. */
-int service_check_ports(struct run *r);
-/* After a service started: state file, log following, first health. */
-void service_started(struct run *r, struct slot *sl);
-/* Probes services that are not healthy yet; fails those out of retries. */
-void service_probe(struct run *r);
-/* Reads what services appended to their logs. */
-void service_follow_logs(struct run *r);
-/* A service exited: drop its state file; say what its log ended with. */
-void service_exited(struct run *r, struct slot *sl);
-/* Leaves a service running after cpipe returns. */
-void service_detach(struct run *r, struct slot *sl);
-/* The last lines of a log, indented, for error messages. Caller owns. */
-char *service_log_tail(const char *path, int lines);
 
 #endif

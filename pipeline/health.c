@@ -1,6 +1,7 @@
 #include "health.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,7 @@ static int probe_http(char **why, const char *url, long timeout_ms, struct cp_er
 		return cp_error_set(err, "cannot initialize libcurl");
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 5000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : CP_HEALTH_HTTP_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
@@ -106,16 +107,135 @@ int health_probe_state(char **why, const struct healthcheck *h, const cJSON *por
 	return probe_http(why, url, timeout, err);
 }
 
-int health_probe(char **why, const struct runtime_ops *ops, struct runtime *rt, struct task *t,
+/* ---- probes in flight ---- */
+
+struct health_probe {
+	struct health_set *hs;
+	struct health_probe *next;
+	const struct runtime_ops *ops;
+	struct runtime *rt;
+	/* http: */
+	CURL *c;
+	char *url;
+	char errbuf[CURL_ERROR_SIZE];
+	bool done;
+	CURLcode result;
+	/* a command: */
+	struct task_exec *x;
+	int fd;
+	long long deadline;
+	char *what; /* its last word, for "timed out" */
+};
+
+struct health_set {
+	CURLM *multi; /* made with the first http probe */
+	int transfers; /* http probes not done yet */
+	struct health_probe *probes;
+};
+
+struct health_set *health_set_new(void)
+{
+	return xcalloc(1, sizeof(struct health_set));
+}
+
+static void probe_free(struct health_probe *pr)
+{
+	struct health_set *hs = pr->hs;
+	for (struct health_probe **pp = &hs->probes; *pp; pp = &(*pp)->next)
+		if (*pp == pr) {
+			*pp = pr->next;
+			break;
+		}
+	if (pr->c) {
+		if (!pr->done)
+			hs->transfers--;
+		curl_multi_remove_handle(hs->multi, pr->c);
+		curl_easy_cleanup(pr->c);
+	}
+	free(pr->url);
+	free(pr->what);
+	free(pr);
+}
+
+void health_cancel(struct health_probe *pr)
+{
+	if (!pr)
+		return;
+	if (pr->x) {
+		int code;
+		struct cp_error ignored = {0};
+		pr->ops->exec_end(pr->rt, pr->x, true, &code, &ignored);
+	}
+	probe_free(pr);
+}
+
+void health_set_free(struct health_set *hs)
+{
+	if (!hs)
+		return;
+	while (hs->probes)
+		health_cancel(hs->probes);
+	if (hs->multi)
+		curl_multi_cleanup(hs->multi);
+	free(hs);
+}
+
+static struct health_probe *probe_new(struct health_set *hs, const struct runtime_ops *ops,
+				      struct runtime *rt)
+{
+	struct health_probe *pr = xcalloc(1, sizeof(*pr));
+	pr->hs = hs;
+	pr->ops = ops;
+	pr->rt = rt;
+	pr->fd = -1;
+	pr->next = hs->probes;
+	hs->probes = pr;
+	return pr;
+}
+
+static int start_http(struct health_probe *pr, const char *url, long timeout_ms,
+		      struct cp_error *err)
+{
+	struct health_set *hs = pr->hs;
+	if (!hs->multi && !(hs->multi = curl_multi_init()))
+		return cp_error_set(err, "cannot initialize libcurl");
+	CURL *c = curl_easy_init();
+	if (!c)
+		return cp_error_set(err, "cannot initialize libcurl");
+	pr->url = xstrdup(url);
+	curl_easy_setopt(c, CURLOPT_URL, pr->url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : CP_HEALTH_HTTP_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, pr->errbuf);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, pr);
+	if (curl_multi_add_handle(hs->multi, c) != CURLM_OK) {
+		curl_easy_cleanup(c);
+		return cp_error_set(err, "cannot start a health probe of %s", url);
+	}
+	pr->c = c;
+	hs->transfers++;
+	return 0;
+}
+
+int health_start(struct health_probe **out, struct health_set *hs,
+		 const struct runtime_ops *ops, struct runtime *rt, struct task *t,
 		 const struct healthcheck *h, struct cp_error *err)
 {
-	*why = NULL;
+	*out = NULL;
 	if (h->http) {
+		struct health_probe *pr = probe_new(hs, ops, rt);
 		cleanup_free char *url = health_url(ops, rt, t, h->http);
-		return probe_http(why, url, h->timeout_ms, err);
+		if (start_http(pr, url, h->timeout_ms, err) < 0) {
+			probe_free(pr);
+			return -1;
+		}
+		*out = pr;
+		return 0;
 	}
 	if (h->test.n == 0)
-		return 0;
+		return 1;
 	if (!ops->caps.exec)
 		return cp_error_set(err, "the %s runtime cannot run health check commands", ops->name);
 	struct strvec argv = {0};
@@ -131,15 +251,117 @@ int health_probe(char **why, const struct runtime_ops *ops, struct runtime *rt, 
 	}
 	if (argv.n == 0) {
 		strvec_free(&argv);
-		return 0;
+		return 1;
+	}
+	struct health_probe *pr = probe_new(hs, ops, rt);
+	long timeout = h->timeout_ms > 0 ? h->timeout_ms : 30000;
+	pr->deadline = now_ms() + timeout;
+	pr->what = xstrdup(argv.v[argv.n - 1]);
+	int rc = ops->exec_start(rt, t, argv.v, timeout, &pr->x, &pr->fd, err);
+	strvec_free(&argv);
+	if (rc < 0) {
+		pr->x = NULL;
+		probe_free(pr);
+		return -1;
+	}
+	*out = pr;
+	return 0;
+}
+
+int health_result(struct health_probe *pr, char **why, struct cp_error *err)
+{
+	*why = NULL;
+	int rc;
+	if (pr->c) {
+		if (!pr->done)
+			return 2;
+		long status = 0;
+		curl_easy_getinfo(pr->c, CURLINFO_RESPONSE_CODE, &status);
+		if (pr->result != CURLE_OK) {
+			*why = xasprintf("GET %s: %s", pr->url,
+					 *pr->errbuf ? pr->errbuf : curl_easy_strerror(pr->result));
+			rc = 1;
+		} else if (status < 200 || status > 299) {
+			*why = xasprintf("GET %s answered %ld", pr->url, status);
+			rc = 1;
+		} else {
+			rc = 0;
+		}
+		probe_free(pr);
+		return rc;
 	}
 	int code = 0;
-	int rc = ops->exec(rt, t, argv.v, h->timeout_ms, &code, err);
-	if (rc == 0 && code != 0) {
-		*why = code < 0 ? xasprintf("%s timed out", argv.v[argv.n - 1])
+	rc = pr->ops->exec_end(pr->rt, pr->x, now_ms() >= pr->deadline, &code, err);
+	if (rc == 0)
+		return 2;
+	pr->x = NULL;
+	if (rc == 1 && code != 0) {
+		*why = code < 0 ? xasprintf("%s timed out", pr->what)
 				: xasprintf("health check exited with %d", code);
 		rc = 1;
+	} else if (rc == 1) {
+		rc = 0;
 	}
-	strvec_free(&argv);
+	probe_free(pr);
+	return rc;
+}
+
+long long health_wake_ms(const struct health_set *hs)
+{
+	long long wake = 0;
+	for (const struct health_probe *pr = hs->probes; pr; pr = pr->next)
+		if (pr->x && (!wake || pr->deadline < wake))
+			wake = pr->deadline;
+	return wake;
+}
+
+int health_poll(struct health_set *hs, struct pollfd *fds, size_t n, int timeout_ms)
+{
+	size_t nx = 0;
+	for (const struct health_probe *pr = hs->probes; pr; pr = pr->next)
+		nx += pr->fd >= 0;
+	size_t total = n + nx;
+	struct pollfd *all = xcalloc(total ? total : 1, sizeof(*all));
+	memcpy(all, fds, n * sizeof(*fds));
+	size_t k = n;
+	for (const struct health_probe *pr = hs->probes; pr; pr = pr->next)
+		if (pr->fd >= 0)
+			all[k++] = (struct pollfd){.fd = pr->fd, .events = POLLIN};
+	int rc;
+	if (hs->transfers > 0) {
+		/* One wait over curl's sockets and ours. */
+		struct curl_waitfd *w = xcalloc(total ? total : 1, sizeof(*w));
+		for (size_t i = 0; i < total; i++)
+			w[i] = (struct curl_waitfd){.fd = all[i].fd, .events = all[i].events};
+		int ret = 0;
+		CURLMcode mc = curl_multi_poll(hs->multi, w, (unsigned)total, timeout_ms, &ret);
+		rc = 0;
+		for (size_t i = 0; i < total; i++) {
+			all[i].revents = (short)w[i].revents;
+			rc += all[i].revents != 0;
+		}
+		free(w);
+		if (mc != CURLM_OK)
+			rc = -1;
+		int running = 0;
+		curl_multi_perform(hs->multi, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(hs->multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct health_probe *pr = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pr);
+			if (pr && !pr->done) {
+				pr->done = true;
+				pr->result = msg->data.result;
+				hs->transfers--;
+			}
+		}
+	} else {
+		rc = poll(all, (nfds_t)total, timeout_ms);
+	}
+	memcpy(fds, all, n * sizeof(*fds));
+	free(all);
 	return rc;
 }

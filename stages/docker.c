@@ -226,7 +226,8 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 			cp_error_prefix(err, "image \"%s\" is not available locally and could not be "
 					     "pulled",
 					s->image);
-			err->code = EXIT_STAGE_FAILED;
+			if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
+				err->code = EXIT_STAGE_FAILED;
 			return -1;
 		}
 	}
@@ -517,7 +518,8 @@ static int docker_port_in_use(struct runtime *rt, const char *host_ip, int port,
 	.release = docker_task_release, \
 	.image_prepare = docker_image_prepare, \
 	.volume_host_path = docker_volume_host_path, \
-	.exec = docker_task_exec, \
+	.exec_start = docker_task_exec_start, \
+	.exec_end = docker_task_exec_end, \
 	.task_handle = docker_task_handle, \
 	.handle_alive = docker_handle_alive, \
 	.handle_stop = docker_handle_stop, \

@@ -354,7 +354,22 @@ struct build_out {
 	const char *prefix;
 	struct strbuf line; /* an unterminated "stream" line */
 	char *id;
+	char *step_container; /* the classic builder's container of the current RUN */
 };
+
+/* " ---> Running in 0123456789ab": the container the step runs in. */
+static void note_step_container(struct build_out *bo, const char *s)
+{
+	const char *p = strstr(s, "Running in ");
+	if (!p)
+		return;
+	p += strlen("Running in ");
+	size_t n = strspn(p, "0123456789abcdef");
+	if (n < 12)
+		return;
+	free(bo->step_container);
+	bo->step_container = xstrndup(p, n);
+}
 
 static void out_text(struct build_out *bo, const char *s)
 {
@@ -377,8 +392,10 @@ static int build_msg(void *ud, const cJSON *msg)
 {
 	struct build_out *bo = ud;
 	const char *s = docker_str(msg, "stream");
-	if (s)
+	if (s) {
+		note_step_container(bo, s);
 		out_text(bo, s);
+	}
 	const char *id = docker_str(cJSON_GetObjectItemCaseSensitive(msg, "aux"), "ID");
 	if (id) {
 		free(bo->id);
@@ -453,6 +470,14 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 		out_text(&bo, "\n");
 	sb_free(&bo.line);
 	sb_free(&q);
+	if (rc < 0 && bo.step_container) {
+		/* Given up (Ctrl-C, a lost stream): the daemon would remove the
+		 * step's container only once it noticed, seconds later. */
+		cleanup_free char *path = xasprintf("/containers/%s?force=1", bo.step_container);
+		struct cp_error ignored = {0};
+		docker_json(d, "DELETE", path, NULL, NULL, NULL, &ignored);
+	}
+	free(bo.step_container);
 	if (rc < 0) {
 		free(bo.id);
 		return -1;

@@ -87,8 +87,11 @@ void docker_tasks_close(struct runtime *rt);
 const char *docker_task_container(const struct task *t, const char **name_out);
 
 /* docker_service.c: the runtime_ops service members (see runtime.h). */
-int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		     int *exit_code, struct cp_error *err);
+int docker_task_exec_start(struct runtime *rt, struct task *t, char *const *argv,
+			   long timeout_ms, struct task_exec **out, int *fd_out,
+			   struct cp_error *err);
+int docker_task_exec_end(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,
+			 struct cp_error *err);
 cJSON *docker_task_handle(struct runtime *rt, struct task *t);
 int docker_handle_alive(struct runtime *rt, const cJSON *handle, struct cp_error *err);
 int docker_handle_stop(struct runtime *rt, const cJSON *handle, long grace_ms,

@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +39,36 @@ static int discard(void *ud, const char *data, size_t n)
 	return 0;
 }
 
+/* A health check's exec, run by a thread of its own on a client of its
+ * own, so that the executor's loop never waits for the daemon. The thread
+ * keeps the check's deadline itself (killing the command there, as
+ * exec_kill can) and writes a byte to `done_pipe` when it is over;
+ * whoever comes last (the thread, or exec_end giving it up) frees it. */
+struct task_exec {
+	struct docker *d; /* the thread's client */
+	bool local;       /* the daemon's process IDs are ours */
+	char *id, *name;  /* the container */
+	struct strvec argv;
+	long long deadline;
+	pthread_t thread;
+	int done_pipe[2];
+	pthread_mutex_t mu;
+	bool over;      /* the thread is done */
+	bool abandoned; /* exec_end gave up on it: the thread frees it */
+	int exit_code;
+	struct cp_error err;
+	int rc;
+};
+
 /* One exec API call, bounded: a daemon that stops answering cannot hold
  * the executor longer than the check's timeout and some slack. */
-static int exec_call(struct runtime *rt, const char *method, const char *path, const cJSON *body,
-		     long long deadline, cJSON **out, struct cp_error *err)
+static int exec_call(struct task_exec *x, const char *method, const char *path, const cJSON *body,
+		     cJSON **out, struct cp_error *err)
 {
-	long long left = deadline - now_ms();
+	long long left = x->deadline - now_ms();
 	struct docker_req rq = {.method = method, .path = path, .json = body,
 				.timeout_ms = (long)(left > 0 ? left : 0) + EXEC_API_SLACK_MS};
-	return docker_call(rt->d, &rq, NULL, out, err);
+	return docker_call(x->d, &rq, NULL, out, err);
 }
 
 /* The parent of `pid` from /proc/PID/stat, or -1. */
@@ -81,9 +104,9 @@ static bool in_container(pid_t pid, const char *id)
  * reused since is never touched). Otherwise the check runs on until it
  * ends by itself or the container is removed, which kills whatever runs
  * in it; it never holds up the executor, which stopped waiting for it. */
-static void exec_kill(struct runtime *rt, const char *container_id, pid_t root)
+static void exec_kill(bool local, const char *container_id, pid_t root)
 {
-	if (root <= 1 || !docker_is_local(rt->d) || !in_container(root, container_id))
+	if (root <= 1 || !local || !in_container(root, container_id))
 		return;
 	struct {
 		pid_t pid, ppid;
@@ -121,23 +144,20 @@ static void exec_kill(struct runtime *rt, const char *container_id, pid_t root)
 	free(procs);
 }
 
-int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		     int *exit_code, struct cp_error *err)
+static int exec_run(struct task_exec *x, int *exit_code, struct cp_error *err)
 {
-	const char *name = NULL;
-	const char *id = docker_task_container(t, &name);
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : CP_EXEC_TIMEOUT_MS);
+	const char *id = x->id, *name = x->name;
 	cJSON *body = cJSON_CreateObject();
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
-	for (size_t i = 0; argv[i]; i++)
-		cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
+	for (size_t i = 0; i < x->argv.n; i++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(x->argv.v[i]));
 	/* Attached, its output discarded: Podman (4.3) never reports a detached
 	 * exec as ended, and the end of the stream is the end of the check. */
 	cJSON_AddBoolToObject(body, "AttachStdout", true);
 	cJSON_AddBoolToObject(body, "AttachStderr", true);
 	cleanup_free char *path = xasprintf("/containers/%s/exec", id);
 	cJSON *resp = NULL;
-	int rc = exec_call(rt, "POST", path, body, deadline, &resp, err);
+	int rc = exec_call(x, "POST", path, body, &resp, err);
 	cJSON_Delete(body);
 	const char *eid = docker_str(resp, "Id");
 	if (rc == 0 && !eid)
@@ -152,19 +172,19 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 	cJSON *start = cJSON_CreateObject();
 	cJSON_AddBoolToObject(start, "Detach", false);
 	cJSON_AddBoolToObject(start, "Tty", false);
-	long long left = deadline - now_ms();
+	long long left = x->deadline - now_ms();
 	struct docker_req rq = {.method = "POST", .path = spath, .json = start,
 				.on_data = discard, .timeout_ms = left > 0 ? (long)left : 1,
 				.idle = DOCKER_IDLE_ALWAYS};
-	rc = docker_call(rt->d, &rq, NULL, NULL, err);
+	rc = docker_call(x->d, &rq, NULL, NULL, err);
 	cJSON_Delete(start);
-	if (rc < 0 && (err->code == EXIT_INTERRUPTED || now_ms() < deadline))
+	if (rc < 0 && now_ms() < x->deadline)
 		return cp_error_prefix(err, "exec in container %s", name);
 	cp_error_clear(err); /* timed out: the loop below kills it */
 	pid_t pid = 0;
 	for (;;) {
 		cJSON *j = NULL;
-		if (exec_call(rt, "GET", ipath, NULL, deadline, &j, err) < 0)
+		if (exec_call(x, "GET", ipath, NULL, &j, err) < 0)
 			return cp_error_prefix(err, "exec in container %s", name);
 		const cJSON *running = cJSON_GetObjectItemCaseSensitive(j, "Running");
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "ExitCode");
@@ -177,13 +197,99 @@ int docker_task_exec(struct runtime *rt, struct task *t, char *const *argv, long
 		cJSON_Delete(j);
 		if (over)
 			return 0;
-		if (now_ms() >= deadline) {
-			exec_kill(rt, id, pid);
+		if (now_ms() >= x->deadline) {
+			exec_kill(x->local, id, pid);
 			*exit_code = -1;
 			return 0;
 		}
 		usleep(20000);
 	}
+}
+
+static void exec_free(struct task_exec *x)
+{
+	docker_close(x->d);
+	free(x->id);
+	free(x->name);
+	strvec_free(&x->argv);
+	close(x->done_pipe[0]);
+	close(x->done_pipe[1]);
+	pthread_mutex_destroy(&x->mu);
+	free(x);
+}
+
+static void *exec_thread(void *arg)
+{
+	struct task_exec *x = arg;
+	x->rc = exec_run(x, &x->exit_code, &x->err);
+	pthread_mutex_lock(&x->mu);
+	x->over = true;
+	bool abandoned = x->abandoned;
+	ssize_t n = write(x->done_pipe[1], "x", 1);
+	(void)n;
+	pthread_mutex_unlock(&x->mu);
+	if (abandoned)
+		exec_free(x);
+	return NULL;
+}
+
+int docker_task_exec_start(struct runtime *rt, struct task *t, char *const *argv,
+			   long timeout_ms, struct task_exec **out, int *fd_out,
+			   struct cp_error *err)
+{
+	const char *name = NULL;
+	const char *id = docker_task_container(t, &name);
+	struct task_exec *x = xcalloc(1, sizeof(*x));
+	if (pipe2(x->done_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(x);
+		return cp_error_errno(err, "creating a pipe");
+	}
+	x->d = docker_clone(rt->d);
+	x->local = docker_is_local(rt->d);
+	x->id = xstrdup(id);
+	x->name = xstrdup(name ? name : id);
+	for (size_t i = 0; argv[i]; i++)
+		strvec_push(&x->argv, argv[i]);
+	x->deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : CP_EXEC_TIMEOUT_MS);
+	pthread_mutex_init(&x->mu, NULL);
+	int rc = pthread_create(&x->thread, NULL, exec_thread, x);
+	if (rc != 0) {
+		exec_free(x);
+		errno = rc;
+		return cp_error_errno(err, "starting a health check thread");
+	}
+	*out = x;
+	*fd_out = x->done_pipe[0];
+	return 0;
+}
+
+int docker_task_exec_end(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,
+			 struct cp_error *err)
+{
+	(void)rt;
+	pthread_mutex_lock(&x->mu);
+	bool over = x->over;
+	if (!over && kill) {
+		/* Left to end by itself: the thread kills the command at its
+		 * deadline (or it goes with the container) and frees x. */
+		x->abandoned = true;
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (!over) {
+		if (!kill)
+			return 0;
+		pthread_detach(x->thread);
+		*exit_code = -1;
+		return 1;
+	}
+	pthread_join(x->thread, NULL);
+	int rc = x->rc;
+	if (rc < 0)
+		*err = x->err;
+	else
+		*exit_code = x->exit_code;
+	exec_free(x);
+	return rc < 0 ? -1 : 1;
 }
 
 /* ---- ports ---- */

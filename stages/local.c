@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -659,12 +660,20 @@ static int open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-/* Runs argv in the sandbox's user (when any), network (when the project's)
- * and mount namespaces, with the stage's environment and working
- * directory, in a process group of its own that a timeout kills whole. */
-static int local_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		      int *exit_code, struct cp_error *err)
+struct task_exec {
+	pid_t pid;  /* the command, leader of its own process group */
+	int pidfd;  /* readable once it exited */
+};
+
+/* Starts argv in the sandbox's user (when any), network (when the
+ * project's) and mount namespaces, with the stage's environment and
+ * working directory, in a process group of its own that a kill ends
+ * whole. The caller polls a pidfd; the timeout is the caller's to keep. */
+static int local_exec_start(struct runtime *rt, struct task *t, char *const *argv,
+			    long timeout_ms, struct task_exec **out, int *fd_out,
+			    struct cp_error *err)
 {
+	(void)timeout_ms;
 	struct local_task *lt = t->priv;
 	int userfd = rt->userns ? open_ns(lt->pid, "user") : -1;
 	int netfd = lt->in_netns ? open_ns(lt->pid, "net") : -1;
@@ -704,30 +713,54 @@ static int local_exec(struct runtime *rt, struct task *t, char *const *argv, lon
 		execvpe(argv[0], argv, lt->envp.v);
 		_exit(127);
 	}
-	/* Also here: the group must exist before a timeout signals it. */
+	/* Also here: the group must exist before a kill signals it. */
 	setpgid(pid, pid);
 	for (size_t i = 0; i < ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : CP_EXEC_TIMEOUT_MS);
-	for (;;) {
-		int status;
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid) {
-			*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-			return 0;
-		}
-		if (w < 0 && errno != EINTR)
-			return cp_error_errno(err, "waiting for a health check");
-		if (now_ms() >= deadline) {
-			/* The whole group: a shell's children too, not only the shell. */
-			kill(-pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			*exit_code = -1;
-			return 0;
-		}
-		usleep(5000);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		int saved = errno;
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		errno = saved;
+		return cp_error_errno(err, "pidfd_open for a health check");
 	}
+	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+	struct task_exec *x = xcalloc(1, sizeof(*x));
+	x->pid = pid;
+	x->pidfd = pidfd;
+	*out = x;
+	*fd_out = pidfd;
+	return 0;
+}
+
+static int local_exec_end(struct runtime *rt, struct task_exec *x, bool kill_it, int *exit_code,
+			  struct cp_error *err)
+{
+	(void)rt;
+	int status = 0;
+	pid_t w;
+	while ((w = waitpid(x->pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (w == 0 && !kill_it)
+		return 0;
+	int rc = 0;
+	if (w == x->pid) {
+		*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	} else if (w == 0) {
+		/* The whole group: a shell's children too, not only the shell. */
+		kill(-x->pid, SIGKILL);
+		while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		*exit_code = -1;
+	} else {
+		rc = cp_error_errno(err, "waiting for a health check");
+	}
+	close(x->pidfd);
+	free(x);
+	return rc < 0 ? -1 : 1;
 }
 
 static cJSON *local_task_handle(struct runtime *rt, struct task *t)
@@ -855,7 +888,8 @@ const struct runtime_ops runtime_local = {
 	.kill = local_kill,
 	.release = local_release,
 	.volume_host_path = local_volume_host_path,
-	.exec = local_exec,
+	.exec_start = local_exec_start,
+	.exec_end = local_exec_end,
 	.task_handle = local_task_handle,
 	.handle_alive = local_handle_alive,
 	.handle_stop = local_handle_stop,

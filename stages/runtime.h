@@ -13,6 +13,7 @@
 #include "task.h"
 
 struct runtime; /* opaque, one per runtime instance */
+struct task_exec; /* a command exec_start started in a task; the runtime's */
 
 /* Bumped by the executor's signal handler (Ctrl-C, SIGTERM, SIGHUP). A
  * runtime blocked in a call on the executor's thread (an API request to a
@@ -172,11 +173,20 @@ struct runtime_ops {
 	 * *out. Fails otherwise: read the volume with volume_read_tree. */
 	int (*volume_host_path)(struct runtime *rt, const char *volume, char **out,
 				struct cp_error *err);
-	/* Services. exec runs `argv` inside the task's sandbox or container
-	 * (a compose CMD healthcheck) and gives its exit code; a command still
-	 * running after timeout_ms is killed and counts as failed (-1 code). */
-	int (*exec)(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		    int *exit_code, struct cp_error *err);
+	/* Services. exec_start starts `argv` inside the task's sandbox or
+	 * container (a compose CMD healthcheck) and returns at once: *fd_out
+	 * (the runtime's; poll it, never read or close it) turns readable
+	 * once the command has ended. The caller passes *out to exec_end
+	 * until that returns other than 0. exec_end is non-blocking: 1 with
+	 * *exit_code once the command ended, 0 while it runs, -1 on error.
+	 * With `kill` (its timeout_ms is over, or the run stops) the command
+	 * is killed, or left to the runtime to kill at timeout_ms or with its
+	 * container, and 1 returned with exit code -1. On 1 and -1 `x` is
+	 * freed. Neither waits for a daemon. */
+	int (*exec_start)(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+			  struct task_exec **out, int *fd_out, struct cp_error *err);
+	int (*exec_end)(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,
+			struct cp_error *err);
 	/* A JSON handle by which another cpipe process finds a detached task
 	 * again (caller owns), whether it still runs (1 running, 0 gone), and
 	 * a blocking stop: SIGTERM, `grace_ms`, SIGKILL, cleanup; a task that

@@ -29,7 +29,8 @@ static void test_capabilities_match_the_members(void **state)
 		assert_int_equal(c->detached, o->task_handle != NULL);
 		assert_int_equal(c->detached, o->handle_alive != NULL);
 		assert_int_equal(c->detached, o->handle_stop != NULL);
-		assert_int_equal(c->exec, o->exec != NULL);
+		assert_int_equal(c->exec, o->exec_start != NULL);
+		assert_int_equal(c->exec, o->exec_end != NULL);
 		assert_int_equal(c->attach, o->handle_exec != NULL);
 		assert_int_equal(c->attach, o->handle_kill != NULL);
 		assert_int_equal(c->host_volumes, o->volume_host_path != NULL);
