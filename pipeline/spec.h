@@ -8,6 +8,7 @@
 
 #include "../artifacts/redact.h"
 #include "../lib/error.h"
+#include "../lib/fs_fill.h"
 #include "../lib/util.h"
 
 enum mount_type {
@@ -22,6 +23,10 @@ struct mount {
 	char *target; /* absolute path inside the stage */
 	bool read_only;
 	struct cp_mark mark;
+	/* A named volume on a path the image fills (local runtime): what the
+	 * volume gets when it is empty as the stage starts (spec_image.c). */
+	struct fs_fill_item *fill;
+	size_t nfill;
 };
 
 struct port {
@@ -180,6 +185,9 @@ struct stage {
 	struct stage_limits limits;
 	struct stage_security security;
 	struct stage_lifecycle lifecycle;
+	/* On the local runtime, what the build: Dockerfile gave the stage
+	 * (spec_image.h); NULL otherwise. */
+	struct stage_image *image_cfg;
 };
 
 struct volume {
