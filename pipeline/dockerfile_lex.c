@@ -75,6 +75,8 @@ static int lex_dollar(struct lexer *L, struct strbuf *out)
 			sb_adds(out, v);
 		return 0;
 	}
+	if (!*L->p)
+		return lex_fail(L, "bad substitution: \"${\" is not closed by \"}\"");
 	bool colon = *L->p == ':';
 	if (colon)
 		L->p++;

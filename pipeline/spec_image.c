@@ -181,7 +181,9 @@ static void source_matches(struct strvec *out, struct ctx *c, const char *src, i
 		return;
 	}
 	if (!strpbrk(src, "*?[")) {
-		strvec_push(out, abs);
+		struct stat st;
+		if (stat(abs, &st) == 0)
+			strvec_push(out, abs);
 		return;
 	}
 	struct strbuf pat = STRBUF_INIT;
@@ -520,6 +522,14 @@ static int apply_stage(struct pipeline *p, struct stage *s, const struct kvvec *
 	cleanup_free char *text = NULL;
 	size_t len = 0;
 	struct cp_error rerr = {0};
+	if (access(si->dockerfile, F_OK) < 0 && errno == ENOENT) {
+		/* docker could not build it either; the command runs as written. */
+		strvec_push_take(&si->warnings,
+				 xasprintf("%s: the file does not exist, so the local runtime "
+					   "runs the stage as the spec says, with nothing from an image",
+					   si->shown));
+		goto out;
+	}
 	if (fs_read_file(&text, &len, si->dockerfile, (1 << 20) + 1, &rerr) < 0) {
 		c.fail = xasprintf("stage \"%s\": cannot read its Dockerfile %s (%s); the local "
 				   "runtime takes the stage's working_dir, environment, command and "
@@ -599,6 +609,32 @@ int spec_image_apply(struct pipeline *p, const struct kvvec *env, struct cp_erro
 			return -1;
 	group_warnings(p);
 	return 0;
+}
+
+/* ---- plan-time checks ---- */
+
+int spec_image_check_local(const struct stage *s, struct cp_error *err)
+{
+	const struct stage_image *si = s->image_cfg;
+	if (si && si->error) {
+		err->code = EXIT_USAGE;
+		return cp_error_set(err, "%s", si->error);
+	}
+	if (s->command.n || s->entrypoint.n)
+		return 0;
+	err->code = EXIT_USAGE;
+	if (si)
+		return cp_error_at(err, &s->mark,
+				   "stage \"%s\" has no command: its Dockerfile %s sets no CMD or "
+				   "ENTRYPOINT, and the local runtime cannot know those of the base "
+				   "image %s; add \"command: ...\" to the stage, or run it with "
+				   "--runtime docker",
+				   s->name, si->shown, si->base ? si->base : "");
+	return cp_error_at(err, &s->mark,
+			   "stage \"%s\" has no command, and the local runtime runs commands, not "
+			   "images; add \"command: ...\" to the stage, or run it with --runtime "
+			   "docker",
+			   s->name);
 }
 
 /* ---- files for the cache key ---- */

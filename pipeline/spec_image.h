@@ -56,10 +56,10 @@ void spec_image_free(struct stage_image *img);
  * stage the Dockerfile reader did not see. */
 int spec_image_files(struct strvec *out, const struct stage *s, struct cp_error *err);
 
-/* The local runtime's checks for planned stage `s`: its Dockerfile was read,
- * it has a command, and that command exists on the host (a near name is
- * suggested: python -> python3 and the package python-is-python3). Errors
- * are EXIT_USAGE complete sentences at the stage's file:line:col. */
+/* The local runtime's checks for planned stage `s`: its Dockerfile was
+ * read, and it has a command. Errors are EXIT_USAGE complete sentences,
+ * at the stage's file:line:col, naming both ways out (a command:, or
+ * --runtime docker). */
 int spec_image_check_local(const struct stage *s, struct cp_error *err);
 
 #endif
