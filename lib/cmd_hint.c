@@ -1,5 +1,6 @@
 #include "cmd_hint.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <glob.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +112,29 @@ static void set_origin(struct ctx *c, enum image_field f, int line)
 	c->si->origin[f] = xasprintf("%s:%d", c->si->shown, line);
 }
 
+static bool numeric(const char *s, size_t n)
+{
+	if (!n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* USER name[:group]: numeric ids always, names when the host has them. */
+static bool host_knows_user(const char *user)
+{
+	const char *colon = strchr(user, ':');
+	size_t n = colon ? (size_t)(colon - user) : strlen(user);
+	cleanup_free char *name = xstrndup(user, n);
+	if (!numeric(name, n) && !getpwnam(name))
+		return false;
+	if (!colon)
+		return true;
+	return numeric(colon + 1, strlen(colon + 1)) || getgrnam(colon + 1);
+}
+
 static void fill_fields(struct ctx *c, const struct dockerfile_image *img)
 {
 	struct stage *s = c->s;
@@ -128,9 +153,15 @@ static void fill_fields(struct ctx *c, const struct dockerfile_image *img)
 		set_origin(c, IMAGE_WORKING_DIR, img->workdir_line);
 	}
 	if (!(s->user && *s->user) && img->user && *img->user) {
-		free(s->user);
-		s->user = xstrdup(img->user);
-		set_origin(c, IMAGE_USER, img->user_line);
+		if (host_knows_user(img->user)) {
+			free(s->user);
+			s->user = xstrdup(img->user);
+			set_origin(c, IMAGE_USER, img->user_line);
+		} else {
+			warn(c, img->user_line, "USER %s: no such user or group on the host (a RUN "
+			     "step makes it in the image), so the stage runs as cpipe's user; give "
+			     "it user: to choose", img->user);
+		}
 	}
 	bool added = false;
 	for (size_t i = 0; i < img->env.n; i++)
