@@ -3,7 +3,7 @@
 #   make deps       install the Debian packages the build and tests need (only missing ones)
 #   make test       every suite; ends with "N passed, N failed, N skipped"
 #   make asan       ASan+UBSan build of cpipe and the unit tests, then every suite under it
-#   make fuzz       the loader fuzz target for FUZZ_SECONDS (default 60)
+#   make fuzz       the fuzz targets (spec loader, Dockerfile reader) for FUZZ_SECONDS each (default 60)
 #   make bench      the benchmarks in bench/
 #   make lint       clang-format check and cppcheck
 #   make install PREFIX=/usr/local
@@ -87,20 +87,24 @@ asan:
 # clang catches what gcc lets through (a goto into the scope of a cleanup
 # variable, for one); CI runs it.
 clang-check:
-	@for f in $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/fuzz/fuzz_spec.c; do \
+	@for f in $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(wildcard tests/fuzz/fuzz_*.c); do \
 		clang -std=c11 -D_GNU_SOURCE -fsyntax-only $(WARN) -Werror $(PKG_CFLAGS) $$f || exit 1; \
 	done; echo "clang-check: clean"
 
 FUZZ_SECONDS ?= 60
-build/fuzz/fuzz_spec: tests/fuzz/fuzz_spec.c $(LIB_SRC)
+FUZZ_TARGETS ?= spec dockerfile
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-		-o $@ tests/fuzz/fuzz_spec.c $(LIB_SRC) $(PKG_LIBS) -lpthread
+		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lpthread
 
-fuzz: build/fuzz/fuzz_spec
-	@mkdir -p build/fuzz/corpus && cp -n tests/fuzz/corpus/spec/* build/fuzz/corpus/ 2>/dev/null; true
-	build/fuzz/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
-		build/fuzz/corpus tests/fuzz/corpus/spec
+# Each target for FUZZ_SECONDS, from its checked-in corpus (tests/fuzz/corpus/NAME).
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build/fuzz/corpus-$$t/ 2>/dev/null; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
+			build/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 bench: $(CPIPE)
 	bench/run-all

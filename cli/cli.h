@@ -21,9 +21,12 @@ struct cli {
 	struct strvec env_files; /* --env-file */
 	struct kvvec env;    /* after cli_load: the spec's interpolation environment */
 	bool no_warnings;    /* loading another project's spec (ls): no unset-variable warnings */
+	bool spec_only;      /* config: the spec as written, without what a Dockerfile gives */
 };
 
-/* Loads the spec the global options point at. */
+/* Loads the spec the global options point at; on the local runtime (see
+ * cli_runtime) stages with build: also take their Dockerfile's config
+ * (spec_image_apply) unless c->spec_only. */
 int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err);
 
 /* The runtime to use: --runtime, CPIPE_RUNTIME, the spec's runtime:, local. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../pipeline/emit.h"
+#include "../pipeline/spec_image.h"
 #include "cli.h"
 #include "opts.h"
 
@@ -21,21 +22,53 @@ static void print_names(const struct pipeline *p, int list)
 	}
 }
 
-/* config --explain: "NAME: job|service (why)", one stage a line; with
- * --json an object per stage. */
+static const char *const image_fields[IMAGE_FIELDS] = {"command", "entrypoint", "working_dir",
+							"user", "environment"};
+
+/* config --explain: "NAME: job|service: why", one stage a line, then for a
+ * stage whose Dockerfile the local runtime read, "  FIELD: Dockerfile:N"
+ * for each field it gave and "  /dest: from SOURCE (read-only)" for each
+ * file; with --json an object per stage. */
 static void print_explain(const struct pipeline *p, bool json)
 {
 	cJSON *doc = json ? cJSON_CreateObject() : NULL;
 	for (size_t i = 0; i < p->nstages; i++) {
 		const struct stage *s = &p->stages[i];
+		const struct stage_image *si = s->image_cfg;
 		const char *why = s->service_why ? s->service_why : "";
-		if (!json) {
+		cJSON *o = json ? cJSON_AddObjectToObject(doc, s->name) : NULL;
+		if (!json)
 			printf("%s: %s: %s\n", s->name, s->service ? "service" : "job", why);
-			continue;
+		else {
+			cJSON_AddBoolToObject(o, "service", s->service);
+			cJSON_AddStringToObject(o, "why", why);
 		}
-		cJSON *o = cJSON_AddObjectToObject(doc, s->name);
-		cJSON_AddBoolToObject(o, "service", s->service);
-		cJSON_AddStringToObject(o, "why", why);
+		if (!si)
+			continue;
+		cJSON *img = json ? cJSON_AddObjectToObject(o, "image") : NULL;
+		if (img) {
+			cJSON_AddStringToObject(img, "dockerfile", si->shown);
+			if (si->error)
+				cJSON_AddStringToObject(img, "error", si->error);
+		} else if (si->error) {
+			printf("  %s: %s\n", si->shown, si->error);
+		}
+		for (int f = 0; f < IMAGE_FIELDS; f++) {
+			if (!si->origin[f])
+				continue;
+			if (img)
+				cJSON_AddStringToObject(img, image_fields[f], si->origin[f]);
+			else
+				printf("  %s: %s\n", image_fields[f], si->origin[f]);
+		}
+		cJSON *files = img ? cJSON_AddObjectToObject(img, "files") : NULL;
+		for (size_t k = 0; k < si->nentries; k++) {
+			const struct image_entry *e = &si->entries[k];
+			if (files)
+				cJSON_AddStringToObject(files, e->dest, e->source);
+			else
+				printf("  %s: %s:%d, from %s\n", e->dest, si->shown, e->line, e->source);
+		}
 	}
 	if (doc) {
 		cli_print_json(doc);
@@ -62,6 +95,9 @@ int cmd_config(struct cli *c, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error(argv[0]);
 	struct pipeline *p = NULL;
+	/* The spec as compose prints it; --explain also says what a Dockerfile
+	 * gives a stage on the local runtime. */
+	c->spec_only = list != 'E';
 	if (cli_load(&p, c, &err) < 0)
 		return cli_fail(&err);
 	int rc = EXIT_OK;

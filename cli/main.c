@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../lib/fs.h"
+#include "../pipeline/spec_image.h"
 #include "cli.h"
 #include "../stages/netns.h"
 #include "opts.h"
@@ -170,6 +171,18 @@ int cli_parse_common(struct cli *c, int argc, char **argv)
 	return cli_opt_exit(opt);
 }
 
+static const char *runtime_chosen(const struct cli *c, const struct pipeline *p)
+{
+	const char *name = c->runtime;
+	if (!name || !*name)
+		name = getenv("CPIPE_RUNTIME");
+	if (!name || !*name)
+		name = p->runtime;
+	if (!name || !*name)
+		name = "local";
+	return name;
+}
+
 int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 {
 	struct spec_options o = {
@@ -185,6 +198,12 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 	};
 	if (spec_load(out, &o, err) < 0)
 		return -1;
+	if (!c->spec_only && strcmp(runtime_chosen(c, *out), "local") == 0 &&
+	    spec_image_apply(*out, &c->env, err) < 0) {
+		pipeline_free(*out);
+		*out = NULL;
+		return -1;
+	}
 	for (size_t i = 0; !c->no_warnings && i < (*out)->warnings.n; i++)
 		fprintf(stderr, "cpipe: warning: %s\n", (*out)->warnings.v[i]);
 	return 0;
@@ -200,13 +219,7 @@ void cli_print_json(const cJSON *doc)
 int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct pipeline *p,
 		struct cp_error *err)
 {
-	const char *name = c->runtime;
-	if (!name || !*name)
-		name = getenv("CPIPE_RUNTIME");
-	if (!name || !*name)
-		name = p->runtime;
-	if (!name || !*name)
-		name = "local";
+	const char *name = runtime_chosen(c, p);
 	const struct runtime_ops *ops = runtime_find(name);
 	if (!ops) {
 		err->code = EXIT_USAGE;

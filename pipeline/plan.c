@@ -1,4 +1,5 @@
 #include "plan.h"
+#include "spec_image.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -199,13 +200,8 @@ int plan_check_runnable(const struct plan *plan, const char *runtime, bool image
 {
 	for (size_t k = 0; k < plan->n; k++) {
 		const struct stage *s = &plan->p->stages[plan->order[k]];
-		if (!images && !s->command.n && !s->entrypoint.n) {
-			err->code = EXIT_USAGE;
-			return cp_error_at(err, &s->mark,
-					   "stage \"%s\" has no command, and the %s runtime runs "
-					   "commands, not images; add \"command: ...\" to the stage",
-					   s->name, runtime);
-		}
+		if (!images && spec_image_check_local(s, err) < 0)
+			return -1;
 		for (size_t i = 0; images && s->security.read_only && i < s->security.nsecrets; i++) {
 			const struct stage_secret *x = &s->security.secrets[i];
 			if (x->source)

@@ -25,9 +25,11 @@ int plan_build(struct plan *out, const struct pipeline *p, const char *const *na
 void plan_free(struct plan *plan);
 
 /* Fails (EXIT_USAGE, at the stage's file:line:col) on the first planned
- * stage the runtime cannot start: without `images` (local) one with no
- * command or entrypoint, with images (docker) one with neither image: nor
- * build:. Callers check before anything is written. */
+ * stage the runtime cannot start: without `images` (local) one whose
+ * Dockerfile could not be read or with no command or entrypoint
+ * (spec_image_check_local); with images (docker)
+ * one with neither image: nor build:. Callers check before anything is
+ * written. */
 int plan_check_runnable(const struct plan *plan, const char *runtime, bool images,
 			struct cp_error *err);
 

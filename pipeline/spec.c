@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "spec.h"
+#include "spec_image.h"
 
 static void refs_free(struct artifact_ref *r, size_t n)
 {
@@ -32,9 +33,15 @@ static void stage_free(struct stage *st)
 	free(st->network_mode);
 	free(st->container_name);
 	free(st->service_why);
+	spec_image_free(st->image_cfg);
 	for (size_t i = 0; i < st->nmounts; i++) {
 		free(st->mounts[i].source);
 		free(st->mounts[i].target);
+		for (size_t k = 0; k < st->mounts[i].nfill; k++) {
+			free(st->mounts[i].fill[k].source);
+			free(st->mounts[i].fill[k].path);
+		}
+		free(st->mounts[i].fill);
 	}
 	free(st->mounts);
 	for (size_t i = 0; i < st->nports; i++) {

@@ -8,6 +8,7 @@
 
 #include "../artifacts/redact.h"
 #include "../lib/error.h"
+#include "../lib/fs_fill.h"
 #include "../lib/util.h"
 #include "../stages/task.h"
 
@@ -74,6 +75,9 @@ struct stage {
 	struct stage_limits limits;
 	struct stage_security security;
 	struct stage_lifecycle lifecycle;
+	/* On the local runtime, what the build: Dockerfile gave the stage
+	 * (spec_image.h); NULL otherwise. */
+	struct stage_image *image_cfg;
 };
 
 /* Longest stage name: logs are "<name>.log" (and ".log.tmp.<pid>" while

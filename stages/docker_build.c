@@ -11,191 +11,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/dockerignore.h"
 #include "../lib/fs.h"
 #include "docker_internal.h"
 
 /* Added under this name when the Dockerfile lies outside the context. */
 #define OUTSIDE_DOCKERFILE ".cpipe.Dockerfile"
 
-/* ---- .dockerignore ---- */
-
-struct ignore_pattern {
-	char *glob;
-	bool negate; /* "!pattern": include again */
-};
-
-struct ignore {
-	struct ignore_pattern *v;
-	size_t n;
-	bool has_negations;
-};
-
-static void ignore_free(struct ignore *ig)
-{
-	for (size_t i = 0; i < ig->n; i++)
-		free(ig->v[i].glob);
-	free(ig->v);
-}
-
-/* Reads <dir>/.dockerignore; a missing file means no patterns. */
-static int ignore_load(struct ignore *ig, const char *dir, struct cp_error *err)
-{
-	cleanup_free char *path = path_join(dir, ".dockerignore");
-	cleanup_free char *text = NULL;
-	if (access(path, F_OK) < 0)
-		return 0;
-	if (fs_read_file(&text, NULL, path, 1 << 20, err) < 0)
-		return -1;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		while (*line == ' ' || *line == '\t')
-			line++;
-		size_t n = strlen(line);
-		while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (!*line || *line == '#')
-			continue;
-		bool negate = *line == '!';
-		if (negate) {
-			line++;
-			while (*line == ' ' || *line == '\t')
-				line++;
-		}
-		/* Patterns are cleaned as paths and taken relative to the root. */
-		cleanup_free char *abs = xasprintf("/%s", line);
-		cleanup_free char *clean = path_normalize(abs);
-		if (!clean || !clean[1])
-			continue;
-		ig->v = xrealloc(ig->v, (ig->n + 1) * sizeof(*ig->v));
-		ig->v[ig->n].glob = xstrdup(clean + 1);
-		ig->v[ig->n].negate = negate;
-		ig->n++;
-		ig->has_negations |= negate;
-	}
-	return 0;
-}
-
-/* A bracket expression at *pp; advances past it. -1 when malformed. */
-static int match_class(const char **pp, char c)
-{
-	const char *p = *pp + 1;
-	bool neg = *p == '^' || *p == '!';
-	if (neg)
-		p++;
-	bool hit = false;
-	bool first = true;
-	while (*p && (*p != ']' || first)) {
-		first = false;
-		char lo = *p == '\\' && p[1] ? *++p : *p;
-		p++;
-		char hi = lo;
-		if (*p == '-' && p[1] && p[1] != ']') {
-			p++;
-			hi = *p == '\\' && p[1] ? *++p : *p;
-			p++;
-		}
-		if (lo <= c && c <= hi)
-			hit = true;
-	}
-	if (*p != ']')
-		return -1;
-	*pp = p + 1;
-	return hit != neg;
-}
-
-/* Go's filepath.Match plus "**" for any number of directories. */
-static bool glob_match(const char *p, const char *t)
-{
-	for (;;) {
-		if (!*p)
-			return !*t;
-		if (p[0] == '*' && p[1] == '*') {
-			const char *rest = p + 2;
-			if (*rest == '/') {
-				rest++;
-				if (glob_match(rest, t))
-					return true;
-				for (const char *s = t; *s; s++)
-					if (*s == '/' && glob_match(rest, s + 1))
-						return true;
-				return false;
-			}
-			for (const char *s = t;; s++) {
-				if (glob_match(rest, s))
-					return true;
-				if (!*s)
-					return false;
-			}
-		}
-		if (*p == '*') {
-			p++;
-			for (const char *s = t;; s++) {
-				if (glob_match(p, s))
-					return true;
-				if (!*s || *s == '/')
-					return false;
-			}
-		}
-		if (!*t)
-			return false;
-		if (*p == '?') {
-			if (*t == '/')
-				return false;
-			p++;
-			t++;
-			continue;
-		}
-		if (*p == '[') {
-			if (*t == '/')
-				return false;
-			int m = match_class(&p, *t);
-			if (m < 0)
-				return false;
-			if (!m)
-				return false;
-			t++;
-			continue;
-		}
-		if (*p == '\\' && p[1])
-			p++;
-		if (*p != *t)
-			return false;
-		p++;
-		t++;
-	}
-}
-
-/* True when the pattern matches `rel` or one of its parent directories. */
-static bool pattern_matches(const char *glob, const char *rel)
-{
-	if (glob_match(glob, rel))
-		return true;
-	cleanup_free char *copy = xstrdup(rel);
-	for (char *s = copy; (s = strchr(s, '/')); s++) {
-		*s = '\0';
-		bool m = glob_match(glob, copy);
-		*s = '/';
-		if (m)
-			return true;
-	}
-	return false;
-}
-
-/* The last matching pattern decides, as in moby's patternmatcher. */
-static bool ignored(const struct ignore *ig, const char *rel)
-{
-	bool ex = false;
-	for (size_t i = 0; i < ig->n; i++)
-		if (ig->v[i].negate == ex && pattern_matches(ig->v[i].glob, rel))
-			ex = !ig->v[i].negate;
-	return ex;
-}
-
 /* ---- the context tar ---- */
 
 struct tar {
 	struct archive *a;
-	const struct ignore *ig;
+	const struct dockerignore *ig;
 	const char *root;
 	const char *dockerfile; /* relative; kept even when ignored */
 	const char *skip;       /* relative; never sent (cpipe's state) */
@@ -285,7 +112,7 @@ static int tar_dir(struct tar *t, const char *rel)
 		if (t->skip && !strcmp(r, t->skip))
 			continue;
 		bool keep = !strcmp(r, t->dockerfile) || !strcmp(r, ".dockerignore");
-		if (!keep && ignored(t->ig, r)) {
+		if (!keep && dockerignore_match(t->ig, r)) {
 			/* A later "!pattern" may take back something inside. */
 			if (S_ISDIR(st.st_mode) && t->ig->has_negations)
 				rc = tar_dir(t, r);
@@ -317,8 +144,8 @@ static void dockerfile_place(const char *dir, const char *dockerfile, char **nam
 int docker_context_tar(FILE *f, const char *dir, const char *dockerfile, const char *skip,
 		       struct cp_error *err)
 {
-	struct ignore ig = {0};
-	if (ignore_load(&ig, dir, err) < 0)
+	struct dockerignore ig = {0};
+	if (dockerignore_load(&ig, dir, err) < 0)
 		return -1;
 	cleanup_free char *df_name = NULL, *df_path = NULL;
 	dockerfile_place(dir, dockerfile, &df_name, &df_path);
@@ -343,7 +170,7 @@ int docker_context_tar(FILE *f, const char *dir, const char *dockerfile, const c
 	if (rc == 0 && archive_write_close(t.a) != ARCHIVE_OK)
 		rc = tar_error(&t, "close");
 	archive_write_free(t.a);
-	ignore_free(&ig);
+	dockerignore_free(&ig);
 	return rc;
 }
 

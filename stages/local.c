@@ -367,6 +367,12 @@ static int prepare_mounts(struct runtime *rt, const struct task_desc *s, struct 
 			if (ensure_volume_dir(rt, m->source, find_volume(rt, m->source), err) < 0)
 				return -1;
 			source = path_join(rt->volumes_dir, m->source);
+			/* As docker fills an empty named volume from the image. */
+			bool filled;
+			if (fs_fill_empty(source, m->fill, m->nfill, &filled, err) < 0) {
+				free(source);
+				return -1;
+			}
 		} else {
 			source = xstrdup(m->source);
 			struct stat st;
@@ -456,8 +462,8 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		strvec_push(&argv, s->command.v[i]);
 	if (argv.n == 0) {
 		cp_error_set(err,
-			     "stage %s has no command; the local runtime does not run images, "
-			     "give it a command:",
+			     "stage %s has no command, and the local runtime does not run images; "
+			     "add \"command: ...\" to it, or run it with --runtime docker",
 			     s->name);
 		goto out;
 	}

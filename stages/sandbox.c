@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/cmd_hint.h"
 #include "../lib/fs.h"
 #include "sandbox_compose.h"
 #include "sandbox_overlay.h"
@@ -577,7 +578,8 @@ static _Noreturn void exec_command(struct init *in)
 	execvp(cmd, cfg->argv);
 	if (errno == ENOENT && !strchr(cmd, '/')) {
 		const char *path = getenv("PATH");
-		die(in, "command \"%s\" not found in PATH (%s)", cmd, path ? path : "");
+		die(in, "command \"%s\" not found in PATH (%s)%s", cmd, path ? path : "",
+		    cmd_hint(cmd, path));
 	}
 	if (errno == ENOENT)
 		die(in, "command \"%s\" not found", cmd);

@@ -11,6 +11,7 @@
 
 #include "../lib/defaults.h"
 #include "../lib/error.h"
+#include "../lib/fs_fill.h"
 #include "../lib/util.h"
 
 enum mount_type {
@@ -25,6 +26,10 @@ struct mount {
 	char *target; /* absolute path inside the stage */
 	bool read_only;
 	struct cp_mark mark;
+	/* A named volume on a path the image fills (local runtime): what the
+	 * volume gets when it is empty as the stage starts (spec_image.c). */
+	struct fs_fill_item *fill;
+	size_t nfill;
 };
 
 struct port {

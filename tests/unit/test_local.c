@@ -581,8 +581,9 @@ static void test_start_errors_are_reported(void **state)
 	strvec_free(&s->command);
 	cp_error_clear(&err);
 	assert_int_equal(run(f, s, &r, &err), -1);
-	assert_string_equal(err.msg, "stage work has no command; the local runtime does not "
-				     "run images, give it a command:");
+	assert_string_equal(err.msg, "stage work has no command, and the local runtime does not "
+				     "run images; add \"command: ...\" to it, or run it with "
+				     "--runtime docker");
 
 	/* A mount that cannot be made names the volume and the target. */
 	s = shell_stage(f, "true", 1);

@@ -204,7 +204,7 @@ static void test_invalid_utf8_is_placed(void **state)
 static void test_runnable_on_runtime(void **state)
 {
 	(void)state;
-	struct pipeline *p = load("stages:\n  a: {command: x}\n  b:\n    image: busybox\n");
+	struct pipeline *p = load("stages:\n  a: {command: \"true\"}\n  b:\n    image: busybox\n");
 	struct plan plan;
 	struct cp_error err = {0};
 	assert_int_equal(plan_build(&plan, p, NULL, 0, false, NULL, &err), 0);
@@ -212,7 +212,7 @@ static void test_runnable_on_runtime(void **state)
 	assert_int_equal(err.code, EXIT_USAGE);
 	assert_string_equal(err.msg, "cpipe.yml:3:3: stage \"b\" has no command, and the local "
 				     "runtime runs commands, not images; add \"command: ...\" to "
-				     "the stage");
+				     "the stage, or run it with --runtime docker");
 	assert_int_equal(plan_check_runnable(&plan, "docker", true, &err), -1);
 	assert_string_equal(err.msg, "cpipe.yml:2:3: stage \"a\" has neither image: nor build:, "
 				     "and the docker runtime needs one to run it");
