@@ -61,6 +61,7 @@ static void memo_put(struct memo *m, const char *key, cJSON *val)
 
 void track_memo_clear(struct memo *m)
 {
+	track_scans_clear(m);
 	for (size_t i = 0; i < m->cap; i++) {
 		free(m->keys[i]);
 		cJSON_Delete(m->vals[i]);
@@ -312,8 +313,9 @@ const char *track_entry_digest(const cJSON *e)
 	return cJSON_GetStringValue(cJSON_GetObjectItem(e, "digest"));
 }
 
-/* The inputs of a stage: what it declares, plus the declared outputs of
- * the jobs it depends on. Object: name -> digest entry. */
+/* The inputs of a stage: what it declares, its code (track_code.c), for
+ * an observed stage what its mounts hold (track_observe.c), plus the
+ * outputs of the jobs it depends on. Object: name -> digest entry. */
 int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 			struct cp_error *err)
 {
@@ -327,23 +329,48 @@ int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 			goto fail;
 		cJSON_AddItemToObject(in, name, e);
 	}
+	struct strvec code = {0};
+	if (track_code_files(&code, t->p, s, t->o.state_dir, !t->ops->image_prepare, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < code.n; i++) {
+		cleanup_free char *name = track_ref_name(t->p, NULL, code.v[i]);
+		cJSON *e;
+		if (cJSON_GetObjectItem(in, name))
+			continue;
+		if (track_digest_ref(&e, t, NULL, code.v[i], err) < 0) {
+			strvec_free(&code);
+			goto fail;
+		}
+		cJSON_AddItemToObject(in, name, e);
+	}
+	strvec_free(&code);
+	if (track_observes(s) && track_observed_reads(in, t, s, NULL, err) < 0)
+		goto fail;
 	for (size_t d = 0; d < s->ndeps; d++) {
 		const struct stage *up = track_stage_named(t->p, s->deps[d].stage);
 		if (!up || up->service || s->deps[d].condition != DEP_COMPLETED_SUCCESSFULLY)
 			continue;
-		for (int kind = 0; kind < 2; kind++) {
-			const struct artifact_ref *refs = kind ? up->metrics : up->outputs;
-			size_t n = kind ? up->nmetrics : up->noutputs;
+		struct artifact_ref *seen = NULL;
+		size_t nseen = 0;
+		if (track_observes(up))
+			track_part_refs(&seen, &nseen, t->p,
+					cJSON_GetObjectItem(track_lock_entry(t, up->name), "outputs"));
+		for (int kind = 0; kind < 3; kind++) {
+			const struct artifact_ref *refs = kind == 2 ? seen : kind ? up->metrics : up->outputs;
+			size_t n = kind == 2 ? nseen : kind ? up->nmetrics : up->noutputs;
 			for (size_t i = 0; i < n; i++) {
 				cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 				if (cJSON_GetObjectItem(in, name))
 					continue;
 				cJSON *e;
-				if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0)
+				if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0) {
+					track_refs_free(seen, nseen);
 					goto fail;
+				}
 				cJSON_AddItemToObject(in, name, e);
 			}
 		}
+		track_refs_free(seen, nseen);
 	}
 	*out = in;
 	return 0;
@@ -386,20 +413,28 @@ int track_verify(cJSON **out, struct tracker *t, struct cp_error *err)
 	const cJSON *stages = cJSON_GetObjectItem(t->lock, "stages");
 	for (const cJSON *st = stages ? stages->child : NULL; st; st = st->next) {
 		const struct stage *s = track_stage_named(t->p, st->string);
+		struct artifact_ref *seen = NULL;
+		size_t nseen = 0;
+		if (s && track_observes(s))
+			track_part_refs(&seen, &nseen, t->p, cJSON_GetObjectItem(st, "outputs"));
 		for (int kind = 0; s && kind < 2; kind++) {
-			const struct artifact_ref *refs = kind ? s->metrics : s->outputs;
-			size_t n = kind ? s->nmetrics : s->noutputs;
+			const struct artifact_ref *refs = kind ? s->metrics : seen ? seen : s->outputs;
+			size_t n = kind ? s->nmetrics : seen ? nseen : s->noutputs;
 			const cJSON *locked = cJSON_GetObjectItem(st, kind ? "metrics" : "outputs");
 			for (size_t i = 0; i < n; i++) {
 				cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
-				const char *want = track_entry_digest(cJSON_GetObjectItem(locked, name));
+				const cJSON *le = cJSON_GetObjectItem(locked, name);
+				const char *want = track_entry_digest(le);
 				cJSON *now;
 				if (track_digest_ref(&now, t, refs[i].volume, refs[i].path, err) < 0) {
+					track_refs_free(seen, nseen);
 					cJSON_Delete(bad);
 					return -1;
 				}
 				const char *have = track_entry_digest(now);
-				if (!want || !have || strcmp(want, have) != 0) {
+				if (track_entry_deleted(le) && !have) {
+					/* deleted by the stage, and still gone */
+				} else if (!want || !have || strcmp(want, have) != 0) {
 					cJSON *m = cJSON_CreateObject();
 					cJSON_AddStringToObject(m, "stage", s->name);
 					cJSON_AddStringToObject(m, "artifact", name);
@@ -410,6 +445,7 @@ int track_verify(cJSON **out, struct tracker *t, struct cp_error *err)
 				cJSON_Delete(now);
 			}
 		}
+		track_refs_free(seen, nseen);
 	}
 	*out = bad;
 	return 0;
@@ -524,6 +560,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 		cJSON_Delete(t->st[i].inputs);
 		free(t->st[i].image);
 		free(t->st[i].restorable_from);
+		track_snapshot_free(&t->st[i]);
 	}
 	cas_close(t->cas);
 	free(t->st);

@@ -191,6 +191,51 @@ static bool ignored(const struct ignore *ig, const char *rel)
 	return ex;
 }
 
+/* ---- the context as a file list ---- */
+
+static int list_dir(struct strvec *out, const struct ignore *ig, const char *root,
+		    const char *rel, const char *dockerfile, const char *skip,
+		    struct cp_error *err)
+{
+	cleanup_free char *dir = *rel ? path_join(root, rel) : xstrdup(root);
+	struct dirent **names = NULL;
+	int n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		return cp_error_errno(err, "build context: reading %s", dir);
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		if (rc < 0 || !strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		cleanup_free char *r = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
+		cleanup_free char *path = path_join(root, r);
+		struct stat st;
+		if ((skip && !strcmp(r, skip)) || lstat(path, &st) < 0)
+			continue;
+		bool keep = !strcmp(r, dockerfile) || !strcmp(r, ".dockerignore");
+		bool out_of_it = !keep && ignored(ig, r);
+		if (S_ISDIR(st.st_mode) && (!out_of_it || ig->has_negations))
+			rc = list_dir(out, ig, root, r, dockerfile, skip, err);
+		else if (!out_of_it && S_ISREG(st.st_mode))
+			strvec_push(out, r);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+int docker_context_files(struct strvec *out, const char *dir, const char *dockerfile,
+			 const char *skip, struct cp_error *err)
+{
+	struct ignore ig = {0};
+	if (ignore_load(&ig, dir, err) < 0)
+		return -1;
+	int rc = list_dir(out, &ig, dir, "", dockerfile, skip, err);
+	ignore_free(&ig);
+	return rc;
+}
+
 /* ---- the context tar ---- */
 
 struct tar {

@@ -210,4 +210,11 @@ const struct runtime_ops *runtime_find(const char *name);
 /* The name of runtime i (0, 1, ...), NULL past the last. */
 const char *runtime_name_at(size_t i);
 
+/* The regular files of the build context `dir` a build would send: all
+ * but what .dockerignore excludes, always `dockerfile` (relative to dir)
+ * and .dockerignore itself, never `skip` (relative, may be NULL: cpipe's
+ * state directory). Relative paths, sorted per directory (docker_build.c). */
+int docker_context_files(struct strvec *out, const char *dir, const char *dockerfile,
+			 const char *skip, struct cp_error *err);
+
 #endif
