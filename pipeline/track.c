@@ -134,19 +134,12 @@ const char *track_ref_root(const struct tracker *t, const char *volume, const ch
 	return t->p->dir;
 }
 
-struct archive_walk {
-	struct tree_builder b;
-	char type;
-	char digest[DIGEST_BUFLEN];
-	unsigned long long size;
-};
-
-/* One entry of a volume tree streamed by the runtime (no host path):
- * hashed into the same canonical listing digest_tree makes. */
-static int archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
+int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
 {
-	struct archive_walk *w = ud;
+	struct track_archive_walk *w = ud;
 	char type = S_ISREG(e->mode) ? 'f' : S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : 0;
+	if (!type && w->whole_mount)
+		return 0; /* a socket or fifo in an observed mount: no content */
 	if (!type)
 		return cp_error_set(err, "%s: not a regular file, directory or symlink",
 				    *e->path ? e->path : "artifact");
@@ -181,8 +174,8 @@ static int archive_visit(void *ud, const struct volume_entry *e, struct cp_error
 static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume,
 			      const char *path, struct cp_error *err)
 {
-	struct archive_walk w = {.b = TREE_BUILDER_INIT};
-	int rc = t->ops->volume_read_tree(t->rt, volume, path, archive_visit, &w, err);
+	struct track_archive_walk w = {.b = TREE_BUILDER_INIT};
+	int rc = t->ops->volume_read_tree(t->rt, volume, path, track_archive_visit, &w, err);
 	cJSON *o = cJSON_CreateObject();
 	if (rc == 1) {
 		cJSON_AddBoolToObject(o, "missing", true);
@@ -330,7 +323,8 @@ int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 		cJSON_AddItemToObject(in, name, e);
 	}
 	struct strvec code = {0};
-	if (track_code_files(&code, t->p, s, t->o.state_dir, !t->ops->image_prepare, err) < 0)
+	if (track_code_files(&code, t->p, s, t->o.state_dir, t->lock_path,
+			     !t->ops->image_prepare, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < code.n; i++) {
 		cleanup_free char *name = track_ref_name(t->p, NULL, code.v[i]);

@@ -85,8 +85,9 @@ static void scan_argv(struct strvec *out, const struct pipeline *p, const struct
 }
 
 int track_code_files(struct strvec *out, const struct pipeline *p, const struct stage *s,
-		     const char *state_dir, bool local, struct cp_error *err)
+		     const char *state_dir, const char *lock_path, bool local, struct cp_error *err)
 {
+	size_t first = out->n;
 	if (local && s->build) {
 		const struct build *b = s->build;
 		cleanup_free char *df = path_absolute(b->context, b->dockerfile ? b->dockerfile
@@ -120,5 +121,14 @@ int track_code_files(struct strvec *out, const struct pipeline *p, const struct 
 		strvec_push(&argv, s->command.v[i]);
 	scan_argv(out, p, s, wd, state_dir, &argv, local, 0);
 	strvec_free(&argv);
+	/* cpipe writes the lock as stages end: never code. */
+	for (size_t i = first; i < out->n; i++) {
+		if (strcmp(out->v[i], lock_path) == 0) {
+			free(out->v[i]);
+			memmove(&out->v[i], &out->v[i + 1], (out->n - i - 1) * sizeof(char *));
+			out->n--;
+			break;
+		}
+	}
 	return 0;
 }

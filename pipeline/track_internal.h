@@ -86,6 +86,18 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 		     struct cp_error *err);
 /* {"digest", "size", "files"} of a tree digest. Caller owns. */
 cJSON *track_entry_json(const struct tree_digest *td);
+/* A volume tree streamed by the runtime (no host path), hashed into the
+ * canonical listing digest_tree makes: the root's own type and digest,
+ * the entries below it in `b`. */
+struct track_archive_walk {
+	struct tree_builder b;
+	char type;
+	char digest[DIGEST_BUFLEN];
+	unsigned long long size;
+	bool whole_mount; /* an observed mount: special files are left out */
+};
+/* volume_read_tree's visitor for a struct track_archive_walk. */
+int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err);
 /* The "digest" of a digest entry, NULL when missing. Lends. */
 const char *track_entry_digest(const cJSON *e);
 /* name -> digest entry of what the stage reads. Caller owns. */
@@ -144,10 +156,10 @@ int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *out
  * appended to *out): with `local` (no image is built) and build:, the
  * Dockerfile and the build context .dockerignore leaves in; on any
  * runtime, the files of the project its command names. The state
- * directory is never one. The seam for the Dockerfile reader: it narrows
+ * directory and the lock are never ones. The seam for the Dockerfile reader: it narrows
  * the build context to what COPY/ADD take. */
 int track_code_files(struct strvec *out, const struct pipeline *p, const struct stage *s,
-		     const char *state_dir, bool local, struct cp_error *err);
+		     const char *state_dir, const char *lock_path, bool local, struct cp_error *err);
 
 /* track_observe.c */
 /* Whether the job's outputs are observed: it declares neither outputs:

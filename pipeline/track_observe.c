@@ -110,52 +110,13 @@ static int scan_place(char **host, const char **skip, struct tracker *t,
 	return 0;
 }
 
-struct stream_walk {
-	struct tree_builder b;
-	char type;
-	char digest[DIGEST_BUFLEN];
-};
-
-static int stream_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
-{
-	struct stream_walk *w = ud;
-	char type = S_ISREG(e->mode) ? 'f' : S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : 0;
-	if (!type)
-		return 0; /* a socket or fifo: not content anyone reads back */
-	char d[DIGEST_BUFLEN] = "";
-	unsigned long long size = 0;
-	if (type == 'f') {
-		struct digest_ctx c;
-		digest_init(&c);
-		char buf[65536];
-		long k;
-		while ((k = e->read(e, buf, sizeof(buf), err)) > 0) {
-			digest_update(&c, buf, (size_t)k);
-			size += (unsigned long long)k;
-		}
-		digest_final(d, &c);
-		if (k < 0)
-			return -1;
-	} else if (type == 'l') {
-		size = strlen(e->link);
-		digest_bytes(d, e->link, size);
-	}
-	if (!*e->path) {
-		w->type = type;
-		memcpy(w->digest, d, sizeof(d));
-		return 0;
-	}
-	return tree_builder_add(&w->b, e->path, type, (unsigned)(e->mode & 07777), size,
-				type == 'd' ? NULL : d, err);
-}
-
 /* Lists a mount through the runtime (no host path). */
 static int scan_stream(struct obs_scan *sc, struct tracker *t, const struct artifact_ref *m,
 		       struct cp_error *err)
 {
-	struct stream_walk w = {.b = TREE_BUILDER_INIT};
+	struct track_archive_walk w = {.b = TREE_BUILDER_INIT, .whole_mount = true};
 	struct strbuf sb = STRBUF_INIT;
-	int rc = t->ops->volume_read_tree(t->rt, m->volume, m->path, stream_visit, &w, err);
+	int rc = t->ops->volume_read_tree(t->rt, m->volume, m->path, track_archive_visit, &w, err);
 	if (rc == 1)
 		sc->missing = true;
 	else if (rc == 0 && w.type == 'd' && tree_builder_listing(w.digest, &sb, &w.b, err) < 0)
