@@ -111,7 +111,8 @@ static int cmp_str(const void *a, const void *b)
 /* Appends the entries of `from` but those a directory of `dirs` covers. */
 static void add_uncovered(struct strvec *out, struct strvec *from, struct strvec *dirs)
 {
-	qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+	if (dirs->n > 1)
+		qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < from->n; i++)
 		if (!covered(dirs, from->v[i], strlen(from->v[i])))
 			strvec_push(out, from->v[i]);

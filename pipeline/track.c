@@ -35,7 +35,8 @@ static cJSON *memo_get(const struct memo *m, const char *key)
 static void memo_put(struct memo *m, const char *key, cJSON *val)
 {
 	if (2 * (m->n + 1) > m->cap) {
-		struct memo bigger = {.cap = m->cap ? 2 * m->cap : 256};
+		struct memo bigger = {.cap = m->cap ? 2 * m->cap : 256, .scans = m->scans,
+				      .nscans = m->nscans};
 		bigger.keys = xcalloc(bigger.cap, sizeof(char *));
 		bigger.vals = xcalloc(bigger.cap, sizeof(cJSON *));
 		for (size_t i = 0; i < m->cap; i++)

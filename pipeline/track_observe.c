@@ -336,7 +336,8 @@ int track_snapshot(struct tracker *t, const struct stage *s, struct cp_error *er
 		*c = *sc;
 		c->name = xstrdup(sc->name);
 		c->l.buf = xmalloc(sc->l.len + 1);
-		memcpy(c->l.buf, sc->l.buf, sc->l.len);
+		if (sc->l.len)
+			memcpy(c->l.buf, sc->l.buf, sc->l.len);
 		c->l.v = xmalloc((sc->l.n ? sc->l.n : 1) * sizeof(*c->l.v));
 		for (size_t k = 0; k < sc->l.n; k++) {
 			c->l.v[k] = sc->l.v[k];
