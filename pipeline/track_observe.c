@@ -7,9 +7,13 @@
  * have a host path, else streamed with volume_read_tree. */
 #include "track_internal.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../artifacts/observe.h"
 #include "../lib/fs.h"
@@ -360,6 +364,92 @@ static struct artifact_ref ref_at(const struct artifact_ref *m, const char *rel)
 	return r;
 }
 
+/* Whether the regular file open as `fd` holds one of `values`. Read in
+ * chunks that overlap by the longest value, so none is missed at a seam. */
+static bool fd_holds(int fd, const struct strvec *values, size_t longest)
+{
+	size_t cap = (1u << 20) + longest;
+	cleanup_free char *buf = xmalloc(cap);
+	size_t have = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, cap - have);
+		if (n <= 0)
+			return false;
+		have += (size_t)n;
+		for (size_t i = 0; i < values->n; i++)
+			if (memmem(buf, have, values->v[i], strlen(values->v[i])))
+				return true;
+		size_t keep = have < longest ? have : longest;
+		memmove(buf, buf + have - keep, keep);
+		have = keep;
+	}
+}
+
+/* Whether the file or tree open as `fd` (a directory: every regular file
+ * below it, links not followed) holds a secret value. */
+static bool tree_holds(int fd, const struct strvec *values, size_t longest, unsigned depth)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (S_ISREG(st.st_mode))
+		return fd_holds(fd, values, longest);
+	if (!S_ISDIR(st.st_mode) || depth > 256)
+		return false;
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return false;
+	}
+	bool hit = false;
+	for (struct dirent *de; !hit && (de = readdir(d));) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (cfd < 0)
+			continue;
+		hit = tree_holds(cfd, values, longest, depth + 1);
+		close(cfd);
+	}
+	closedir(d);
+	return hit;
+}
+
+/* An output the stage wrote that holds a value the spec keeps secret (a
+ * copied token): cpipe writes no secret down, so it is recorded by digest
+ * only, never copied into the store (and so cannot be restored). */
+static bool output_holds_secret(struct tracker *t, const struct artifact_ref *r)
+{
+	const struct strvec *values = &t->p->secrets.values;
+	if (values->n == 0)
+		return false;
+	size_t longest = 0;
+	for (size_t i = 0; i < values->n; i++)
+		if (strlen(values->v[i]) > longest)
+			longest = strlen(values->v[i]);
+	cleanup_free char *host = NULL;
+	struct cp_error ignored = {0};
+	if (track_ref_host_path(&host, t, r->volume, r->path, &ignored) < 0)
+		return false; /* read through the runtime: never stored either */
+	const char *rel;
+	const char *root = track_ref_root(t, r->volume, r->path, &rel);
+	int fd = root ? -1 : open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (root) {
+		cleanup_close int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		while (*rel == '/')
+			rel++;
+		fd = rfd < 0 ? -1 : *rel ? fs_openat_beneath(rfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, false)
+				  : dup(rfd);
+	}
+	if (fd < 0)
+		return false;
+	bool hit = tree_holds(fd, values, longest, 0);
+	close(fd);
+	return hit;
+}
+
 int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			   const struct stage *s, struct cp_error *err)
 {
@@ -395,8 +485,19 @@ int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			struct artifact_ref r = ref_at(&mounts[i], written.v[k]);
 			cleanup_free char *name = track_ref_name(t->p, r.volume, r.path);
 			cJSON *e;
-			char type;
-			if (track_commit_ref(&e, &type, t, r.volume, r.path, err) < 0) {
+			char type = 0;
+			int got;
+			if (output_holds_secret(t, &r)) {
+				if (!t->o.quiet)
+					fprintf(stderr,
+						"cpipe: stage \"%s\": %s holds a secret value: recorded by "
+						"digest, not stored\n",
+						s->name, name);
+				got = track_digest_ref(&e, t, r.volume, r.path, err);
+			} else {
+				got = track_commit_ref(&e, &type, t, r.volume, r.path, err);
+			}
+			if (got < 0) {
 				rc = cp_error_prefix(err, "stage \"%s\": observed output %s", s->name,
 						     name);
 			} else if (!track_entry_digest(e)) {

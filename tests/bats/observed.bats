@@ -147,6 +147,31 @@ one_digest="sha256:$(echo 1 | sha256sum | cut -d' ' -f1)"
 	assert_contains "input mnist:/ changed"
 }
 
+@test "an observed output holding a secret value is recorded by digest, never stored" {
+	echo "s3cr3t-$RANDOM-obs" > token.txt
+	secret=$(cat token.txt)
+	cat > docker-compose.yml <<EOF
+secrets:
+  token: {file: ./token.txt}
+services:
+  leak:
+    command: sh -c 'cp /run/secrets/token /opt/mount/copy; echo fine > /opt/mount/plain'
+    volumes: [mnist:/opt/mount]
+    secrets: [token]
+volumes:
+  mnist:
+EOF
+	run_ok run leak
+	assert_contains "mnist:/copy holds a secret value: recorded by digest, not stored"
+	refute_contains "$secret"
+	! grep -r -e "$secret" .cpipe/store .cpipe/runs .cpipe/cache cpipe.lock || fail "the secret is in a cpipe file"
+	jq -e '.stages.leak.outputs["mnist:/copy"].digest | startswith("sha256:")' cpipe.lock > /dev/null ||
+		fail "the copy is not recorded by digest"
+	jq -e '.stages.leak.outputs["mnist:/plain"]' cpipe.lock > /dev/null || fail "plain output missing"
+	run_ok run leak
+	assert_contains "leak is up to date, skipped"
+}
+
 @test "outputs: [] keeps a stage that always runs" {
 	cat > docker-compose.yml <<EOF
 services:
