@@ -45,6 +45,7 @@
 #define DIGEST_BUFLEN 72 /* with the NUL */
 
 struct statcache;
+struct strbuf;
 struct evp_md_ctx_st; /* OpenSSL's EVP_MD_CTX */
 
 /* Streaming sha256 for cache keys and the like. digest_final frees what
@@ -110,6 +111,15 @@ int digest_tree_in(struct tree_digest *out, const char *root, const char *path,
 struct tree_request {
 	const char *root;
 	const char *path;
+	/* When set, a directory's canonical listing (the bytes its digest
+	 * hashes) is appended to it: what observing a mount compares. */
+	struct strbuf *listing;
+	/* A whole mount being observed: `skip` (a path relative to a
+	 * directory root, may be NULL) is left out with everything below it,
+	 * and so are special files (sockets, fifos, devices), and hardlinks
+	 * are listed as the files they are. */
+	const char *skip;
+	bool whole_mount;
 	struct tree_digest out;
 	int rc;              /* 0, or -1 with err set */
 	struct cp_error err;

@@ -155,6 +155,8 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 		if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
 			continue;
 		cleanup_free char *rel = join_rel(drel, name);
+		if (w->req->skip && strcmp(rel, w->req->skip) == 0)
+			continue;
 		struct stat st;
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			cp_error_errno(err, "%s/%s", shown, rel);
@@ -191,6 +193,8 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 			e->hash = true;
 			break;
 		default:
+			if (w->req->whole_mount)
+				break;
 			cp_error_set(err,
 				     "%s/%s is %s; an artifact may hold only regular files, "
 				     "directories and symlinks",
@@ -317,7 +321,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		}
 		if (w->n > 1)
 			qsort(w->v, w->n, sizeof(*w->v), cmp_wentry);
-		return check_hardlinks(w, err);
+		return w->req->whole_mount ? 0 : check_hardlinks(w, err);
 	}
 	default:
 		return cp_error_set(err,
@@ -507,7 +511,7 @@ static int finish_root(struct walk *w, struct statcache *sc, struct strbuf *sb)
 				     e->type == 'd' ? NULL : e->md);
 		e->rel = NULL;
 	}
-	int rc = tree_builder_finish(out->digest, &b, &w->req->err);
+	int rc = tree_builder_listing(out->digest, w->req->listing, &b, &w->req->err);
 	out->type = 'd';
 	out->size = b.size;
 	out->nfiles = b.nfiles;

@@ -170,6 +170,7 @@ static void make_one_off(struct stage *s, char **cmd, int n)
 		free(s->metrics[i].path);
 	}
 	s->noutputs = s->nmetrics = 0;
+	s->outputs_declared = true; /* always runs: nothing to skip it by */
 }
 
 /* run and up share everything but which services stay up. */

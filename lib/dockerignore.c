@@ -2,8 +2,10 @@
  * Go's filepath.Match plus "**", "!" exceptions, the last match deciding. */
 #include "dockerignore.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -167,3 +169,45 @@ bool dockerignore_match(const struct dockerignore *ig, const char *rel)
 	return ex;
 }
 
+static int list_dir(struct strvec *out, const struct dockerignore *ig, const char *root,
+		    const char *rel, const char *dockerfile, const char *skip,
+		    struct cp_error *err)
+{
+	cleanup_free char *dir = *rel ? path_join(root, rel) : xstrdup(root);
+	struct dirent **names = NULL;
+	int n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		return cp_error_errno(err, "build context: reading %s", dir);
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		if (rc < 0 || !strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		cleanup_free char *r = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
+		cleanup_free char *path = path_join(root, r);
+		struct stat st;
+		if ((skip && !strcmp(r, skip)) || lstat(path, &st) < 0)
+			continue;
+		bool keep = !strcmp(r, dockerfile) || !strcmp(r, ".dockerignore");
+		bool out_of_it = !keep && dockerignore_match(ig, r);
+		if (S_ISDIR(st.st_mode) && (!out_of_it || ig->has_negations))
+			rc = list_dir(out, ig, root, r, dockerfile, skip, err);
+		else if (!out_of_it && S_ISREG(st.st_mode))
+			strvec_push(out, r);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+int dockerignore_context_files(struct strvec *out, const char *dir, const char *dockerfile,
+			 const char *skip, struct cp_error *err)
+{
+	struct dockerignore ig = {0};
+	if (dockerignore_load(&ig, dir, err) < 0)
+		return -1;
+	int rc = list_dir(out, &ig, dir, "", dockerfile, skip, err);
+	dockerignore_free(&ig);
+	return rc;
+}

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "util.h"
 
 struct dockerignore_pattern {
 	char *glob;
@@ -25,5 +26,12 @@ void dockerignore_free(struct dockerignore *ig);
 /* True when `rel` (relative to the context, no leading "/") is excluded:
  * the last matching pattern decides, as in moby's patternmatcher. */
 bool dockerignore_match(const struct dockerignore *ig, const char *rel);
+
+/* The regular files of the build context `dir` a build would send: all
+ * but what .dockerignore excludes, always `dockerfile` (relative to dir)
+ * and .dockerignore itself, never `skip` (relative, may be NULL: cpipe's
+ * state directory). Relative paths, sorted per directory. */
+int dockerignore_context_files(struct strvec *out, const char *dir, const char *dockerfile,
+				const char *skip, struct cp_error *err);
 
 #endif

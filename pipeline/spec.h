@@ -62,6 +62,10 @@ struct stage {
 	size_t noutputs;
 	struct artifact_ref *metrics;
 	size_t nmetrics;
+	/* outputs: or metrics: was written (`outputs: []` included). Without
+	 * either, what the stage writes into its mounts is observed and
+	 * tracked as its outputs (pipeline/track_observe.c). */
+	bool outputs_declared;
 
 	bool service; /* long-running: service: true, or inferred (spec_infer.c) */
 	char *service_why; /* why it is a service or a job, for config --explain */

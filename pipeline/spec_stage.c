@@ -573,6 +573,8 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 		return build_deploy(b, st, val, where);
 	if (!strcmp(k, "inputs"))
 		return spb_artifacts(b, val, where, k, &st->inputs, &st->ninputs);
+	if (!strcmp(k, "outputs") || !strcmp(k, "metrics"))
+		st->outputs_declared = true;
 	if (!strcmp(k, "outputs"))
 		return spb_artifacts(b, val, where, k, &st->outputs, &st->noutputs);
 	if (!strcmp(k, "metrics"))

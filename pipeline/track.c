@@ -36,7 +36,8 @@ static cJSON *memo_get(const struct memo *m, const char *key)
 static void memo_put(struct memo *m, const char *key, cJSON *val)
 {
 	if (2 * (m->n + 1) > m->cap) {
-		struct memo bigger = {.cap = m->cap ? 2 * m->cap : 256};
+		struct memo bigger = {.cap = m->cap ? 2 * m->cap : 256, .scans = m->scans,
+				      .nscans = m->nscans};
 		bigger.keys = xcalloc(bigger.cap, sizeof(char *));
 		bigger.vals = xcalloc(bigger.cap, sizeof(cJSON *));
 		for (size_t i = 0; i < m->cap; i++)
@@ -62,6 +63,7 @@ static void memo_put(struct memo *m, const char *key, cJSON *val)
 
 void track_memo_clear(struct memo *m)
 {
+	track_scans_clear(m);
 	for (size_t i = 0; i < m->cap; i++) {
 		free(m->keys[i]);
 		cJSON_Delete(m->vals[i]);
@@ -134,19 +136,12 @@ const char *track_ref_root(const struct tracker *t, const char *volume, const ch
 	return t->p->dir;
 }
 
-struct archive_walk {
-	struct tree_builder b;
-	char type;
-	char digest[DIGEST_BUFLEN];
-	unsigned long long size;
-};
-
-/* One entry of a volume tree streamed by the runtime (no host path):
- * hashed into the same canonical listing digest_tree makes. */
-static int archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
+int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
 {
-	struct archive_walk *w = ud;
+	struct track_archive_walk *w = ud;
 	char type = S_ISREG(e->mode) ? 'f' : S_ISDIR(e->mode) ? 'd' : S_ISLNK(e->mode) ? 'l' : 0;
+	if (!type && w->whole_mount)
+		return 0; /* a socket or fifo in an observed mount: no content */
 	if (!type)
 		return cp_error_set(err, "%s: not a regular file, directory or symlink",
 				    *e->path ? e->path : "artifact");
@@ -181,8 +176,8 @@ static int archive_visit(void *ud, const struct volume_entry *e, struct cp_error
 static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume,
 			      const char *path, struct cp_error *err)
 {
-	struct archive_walk w = {.b = TREE_BUILDER_INIT};
-	int rc = t->ops->volume_read_tree(t->rt, volume, path, archive_visit, &w, err);
+	struct track_archive_walk w = {.b = TREE_BUILDER_INIT};
+	int rc = t->ops->volume_read_tree(t->rt, volume, path, track_archive_visit, &w, err);
 	cJSON *o = cJSON_CreateObject();
 	if (rc == 1) {
 		cJSON_AddBoolToObject(o, "missing", true);
@@ -313,8 +308,9 @@ const char *track_entry_digest(const cJSON *e)
 	return cJSON_GetStringValue(cJSON_GetObjectItem(e, "digest"));
 }
 
-/* The inputs of a stage: what it declares, plus the declared outputs of
- * the jobs it depends on. Object: name -> digest entry. */
+/* The inputs of a stage: what it declares, its code (track_code.c), for
+ * an observed stage what its mounts hold (track_observe.c), plus the
+ * outputs of the jobs it depends on. Object: name -> digest entry. */
 int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 			struct cp_error *err)
 {
@@ -328,23 +324,49 @@ int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 			goto fail;
 		cJSON_AddItemToObject(in, name, e);
 	}
+	struct strvec code = {0};
+	if (track_code_files(&code, t->p, s, t->o.state_dir, t->lock_path,
+			     !t->ops->image_prepare, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < code.n; i++) {
+		cleanup_free char *name = track_ref_name(t->p, NULL, code.v[i]);
+		cJSON *e;
+		if (cJSON_GetObjectItem(in, name))
+			continue;
+		if (track_digest_ref(&e, t, NULL, code.v[i], err) < 0) {
+			strvec_free(&code);
+			goto fail;
+		}
+		cJSON_AddItemToObject(in, name, e);
+	}
+	strvec_free(&code);
+	if (track_observes(s) && track_observed_reads(in, t, s, NULL, err) < 0)
+		goto fail;
 	for (size_t d = 0; d < s->ndeps; d++) {
 		const struct stage *up = track_stage_named(t->p, s->deps[d].stage);
 		if (!up || up->service || s->deps[d].condition != DEP_COMPLETED_SUCCESSFULLY)
 			continue;
-		for (int kind = 0; kind < 2; kind++) {
-			const struct artifact_ref *refs = kind ? up->metrics : up->outputs;
-			size_t n = kind ? up->nmetrics : up->noutputs;
+		struct artifact_ref *seen = NULL;
+		size_t nseen = 0;
+		if (track_observes(up))
+			track_part_refs(&seen, &nseen, t->p,
+					cJSON_GetObjectItem(track_lock_entry(t, up->name), "outputs"));
+		for (int kind = 0; kind < 3; kind++) {
+			const struct artifact_ref *refs = kind == 2 ? seen : kind ? up->metrics : up->outputs;
+			size_t n = kind == 2 ? nseen : kind ? up->nmetrics : up->noutputs;
 			for (size_t i = 0; i < n; i++) {
 				cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 				if (cJSON_GetObjectItem(in, name))
 					continue;
 				cJSON *e;
-				if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0)
+				if (track_digest_ref(&e, t, refs[i].volume, refs[i].path, err) < 0) {
+					track_refs_free(seen, nseen);
 					goto fail;
+				}
 				cJSON_AddItemToObject(in, name, e);
 			}
 		}
+		track_refs_free(seen, nseen);
 	}
 	*out = in;
 	return 0;
@@ -389,20 +411,28 @@ int track_verify(cJSON **out, struct tracker *t, struct cp_error *err)
 	const cJSON *stages = cJSON_GetObjectItem(t->lock, "stages");
 	for (const cJSON *st = stages ? stages->child : NULL; st; st = st->next) {
 		const struct stage *s = track_stage_named(t->p, st->string);
+		struct artifact_ref *seen = NULL;
+		size_t nseen = 0;
+		if (s && track_observes(s))
+			track_part_refs(&seen, &nseen, t->p, cJSON_GetObjectItem(st, "outputs"));
 		for (int kind = 0; s && kind < 2; kind++) {
-			const struct artifact_ref *refs = kind ? s->metrics : s->outputs;
-			size_t n = kind ? s->nmetrics : s->noutputs;
+			const struct artifact_ref *refs = kind ? s->metrics : seen ? seen : s->outputs;
+			size_t n = kind ? s->nmetrics : seen ? nseen : s->noutputs;
 			const cJSON *locked = cJSON_GetObjectItem(st, kind ? "metrics" : "outputs");
 			for (size_t i = 0; i < n; i++) {
 				cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
-				const char *want = track_entry_digest(cJSON_GetObjectItem(locked, name));
+				const cJSON *le = cJSON_GetObjectItem(locked, name);
+				const char *want = track_entry_digest(le);
 				cJSON *now;
 				if (track_digest_ref(&now, t, refs[i].volume, refs[i].path, err) < 0) {
+					track_refs_free(seen, nseen);
 					cJSON_Delete(bad);
 					return -1;
 				}
 				const char *have = track_entry_digest(now);
-				if (!want || !have || strcmp(want, have) != 0) {
+				if (track_entry_deleted(le) && !have) {
+					/* deleted by the stage, and still gone */
+				} else if (!want || !have || strcmp(want, have) != 0) {
 					cJSON *m = cJSON_CreateObject();
 					cJSON_AddStringToObject(m, "stage", s->name);
 					cJSON_AddStringToObject(m, "artifact", name);
@@ -413,6 +443,7 @@ int track_verify(cJSON **out, struct tracker *t, struct cp_error *err)
 				cJSON_Delete(now);
 			}
 		}
+		track_refs_free(seen, nseen);
 	}
 	*out = bad;
 	return 0;
@@ -527,6 +558,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 		cJSON_Delete(t->st[i].inputs);
 		free(t->st[i].image);
 		free(t->st[i].restorable_from);
+		track_snapshot_free(&t->st[i]);
 	}
 	cas_close(t->cas);
 	free(t->st);

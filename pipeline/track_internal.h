@@ -8,9 +8,19 @@
 
 #include "../artifacts/cas.h"
 #include "../artifacts/digest.h"
+#include "../artifacts/observe.h"
 #include "../artifacts/statcache.h"
 #include "../artifacts/store.h"
 #include "track.h"
+
+/* One mount listed for observation (track_observe.c). */
+struct obs_scan {
+	char *name; /* the mount's ref name: "vol:/" or "./dir" */
+	bool missing;
+	char type; /* 'd' with a listing; else `digest` is the root's own */
+	char digest[DIGEST_BUFLEN];
+	struct observe_listing l;
+};
 
 struct tstate {
 	char key[DIGEST_BUFLEN];
@@ -22,6 +32,8 @@ struct tstate {
 	bool stale;
 	long long started_ms; /* realtime */
 	char *restorable_from; /* run id, set by track_restorable; owned */
+	struct obs_scan *snap; /* observed stage: its writable mounts before it ran */
+	size_t nsnap;
 };
 
 /* Open-addressing map of host path -> digest entry: status asks for the
@@ -30,6 +42,8 @@ struct memo {
 	char **keys;
 	cJSON **vals;
 	size_t cap, n;
+	struct obs_scan *scans; /* mounts listed for observation */
+	size_t nscans;
 };
 
 struct tracker {
@@ -72,6 +86,18 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 		     struct cp_error *err);
 /* {"digest", "size", "files"} of a tree digest. Caller owns. */
 cJSON *track_entry_json(const struct tree_digest *td);
+/* A volume tree streamed by the runtime (no host path), hashed into the
+ * canonical listing digest_tree makes: the root's own type and digest,
+ * the entries below it in `b`. */
+struct track_archive_walk {
+	struct tree_builder b;
+	char type;
+	char digest[DIGEST_BUFLEN];
+	unsigned long long size;
+	bool whole_mount; /* an observed mount: special files are left out */
+};
+/* volume_read_tree's visitor for a struct track_archive_walk. */
+int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err);
 /* The "digest" of a digest entry, NULL when missing. Lends. */
 const char *track_entry_digest(const cJSON *e);
 /* name -> digest entry of what the stage reads. Caller owns. */
@@ -124,6 +150,51 @@ int track_record_save(struct tracker *t, bool durable, struct cp_error *err);
  * that made them; an experiment (a --set run) leaves both alone. */
 int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *outputs,
 		      const cJSON *metrics, const char *producer, struct cp_error *err);
+
+/* track_code.c */
+/* The project files a stage's result depends on as code (host paths,
+ * appended to *out): with `local` (no image is built) and build:, the
+ * Dockerfile and the build context .dockerignore leaves in; on any
+ * runtime, the files of the project its command names. The state
+ * directory and the lock are never ones. The seam for the Dockerfile reader: it narrows
+ * the build context to what COPY/ADD take. */
+int track_code_files(struct strvec *out, const struct pipeline *p, const struct stage *s,
+		     const char *state_dir, const char *lock_path, bool local, struct cp_error *err);
+
+/* track_observe.c */
+/* Whether the job's outputs are observed: it declares neither outputs:
+ * nor metrics:. */
+bool track_observes(const struct stage *s);
+/* The stage's mounts an observer lists, as refs ("vol" + "/", or a bind
+ * source inside the project): all, or only the writable ones. Caller frees
+ * with track_refs_free. */
+void track_observed_mounts(struct artifact_ref **out, size_t *n, const struct pipeline *p,
+			   const struct stage *s, bool writable_only);
+void track_refs_free(struct artifact_ref *v, size_t n);
+/* The ref a record or lock names "vol:/path", "./rel" or "/abs"; -1 when
+ * `name` is none of these. Caller frees out's strings. */
+int track_ref_parse(struct artifact_ref *out, const struct pipeline *p, const char *name);
+/* The refs an "outputs" object names (NULL: none). Caller frees. */
+void track_part_refs(struct artifact_ref **out, size_t *n, const struct pipeline *p,
+		     const cJSON *part);
+/* Whether an observed output entry records a deletion. */
+bool track_entry_deleted(const cJSON *e);
+/* Adds to `inputs` one entry per mount of an observed stage: the digest
+ * of what it holds but the stage's outputs (`own`, an "outputs" object;
+ * NULL: the lock's) and those of the stages downstream of it. */
+int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s,
+			 const cJSON *own, struct cp_error *err);
+/* Lists the writable mounts of `s` before it runs. */
+int track_snapshot(struct tracker *t, const struct stage *s, struct cp_error *err);
+void track_snapshot_free(struct tstate *ts);
+/* After `s` exited 0: what it created or changed, committed to the store
+ * (name -> entry into `outputs`, its type into `types`), and what it
+ * deleted ({"deleted": true}); then its key recomputed as the next
+ * evaluation will compute it. */
+int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
+			   const struct stage *s, struct cp_error *err);
+/* Frees the mount listings of the memo. */
+void track_scans_clear(struct memo *m);
 
 /* track_store.c */
 /* As track_digest_ref, committing the artifact to the store as it is

@@ -107,8 +107,12 @@ int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 		return -1;
 	bool fresh = cJSON_GetArraySize(reasons) == 0;
 	cJSON_Delete(reasons);
-	if (!fresh)
-		return track_forced(t, s) || !t->o.run_id ? 0 : restore_stage(t, s, err);
+	if (!fresh) {
+		int r = track_forced(t, s) || !t->o.run_id ? 0 : restore_stage(t, s, err);
+		if (r == 0 && t->o.run_id && track_observes(s) && track_snapshot(t, s, err) < 0)
+			return -1;
+		return r;
+	}
 
 	/* Up to date: record the reuse with what the lock says was produced. */
 	const cJSON *le = track_lock_entry(t, s->name);
@@ -235,7 +239,8 @@ int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error
 	}
 	if (rc == 0 && ok && !s->service) {
 		cJSON *types = cJSON_CreateObject();
-		rc = collect_outputs(outputs, metrics, types, t, s, err);
+		rc = track_observes(s) ? track_collect_observed(outputs, types, t, s, err)
+				       : collect_outputs(outputs, metrics, types, t, s, err);
 		if (rc == 0)
 			rc = track_update_lock(t, s, outputs, metrics, NULL, err);
 		if (rc == 0)

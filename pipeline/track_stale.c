@@ -93,9 +93,14 @@ cJSON *track_lock_entry(struct tracker *t, const char *stage)
 static int output_reasons(cJSON *reasons, struct tracker *t, const struct stage *s,
 			  const cJSON *le, struct cp_error *err)
 {
-	for (int kind = 0; kind < 2; kind++) {
-		const struct artifact_ref *refs = kind ? s->metrics : s->outputs;
-		size_t n = kind ? s->nmetrics : s->noutputs;
+	struct artifact_ref *seen = NULL;
+	size_t nseen = 0;
+	if (track_observes(s))
+		track_part_refs(&seen, &nseen, t->p, cJSON_GetObjectItem(le, "outputs"));
+	int rc = 0;
+	for (int kind = 0; kind < 2 && rc == 0; kind++) {
+		const struct artifact_ref *refs = kind ? s->metrics : seen ? seen : s->outputs;
+		size_t n = kind ? s->nmetrics : seen ? nseen : s->noutputs;
 		const cJSON *locked = cJSON_GetObjectItem(le, kind ? "metrics" : "outputs");
 		for (size_t i = 0; i < n; i++) {
 			cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
@@ -105,10 +110,16 @@ static int output_reasons(cJSON *reasons, struct tracker *t, const struct stage 
 				continue;
 			}
 			cJSON *now;
-			if (track_digest_ref(&now, t, refs[i].volume, refs[i].path, err) < 0)
-				return -1;
+			if (track_digest_ref(&now, t, refs[i].volume, refs[i].path, err) < 0) {
+				rc = -1;
+				break;
+			}
 			const char *nd = track_entry_digest(now), *wd = track_entry_digest(want);
-			if (!nd) {
+			if (track_entry_deleted(want)) {
+				if (nd)
+					add_reason(reasons, "output %s is back (the stage deleted it)",
+						   name);
+			} else if (!nd) {
 				add_reason(reasons, "output %s missing", name);
 			} else if (!wd || strcmp(nd, wd)) {
 				char a[24], b[24];
@@ -119,7 +130,8 @@ static int output_reasons(cJSON *reasons, struct tracker *t, const struct stage 
 			cJSON_Delete(now);
 		}
 	}
-	return 0;
+	track_refs_free(seen, nseen);
+	return rc;
 }
 
 void track_stale_reasons(cJSON *reasons, const struct stage *s, const cJSON *le,
@@ -127,7 +139,7 @@ void track_stale_reasons(cJSON *reasons, const struct stage *s, const cJSON *le,
 {
 	if (force)
 		add_reason(reasons, "--force");
-	if (s->noutputs + s->nmetrics == 0) {
+	if (s->noutputs + s->nmetrics == 0 && !track_observes(s)) {
 		/* Nothing to check it against, so nothing to trust: as in DVC,
 		 * such a stage always runs. */
 		add_reason(reasons, "declares no outputs, so it always runs");
@@ -166,7 +178,7 @@ int track_evaluate(cJSON **reasons_out, struct tracker *t, const struct stage *s
 	else if (ts->image_absent)
 		add_reason(reasons, "image %s not pulled yet (cpipe run pulls it)", s->image);
 	track_stale_reasons(reasons, s, le, ts->keyobj, ts->key, track_forced(t, s));
-	if (le && s->noutputs + s->nmetrics > 0 && output_reasons(reasons, t, s, le, err) < 0) {
+	if (le && (s->noutputs + s->nmetrics > 0 || track_observes(s)) && output_reasons(reasons, t, s, le, err) < 0) {
 		cJSON_Delete(reasons);
 		return -1;
 	}

@@ -117,18 +117,27 @@ static char entry_type(const cJSON *e, const cJSON *cached)
 static int stage_outputs(struct cas_checkout *co, struct tracker *t, const struct stage *s,
 			 const cJSON *entry, const cJSON *cached, struct cp_error *err)
 {
-	for (int kind = 0; kind < 2; kind++) {
-		const struct artifact_ref *refs = kind ? s->metrics : s->outputs;
-		size_t n = kind ? s->nmetrics : s->noutputs;
+	struct artifact_ref *seen = NULL;
+	size_t nseen = 0;
+	if (track_observes(s))
+		track_part_refs(&seen, &nseen, t->p, cJSON_GetObjectItem(entry, "outputs"));
+	int rc = 0;
+	for (int kind = 0; kind < 2 && rc == 0; kind++) {
+		const struct artifact_ref *refs = kind ? s->metrics : seen ? seen : s->outputs;
+		size_t n = kind ? s->nmetrics : seen ? nseen : s->noutputs;
 		const char *part = kind ? "metrics" : "outputs";
 		const cJSON *have = cJSON_GetObjectItem(entry, part);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
 			cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 			const cJSON *e = cJSON_GetObjectItem(have, name);
 			const char *d = track_entry_digest(e);
-			if (!d)
-				return cp_error_set(err, "stage \"%s\": %s %s has no recorded digest",
-						    s->name, kind ? "metrics" : "output", name);
+			if (track_entry_deleted(e))
+				continue; /* what the stage deleted stays as it is */
+			if (!d) {
+				rc = cp_error_set(err, "stage \"%s\": %s %s has no recorded digest",
+						  s->name, kind ? "metrics" : "output", name);
+				break;
+			}
 			cleanup_free char *root = NULL;
 			const char *rel = NULL;
 			cleanup_free char *shown = xasprintf("stage \"%s\": %s", s->name, name);
@@ -136,10 +145,11 @@ static int stage_outputs(struct cas_checkout *co, struct tracker *t, const struc
 			    cas_checkout_stage(co, t->cas, root, rel,
 					       entry_type(e, cJSON_GetObjectItem(cJSON_GetObjectItem(cached, part), name)),
 					       d, shown, err) < 0)
-				return -1;
+				rc = -1;
 		}
 	}
-	return 0;
+	track_refs_free(seen, nseen);
+	return rc;
 }
 
 /* The run cache entry for `s`'s current key whose objects are all in the
@@ -148,24 +158,32 @@ static cJSON *usable_entry(struct tracker *t, const struct stage *s)
 {
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
 	cJSON *doc = NULL;
-	if (!t->cas || !ts->evaluated || s->noutputs + s->nmetrics == 0 ||
+	if (!t->cas || !ts->evaluated || (s->noutputs + s->nmetrics == 0 && !track_observes(s)) ||
 	    runcache_load(&doc, t->cas, ts->key) != 1)
 		return NULL;
-	for (int kind = 0; kind < 2; kind++) {
+	struct artifact_ref *seen = NULL;
+	size_t nseen = 0;
+	if (track_observes(s))
+		track_part_refs(&seen, &nseen, t->p, cJSON_GetObjectItem(doc, "outputs"));
+	for (int kind = 0; kind < 2 && doc; kind++) {
 		const cJSON *part = cJSON_GetObjectItem(doc, kind ? "metrics" : "outputs");
-		const struct artifact_ref *refs = kind ? s->metrics : s->outputs;
-		size_t n = kind ? s->nmetrics : s->noutputs;
+		const struct artifact_ref *refs = kind ? s->metrics : seen ? seen : s->outputs;
+		size_t n = kind ? s->nmetrics : seen ? nseen : s->noutputs;
 		for (size_t i = 0; i < n; i++) {
 			cleanup_free char *name = track_ref_name(t->p, refs[i].volume, refs[i].path);
 			const cJSON *e = cJSON_GetObjectItem(part, name);
 			const char *ty = cJSON_GetStringValue(cJSON_GetObjectItem(e, "type"));
 			struct cp_error ignored = {0};
+			if (track_entry_deleted(e))
+				continue;
 			if (!e || !ty || cas_check(t->cas, ty[0], track_entry_digest(e), name, &ignored) < 0) {
 				cJSON_Delete(doc);
-				return NULL;
+				doc = NULL;
+				break;
 			}
 		}
 	}
+	track_refs_free(seen, nseen);
 	return doc;
 }
 
@@ -209,7 +227,8 @@ int track_restore(cJSON **used, struct tracker *t, const struct stage *s, struct
 	*used = NULL;
 	cJSON *doc = usable_entry(t, s);
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
-	if (!doc && t->o.remote && t->cas && ts->evaluated && s->noutputs + s->nmetrics > 0) {
+	if (!doc && t->o.remote && t->cas && ts->evaluated &&
+	    (s->noutputs + s->nmetrics > 0 || track_observes(s))) {
 		if (pull_key(t, s, err) < 0)
 			return -1;
 		doc = usable_entry(t, s);
@@ -250,7 +269,7 @@ int track_checkout(struct tracker *t, const cJSON *stages, const char *what,
 		    (status && strcmp(status, "ran") && strcmp(status, "skipped") &&
 		     strcmp(status, "restored")))
 			continue;
-		if (s->noutputs + s->nmetrics == 0)
+		if (s->noutputs + s->nmetrics == 0 && !track_observes(s))
 			continue;
 		const char *key = cJSON_GetStringValue(cJSON_GetObjectItem(st, "key"));
 		cJSON *cached = NULL;

@@ -149,6 +149,7 @@ stages:
     command: sh -c 'if [ -t 1 ]; then echo serve=tty; else echo serve=notty; fi; exec sleep 60'
   job:
     command: sh -c '[ -t 1 ] && [ -t 2 ] && echo "job=tty $$TERM $$(stty size <&2)" || echo job=notty'
+    outputs: []
 EOF
 	NO_COLOR=1 run in_pty "stty rows 30 cols 100; $CPIPE_BIN run job"
 	[ "$status" -eq 0 ] || fail "run exited $status"
@@ -255,6 +256,7 @@ EOF
 stages:
   work:
     command: sh -c 'echo working; sleep 1; echo finished'
+    outputs: []
 EOF
 	in_pty "$CPIPE_BIN run" > raw.txt
 	grep -q $'\e\\[J' raw.txt || fail "no status block was drawn: $(cat -v raw.txt)"
@@ -274,9 +276,11 @@ EOF
 stages:
   one:
     command: sh -c 'echo alpha; sleep 0.5; echo beta'
+    outputs: []
   two:
     command: sh -c 'echo gamma; exit 0'
     depends_on: [one]
+    outputs: []
 EOF
 	norm() { tr -d '\r' | sed -E 's/\([0-9]+\.[0-9]+s\)/(T)/'; }
 	cpipe run > piped.txt 2>&1

@@ -119,14 +119,18 @@ stages:
   d:
     command: echo d
     depends_on: [b, c]
+    outputs: []
   c:
     command: echo c
     depends_on: [a]
+    outputs: []
   b:
     command: echo b
     depends_on: [a]
+    outputs: []
   a:
     command: echo a
+    outputs: []
 EOF
 	for i in 1 2 3; do
 		run cpipe -q run
@@ -144,9 +148,11 @@ stages:
   left:
     command: sh -c 'touch /v/left; for i in $(seq 100); do [ -e /v/right ] && exit 0; sleep 0.05; done; exit 7'
     volumes: [v:/v]
+    outputs: []
   right:
     command: sh -c 'touch /v/right; for i in $(seq 100); do [ -e /v/left ] && exit 0; sleep 0.05; done; exit 7'
     volumes: [v:/v]
+    outputs: []
 EOF
 	run cpipe run -j 2
 	[ "$status" -eq 0 ] || fail "-j 2 did not run both at once"
@@ -385,10 +391,22 @@ EOF
 	[ "$status" -eq 0 ] || fail "compose file did not run"
 	assert_contains "train    | trained to epoch 1 with lr=0.01"
 	assert_contains "infer    | prediction using epoch 1"
+	# Nothing declares outputs, yet what each stage wrote is tracked: a
+	# second run trains nothing.
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "second run failed"
+	assert_contains "train is up to date, skipped"
+	assert_contains "infer is up to date, skipped"
+	[ "$(cat "$(vol model)/checkpoint")" = 1 ]
+	run cpipe run --force train
+	[ "$status" -eq 0 ] || fail "forced run failed"
 	assert_contains "trained to epoch 2"
 	[ "$(cat "$(vol model)/checkpoint")" = 2 ]
+	# The new checkpoint makes evaluate and infer stale; train is fresh.
+	run cpipe run
+	[ "$status" -eq 0 ] || fail "third run failed"
+	assert_contains "train is up to date, skipped"
+	assert_contains "infer    | prediction using epoch 2"
 	grep -q '"epoch": 2' "$(vol model)/metrics.json"
 }
 

@@ -252,9 +252,14 @@ static void reasons_without_a_key_comparison(void **state)
 	const char *y = STAGE("    command: train\n" OUT);
 	expect_reasons("never ran", y, "sha256:aaaa", y, "sha256:aaaa", false, true);
 	expect_reasons("--force", y, "sha256:aaaa", y, "sha256:aaaa", true, false);
-	const char *no_out = STAGE("    command: train\n");
-	expect_reasons("declares no outputs, so it always runs", no_out, "sha256:aaaa", no_out,
+	/* outputs: [] says there is nothing to track; no outputs: at all
+	 * means they are observed, and the key decides. */
+	const char *empty = STAGE("    command: train\n    outputs: []\n");
+	expect_reasons("declares no outputs, so it always runs", empty, "sha256:aaaa", empty,
 		       "sha256:aaaa", false, false);
+	const char *no_out = STAGE("    command: train\n");
+	expect_reasons("", no_out, "sha256:aaaa", no_out, "sha256:aaaa", false, false);
+	expect_reasons("never ran", no_out, "sha256:aaaa", no_out, "sha256:aaaa", false, true);
 }
 
 static void reasons_name_what_changed(void **state)

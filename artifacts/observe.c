@@ -1,0 +1,165 @@
+/* Diffs and filtered digests of canonical listings (observe.h). */
+#include "observe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int observe_parse(struct observe_listing *out, struct strbuf *sb, struct cp_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->len = sb->len;
+	out->buf = sb_detach(sb);
+	size_t cap = 0;
+	for (size_t at = 0; at < out->len;) {
+		const char *rel = out->buf + at;
+		const char *nul = memchr(rel, '\0', out->len - at);
+		const char *lf = nul ? memchr(nul, '\n', (size_t)(out->buf + out->len - nul)) : NULL;
+		if (!nul || !lf || nul == rel) {
+			observe_listing_free(out);
+			return cp_error_set(err, "a tree listing is malformed at byte %zu", at);
+		}
+		if (out->n == cap) {
+			cap = cap ? 2 * cap : 64;
+			out->v = xrealloc(out->v, cap * sizeof(*out->v));
+		}
+		out->v[out->n++] = (struct observe_rec){rel, (size_t)(nul - rel), nul + 1,
+							(size_t)(lf - nul - 1)};
+		at = (size_t)(lf - out->buf) + 1;
+	}
+	return 0;
+}
+
+void observe_listing_free(struct observe_listing *l)
+{
+	free(l->buf);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Whether `rel` is `path` or below it. */
+static bool below(const char *rel, size_t rlen, const char *path)
+{
+	size_t n = strlen(path);
+	if (n == 0)
+		return true;
+	return rlen >= n && memcmp(rel, path, n) == 0 && (rlen == n || rel[n] == '/');
+}
+
+static bool skipped(const struct observe_rec *r, const struct strvec *skip)
+{
+	for (size_t i = 0; skip && i < skip->n; i++)
+		if (below(r->rel, r->rlen, skip->v[i]))
+			return true;
+	return false;
+}
+
+void observe_digest(char out[DIGEST_BUFLEN], const struct observe_listing *l,
+		    const struct strvec *skip)
+{
+	struct digest_ctx c;
+	digest_init(&c);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct observe_rec *r = &l->v[i];
+		if (!skipped(r, skip))
+			digest_update(&c, r->rel, r->rlen + 1 + r->restlen + 1);
+	}
+	digest_final(out, &c);
+}
+
+/* The listing's order: bytewise on the relative path. */
+static int cmp_rel(const struct observe_rec *a, const struct observe_rec *b)
+{
+	size_t n = a->rlen < b->rlen ? a->rlen : b->rlen;
+	int c = memcmp(a->rel, b->rel, n);
+	return c ? c : a->rlen < b->rlen ? -1 : a->rlen > b->rlen;
+}
+
+static bool is_dir(const struct observe_rec *r)
+{
+	return r->restlen > 0 && r->rest[0] == 'd';
+}
+
+/* Whether an ancestor of `rel` is in `dirs` (sorted by strcmp, which is
+ * the listing's bytewise order for strings without NUL). */
+static bool covered(const struct strvec *dirs, const char *rel, size_t rlen)
+{
+	for (size_t k = rlen; k-- > 0;) {
+		if (rel[k] != '/')
+			continue;
+		size_t lo = 0, hi = dirs->n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			int c = strncmp(dirs->v[mid], rel, k);
+			if (c == 0 && dirs->v[mid][k] != '\0')
+				c = 1;
+			if (c == 0)
+				return true;
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	return false;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends the entries of `from` but those a directory of `dirs` covers. */
+static void add_uncovered(struct strvec *out, struct strvec *from, struct strvec *dirs)
+{
+	if (dirs->n > 1)
+		qsort(dirs->v, dirs->n, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < from->n; i++)
+		if (!covered(dirs, from->v[i], strlen(from->v[i])))
+			strvec_push(out, from->v[i]);
+}
+
+void observe_diff(struct strvec *written, struct strvec *deleted,
+		  const struct observe_listing *before, const struct observe_listing *after)
+{
+	struct strvec w = {0}, d = {0}, wdirs = {0}, ddirs = {0};
+	size_t i = 0, j = 0;
+	while (i < before->n || j < after->n) {
+		const struct observe_rec *a = i < before->n ? &before->v[i] : NULL;
+		const struct observe_rec *b = j < after->n ? &after->v[j] : NULL;
+		int c = !a ? 1 : !b ? -1 : cmp_rel(a, b);
+		if (c < 0) { /* gone */
+			cleanup_free char *rel = xstrndup(a->rel, a->rlen);
+			strvec_push(&d, rel);
+			if (is_dir(a))
+				strvec_push(&ddirs, rel);
+			i++;
+		} else if (c > 0) { /* new */
+			cleanup_free char *rel = xstrndup(b->rel, b->rlen);
+			strvec_push(&w, rel);
+			if (is_dir(b))
+				strvec_push(&wdirs, rel);
+			j++;
+		} else {
+			bool same = a->restlen == b->restlen && memcmp(a->rest, b->rest, a->restlen) == 0;
+			/* A directory turned into a file (or back) is new as a whole. */
+			/* A directory kept whose mode alone changed is not an output:
+			 * its entries that changed are. */
+			if (!same && !(is_dir(a) && is_dir(b))) {
+				cleanup_free char *rel = xstrndup(b->rel, b->rlen);
+				strvec_push(&w, rel);
+				if (is_dir(b) && !is_dir(a))
+					strvec_push(&wdirs, rel);
+				if (is_dir(a) && !is_dir(b))
+					strvec_push(&ddirs, rel);
+			}
+			i++;
+			j++;
+		}
+	}
+	add_uncovered(written, &w, &wdirs);
+	add_uncovered(deleted, &d, &ddirs);
+	strvec_free(&w);
+	strvec_free(&d);
+	strvec_free(&wdirs);
+	strvec_free(&ddirs);
+}
