@@ -43,7 +43,7 @@ DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
 	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev \
 	zsh fish man-db groff-base podman golang-github-containernetworking-plugin-dnsname \
-	chromium file nginx-light nodejs openssl python3 tmux
+	chromium file nginx-light nodejs openssl python3 python3-torch tmux
 
 .PHONY: all deps test unit asan fuzz bench lint layers install clean example clang-check man completions
 all: $(CPIPE)
