@@ -300,19 +300,9 @@ stages:
     command: echo hi
     deploy: {replicas: 2}
 EOF
-	want='cpipe.yml:4:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once'
-	cpipe run > out 2> err || fail "run failed: $(cat err)"
-	[ "$(grep -cF "cpipe: warning: $want" err)" = 1 ] || fail "not once on stderr: $(cat err)"
-	! grep -qF deploy.replicas out || fail "the warning is on stdout: $(cat out)"
-	cpipe run --force --progress json > events 2> err || fail "json run failed: $(cat err)"
-	jq -e . events > /dev/null || fail "not all lines are JSON: $(cat events)"
-	[ "$(jq -r 'select(.event == "warning") | "\(.stage): \(.message)"' events)" = "a: $want" ] ||
-		fail "no single warning event: $(cat events)"
-	! grep -qF deploy.replicas err || fail "raw warning text beside the JSON events: $(cat err)"
-	run cpipe --json show latest
-	[ "$status" -eq 0 ] || fail "show latest exited $status"
-	[ "$(jq -c '.stages[] | select(.name == "a") | .warnings' <<< "$output")" = "$(jq -cn --arg w "$want" '[$w]')" ] ||
-		fail "the record's stage a lacks the warning"
+	assert_runtime_warning a \
+		'cpipe.yml:4:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once' \
+		cpipe
 }
 
 @test "volumes_from: the stage mounts the other stage's volumes, :ro read-only" {

@@ -277,14 +277,7 @@ stages:
     command: echo hi
     deploy: {replicas: 2}
 EOF
-	want='cpipe.yml:6:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once'
-	dcpipe run > out 2> err || fail "run failed: $(cat err)"
-	[ "$(grep -cF "cpipe: warning: $want" err)" = 1 ] || fail "not once on stderr: $(cat err)"
-	dcpipe run --force --progress json > events 2> err || fail "json run failed: $(cat err)"
-	[ "$(jq -r 'select(.event == "warning") | "\(.stage): \(.message)"' events)" = "a: $want" ] ||
-		fail "no single warning event: $(cat events)"
-	! grep -qF deploy.replicas err || fail "raw warning text beside the JSON events: $(cat err)"
-	run dcpipe --json show latest
-	[ "$(jq -r '.stages[] | select(.name == "a") | .warnings[0]' <<< "$output")" = "$want" ] ||
-		fail "the record's stage a lacks the warning"
+	assert_runtime_warning a \
+		'cpipe.yml:6:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once' \
+		dcpipe
 }
