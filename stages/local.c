@@ -546,6 +546,8 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.out_fd = outp[1],
 		.err_fd = errp[1],
 		.detached = ts->detached,
+		.sink = &rt->sink,
+		.stage = s->name,
 		.join_net = in_netns,
 		.new_net = no_network(s),
 		.net_fd = net.net_fd,
