@@ -192,6 +192,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct pipeline *p = NULL;
 	struct plan plan = {0};
 	struct runtime *rt = NULL;
+	struct task_notes notes = {0}; /* the runtime's warnings: progress, record */
 	const struct runtime_ops *ops = NULL;
 	cleanup_free char *state = NULL;
 	cleanup_free char *run_id = NULL;
@@ -379,21 +380,22 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 	struct exec_options eo = {.jobs = jobs, .quiet = c->quiet, .run_id = run_id,
 				  .keep_serving = keep_serving, .up = up,
 				  .logs_to_stderr = c->json, .progress = progress,
-				  .no_tty = no_tty};
+				  .no_tty = no_tty, .notes = &notes};
 	{ /* the lock file's name lives only as long as this block */
 		if (!(state = cli_state_dir(p, true, &err)))
 			goto fail;
 		cleanup_free char *lock = path_join(state, "lock");
 		if (fs_lock(&lock_fd, lock, "running", &err) < 0)
 			goto fail;
-		if (task_runtime_open(ops, &rt, p, state, &err) < 0)
+		notes.secrets = &p->secrets;
+		if (task_runtime_open_notes(ops, &rt, p, state, &notes, &err) < 0)
 			goto fail;
 		eo.state_dir = state;
 		struct track_options to = {.state_dir = state, .run_id = run_id, .forced = forced,
 					   .quiet = c->quiet,
 					   .plan = &plan, .runtime_name = ops->name,
 					   .argv = &cmdline, .one_off = one_off >= 0,
-					   .name = name, .remote = remote};
+					   .name = name, .remote = remote, .notes = &notes};
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
 			goto fail;
 		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,
@@ -431,6 +433,7 @@ out:
 	strvec_free(&cmdline);
 	if (rt)
 		ops->close(rt);
+	task_notes_free(&notes);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	plan_free(&plan);

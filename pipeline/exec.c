@@ -731,6 +731,8 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	enum progress_mode mode = opts->quiet && opts->progress == PROGRESS_AUTO ? PROGRESS_PLAIN
 										 : opts->progress;
 	r.pr = progress_new(mode, r.out, p->nstages, r.name_width, opts->run_id, &p->secrets);
+	if (opts->notes)
+		opts->notes->pr = r.pr;
 	for (size_t i = 0; i < p->nstages; i++) {
 		progress_stage(r.pr, i, p->stages[i].name);
 		r.any_named = r.any_named || plan->named[i];
@@ -791,6 +793,8 @@ cleanup:
 	}
 	health_set_free(r.senv.probes);
 	free(r.slots);
+	if (opts->notes)
+		opts->notes->pr = NULL;
 	progress_free(r.pr, r.interrupted ? "interrupted" : r.failed ? "failed" : "succeeded");
 	if (r.interrupted) {
 		err->code = EXIT_INTERRUPTED;

@@ -8,6 +8,8 @@
 #include "plan.h"
 #include "progress.h"
 
+struct task_notes;
+
 /* Hooks the executor calls around each stage (all may be NULL). */
 struct exec_hooks {
 	void *ctx;
@@ -31,6 +33,9 @@ struct exec_options {
 	const char *run_id;
 	const char *state_dir; /* absolute .cpipe */
 	struct exec_hooks hooks;
+	/* The runtime's notes (task_runtime_open_notes): shown by the run's
+	 * progress while it goes. Lent; NULL: they stay on stderr. */
+	struct task_notes *notes;
 };
 
 /* Runs the plan's stages in dependency order, at most `jobs` jobs at once;

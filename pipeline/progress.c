@@ -523,6 +523,24 @@ void progress_note(struct progress *pr, const char *msg)
 	fprintf(stderr, "cpipe: %s\n", msg);
 }
 
+void progress_runtime_note(struct progress *pr, bool warning, const char *stage,
+			   const char *msg)
+{
+	if (pr->mode == PROGRESS_JSON) {
+		size_t i = (size_t)-1;
+		for (size_t k = 0; stage && k < pr->n; k++)
+			if (pr->st[k].name && !strcmp(pr->st[k].name, stage))
+				i = k;
+		cJSON *e = event(pr, warning ? "warning" : "notice", i);
+		cJSON_AddStringToObject(e, "message", msg);
+		emit(pr, e, true);
+		return;
+	}
+	progress_hide(pr);
+	fflush(pr->out);
+	fprintf(stderr, "cpipe: %s%s\n", warning ? "warning: " : "", msg);
+}
+
 void progress_free(struct progress *pr, const char *status)
 {
 	if (!pr)

@@ -72,6 +72,11 @@ void progress_partial(struct progress *pr, size_t i, const char *data, size_t n)
 void progress_flush(struct progress *pr);
 /* One of cpipe's notes ("cpipe: MSG" on stderr), already masked. */
 void progress_note(struct progress *pr, const char *msg);
+/* A runtime's warning (`warning`) or notice, already masked, about stage
+ * `stage` (NULL: the project): a "warning" or "notice" event in json mode,
+ * else "cpipe: warning: MSG" or "cpipe: MSG" on stderr. */
+void progress_runtime_note(struct progress *pr, bool warning, const char *stage,
+			   const char *msg);
 /* Erases the status block before someone else writes to the terminal; the
  * next progress_tick draws it again. */
 void progress_hide(struct progress *pr);

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "../artifacts/redact.h"
+#include "progress.h"
 #include "services.h"
 
 /* Docker's reading of an image name: without a tag or digest it is
@@ -92,8 +94,45 @@ static cJSON *kept_handles(const char *state_dir)
 	return out;
 }
 
+/* The runtime_sink of a task_notes. */
+static void notes_sink(void *ud, enum runtime_note kind, const char *stage, const char *msg)
+{
+	struct task_notes *n = ud;
+	cleanup_free char *masked = redactor_text(n->secrets, msg);
+	if (kind == RUNTIME_WARNING && stage) {
+		if (!n->warnings)
+			n->warnings = cJSON_CreateObject();
+		cJSON *a = cJSON_GetObjectItemCaseSensitive(n->warnings, stage);
+		if (!a)
+			a = cJSON_AddArrayToObject(n->warnings, stage);
+		cJSON_AddItemToArray(a, cJSON_CreateString(masked));
+	}
+	if (n->pr)
+		progress_runtime_note(n->pr, kind == RUNTIME_WARNING, stage, masked);
+	else
+		runtime_sink_stderr(NULL, kind, stage, masked);
+}
+
+const cJSON *task_notes_stage(const struct task_notes *notes, const char *stage)
+{
+	return notes ? cJSON_GetObjectItemCaseSensitive(notes->warnings, stage) : NULL;
+}
+
+void task_notes_free(struct task_notes *notes)
+{
+	cJSON_Delete(notes->warnings);
+	notes->warnings = NULL;
+}
+
 int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		      const struct pipeline *p, const char *state_dir, struct cp_error *err)
+{
+	return task_runtime_open_notes(ops, out, p, state_dir, NULL, err);
+}
+
+int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
+			    const struct pipeline *p, const char *state_dir,
+			    struct task_notes *notes, struct cp_error *err)
 {
 	struct strvec hosts = {0};
 	bool network = false;
@@ -115,6 +154,7 @@ int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		.nhostnames = hosts.n,
 		.network = network,
 		.kept_handles = kept_handles,
+		.sink = {.note = notes ? notes_sink : NULL, .ud = notes},
 	};
 	int rc = ops->open(out, &proj, err);
 	strvec_free(&hosts);

@@ -14,9 +14,31 @@
 void task_desc_init(struct task_desc *out, const struct pipeline *p, const struct stage *s);
 
 /* Opens `ops` for project `p` with `state_dir` (its .cpipe; NULL when
- * none may be made): ops->open with the project as plain data. Fails as
- * ops->open does (err->code EXIT_RUNTIME when the runtime cannot work). */
+ * none may be made): ops->open with the project as plain data, the
+ * runtime's notes on stderr. Fails as ops->open does (err->code
+ * EXIT_RUNTIME when the runtime cannot work). */
 int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		      const struct pipeline *p, const char *state_dir, struct cp_error *err);
+
+struct progress;
+
+/* What a run does with its runtime's warnings and notices: masked with
+ * `secrets`, shown by `pr` while the executor has one (a JSON event with
+ * --progress json), else on stderr as runtime_sink_stderr does; a stage's
+ * warnings are kept for its entry in the run record. */
+struct task_notes {
+	const struct redactor *secrets; /* lent; NULL: nothing to mask */
+	struct progress *pr;            /* set by exec_run while it runs */
+	cJSON *warnings;                /* {"stage": ["message", ...]}, owned */
+};
+
+/* task_runtime_open with the runtime's notes going to `notes` (lent: it
+ * must outlive the runtime; NULL: stderr). */
+int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
+			    const struct pipeline *p, const char *state_dir,
+			    struct task_notes *notes, struct cp_error *err);
+/* The warnings kept for stage `stage` (lent), NULL when none. */
+const cJSON *task_notes_stage(const struct task_notes *notes, const char *stage);
+void task_notes_free(struct task_notes *notes);
 
 #endif

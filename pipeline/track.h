@@ -11,6 +11,8 @@
 #include "../stages/runtime.h"
 #include "plan.h"
 
+struct task_notes;
+
 struct tracker;
 
 struct track_options {
@@ -28,6 +30,9 @@ struct track_options {
 	/* run --pull: a stale job's key missing from the store is looked up
 	 * there before the job is run (artifacts/remote.h). Lent; NULL: none. */
 	struct remote *remote;
+	/* The runtime's warnings, by stage, for the record's stage entries
+	 * ("warnings"). Lent; NULL: none. */
+	const struct task_notes *notes;
 };
 
 /* Opens the lock, the stat cache and (with a run id) starts the run

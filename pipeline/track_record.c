@@ -8,6 +8,7 @@
 #include "../artifacts/git.h"
 #include "../lib/fs.h"
 #include "../lib/defaults.h"
+#include "task.h"
 
 static cJSON *strvec_array(const struct strvec *sv)
 {
@@ -42,6 +43,9 @@ static cJSON *stage_entry(struct tracker *t, const struct stage *s, const char *
 	if (s->image)
 		cJSON_AddStringToObject(img, "ref", s->image);
 	cJSON_AddStringToObject(img, "digest", track_image_id(t, s));
+	const cJSON *warnings = task_notes_stage(t->o.notes, s->name);
+	if (warnings)
+		cJSON_AddItemToObject(e, "warnings", cJSON_Duplicate(warnings, true));
 	/* Whatever else a field holds (an image ref, a --set value), no secret
 	 * value is written down. */
 	redactor_json(&t->p->secrets, e);

@@ -8,15 +8,18 @@
 #include <stdio.h>
 
 #include "../lib/util.h"
+#include "runtime.h"
 #include "sandbox.h"
 
-/* Prints "cpipe: warning: FILE:LINE:COL: stage "x": KEY: ..." to stderr,
- * at `mark` (the stage's own when mark has no file). */
-void compose_warn(const struct task_desc *s, const struct cp_mark *mark, const char *key,
-		  const char *fmt, ...) CP_PRINTF(4, 5);
+/* Warns "FILE:LINE:COL: stage "x": KEY: ..." through `sink` (shown as
+ * "cpipe: warning: ..." on stderr by default), at `mark` (the stage's own
+ * when mark has no file). */
+void compose_warn(const struct runtime_sink *sink, const struct task_desc *s,
+		  const struct cp_mark *mark, const char *key, const char *fmt, ...)
+	CP_PRINTF(5, 6);
 /* The warnings of every runtime: deploy.replicas other than 1 (cpipe runs
  * one instance), restart: on a job (jobs run once). */
-void compose_warn_common(const struct task_desc *s);
+void compose_warn_common(const struct runtime_sink *sink, const struct task_desc *s);
 
 /* What local_compose_apply adds to a sandbox_config; freed by
  * local_compose_free. */
@@ -32,10 +35,10 @@ struct local_compose {
  * capabilities, stop_signal, restart, files) and cfg->mounts with `base`
  * plus the stage's tmpfs:, shm_size and file secrets; warns (once per
  * call) about what the local runtime cannot do. `userns`: cpipe is not
- * root. Never fails. */
+ * root; warnings go to `sink`. Never fails. */
 void local_compose_apply(struct local_compose *lc, struct sandbox_config *cfg,
 			 const struct task_desc *s, const struct sandbox_mount *base, size_t nbase,
-			 bool userns);
+			 bool userns, const struct runtime_sink *sink);
 void local_compose_free(struct local_compose *lc);
 
 #endif

@@ -410,7 +410,7 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	add_mounts(rt, host, s);
 	add_ports(b, host, s);
 	add_gpus(host, s);
-	docker_compose_body(b, host, s);
+	docker_compose_body(rt, b, host, s);
 	/* network_mode: host or none as compose passes them; otherwise the
 	 * project network, where the stage answers to its name and its
 	 * container_name. */
@@ -456,6 +456,7 @@ static int engine_rt_open(struct runtime **out, const struct docker_engine *engi
 	rt->volumes = proj->volumes;
 	rt->nvolumes = proj->nvolumes;
 	rt->kept_handles = proj->kept_handles;
+	rt->sink = proj->sink;
 	rt->project = project_name(proj->name);
 	rt->network = xasprintf("%s_default", rt->project);
 	rt->owner = docker_owner_label();

@@ -40,7 +40,7 @@ static void limits(cJSON *host, const struct task_desc *s)
 	}
 }
 
-static void security(cJSON *host, const struct task_desc *s)
+static void security(struct runtime *rt, cJSON *host, const struct task_desc *s)
 {
 	const struct stage_security *sec = &s->security;
 	if (sec->cap_add.n)
@@ -52,7 +52,7 @@ static void security(cJSON *host, const struct task_desc *s)
 	if (sec->has_init)
 		cJSON_AddBoolToObject(host, "Init", sec->init);
 	if (sec->ipc && str_has_prefix(sec->ipc, "service:"))
-		compose_warn(s, &s->lifecycle.marks[CM_IPC], "ipc",
+		compose_warn(&rt->sink, s, &s->lifecycle.marks[CM_IPC], "ipc",
 			     "\"%s\": cpipe cannot name another stage's container here; the stage "
 			     "gets a private IPC namespace",
 			     sec->ipc);
@@ -79,11 +79,12 @@ static void mount_secrets(cJSON *host, const struct task_desc *s)
 
 static const char *const policy_names[] = {"no", "always", "on-failure", "unless-stopped"};
 
-void docker_compose_body(cJSON *body, cJSON *host, const struct task_desc *s)
+void docker_compose_body(struct runtime *rt, cJSON *body, cJSON *host,
+			 const struct task_desc *s)
 {
-	compose_warn_common(s);
+	compose_warn_common(&rt->sink, s);
 	limits(host, s);
-	security(host, s);
+	security(rt, host, s);
 	mount_secrets(host, s);
 	const struct stage_lifecycle *lc = &s->lifecycle;
 	if (lc->stop_signal_name)

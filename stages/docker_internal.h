@@ -30,6 +30,7 @@ struct runtime {
 	const struct volume *volumes; /* the project's declared ones, lent */
 	size_t nvolumes;
 	cJSON *(*kept_handles)(const char *state_dir); /* see struct runtime_project */
+	struct runtime_sink sink; /* the project's, for warnings and notices */
 	char *project; /* the project name, normalized as compose does */
 	char *network; /* <project>_default */
 	bool network_ready;
@@ -114,7 +115,8 @@ int docker_handle_logs(struct runtime *rt, const cJSON *handle, bool follow,
  * init, ipc, file secrets, stop_signal, restart) to a create body and its
  * HostConfig (whose Mounts exist already), warning about what cannot
  * apply. */
-void docker_compose_body(cJSON *body, cJSON *host, const struct task_desc *s);
+void docker_compose_body(struct runtime *rt, cJSON *body, cJSON *host,
+			 const struct task_desc *s);
 /* Copies the secrets and configs of `s` given by value (environment:,
  * content:) into the created container `id`, mode 0444, before it starts;
  * the values pass through memory only. */

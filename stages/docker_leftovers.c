@@ -142,7 +142,8 @@ int docker_rt_down(struct runtime *rt, struct cp_error *err)
 		}
 		/* Still in use: by a container of another host's cpipe. */
 		if (status == 403 || status == 409) {
-			fprintf(stderr, "cpipe: network %s is kept: %s\n", rt->network, err->msg);
+			runtime_note(&rt->sink, RUNTIME_NOTICE, NULL, "network %s is kept: %s",
+				     rt->network, err->msg);
 			cp_error_clear(err);
 			return 0;
 		}

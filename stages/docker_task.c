@@ -258,7 +258,7 @@ static void task_destroy(struct runtime *rt, struct dtask *dt)
 	if (docker_container_remove(rt->d, dt->id, &e) == 0)
 		rt->live--;
 	else
-		fprintf(stderr, "cpipe: %s\n", e.msg);
+		runtime_note(&rt->sink, RUNTIME_NOTICE, dt->t.desc.name, "%s", e.msg);
 	atomic_store(&dt->cancel, 1);
 	if (dt->thread_started) {
 		task_release_thread(dt, false);
@@ -274,7 +274,7 @@ static void task_reap(struct runtime *rt, struct dtask *dt)
 	if (dt->removed)
 		rt->live--;
 	else if (dt->remove_err[0])
-		fprintf(stderr, "cpipe: %s\n", dt->remove_err);
+		runtime_note(&rt->sink, RUNTIME_NOTICE, dt->t.desc.name, "%s", dt->remove_err);
 	task_free(dt);
 }
 
@@ -363,10 +363,11 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 		struct cp_error e = {0};
 		int removed = 0;
 		if (docker_leftovers_remove(rt, &removed, &e) < 0)
-			fprintf(stderr, "cpipe: %s\n", e.msg);
+			runtime_note(&rt->sink, RUNTIME_NOTICE, NULL, "%s", e.msg);
 		else if (removed)
-			fprintf(stderr, "cpipe: removed %d container%s left by a cpipe that is gone\n",
-				removed, removed == 1 ? "" : "s");
+			runtime_note(&rt->sink, RUNTIME_NOTICE, NULL,
+				     "removed %d container%s left by a cpipe that is gone", removed,
+				     removed == 1 ? "" : "s");
 	}
 
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
@@ -552,7 +553,8 @@ static void sweep(struct runtime *rt)
 		cJSON *list = NULL;
 		struct cp_error e = {0};
 		if (docker_json(rt->d, "GET", path, NULL, NULL, &list, &e) < 0) {
-			fprintf(stderr, "cpipe: listing leftover containers: %s\n", e.msg);
+			runtime_note(&rt->sink, RUNTIME_NOTICE, NULL, "listing leftover containers: %s",
+				     e.msg);
 			continue;
 		}
 		const cJSON *c;
@@ -561,7 +563,7 @@ static void sweep(struct runtime *rt)
 			const char *id = docker_str(c, "Id");
 			if (id && !strvec_contains(&rt->kept, id) &&
 			    docker_container_remove(rt->d, id, &e) < 0)
-				fprintf(stderr, "cpipe: %s\n", e.msg);
+				runtime_note(&rt->sink, RUNTIME_NOTICE, NULL, "%s", e.msg);
 		}
 		cJSON_Delete(list);
 	}

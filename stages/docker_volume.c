@@ -359,6 +359,6 @@ int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *
 	free(c);
 	struct cp_error e2 = {0};
 	if (docker_container_remove(rt->d, id, &e2) < 0)
-		fprintf(stderr, "cpipe: %s\n", e2.msg);
+		runtime_note(&rt->sink, RUNTIME_NOTICE, NULL, "%s", e2.msg);
 	return rc;
 }

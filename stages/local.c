@@ -40,6 +40,7 @@ struct runtime {
 	char *hosts;       /* the sandboxes' /etc/hosts */
 	bool userns;       /* not root: sandboxes need a user namespace */
 	bool use_netns;    /* the project has services: stages share a network */
+	struct runtime_sink sink; /* the project's, for warnings and notices */
 };
 
 struct local_task {
@@ -222,6 +223,7 @@ static int local_open(struct runtime **out, const struct runtime_project *proj,
 	/* A network is for services: a pipeline of jobs alone talks through
 	 * its volumes and keeps the host's network (and costs no pasta). */
 	rt->use_netns = proj->network;
+	rt->sink = proj->sink;
 	*out = rt;
 	return 0;
 }
@@ -544,13 +546,15 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		.out_fd = outp[1],
 		.err_fd = errp[1],
 		.detached = ts->detached,
+		.sink = &rt->sink,
+		.stage = s->name,
 		.join_net = in_netns,
 		.new_net = no_network(s),
 		.net_fd = net.net_fd,
 		.user_fd = net.user_fd,
 	};
 	struct local_compose lc;
-	local_compose_apply(&lc, &cfg, s, mounts, s->nmounts, rt->userns);
+	local_compose_apply(&lc, &cfg, s, mounts, s->nmounts, rt->userns, &rt->sink);
 	pid_t pid;
 	int src = sandbox_start(&pid, &cfg, err);
 	local_compose_free(&lc);

@@ -13,8 +13,8 @@
 
 #include "../lib/linux_names.h"
 
-void compose_warn(const struct task_desc *s, const struct cp_mark *mark, const char *key,
-		  const char *fmt, ...)
+void compose_warn(const struct runtime_sink *sink, const struct task_desc *s,
+		  const struct cp_mark *mark, const char *key, const char *fmt, ...)
 {
 	const struct cp_mark *m = mark && mark->file ? mark : &s->mark;
 	char msg[1024];
@@ -23,21 +23,22 @@ void compose_warn(const struct task_desc *s, const struct cp_mark *mark, const c
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (m->file)
-		fprintf(stderr, "cpipe: warning: %s:%d:%d: stage \"%s\": %s: %s\n", m->file, m->line,
-			m->col, s->name, key, msg);
+		runtime_note(sink, RUNTIME_WARNING, s->name, "%s:%d:%d: stage \"%s\": %s: %s",
+			     m->file, m->line, m->col, s->name, key, msg);
 	else
-		fprintf(stderr, "cpipe: warning: stage \"%s\": %s: %s\n", s->name, key, msg);
+		runtime_note(sink, RUNTIME_WARNING, s->name, "stage \"%s\": %s: %s", s->name, key,
+			     msg);
 }
 
-void compose_warn_common(const struct task_desc *s)
+void compose_warn_common(const struct runtime_sink *sink, const struct task_desc *s)
 {
 	const struct stage_lifecycle *lc = &s->lifecycle;
 	if (lc->has_replicas && lc->replicas != 1)
-		compose_warn(s, &lc->marks[CM_REPLICAS], "deploy.replicas",
+		compose_warn(sink, s, &lc->marks[CM_REPLICAS], "deploy.replicas",
 			     "%ld asked for; cpipe runs one instance of %s", lc->replicas,
 			     s->service ? "a service" : "a job, once");
 	if (!s->service && lc->restart != RESTART_NO)
-		compose_warn(s, &lc->marks[CM_RESTART], "restart",
+		compose_warn(sink, s, &lc->marks[CM_RESTART], "restart",
 			     "applies to services; \"%s\" is a job, which cpipe runs once",
 			     s->name);
 }
@@ -61,7 +62,7 @@ static void host_platform(char *buf, size_t n)
 	snprintf(buf, n, "linux/%s", arch);
 }
 
-static void warn_platform(const struct task_desc *s)
+static void warn_platform(const struct runtime_sink *sink, const struct task_desc *s)
 {
 	const char *want = s->security.platform;
 	if (!want)
@@ -71,26 +72,27 @@ static void warn_platform(const struct task_desc *s)
 	size_t n = strlen(host);
 	if (!strncmp(want, host, n) && (want[n] == '\0' || want[n] == '/'))
 		return;
-	compose_warn(s, &s->lifecycle.marks[CM_PLATFORM], "platform",
+	compose_warn(sink, s, &s->lifecycle.marks[CM_PLATFORM], "platform",
 		     "\"%s\" is not this host's (%s); the local runtime runs the host's programs "
 		     "natively, without emulation",
 		     want, host);
 }
 
-static void warn_gpus(const struct task_desc *s)
+static void warn_gpus(const struct runtime_sink *sink, const struct task_desc *s)
 {
 	if (!s->gpus.n)
 		return;
 	if (access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0 ||
 	    access("/dev/dri", F_OK) == 0)
 		return; /* the sandbox shares the host's /dev: the GPUs are there */
-	compose_warn(s, &s->lifecycle.marks[CM_GPUS], s->security.runtime ? "runtime" : "gpus",
+	compose_warn(sink, s, &s->lifecycle.marks[CM_GPUS], s->security.runtime ? "runtime" : "gpus",
 		     "the stage asks for a GPU (%s) but this host has none (no /dev/nvidia0, "
 		     "/dev/nvidiactl or /dev/dri); it runs on the CPU",
 		     s->gpus.v[0]);
 }
 
-static void security(struct sandbox_config *cfg, const struct task_desc *s, bool userns)
+static void security(const struct runtime_sink *sink, struct sandbox_config *cfg,
+		     const struct task_desc *s, bool userns)
 {
 	const struct stage_security *sec = &s->security;
 	for (size_t i = 0; i < sec->cap_drop.n; i++) {
@@ -103,27 +105,27 @@ static void security(struct sandbox_config *cfg, const struct task_desc *s, bool
 		if (all || !(cfg->cap_drop & (1ULL << cap)))
 			cfg->cap_drop &= all ? 0 : ~(1ULL << cap);
 		if (!all && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1)
-			compose_warn(s, &s->lifecycle.marks[CM_CAPS], "cap_add",
+			compose_warn(sink, s, &s->lifecycle.marks[CM_CAPS], "cap_add",
 				     "CAP_%s is not in cpipe's own bounding set, so the stage cannot "
 				     "have it; it runs without",
 				     sec->cap_add.v[i]);
 		else if (userns || (s->user && strcmp(s->user, "0") && strcmp(s->user, "root") &&
 				    !str_has_prefix(s->user, "0:") && !str_has_prefix(s->user, "root:")))
-			compose_warn(s, &s->lifecycle.marks[CM_CAPS], "cap_add",
+			compose_warn(sink, s, &s->lifecycle.marks[CM_CAPS], "cap_add",
 				     "the local runtime gives capabilities to a root stage only; "
 				     "this one runs as %s without CAP_%s",
 				     userns ? "your user" : s->user, sec->cap_add.v[i]);
 	}
 	cfg->read_only = sec->read_only;
 	if (sec->has_init && !sec->init)
-		compose_warn(s, &s->lifecycle.marks[CM_INIT], "init",
+		compose_warn(sink, s, &s->lifecycle.marks[CM_INIT], "init",
 			     "false: the local runtime always runs its own init as PID 1 of the "
 			     "sandbox; the command runs as its child");
 	if (sec->ipc && !strcmp(sec->ipc, "host"))
 		return;
 	if (sec->ipc && strcmp(sec->ipc, "private") && strcmp(sec->ipc, "shareable") &&
 	    strcmp(sec->ipc, "none"))
-		compose_warn(s, &s->lifecycle.marks[CM_IPC], "ipc",
+		compose_warn(sink, s, &s->lifecycle.marks[CM_IPC], "ipc",
 			     "\"%s\": the local runtime cannot join another's IPC namespace; the "
 			     "stage gets a private one",
 			     sec->ipc);
@@ -132,20 +134,20 @@ static void security(struct sandbox_config *cfg, const struct task_desc *s, bool
 
 void local_compose_apply(struct local_compose *lc, struct sandbox_config *cfg,
 			 const struct task_desc *s, const struct sandbox_mount *base, size_t nbase,
-			 bool userns)
+			 bool userns, const struct runtime_sink *sink)
 {
 	const struct stage_limits *l = &s->limits;
 	const struct stage_security *sec = &s->security;
 	memset(lc, 0, sizeof(*lc));
-	compose_warn_common(s);
-	warn_platform(s);
-	warn_gpus(s);
-	security(cfg, s, userns);
+	compose_warn_common(sink, s);
+	warn_platform(sink, s);
+	warn_gpus(sink, s);
+	security(sink, cfg, s, userns);
 	cfg->ulimits = l->ulimits;
 	cfg->nulimits = l->nulimits;
 	cfg->pids_limit = l->pids_limit;
 	if (l->pids_limit && userns)
-		compose_warn(s, &s->lifecycle.marks[CM_PIDS], "pids_limit",
+		compose_warn(sink, s, &s->lifecycle.marks[CM_PIDS], "pids_limit",
 			     "a pids cgroup needs root; the stage runs without a process limit");
 	cfg->stop_signal = s->lifecycle.stop_signal;
 	if (s->service) {

@@ -1,6 +1,8 @@
 /* The table of runtimes and what they share. */
 #include "runtime.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,27 @@ const struct runtime_ops *runtime_find(const char *name)
 		if (strcmp(runtimes[i]->name, name) == 0)
 			return runtimes[i];
 	return NULL;
+}
+
+void runtime_sink_stderr(void *ud, enum runtime_note kind, const char *stage, const char *msg)
+{
+	(void)ud;
+	(void)stage;
+	fprintf(stderr, "cpipe: %s%s\n", kind == RUNTIME_WARNING ? "warning: " : "", msg);
+}
+
+void runtime_note(const struct runtime_sink *sink, enum runtime_note kind, const char *stage,
+		  const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sink && sink->note)
+		sink->note(sink->ud, kind, stage, msg);
+	else
+		runtime_sink_stderr(NULL, kind, stage, msg);
 }
 
 /* Frees an array of `n` volume_info as returned by volume_list; NULL is fine. */

@@ -21,6 +21,29 @@ struct task_exec; /* a command exec_start started in a task; the runtime's */
  * stop the run. */
 extern volatile sig_atomic_t runtime_interrupts;
 
+/* What a runtime tells the user beyond a task's output: a warning (a
+ * compose key it cannot honour) or a notice (containers a dead cpipe left,
+ * removed; a network kept because something still uses it). */
+enum runtime_note { RUNTIME_WARNING, RUNTIME_NOTICE };
+
+/* Where a runtime sends its warnings and notices, on the thread that calls
+ * it (the executor's). `stage` names the stage it concerns, NULL for the
+ * project; `msg` is one line without "cpipe: " or the newline. The caller
+ * shows it (stderr, a JSON event) and may keep it (the run record). */
+struct runtime_sink {
+	void (*note)(void *ud, enum runtime_note kind, const char *stage, const char *msg);
+	void *ud;
+};
+
+/* The default sink (`ud` unused): "cpipe: warning: MSG" for a warning,
+ * "cpipe: MSG" for a notice, on stderr. */
+void runtime_sink_stderr(void *ud, enum runtime_note kind, const char *stage, const char *msg);
+
+/* Formats one note and gives it to `sink` (runtime_sink_stderr when sink
+ * or its note is NULL). */
+void runtime_note(const struct runtime_sink *sink, enum runtime_note kind, const char *stage,
+		  const char *fmt, ...) CP_PRINTF(4, 5);
+
 /* What the runtime is told of the project when it opens: plain data, lent
  * for the call, except `volumes` (and what they point to), lent for the
  * life of the runtime. A runtime copies whatever else it keeps. */
@@ -42,6 +65,9 @@ struct runtime_project {
 	 * cpipes left: those are never removed. Caller owns the array; NULL
 	 * when there are none. */
 	cJSON *(*kept_handles)(const char *state_dir);
+	/* Where the runtime's warnings and notices go, for its whole life
+	 * (see struct runtime_sink); note NULL: runtime_sink_stderr. */
+	struct runtime_sink sink;
 };
 
 /* The volume named `name` among v[0..n) (a project's declared ones), or NULL. */

@@ -4,6 +4,7 @@
  * status pipe ("<code> <message>") and _exits, so that sandbox_start can
  * turn them into an error. EOF without a message means exec succeeded. */
 #include "sandbox.h"
+#include "runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -790,9 +791,10 @@ int sandbox_check(bool userns, struct cp_error *err)
 			    why);
 }
 
-/* Prints the init's notes (the "0 <sentence>" lines before any error) on
- * stderr, each sentence once per cpipe; returns what follows them. */
-static const char *take_notes(char *msg)
+/* Gives the init's notes (the "0 <sentence>" lines before any error) to
+ * cfg's sink as warnings, each sentence once per cpipe; returns what
+ * follows them. */
+static const char *take_notes(const struct sandbox_config *cfg, char *msg)
 {
 	static char said[4][768];
 	static size_t nsaid;
@@ -806,7 +808,7 @@ static const char *take_notes(char *msg)
 		for (size_t i = 0; i < nsaid && !seen; i++)
 			seen = strcmp(said[i], sentence) == 0;
 		if (!seen) {
-			fprintf(stderr, "cpipe: warning: %s\n", sentence);
+			runtime_note(cfg->sink, RUNTIME_WARNING, cfg->stage, "%s", sentence);
 			if (nsaid < ARRAY_LEN(said))
 				snprintf(said[nsaid++], sizeof(said[0]), "%s", sentence);
 		}
@@ -899,7 +901,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	}
 	msg[len] = '\0';
 	close(st[0]);
-	const char *rest = take_notes(msg);
+	const char *rest = take_notes(cfg, msg);
 	if (!*rest && pid > 0) {
 		*out = pid;
 		return 0;

@@ -15,6 +15,8 @@
 #include "../lib/error.h"
 #include "task.h"
 
+struct runtime_sink;
+
 struct sandbox_mount {
 	enum mount_type type;
 	const char *what;   /* for messages: volume name, host path or "tmpfs" */
@@ -54,6 +56,9 @@ struct sandbox_config {
 	int out_fd;           /* write ends for the command's stdout and stderr */
 	int err_fd;
 	bool detached;        /* outlive the caller (no parent-death signal) */
+	/* Where the init's notes go (the runtime's sink), about stage `stage`. */
+	const struct runtime_sink *sink;
+	const char *stage;
 
 	bool join_net;        /* enter the network namespace net_fd (the project's) */
 	bool new_net;         /* network_mode: none: a namespace of its own, loopback only */

@@ -293,6 +293,18 @@ EOF
 	[ "$(grep -c 'warning: cpipe.yml:5:5: stage "a": init: false' <<< "$output")" = 1 ] || fail "init warning"
 }
 
+@test "a runtime's warning goes through the run: once on stderr, a JSON event with --progress json, in the run record" {
+	spec <<'EOF'
+stages:
+  a:
+    command: echo hi
+    deploy: {replicas: 2}
+EOF
+	assert_runtime_warning a \
+		'cpipe.yml:4:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once' \
+		cpipe
+}
+
 @test "volumes_from: the stage mounts the other stage's volumes, :ro read-only" {
 	mkdir data && echo shared > data/f
 	spec <<'EOF'

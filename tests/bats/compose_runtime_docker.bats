@@ -267,3 +267,17 @@ EOF
 	assert_contains 'cpipe.yml:11:15: stage "a": secret "tok" is given by value, which the docker runtime copies into the container, and read_only: true refuses that'
 	refute_contains "running first"
 }
+
+@test "docker: the runtime's warning shows once on stderr, as a warning event with --progress json, in the record" {
+	spec <<EOF
+name: $P
+stages:
+  a:
+    image: $IMG
+    command: echo hi
+    deploy: {replicas: 2}
+EOF
+	assert_runtime_warning a \
+		'cpipe.yml:6:24: stage "a": deploy.replicas: 2 asked for; cpipe runs one instance of a job, once' \
+		dcpipe
+}

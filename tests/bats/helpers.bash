@@ -79,3 +79,22 @@ free_port() {
 port_closed() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# The runtime's warning $2 about stage $1, given by `$3 run` (cpipe or
+# dcpipe): once on stderr, a single warning event with --progress json and
+# no raw text beside it, and in the stage's entry of the run record.
+assert_runtime_warning() {
+	local stage=$1 want=$2 cmd=$3
+	$cmd run > out 2> err || fail "run failed: $(cat err)"
+	[ "$(grep -cF "cpipe: warning: $want" err)" = 1 ] || fail "not once on stderr: $(cat err)"
+	! grep -qF "$want" out || fail "the warning is on stdout: $(cat out)"
+	$cmd run --force --progress json > events 2> err || fail "json run failed: $(cat err)"
+	jq -e . events > /dev/null || fail "not all lines are JSON: $(cat events)"
+	[ "$(jq -r 'select(.event == "warning") | "\(.stage): \(.message)"' events)" = "$stage: $want" ] ||
+		fail "no single warning event: $(cat events)"
+	! grep -qF "$want" err || fail "raw warning text beside the JSON events: $(cat err)"
+	run $cmd --json show latest
+	[ "$status" -eq 0 ] || fail "show latest exited $status"
+	[ "$(jq -c --arg s "$stage" '.stages[] | select(.name == $s) | .warnings' <<< "$output")" = \
+		"$(jq -cn --arg w "$want" '[$w]')" ] || fail "the record's stage $stage lacks the warning"
+}
