@@ -57,6 +57,12 @@ struct xfer {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+struct docker_waker {
+	pthread_mutex_t mu;
+	CURLM *m; /* the transfer under way, or NULL */
+	bool woken;
+};
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 /* CPIPE_DOCKER_TRACE=1 prints every API request with its status and time. */
@@ -184,9 +190,76 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
+struct docker_waker *docker_waker_new(void)
+{
+	struct docker_waker *w = xcalloc(1, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	return w;
+}
+
+void docker_waker_free(struct docker_waker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+void docker_wake(struct docker_waker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->woken = true;
+	if (w->m)
+		curl_multi_wakeup(w->m);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static bool woken(struct docker_waker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool on = w->woken;
+	pthread_mutex_unlock(&w->mu);
+	return on;
+}
+
 static bool cancelled(const struct docker_req *rq)
 {
-	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop);
+	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop) ||
+	       (rq->waker && woken(rq->waker));
+}
+
+/* curl_easy_perform, but through a multi handle that docker_wake can
+ * interrupt in its poll. */
+static CURLcode perform_wakeable(CURL *h, struct docker_waker *w)
+{
+	CURLM *m = curl_multi_init();
+	if (!m)
+		abort();
+	curl_multi_add_handle(m, h);
+	pthread_mutex_lock(&w->mu);
+	w->m = m;
+	pthread_mutex_unlock(&w->mu);
+	CURLcode rc = CURLE_ABORTED_BY_CALLBACK;
+	for (bool done = false; !done;) {
+		int running = 0, left = 0;
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(m, &left)))
+			if (msg->msg == CURLMSG_DONE) {
+				rc = msg->data.result;
+				done = true;
+			}
+		if (!done && woken(w))
+			break;
+		if (!done)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	}
+	pthread_mutex_lock(&w->mu);
+	w->m = NULL;
+	pthread_mutex_unlock(&w->mu);
+	curl_multi_remove_handle(m, h);
+	curl_multi_cleanup(m);
+	return rc;
 }
 
 /* libcurl calls this at least once a second, data flowing or not. */
@@ -397,7 +470,7 @@ int docker_call(struct docker *d, const struct docker_req *rq, long *status_out,
 		*json_out = NULL;
 	prepare(d, rq, &x);
 	long long t0 = now_ms();
-	CURLcode rc = curl_easy_perform(d->h);
+	CURLcode rc = rq->waker ? perform_wakeable(d->h, rq->waker) : curl_easy_perform(d->h);
 	int ret = finish(d, rq, &x, rc, status_out, json_out, err);
 	if (trace_enabled())
 		fprintf(stderr, "cpipe: docker [%lld] %s %s%s: %ld (%lld ms)\n", t0 % 100000,
@@ -473,6 +546,12 @@ static int stream_data(void *ud, const char *data, size_t n)
 	return 0;
 }
 
+static void stream_headers(void *ud, long status)
+{
+	struct stream *s = ud;
+	s->user->on_headers(s->user->ud, status);
+}
+
 int docker_json_stream(struct docker *d, const struct docker_req *rq,
 		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
 		       struct cp_error *err)
@@ -481,6 +560,7 @@ int docker_json_stream(struct docker *d, const struct docker_req *rq,
 			   .user = rq};
 	struct docker_req r = *rq;
 	r.on_data = stream_data;
+	r.on_headers = rq->on_headers ? stream_headers : NULL;
 	r.ud = &s;
 	int rc = docker_call(d, &r, status_out, NULL, err);
 	if (rc == 0 && s.line.len) {

@@ -77,6 +77,16 @@ enum docker_idle {
 	DOCKER_IDLE_ALWAYS,	   /* may wait for its answer too (wait, follow logs) */
 };
 
+/* Lets another thread end at once a request that may block for long (an
+ * attach or event stream), where a cancel flag is only seen within about a
+ * second. Thread-safe; free it only once no request uses it. */
+struct docker_waker;
+struct docker_waker *docker_waker_new(void);
+void docker_waker_free(struct docker_waker *w);
+/* Ends the request under way with `w` at once, and every later one, as a
+ * cancelled request (err->code EXIT_RUNTIME). */
+void docker_wake(struct docker_waker *w);
+
 struct docker_req {
 	const char *method; /* "GET", "POST", "DELETE", "PUT", "HEAD" */
 	const char *path;   /* "/containers/create?name=x", without the version */
@@ -95,6 +105,7 @@ struct docker_req {
 	 * or *stop != 0 (a flag a signal handler sets). */
 	const atomic_int *cancel;
 	const volatile sig_atomic_t *stop;
+	struct docker_waker *waker; /* ends it at once, from another thread; or NULL */
 	long timeout_ms; /* on the whole transfer; 0 = none */
 	enum docker_idle idle;
 	long answer_ms; /* the answer window; 0 = DOCKER_ANSWER_MS */
@@ -115,8 +126,9 @@ int docker_json(struct docker *d, const char *method, const char *path, const cJ
 		long *status_out, cJSON **json_out, struct cp_error *err);
 
 /* A request whose response is a stream of JSON messages, one a line (build,
- * image pull, image import). `on_msg` sees each message; a message with
- * "error" ends the call with that error. Returns as docker_call. */
+ * image pull, image import, events). `on_msg` sees each message; a message
+ * with "error" ends the call with that error. rq->on_headers, if set, gets
+ * rq->ud. Returns as docker_call. */
 int docker_json_stream(struct docker *d, const struct docker_req *rq,
 		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
 		       struct cp_error *err);

@@ -4,6 +4,7 @@
 #ifndef CPIPE_STAGES_DOCKER_INTERNAL_H
 #define CPIPE_STAGES_DOCKER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "docker_api.h"
@@ -18,6 +19,7 @@
 #define LABEL_OWNER "com.cpipe.owner"
 
 struct dtask;
+struct docker_events;
 
 struct image_entry {
 	char *ref; /* normalized: always with a tag or digest */
@@ -41,6 +43,8 @@ struct runtime {
 	struct strvec kept; /* container IDs of services left running */
 	struct dtask **retired; /* released; their threads remove the containers */
 	size_t nretired;
+	struct docker_events *events; /* the exits of our containers, once opened */
+	bool events_tried;
 };
 
 /* docker.c */
@@ -79,6 +83,8 @@ int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct 
 int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
 void docker_task_release(struct runtime *rt, struct task *t);
 void docker_tasks_close(struct runtime *rt);
+/* pthread_create for a helper thread, which takes no signal. */
+int docker_thread_start(pthread_t *out, void *(*fn)(void *), void *arg);
 /* The container ID of a started task (and its name in *name_out, when not
  * NULL); lent for the task's life. */
 const char *docker_task_container(const struct task *t, const char **name_out);
@@ -127,6 +133,19 @@ int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err);
+
+/* docker_events.c: the exit codes of the project's containers from the
+ * daemon's "die" events, which come before a wait request answers (the
+ * daemon answers it only once it has released the container's network).
+ * docker_events_open starts the watcher and returns once the daemon
+ * streams, so that no later exit is missed; NULL when it cannot: wait
+ * instead. docker_events_exit gives container `id`'s code (1, *code set)
+ * once its event came, waiting up to timeout_ms, less once *cancel is set
+ * or the stream ended (0). Thread-safe; close after the last user. */
+struct docker_events *docker_events_open(struct runtime *rt);
+int docker_events_exit(struct docker_events *ev, const char *id, long timeout_ms,
+		       const atomic_int *cancel, int *code);
+void docker_events_close(struct docker_events *ev);
 
 /* docker_leftovers.c. The LABEL_OWNER value for this process; caller
  * owns. */

@@ -19,10 +19,14 @@
 #include "docker_internal.h"
 
 #define ATTACH_TIMEOUT_S 30
+/* How long a job's exit code may take to follow the end of its output
+ * before the thread asks with a wait request instead. */
+#define EVENT_WAIT_MS 2000
 
 struct dtask {
 	struct task t;    /* what the executor sees; t.priv points back here */
 	struct docker *d; /* the helper thread's own client */
+	struct docker_events *events; /* a job's exit comes from here; NULL: wait */
 	char *id;         /* container ID */
 	char *name;
 	int out_w, err_w; /* write ends (or the log file); the thread's once it runs */
@@ -123,6 +127,20 @@ static void thread_wait(struct dtask *dt)
 	cJSON_Delete(j);
 }
 
+/* A job's exit code from its die event, which the daemon sends before it
+ * answers a wait; false when that did not come soon after the output
+ * ended (a job that closed its output and runs on, an event the daemon
+ * dropped): the wait gives it then. */
+static bool exit_from_event(struct dtask *dt)
+{
+	int code = 0;
+	if (!dt->events ||
+	    docker_events_exit(dt->events, dt->id, EVENT_WAIT_MS, &dt->cancel, &code) != 1)
+		return false;
+	dt->exit_code = code;
+	return true;
+}
+
 /* A service with a restart policy whose output stream ended: while the
  * daemon restarts the container, its output is followed again from the
  * moment the last stream ended. False once the container is done for. */
@@ -180,7 +198,7 @@ static void *task_main(void *arg)
 	dt->exit_code = 125;
 	while (attached && follow_restarts(dt))
 		;
-	if (attached && !atomic_load(&dt->cancel))
+	if (attached && !atomic_load(&dt->cancel) && !exit_from_event(dt))
 		thread_wait(dt);
 	atomic_store(&dt->done, 1);
 	/* Closed after `done`, so the executor, woken by EOF, sees the exit. */
@@ -207,6 +225,17 @@ static void *task_main(void *arg)
 }
 
 /* ---- task lifecycle ---- */
+
+int docker_thread_start(pthread_t *out, void *(*fn)(void *), void *arg)
+{
+	/* The thread takes no signal: the executor's handlers run on its own. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(out, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
 
 static struct dtask *task_new(struct runtime *rt, const struct stage *s, const char *id,
 			      const char *name)
@@ -369,6 +398,12 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 				removed, removed == 1 ? "" : "s");
 	}
 
+	if (!s->service && !rt->events_tried) {
+		/* Before any job container starts, so that no exit is missed. */
+		rt->events_tried = true;
+		rt->events = docker_events_open(rt);
+	}
+
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
 	cleanup_free char *path = docker_create_path(rt, name, s);
 	cJSON *body = docker_container_body(rt, ts);
@@ -384,6 +419,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	}
 	struct dtask *dt = task_new(rt, s, id, name);
 	dt->t.tty = ts->tty && !ts->detached;
+	dt->events = s->service ? NULL : rt->events;
 	cJSON_Delete(resp);
 	rt->live++;
 	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
@@ -391,12 +427,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	if (task_outputs(dt, ts, err) < 0 || docker_compose_files(rt, dt->id, s, err) < 0)
 		goto fail;
 
-	/* The thread takes no signal: the executor's handlers run here. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int prc = pthread_create(&dt->thread, NULL, task_main, dt);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int prc = docker_thread_start(&dt->thread, task_main, dt);
 	if (prc != 0) {
 		errno = prc;
 		cp_error_errno(err, "starting a thread");
@@ -576,6 +607,9 @@ void docker_tasks_close(struct runtime *rt)
 		sweep(rt);
 	strvec_free(&rt->kept);
 	strvec_free(&rt->runs);
+	/* Every thread that asked it is joined. */
+	docker_events_close(rt->events);
+	rt->events = NULL;
 }
 
 const char *docker_task_container(const struct task *t, const char **name_out)
