@@ -1,5 +1,6 @@
 /* State shared by the executor's files (exec.c drives the run,
- * exec_service.c handles what is particular to long-running services). */
+ * exec_service.c handles what is particular to long-running services,
+ * exec_ahead.c has the runtime get the next jobs ready). */
 #ifndef CPIPE_PIPELINE_EXEC_INTERNAL_H
 #define CPIPE_PIPELINE_EXEC_INTERNAL_H
 
@@ -39,6 +40,8 @@ struct slot {
 	char *last_probe;           /* what the last failed probe saw */
 	cJSON *svc_state;           /* service: its state file's content (NULL: none) */
 	int exit_code;
+	bool prepared; /* job: the runtime is getting it ready (exec_ahead.c) */
+	int ahead_tried; /* 1 + run.starts when the runtime last declined that */
 };
 
 struct run {
@@ -57,12 +60,26 @@ struct run {
 	bool interrupted; /* a signal asked us to stop */
 	bool failed;
 	bool any_named;   /* stages were named on the command line */
+	int starts;       /* stages started so far */
 	struct cp_error *err;
 };
 
 void exec_note(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
 void exec_fail(struct run *r, const char *fmt, ...) CP_PRINTF(2, 3);
 void exec_take_output(struct run *r, struct slot *sl, int stream, const char *data, size_t n);
+/* The task the stage of `sl` starts as; its environment goes in `env`,
+ * which the caller frees. */
+void exec_task_spec(struct run *r, struct slot *sl, struct kvvec *env, struct task_spec *ts);
+
+/* exec_ahead.c */
+/* While jobs run (or as `starting`, not NULL, is about to), asks the
+ * runtime to get ready the jobs that start once those succeed
+ * (runtime_ops prepare), at most -j of them at a time. */
+void exec_prepare_ahead(struct run *r, const struct slot *starting);
+/* Gives back the preparation of a job that will not start now. */
+void exec_unprepare(struct run *r, struct slot *sl);
+/* The run is over: gives back every preparation left. */
+void exec_unprepare_all(struct run *r);
 
 /* exec_service.c */
 /* Marks services whose state file names a live task as already up. */

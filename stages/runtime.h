@@ -108,6 +108,20 @@ struct runtime_ops {
 	/* The members below are optional: NULL on runtimes without images or
 	 * opaque volumes (local); callers check before calling. */
 
+	/* Gets ready, while other stages run, the job `ts` describes, which the
+	 * executor expects to start once they succeed: a container runtime
+	 * creates and attaches its container now, so that start() with an
+	 * equal description only starts it. Best effort and silent: what
+	 * cannot be done ahead without changing what the job would see (an
+	 * image still to build or pull) start() does as before, and start()
+	 * with another description drops what was prepared. unprepare drops
+	 * the preparation of a job that will not start (a dependency failed,
+	 * it was up to date, the run stopped); close() drops what is left.
+	 * prepare says whether it took the job; one it did not take may be
+	 * offered again once another stage started. */
+	bool (*prepare)(struct runtime *rt, const struct task_spec *ts);
+	void (*unprepare)(struct runtime *rt, const char *stage);
+
 	/* Makes the stage's image available and gives its ID ("sha256:...",
 	 * for provenance) in *digest_out, which the caller owns. With `build`
 	 * a stage with build: is built (once per image name for the life of
