@@ -248,6 +248,30 @@ int docker_image_prepare(struct runtime *rt, const struct stage *s, bool build, 
 	return 0;
 }
 
+bool docker_image_settled(struct runtime *rt, const struct stage *s)
+{
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
+	const struct image_entry *cached = image_cached(rt, ref);
+	bool builds = image_builder(rt, s, ref) != NULL;
+	if (cached || builds)
+		return cached && (cached->built || !builds);
+	char *id = NULL;
+	struct cp_error e = {0};
+	if (image_inspect(rt, ref, &id, &e) != 0)
+		return false;
+	image_remember(rt, ref, id, false);
+	free(id);
+	return true;
+}
+
+char *docker_image_current(struct runtime *rt, const struct stage *s)
+{
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
+	char *id = NULL;
+	struct cp_error e = {0};
+	return image_inspect(rt, ref, &id, &e) == 0 ? id : NULL;
+}
+
 /* ---- network ---- */
 
 int docker_network_ensure(struct runtime *rt, struct cp_error *err)
@@ -513,6 +537,8 @@ static void docker_rt_close(struct runtime *rt)
 	.poll = docker_task_poll, \
 	.kill = docker_task_kill, \
 	.release = docker_task_release, \
+	.prepare = docker_task_prepare, \
+	.unprepare = docker_task_unprepare, \
 	.image_prepare = docker_image_prepare, \
 	.volume_host_path = docker_volume_host_path, \
 	.exec = docker_task_exec, \

@@ -93,7 +93,7 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-static void timespec_in(struct timespec *ts, long ms)
+void docker_timespec_in(struct timespec *ts, long ms)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
 	ts->tv_sec += ms / 1000;
@@ -128,7 +128,7 @@ struct docker_events *docker_events_open(struct runtime *rt)
 	}
 	ev->started = true;
 	struct timespec deadline;
-	timespec_in(&deadline, OPEN_TIMEOUT_S * 1000L);
+	docker_timespec_in(&deadline, OPEN_TIMEOUT_S * 1000L);
 	pthread_mutex_lock(&ev->mu);
 	while (ev->state == 0)
 		if (pthread_cond_timedwait(&ev->cv, &ev->mu, &deadline) == ETIMEDOUT)
@@ -163,7 +163,7 @@ int docker_events_exit(struct docker_events *ev, const char *id, long timeout_ms
 			break;
 		/* Slices: a cancel is a flag, not a signal on this condition. */
 		struct timespec ts;
-		timespec_in(&ts, left < 100 ? left : 100);
+		docker_timespec_in(&ts, left < 100 ? left : 100);
 		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
 	}
 	pthread_mutex_unlock(&ev->mu);
