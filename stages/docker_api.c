@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,6 +160,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
 	size_t len = size * n;
+	if (x->rq->on_header_line)
+		x->rq->on_header_line(x->rq->ud, data, len);
 	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
 		long status = 0;
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
@@ -703,6 +706,23 @@ void docker_demux_feed(struct docker_demux *dm, const char *data, size_t n)
 	}
 }
 
+/* GET /_ping's "Api-Version: 1.41" into the char[16] at ud. */
+static void api_version_line(void *ud, const char *line, size_t n)
+{
+	char *out = ud;
+	if (n <= 12 || strncasecmp(line, "Api-Version:", 12) != 0)
+		return;
+	line += 12;
+	n -= 12;
+	while (n && (*line == ' ' || *line == '\t')) {
+		line++;
+		n--;
+	}
+	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' '))
+		n--;
+	snprintf(out, 16, "%.*s", (int)n, line);
+}
+
 static int parse_version(const char *v, int *major, int *minor)
 {
 	return v && sscanf(v, "%d.%d", major, minor) == 2 ? 0 : -1;
@@ -762,8 +782,14 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		cp_error_set(err, "libcurl: cannot create a handle");
 		goto fail;
 	}
+	/* As the docker CLI negotiates: the daemon answers /_ping at once,
+	 * /version only after asking containerd for its versions. */
+	char api[16] = "";
+	struct docker_req ping = {.method = "GET", .path = "/_ping",
+				  .on_header_line = api_version_line, .ud = api};
 	cJSON *v = NULL;
-	if (docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0) {
+	if (docker_call(d, &ping, NULL, NULL, err) < 0 ||
+	    (!*api && docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0)) {
 		if (err->code == EXIT_INTERRUPTED)
 			goto fail;
 		if (err->code != EXIT_RUNTIME)
@@ -772,7 +798,7 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		goto fail;
 	}
 	int major = 0, minor = 0;
-	if (parse_version(docker_str(v, "ApiVersion"), &major, &minor) < 0) {
+	if (parse_version(*api ? api : docker_str(v, "ApiVersion"), &major, &minor) < 0) {
 		cJSON_Delete(v);
 		err->code = EXIT_RUNTIME;
 		cp_error_set(err, "%s at %s: GET /version gave no ApiVersion", d->engine->what,

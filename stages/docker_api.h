@@ -1,7 +1,8 @@
 /* A small Docker Engine API client: libcurl over the daemon's unix socket
  * (or DOCKER_HOST as unix://PATH, tcp://HOST:PORT, with TLS when
  * DOCKER_TLS_VERIFY is set), JSON bodies with cJSON, the API version
- * negotiated once with GET /version and used as the /v1.xx prefix.
+ * negotiated once (GET /_ping's Api-Version, else GET /version) and used
+ * as the /v1.xx prefix.
  *
  * A client is one curl handle and is used by one thread at a time; give
  * every other thread its own with docker_clone. Errors: an unreachable
@@ -100,6 +101,8 @@ struct docker_req {
 	int (*on_data)(void *ud, const char *data, size_t n);
 	/* Called once the response headers are in, with the status. */
 	void (*on_headers)(void *ud, long status);
+	/* Called with every header line as it comes ("Name: value\r\n"). */
+	void (*on_header_line)(void *ud, const char *line, size_t n);
 	void *ud;
 	/* The transfer is aborted (within about a second) once *cancel != 0,
 	 * or *stop != 0 (a flag a signal handler sets). */
