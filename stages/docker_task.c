@@ -2,10 +2,12 @@
  * helper thread per task with its own API client. The thread attaches to
  * the container before it starts, demultiplexes the log stream into the
  * task's two pipes (or, for a detached service, its log file), waits for
- * the exit code so that poll() never blocks, and after release() removes
- * the container, off the caller's critical path. close() joins every
- * thread, so no container of the run outlives cpipe unless a service was
- * explicitly left running. */
+ * the exit code (a job's from its die event, docker_events.c) so that
+ * poll() never blocks, and removes the container once a job exited (a
+ * service's after release()), off the caller's critical path. A job may
+ * be created ahead (prepare): its thread then creates the container too,
+ * and start() only starts it. close() joins every thread, so no container
+ * of the run outlives cpipe unless a service was explicitly left running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -248,10 +250,13 @@ static void *task_main(void *arg)
 		close(dt->err_w);
 	dt->out_w = dt->err_w = -1;
 
+	/* A job's container serves nothing once it exited: it goes now, while
+	 * the executor records the job, not after. */
+	bool job = !dt->t.stage->service;
 	pthread_mutex_lock(&dt->mu);
-	while (!dt->released)
+	while (!dt->released && !job)
 		pthread_cond_wait(&dt->cv, &dt->mu);
-	bool remove = dt->remove;
+	bool remove = dt->remove || job;
 	pthread_mutex_unlock(&dt->mu);
 	if (remove) {
 		cp_error_clear(&e);
