@@ -27,6 +27,7 @@
 	X(CURLMcode, curl_multi_poll,                                                            \
 	  (CURLM * m, struct curl_waitfd *fds, unsigned int nfds, int timeout_ms, int *ret))     \
 	X(CURLMcode, curl_multi_remove_handle, (CURLM * m, CURL *c))                             \
+	X(CURLMcode, curl_multi_wakeup, (CURLM * m))                                             \
 	X(struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s))        \
 	X(void, curl_slist_free_all, (struct curl_slist * l))                                    \
 	X(CURLU *, curl_url, (void))                                                             \
@@ -172,6 +173,12 @@ CURLMcode curl_multi_remove_handle(CURLM *m, CURL *c)
 {
 	READY();
 	return real.curl_multi_remove_handle(m, c);
+}
+
+CURLMcode curl_multi_wakeup(CURLM *m)
+{
+	READY();
+	return real.curl_multi_wakeup(m);
 }
 
 struct curl_slist *curl_slist_append(struct curl_slist *l, const char *s)

@@ -368,6 +368,22 @@ static void detach_service(struct run *r, struct slot *sl)
 	sl->state = SLOT_DONE;
 }
 
+void exec_task_spec(struct run *r, struct slot *sl, struct kvvec *env, struct task_desc *desc,
+		    struct task_spec *ts)
+{
+	exec_stage_env(env, r->p, sl->s, r->o->run_id);
+	task_desc_init(desc, r->p, sl->s);
+	*ts = (struct task_spec){.desc = desc, .env = env, .run_id = r->o->run_id};
+	if (sl->s->service) {
+		ts->detached = true;
+		ts->log_path = sl->log_path;
+	} else {
+		ts->tty = r->pty;
+		ts->tty_cols = r->pty_cols;
+		ts->tty_rows = r->pty_rows;
+	}
+}
+
 static int start_slot(struct run *r, struct slot *sl)
 {
 	struct cp_error e = {0};
@@ -381,21 +397,17 @@ static int start_slot(struct run *r, struct slot *sl)
 		exec_fail(r, "stage \"%s\": %s", sl->s->name, e.msg);
 		return -1;
 	}
-	exec_stage_env(&env, r->p, sl->s, r->o->run_id);
 	struct task_desc desc;
-	task_desc_init(&desc, r->p, sl->s);
-	struct task_spec ts = {.desc = &desc, .env = &env, .run_id = r->o->run_id};
-	if (sl->s->service) {
-		ts.detached = true;
-		ts.log_path = sl->log_path;
-	} else {
-		ts.tty = r->pty;
-		ts.tty_cols = r->pty_cols;
-		ts.tty_rows = r->pty_rows;
+	struct task_spec ts;
+	exec_task_spec(r, sl, &env, &desc, &ts);
+	if (!sl->s->service) {
 		sl->log_fd = open(sl->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
 				  0600);
+		exec_prepare_ahead(r, sl); /* what follows it, made while it starts */
 	}
+	r->starts++;
 	int rc = r->ops->start(r->rt, &ts, &sl->task, &e);
+	sl->prepared = false; /* start() took or dropped what was prepared */
 	kvvec_free(&env);
 	if (rc < 0 && gave_up(r, sl, &e))
 		return -1;
@@ -456,6 +468,8 @@ static bool start_pass(struct run *r)
 				struct cp_error e = {0};
 				progress_hide(r->pr);
 				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				if (fresh != 0)
+					exec_unprepare(r, sl);
 				if (fresh < 0 && gave_up(r, sl, &e))
 					return false;
 				if (fresh < 0) {
@@ -763,6 +777,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 
 	for (;;) {
 		start_ready(&r);
+		exec_prepare_ahead(&r, NULL);
 		if (!r.stopping && !jobs_left(&r) && (!opts->up || services_ready(&r)))
 			finish_services(&r);
 		if (!running_tasks(&r)) {
@@ -784,6 +799,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 	sig_pipe[0] = sig_pipe[1] = -1;
 
 cleanup:
+	exec_unprepare_all(&r);
 	for (size_t i = 0; i < p->nstages; i++) {
 		struct slot *sl = &r.slots[i];
 		sb_free(&sl->partial[0]);

@@ -1,4 +1,5 @@
-/* The executor's state (exec.c); a service's lifecycle is services.c's. */
+/* The executor's state (exec.c); a service's lifecycle is services.c's;
+ * exec_ahead.c has the runtime get the next jobs ready. */
 #ifndef CPIPE_PIPELINE_EXEC_INTERNAL_H
 #define CPIPE_PIPELINE_EXEC_INTERNAL_H
 
@@ -33,6 +34,8 @@ struct slot {
 	bool wanted;                /* service: a job that must run needs it */
 	struct service svc;         /* service: health, state file, followed log */
 	int exit_code;
+	bool prepared; /* job: the runtime is getting it ready (exec_ahead.c) */
+	int ahead_tried; /* 1 + run.starts when the runtime last declined that */
 };
 
 struct run {
@@ -52,7 +55,23 @@ struct run {
 	bool failed;
 	bool any_named;   /* stages were named on the command line */
 	struct service_env senv;
+	int starts;       /* stages started so far */
 	struct cp_error *err;
 };
+
+/* The task the stage of `sl` starts as, described in `desc`; its
+ * environment goes in `env`, which the caller frees. */
+void exec_task_spec(struct run *r, struct slot *sl, struct kvvec *env, struct task_desc *desc,
+		    struct task_spec *ts);
+
+/* exec_ahead.c */
+/* While jobs run (or as `starting`, not NULL, is about to), asks the
+ * runtime to get ready the jobs that start once those succeed
+ * (runtime_ops prepare), at most -j of them at a time. */
+void exec_prepare_ahead(struct run *r, const struct slot *starting);
+/* Gives back the preparation of a job that will not start now. */
+void exec_unprepare(struct run *r, struct slot *sl);
+/* The run is over: gives back every preparation left. */
+void exec_unprepare_all(struct run *r);
 
 #endif

@@ -236,6 +236,30 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 	return 0;
 }
 
+bool docker_image_settled(struct runtime *rt, const struct task_desc *s)
+{
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
+	const struct image_entry *cached = image_cached(rt, ref);
+	bool builds = s->build != NULL; /* the executor named its builder */
+	if (cached || builds)
+		return cached && (cached->built || !builds);
+	char *id = NULL;
+	struct cp_error e = {0};
+	if (image_inspect(rt, ref, &id, &e) != 0)
+		return false;
+	image_remember(rt, ref, id, false);
+	free(id);
+	return true;
+}
+
+char *docker_image_current(struct runtime *rt, const struct task_desc *s)
+{
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
+	char *id = NULL;
+	struct cp_error e = {0};
+	return image_inspect(rt, ref, &id, &e) == 0 ? id : NULL;
+}
+
 /* ---- network ---- */
 
 int docker_network_ensure(struct runtime *rt, struct cp_error *err)
@@ -506,7 +530,7 @@ static int docker_port_in_use(struct runtime *rt, const char *host_ip, int port,
 
 /* Podman serves the same API: the same operations, found elsewhere. */
 #define ENGINE_OPS \
-	.caps = {.images = true, .detached = true, .exec = true, .attach = true, \
+	.caps = {.images = true, .detached = true, .exec = true, .ahead = true, .attach = true, \
 		 .host_volumes = true, .archive_reads = true, .port_alloc = true, \
 		 .port_check = true, .logs = true, .top = true, .projects = true, .down = true}, \
 	.close = docker_rt_close, \
@@ -517,6 +541,8 @@ static int docker_port_in_use(struct runtime *rt, const char *host_ip, int port,
 	.poll = docker_task_poll, \
 	.kill = docker_task_kill, \
 	.release = docker_task_release, \
+	.prepare = docker_task_prepare, \
+	.unprepare = docker_task_unprepare, \
 	.image_prepare = docker_image_prepare, \
 	.volume_host_path = docker_volume_host_path, \
 	.exec_start = docker_task_exec_start, \

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,12 @@ struct xfer {
 	struct curl_slist *hdrs;
 	char *json_text;
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct docker_waker {
+	pthread_mutex_t mu;
+	CURLM *m; /* the transfer under way, or NULL */
+	bool woken;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -153,6 +160,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
 	size_t len = size * n;
+	if (x->rq->on_header_line)
+		x->rq->on_header_line(x->rq->ud, data, len);
 	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
 		long status = 0;
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
@@ -184,9 +193,76 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud)
 	return len;
 }
 
+struct docker_waker *docker_waker_new(void)
+{
+	struct docker_waker *w = xcalloc(1, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	return w;
+}
+
+void docker_waker_free(struct docker_waker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+void docker_wake(struct docker_waker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->woken = true;
+	if (w->m)
+		curl_multi_wakeup(w->m);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static bool woken(struct docker_waker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool on = w->woken;
+	pthread_mutex_unlock(&w->mu);
+	return on;
+}
+
 static bool cancelled(const struct docker_req *rq)
 {
-	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop);
+	return (rq->cancel && atomic_load(rq->cancel)) || (rq->stop && *rq->stop) ||
+	       (rq->waker && woken(rq->waker));
+}
+
+/* curl_easy_perform, but through a multi handle that docker_wake can
+ * interrupt in its poll. */
+static CURLcode perform_wakeable(CURL *h, struct docker_waker *w)
+{
+	CURLM *m = curl_multi_init();
+	if (!m)
+		abort();
+	curl_multi_add_handle(m, h);
+	pthread_mutex_lock(&w->mu);
+	w->m = m;
+	pthread_mutex_unlock(&w->mu);
+	CURLcode rc = CURLE_ABORTED_BY_CALLBACK;
+	for (bool done = false; !done;) {
+		int running = 0, left = 0;
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(m, &left)))
+			if (msg->msg == CURLMSG_DONE) {
+				rc = msg->data.result;
+				done = true;
+			}
+		if (!done && woken(w))
+			break;
+		if (!done)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	}
+	pthread_mutex_lock(&w->mu);
+	w->m = NULL;
+	pthread_mutex_unlock(&w->mu);
+	curl_multi_remove_handle(m, h);
+	curl_multi_cleanup(m);
+	return rc;
 }
 
 /* libcurl calls this at least once a second, data flowing or not. */
@@ -397,7 +473,7 @@ int docker_call(struct docker *d, const struct docker_req *rq, long *status_out,
 		*json_out = NULL;
 	prepare(d, rq, &x);
 	long long t0 = now_ms();
-	CURLcode rc = curl_easy_perform(d->h);
+	CURLcode rc = rq->waker ? perform_wakeable(d->h, rq->waker) : curl_easy_perform(d->h);
 	int ret = finish(d, rq, &x, rc, status_out, json_out, err);
 	if (trace_enabled())
 		fprintf(stderr, "cpipe: docker [%lld] %s %s%s: %ld (%lld ms)\n", t0 % 100000,
@@ -473,6 +549,12 @@ static int stream_data(void *ud, const char *data, size_t n)
 	return 0;
 }
 
+static void stream_headers(void *ud, long status)
+{
+	struct stream *s = ud;
+	s->user->on_headers(s->user->ud, status);
+}
+
 int docker_json_stream(struct docker *d, const struct docker_req *rq,
 		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
 		       struct cp_error *err)
@@ -481,6 +563,7 @@ int docker_json_stream(struct docker *d, const struct docker_req *rq,
 			   .user = rq};
 	struct docker_req r = *rq;
 	r.on_data = stream_data;
+	r.on_headers = rq->on_headers ? stream_headers : NULL;
 	r.ud = &s;
 	int rc = docker_call(d, &r, status_out, NULL, err);
 	if (rc == 0 && s.line.len) {
@@ -623,6 +706,23 @@ void docker_demux_feed(struct docker_demux *dm, const char *data, size_t n)
 	}
 }
 
+/* GET /_ping's "Api-Version: 1.41" into the char[16] at ud. */
+static void api_version_line(void *ud, const char *line, size_t n)
+{
+	char *out = ud;
+	if (n <= 12 || strncasecmp(line, "Api-Version:", 12) != 0)
+		return;
+	line += 12;
+	n -= 12;
+	while (n && (*line == ' ' || *line == '\t')) {
+		line++;
+		n--;
+	}
+	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' '))
+		n--;
+	snprintf(out, 16, "%.*s", (int)n, line);
+}
+
 static int parse_version(const char *v, int *major, int *minor)
 {
 	return v && sscanf(v, "%d.%d", major, minor) == 2 ? 0 : -1;
@@ -682,8 +782,14 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		cp_error_set(err, "libcurl: cannot create a handle");
 		goto fail;
 	}
+	/* As the docker CLI negotiates: the daemon answers /_ping at once,
+	 * /version only after asking containerd for its versions. */
+	char api[16] = "";
+	struct docker_req ping = {.method = "GET", .path = "/_ping",
+				  .on_header_line = api_version_line, .ud = api};
 	cJSON *v = NULL;
-	if (docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0) {
+	if (docker_call(d, &ping, NULL, NULL, err) < 0 ||
+	    (!*api && docker_json(d, "GET", "/version", NULL, NULL, &v, err) < 0)) {
 		if (err->code == EXIT_INTERRUPTED)
 			goto fail;
 		if (err->code != EXIT_RUNTIME)
@@ -692,7 +798,7 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		goto fail;
 	}
 	int major = 0, minor = 0;
-	if (parse_version(docker_str(v, "ApiVersion"), &major, &minor) < 0) {
+	if (parse_version(*api ? api : docker_str(v, "ApiVersion"), &major, &minor) < 0) {
 		cJSON_Delete(v);
 		err->code = EXIT_RUNTIME;
 		cp_error_set(err, "%s at %s: GET /version gave no ApiVersion", d->engine->what,

@@ -1,7 +1,8 @@
 /* A small Docker Engine API client: libcurl over the daemon's unix socket
  * (or DOCKER_HOST as unix://PATH, tcp://HOST:PORT, with TLS when
  * DOCKER_TLS_VERIFY is set), JSON bodies with cJSON, the API version
- * negotiated once with GET /version and used as the /v1.xx prefix.
+ * negotiated once (GET /_ping's Api-Version, else GET /version) and used
+ * as the /v1.xx prefix.
  *
  * A client is one curl handle and is used by one thread at a time; give
  * every other thread its own with docker_clone. Errors: an unreachable
@@ -77,6 +78,16 @@ enum docker_idle {
 	DOCKER_IDLE_ALWAYS,	   /* may wait for its answer too (wait, follow logs) */
 };
 
+/* Lets another thread end at once a request that may block for long (an
+ * attach or event stream), where a cancel flag is only seen within about a
+ * second. Thread-safe; free it only once no request uses it. */
+struct docker_waker;
+struct docker_waker *docker_waker_new(void);
+void docker_waker_free(struct docker_waker *w);
+/* Ends the request under way with `w` at once, and every later one, as a
+ * cancelled request (err->code EXIT_RUNTIME). */
+void docker_wake(struct docker_waker *w);
+
 struct docker_req {
 	const char *method; /* "GET", "POST", "DELETE", "PUT", "HEAD" */
 	const char *path;   /* "/containers/create?name=x", without the version */
@@ -90,11 +101,14 @@ struct docker_req {
 	int (*on_data)(void *ud, const char *data, size_t n);
 	/* Called once the response headers are in, with the status. */
 	void (*on_headers)(void *ud, long status);
+	/* Called with every header line as it comes ("Name: value\r\n"). */
+	void (*on_header_line)(void *ud, const char *line, size_t n);
 	void *ud;
 	/* The transfer is aborted (within about a second) once *cancel != 0,
 	 * or *stop != 0 (a flag a signal handler sets). */
 	const atomic_int *cancel;
 	const volatile sig_atomic_t *stop;
+	struct docker_waker *waker; /* ends it at once, from another thread; or NULL */
 	long timeout_ms; /* on the whole transfer; 0 = none */
 	enum docker_idle idle;
 	long answer_ms; /* the answer window; 0 = DOCKER_ANSWER_MS */
@@ -115,8 +129,9 @@ int docker_json(struct docker *d, const char *method, const char *path, const cJ
 		long *status_out, cJSON **json_out, struct cp_error *err);
 
 /* A request whose response is a stream of JSON messages, one a line (build,
- * image pull, image import). `on_msg` sees each message; a message with
- * "error" ends the call with that error. Returns as docker_call. */
+ * image pull, image import, events). `on_msg` sees each message; a message
+ * with "error" ends the call with that error. rq->on_headers, if set, gets
+ * rq->ud. Returns as docker_call. */
 int docker_json_stream(struct docker *d, const struct docker_req *rq,
 		       int (*on_msg)(void *ud, const cJSON *msg), void *ud, long *status_out,
 		       struct cp_error *err);

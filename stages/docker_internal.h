@@ -4,7 +4,9 @@
 #ifndef CPIPE_STAGES_DOCKER_INTERNAL_H
 #define CPIPE_STAGES_DOCKER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "docker_api.h"
 #include "runtime.h"
@@ -18,6 +20,7 @@
 #define LABEL_OWNER "com.cpipe.owner"
 
 struct dtask;
+struct docker_events;
 
 struct image_entry {
 	char *ref; /* normalized: always with a tag or digest */
@@ -44,6 +47,10 @@ struct runtime {
 	struct strvec kept; /* container IDs of services left running */
 	struct dtask **retired; /* released; their threads remove the containers */
 	size_t nretired;
+	struct dtask **ahead; /* prepared: created ahead of their start */
+	size_t nahead;
+	struct docker_events *events; /* the exits of our containers, once opened */
+	bool events_tried;
 };
 
 /* docker.c */
@@ -57,6 +64,13 @@ char *docker_container_name(const struct runtime *rt, const struct task_desc *s,
 /* The runtime_ops image_prepare (see runtime.h). */
 int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
 			 struct cp_error *err);
+/* Whether the stage's image is known for the rest of the run, without a
+ * build or a pull: found by its name (and remembered) when no stage builds
+ * it, or built already by this runtime. */
+bool docker_image_settled(struct runtime *rt, const struct task_desc *s);
+/* The ID the stage's image name resolves to right now, or NULL. Caller
+ * owns. */
+char *docker_image_current(struct runtime *rt, const struct task_desc *s);
 /* Creates <project>_default unless it exists (once per runtime). */
 int docker_network_ensure(struct runtime *rt, struct cp_error *err);
 /* The POST /containers/create body for a task. Caller deletes. */
@@ -82,7 +96,11 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err);
 int docker_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
 void docker_task_release(struct runtime *rt, struct task *t);
+bool docker_task_prepare(struct runtime *rt, const struct task_spec *ts);
+void docker_task_unprepare(struct runtime *rt, const char *stage);
 void docker_tasks_close(struct runtime *rt);
+/* pthread_create for a helper thread, which takes no signal. */
+int docker_thread_start(pthread_t *out, void *(*fn)(void *), void *arg);
 /* The container ID of a started task (and its name in *name_out, when not
  * NULL); lent for the task's life. */
 const char *docker_task_container(const struct task *t, const char **name_out);
@@ -135,6 +153,21 @@ int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err);
+
+/* docker_events.c: the exit codes of the project's containers from the
+ * daemon's "die" events, which come before a wait request answers (the
+ * daemon answers it only once it has released the container's network).
+ * docker_events_open starts the watcher and returns once the daemon
+ * streams, so that no later exit is missed; NULL when it cannot: wait
+ * instead. docker_events_exit gives container `id`'s code (1, *code set)
+ * once its event came, waiting up to timeout_ms, less once *cancel is set
+ * or the stream ended (0). Thread-safe; close after the last user. */
+struct docker_events *docker_events_open(struct runtime *rt);
+int docker_events_exit(struct docker_events *ev, const char *id, long timeout_ms,
+		       const atomic_int *cancel, int *code);
+void docker_events_close(struct docker_events *ev);
+/* CLOCK_REALTIME in `ms` milliseconds, for pthread_cond_timedwait. */
+void docker_timespec_in(struct timespec *ts, long ms);
 
 /* docker_leftovers.c. The LABEL_OWNER value for this process; caller
  * owns. */

@@ -2,16 +2,19 @@
  * helper thread per task with its own API client. The thread attaches to
  * the container before it starts, demultiplexes the log stream into the
  * task's two pipes (or, for a detached service, its log file), waits for
- * the exit code so that poll() never blocks, and after release() removes
- * the container, off the caller's critical path. close() joins every
- * thread, so no container of the run outlives cpipe unless a service was
- * explicitly left running. */
+ * the exit code (a job's from its die event, docker_events.c) so that
+ * poll() never blocks, and removes the container once a job exited (a
+ * service's after release()), off the caller's critical path. A job may
+ * be created ahead (prepare): its thread then creates the container too,
+ * and start() only starts it. close() joins every thread, so no container
+ * of the run outlives cpipe unless a service was explicitly left running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,11 +22,22 @@
 #include "docker_internal.h"
 
 #define ATTACH_TIMEOUT_S 30
+/* How long a job's exit code may take to follow the end of its output
+ * before the thread asks with a wait request instead. */
+#define EVENT_WAIT_MS 2000
 
 struct dtask {
 	struct task t;    /* what the executor sees; t.priv points back here */
 	struct docker *d; /* the helper thread's own client */
-	char *id;         /* container ID */
+	struct docker_events *events; /* a job's exit comes from here; NULL: wait */
+	/* Prepared (docker_task_prepare): the thread creates the container. */
+	cJSON *body;
+	char *body_text; /* what start() compares its own body with */
+	char *create_path;
+	char *run_id;
+	char *image_id; /* of the image the container was created from */
+	struct docker_waker *waker; /* ends the thread's attach when dropped */
+	char *id;         /* container ID; set by the thread when prepared */
 	char *name;
 	int out_w, err_w; /* write ends (or the log file); the thread's once it runs */
 	pthread_t thread;
@@ -123,6 +137,20 @@ static void thread_wait(struct dtask *dt)
 	cJSON_Delete(j);
 }
 
+/* A job's exit code from its die event, which the daemon sends before it
+ * answers a wait; false when that did not come soon after the output
+ * ended (a job that closed its output and runs on, an event the daemon
+ * dropped): the wait gives it then. */
+static bool exit_from_event(struct dtask *dt)
+{
+	int code = 0;
+	if (!dt->events ||
+	    docker_events_exit(dt->events, dt->id, EVENT_WAIT_MS, &dt->cancel, &code) != 1)
+		return false;
+	dt->exit_code = code;
+	return true;
+}
+
 /* A service with a restart policy whose output stream ended: while the
  * daemon restarts the container, its output is followed again from the
  * moment the last stream ended. False once the container is done for. */
@@ -162,16 +190,48 @@ static bool follow_restarts(struct dtask *dt)
 	return false;
 }
 
+/* A prepared task's container, which its thread creates; false, with the
+ * reason as the attach error, when it could not or the task was dropped. */
+static bool create_ahead(struct dtask *dt)
+{
+	struct cp_error e = {0};
+	cJSON *resp = NULL, *info = NULL;
+	if (atomic_load(&dt->cancel)) {
+		set_attach(dt, -1, "dropped before its creation");
+		return false;
+	}
+	int rc = docker_json(dt->d, "POST", dt->create_path, dt->body, NULL, &resp, &e);
+	const char *id = docker_str(resp, "Id");
+	if (rc == 0 && id) {
+		cleanup_free char *path = xasprintf("/containers/%s/json", id);
+		docker_json(dt->d, "GET", path, NULL, NULL, &info, &e);
+		const char *image = docker_str(info, "Image");
+		pthread_mutex_lock(&dt->mu);
+		dt->id = xstrdup(id);
+		dt->image_id = image ? xstrdup(image) : NULL;
+		pthread_mutex_unlock(&dt->mu);
+	} else {
+		set_attach(dt, -1, rc < 0 ? e.msg : "the daemon gave no ID");
+	}
+	cJSON_Delete(resp);
+	cJSON_Delete(info);
+	return dt->id != NULL;
+}
+
 static void *task_main(void *arg)
 {
 	struct dtask *dt = arg;
 	struct cp_error e = {0};
-	cleanup_free char *apath =
-		xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1", dt->id);
-	struct docker_req rq = {.method = "POST", .path = apath, .on_data = demux,
-				.on_headers = on_attach_headers, .ud = dt, .cancel = &dt->cancel,
-				.idle = DOCKER_IDLE_AFTER_HEADERS};
-	int rc = docker_call(dt->d, &rq, NULL, NULL, &e);
+	int rc = -1;
+	if (!dt->create_path || create_ahead(dt)) {
+		cleanup_free char *apath =
+			xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1", dt->id);
+		struct docker_req rq = {.method = "POST", .path = apath, .on_data = demux,
+					.on_headers = on_attach_headers, .ud = dt,
+					.cancel = &dt->cancel, .waker = dt->waker,
+					.idle = DOCKER_IDLE_AFTER_HEADERS};
+		rc = docker_call(dt->d, &rq, NULL, NULL, &e);
+	}
 	set_attach(dt, -1, rc < 0 ? e.msg : "the daemon ended the attach stream");
 	pthread_mutex_lock(&dt->mu);
 	bool attached = dt->attach == 1;
@@ -180,7 +240,7 @@ static void *task_main(void *arg)
 	dt->exit_code = 125;
 	while (attached && follow_restarts(dt))
 		;
-	if (attached && !atomic_load(&dt->cancel))
+	if (attached && !atomic_load(&dt->cancel) && !exit_from_event(dt))
 		thread_wait(dt);
 	atomic_store(&dt->done, 1);
 	/* Closed after `done`, so the executor, woken by EOF, sees the exit. */
@@ -190,14 +250,17 @@ static void *task_main(void *arg)
 		close(dt->err_w);
 	dt->out_w = dt->err_w = -1;
 
+	/* A job's container serves nothing once it exited: it goes now, while
+	 * the executor records the job, not after. */
+	bool job = !dt->t.desc.service;
 	pthread_mutex_lock(&dt->mu);
-	while (!dt->released)
+	while (!dt->released && !job)
 		pthread_cond_wait(&dt->cv, &dt->mu);
-	bool remove = dt->remove;
+	bool remove = dt->remove || job;
 	pthread_mutex_unlock(&dt->mu);
 	if (remove) {
 		cp_error_clear(&e);
-		if (docker_container_remove(dt->d, dt->id, &e) == 0)
+		if (!dt->id || docker_container_remove(dt->d, dt->id, &e) == 0)
 			dt->removed = true;
 		else
 			snprintf(dt->remove_err, sizeof(dt->remove_err), "%s", e.msg);
@@ -208,11 +271,22 @@ static void *task_main(void *arg)
 
 /* ---- task lifecycle ---- */
 
+int docker_thread_start(pthread_t *out, void *(*fn)(void *), void *arg)
+{
+	/* The thread takes no signal: the executor's handlers run on its own. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(out, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 static struct dtask *task_new(struct runtime *rt, const struct task_desc *s, const char *id,
 			      const char *name)
 {
 	struct dtask *dt = xcalloc(1, sizeof(*dt));
-	dt->id = xstrdup(id);
+	dt->id = id ? xstrdup(id) : NULL;
 	dt->name = xstrdup(name);
 	dt->t.desc = *s;
 	dt->t.priv = dt;
@@ -237,6 +311,13 @@ static void task_free(struct dtask *dt)
 	pthread_mutex_destroy(&dt->mu);
 	pthread_cond_destroy(&dt->cv);
 	docker_close(dt->d);
+	cJSON_Delete(dt->body);
+	if (dt->body_text)
+		cJSON_free(dt->body_text);
+	free(dt->create_path);
+	free(dt->run_id);
+	free(dt->image_id);
+	docker_waker_free(dt->waker);
 	free(dt->id);
 	free(dt->name);
 	free(dt);
@@ -323,19 +404,28 @@ static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_
 	return 0;
 }
 
+/* Waits for the thread to attach; gives up after ATTACH_TIMEOUT_S, or at
+ * once when runtime_interrupts moves (err->code EXIT_INTERRUPTED). */
 static int wait_attached(struct dtask *dt, struct cp_error *err)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ATTACH_TIMEOUT_S;
+	sig_atomic_t interrupts = runtime_interrupts;
+	long long deadline = now_ms() + ATTACH_TIMEOUT_S * 1000L;
 	pthread_mutex_lock(&dt->mu);
-	while (dt->attach == 0)
-		if (pthread_cond_timedwait(&dt->cv, &dt->mu, &deadline) == ETIMEDOUT)
-			break;
+	while (dt->attach == 0 && interrupts == runtime_interrupts && now_ms() < deadline) {
+		struct timespec slice; /* runtime_interrupts signals no condition */
+		docker_timespec_in(&slice, 100);
+		pthread_cond_timedwait(&dt->cv, &dt->mu, &slice);
+	}
 	int state = dt->attach;
 	pthread_mutex_unlock(&dt->mu);
 	if (state == 1)
 		return 0;
+	if (state == 0 && interrupts != runtime_interrupts) {
+		err->code = EXIT_INTERRUPTED;
+		cp_error_set(err, "attaching to container %s: interrupted", dt->name);
+		err->code = EXIT_INTERRUPTED;
+		return -1;
+	}
 	err->code = EXIT_STAGE_FAILED;
 	if (state == 0)
 		cp_error_set(err, "attaching to container %s: no answer from the daemon in %ds",
@@ -344,6 +434,169 @@ static int wait_attached(struct dtask *dt, struct cp_error *err)
 		cp_error_set(err, "attaching to container %s: %s", dt->name, dt->attach_err);
 	err->code = EXIT_STAGE_FAILED;
 	return -1;
+}
+
+/* Before any job container starts, so that no exit is missed. */
+static void events_ensure(struct runtime *rt)
+{
+	if (rt->events_tried)
+		return;
+	rt->events_tried = true;
+	rt->events = docker_events_open(rt);
+}
+
+/* ---- created ahead ---- */
+
+/* Starts the threads of the tasks prepared before the project was ready
+ * (the network ensured, the leftovers swept: the first start does it). */
+static void ahead_launch(struct runtime *rt)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rt->nahead; i++) {
+		struct dtask *dt = rt->ahead[i];
+		if (!dt->thread_started) {
+			events_ensure(rt);
+			dt->events = rt->events;
+			if (docker_thread_start(&dt->thread, task_main, dt) != 0) {
+				task_free(dt);
+				continue;
+			}
+			dt->thread_started = true;
+			rt->live++; /* until its thread says it removed what it created */
+			if (!strvec_contains(&rt->runs, dt->run_id))
+				strvec_push(&rt->runs, dt->run_id);
+		}
+		rt->ahead[k++] = dt;
+	}
+	rt->nahead = k;
+}
+
+/* The thread removes the container while the run goes on; close() joins. */
+static void retire(struct runtime *rt, struct dtask *dt)
+{
+	task_release_thread(dt, true);
+	rt->retired = xrealloc(rt->retired, (rt->nretired + 1) * sizeof(*rt->retired));
+	rt->retired[rt->nretired++] = dt;
+}
+
+/* Takes the prepared task of `stage` off the list; NULL when there is none. */
+static struct dtask *ahead_remove(struct runtime *rt, const char *stage)
+{
+	for (size_t i = 0; i < rt->nahead; i++) {
+		struct dtask *dt = rt->ahead[i];
+		if (strcmp(dt->t.desc.name, stage) != 0)
+			continue;
+		memmove(rt->ahead + i, rt->ahead + i + 1, (rt->nahead - i - 1) * sizeof(*rt->ahead));
+		rt->nahead--;
+		return dt;
+	}
+	return NULL;
+}
+
+/* Ends a prepared task: its thread stops attaching and removes whatever it
+ * created, at once with `now` (its name is needed again), else while the
+ * run goes on. */
+static void ahead_drop(struct runtime *rt, struct dtask *dt, bool now)
+{
+	if (!dt->thread_started) {
+		task_free(dt);
+		return;
+	}
+	atomic_store(&dt->cancel, 1);
+	docker_wake(dt->waker);
+	if (!now) {
+		retire(rt, dt);
+		return;
+	}
+	task_release_thread(dt, true);
+	task_reap(rt, dt);
+}
+
+/* In *out, the prepared task of the stage `ts` starts, when its container
+ * is what `body` creates now, from the image its name gives now, and
+ * attached; else NULL, once what was prepared is gone. Fails only when
+ * interrupted while its thread was still at it. */
+static int ahead_take(struct dtask **out, struct runtime *rt, const struct task_spec *ts,
+		      const cJSON *body, struct cp_error *err)
+{
+	struct dtask *dt = ahead_remove(rt, ts->desc->name);
+	*out = NULL;
+	if (!dt)
+		return 0;
+	char *text = cJSON_PrintUnformatted(body);
+	bool same = strcmp(text, dt->body_text) == 0 &&
+		    strcmp(dt->run_id, ts->run_id ? ts->run_id : "") == 0;
+	cJSON_free(text);
+	if (same && dt->thread_started && wait_attached(dt, err) == 0) {
+		/* The image a name gives may change while a stage runs (one that
+		 * builds or pulls through the daemon's socket). */
+		cleanup_free char *image = docker_image_current(rt, ts->desc);
+		if (image && dt->image_id && strcmp(image, dt->image_id) == 0) {
+			*out = dt;
+			return 0;
+		}
+	} else if (same && dt->thread_started && err->code == EXIT_INTERRUPTED) {
+		ahead_drop(rt, dt, false);
+		return -1;
+	}
+	cp_error_clear(err);
+	ahead_drop(rt, dt, true);
+	return 0;
+}
+
+/* Whether the container of `ts` can be created before the stages before it
+ * ran just as start() would create it after them: a job, an image that no
+ * build or pull will change, and bind sources that exist (start() would
+ * create a missing one, which a stage before it may be about to). */
+static bool can_create_ahead(struct runtime *rt, const struct task_spec *ts)
+{
+	const struct task_desc *s = ts->desc;
+	if (ts->detached || s->service)
+		return false;
+	for (size_t i = 0; i < s->nmounts; i++) {
+		struct stat st;
+		if (s->mounts[i].type == MOUNT_BIND && docker_is_local(rt->d) &&
+		    stat(s->mounts[i].source, &st) < 0)
+			return false;
+	}
+	return docker_image_settled(rt, s);
+}
+
+bool docker_task_prepare(struct runtime *rt, const struct task_spec *ts)
+{
+	const struct task_desc *s = ts->desc;
+	for (size_t i = 0; i < rt->nahead; i++)
+		if (strcmp(rt->ahead[i]->t.desc.name, s->name) == 0) /* asked twice: the first stands */
+			return true;
+	reap_retired(rt, false);
+	if (!can_create_ahead(rt, ts))
+		return false;
+	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
+	struct dtask *dt = task_new(rt, s, NULL, name);
+	dt->t.tty = ts->tty;
+	dt->body = docker_container_body(rt, ts);
+	dt->body_text = cJSON_PrintUnformatted(dt->body);
+	dt->create_path = docker_create_path(rt, name, s);
+	dt->run_id = xstrdup(ts->run_id ? ts->run_id : "");
+	dt->waker = docker_waker_new();
+	struct cp_error e = {0};
+	if (task_outputs(dt, ts, &e) < 0) {
+		task_free(dt);
+		return false;
+	}
+	rt->ahead = xrealloc(rt->ahead, (rt->nahead + 1) * sizeof(*rt->ahead));
+	rt->ahead[rt->nahead++] = dt;
+	/* Once the project is ready; the first start makes it so. */
+	if (rt->network_ready && rt->swept)
+		ahead_launch(rt);
+	return true;
+}
+
+void docker_task_unprepare(struct runtime *rt, const char *stage)
+{
+	struct dtask *dt = ahead_remove(rt, stage);
+	if (dt)
+		ahead_drop(rt, dt, false);
 }
 
 /* ---- runtime_ops ---- */
@@ -370,9 +623,24 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 				     removed == 1 ? "" : "s");
 	}
 
+	if (!s->service)
+		events_ensure(rt);
+	ahead_launch(rt);
+
 	cleanup_free char *name = docker_container_name(rt, s, ts->run_id);
 	cleanup_free char *path = docker_create_path(rt, name, s);
 	cJSON *body = docker_container_body(rt, ts);
+	struct dtask *dt = NULL;
+	if (ahead_take(&dt, rt, ts, body, err) < 0) {
+		cJSON_Delete(body);
+		return -1;
+	}
+	if (dt) {
+		cJSON_Delete(body);
+		if (docker_compose_files(rt, dt->id, s, err) < 0)
+			goto fail;
+		goto created;
+	}
 	cJSON *resp = NULL;
 	int rc = docker_json(rt->d, "POST", path, body, NULL, &resp, err);
 	cJSON_Delete(body);
@@ -383,8 +651,9 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 		cJSON_Delete(resp);
 		return cp_error_prefix(err, "creating container %s", name);
 	}
-	struct dtask *dt = task_new(rt, s, id, name);
+	dt = task_new(rt, s, id, name);
 	dt->t.tty = ts->tty && !ts->detached;
+	dt->events = s->service ? NULL : rt->events;
 	cJSON_Delete(resp);
 	rt->live++;
 	if (ts->run_id && !strvec_contains(&rt->runs, ts->run_id))
@@ -392,12 +661,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	if (task_outputs(dt, ts, err) < 0 || docker_compose_files(rt, dt->id, s, err) < 0)
 		goto fail;
 
-	/* The thread takes no signal: the executor's handlers run here. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int prc = pthread_create(&dt->thread, NULL, task_main, dt);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int prc = docker_thread_start(&dt->thread, task_main, dt);
 	if (prc != 0) {
 		errno = prc;
 		cp_error_errno(err, "starting a thread");
@@ -406,6 +670,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	dt->thread_started = true;
 	if (wait_attached(dt, err) < 0)
 		goto fail;
+created:
 	{
 		/* In a block: the gotos above must not jump into its scope. */
 		cleanup_free char *spath = xasprintf("/containers/%s/start", dt->id);
@@ -531,15 +796,12 @@ void docker_task_release(struct runtime *rt, struct task *t)
 		task_destroy(rt, dt);
 		return;
 	}
-	/* The thread removes the container while the run goes on. */
 	if (t->out_fd >= 0)
 		close(t->out_fd);
 	if (t->err_fd >= 0)
 		close(t->err_fd);
 	t->out_fd = t->err_fd = -1;
-	task_release_thread(dt, true);
-	rt->retired = xrealloc(rt->retired, (rt->nretired + 1) * sizeof(*rt->retired));
-	rt->retired[rt->nretired++] = dt;
+	retire(rt, dt);
 }
 
 /* Removes whatever container of our runs is still there, except the
@@ -571,6 +833,10 @@ static void sweep(struct runtime *rt)
 
 void docker_tasks_close(struct runtime *rt)
 {
+	while (rt->nahead)
+		ahead_drop(rt, rt->ahead[--rt->nahead], false);
+	free(rt->ahead);
+	rt->ahead = NULL;
 	reap_retired(rt, true);
 	free(rt->retired);
 	rt->retired = NULL;
@@ -578,6 +844,9 @@ void docker_tasks_close(struct runtime *rt)
 		sweep(rt);
 	strvec_free(&rt->kept);
 	strvec_free(&rt->runs);
+	/* Every thread that asked it is joined. */
+	docker_events_close(rt->events);
+	rt->events = NULL;
 }
 
 const char *docker_task_container(const struct task *t, const char **name_out)

@@ -138,6 +138,7 @@ struct runtime_caps {
 	bool images;        /* image_prepare: tasks run images it builds, pulls, resolves */
 	bool detached;      /* task_handle, handle_alive, handle_stop: tasks outlive cpipe */
 	bool exec;          /* exec: a command inside a running task (CMD health checks) */
+	bool ahead;         /* prepare, unprepare: a job made ready while others run */
 	bool attach;        /* handle_exec, handle_kill: `cpipe exec`/`kill` a detached task */
 	bool host_volumes;  /* volume_host_path: volumes are host directories cpipe reads */
 	bool archive_reads; /* volume_read_tree: volumes are read as streamed trees */
@@ -182,7 +183,22 @@ struct runtime_ops {
 	int (*host_port)(struct runtime *rt, struct task *t, int container_port,
 			 const char *protocol);
 
+
 	/* The members below are there when caps says so (see runtime_caps). */
+
+	/* caps.ahead. Gets ready, while other stages run, the job `ts` describes, which the
+	 * executor expects to start once they succeed: a container runtime
+	 * creates and attaches its container now, so that start() with an
+	 * equal description only starts it. Best effort and silent: what
+	 * cannot be done ahead without changing what the job would see (an
+	 * image still to build or pull) start() does as before, and start()
+	 * with another description drops what was prepared. unprepare drops
+	 * the preparation of a job that will not start (a dependency failed,
+	 * it was up to date, the run stopped); close() drops what is left.
+	 * prepare says whether it took the job; one it did not take may be
+	 * offered again once another stage started. */
+	bool (*prepare)(struct runtime *rt, const struct task_spec *ts);
+	void (*unprepare)(struct runtime *rt, const char *stage);
 
 	/* Makes the task's image available and gives its ID ("sha256:...",
 	 * for provenance) in *digest_out, which the caller owns. With `build`

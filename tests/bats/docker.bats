@@ -214,6 +214,91 @@ EOF
 	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
 }
 
+# The state of the container of stage $1 of this test's project: "created"
+# while cpipe holds it ready, "running" once started; empty when none.
+stage_state() {
+	api "http://d/containers/json?all=1&filters=$(printf '{"label":["com.cpipe.project=%s","com.cpipe.stage=%s"]}' "$P" "$1" | jq -sRr @uri)" |
+		jq -r '.[0].State // empty'
+}
+
+# Starts cpipe run in the background (output in $BATS_TEST_TMPDIR/out, pid
+# in $pid) and waits until stage $1's container is held ready (created)
+# while stage $2's runs: the next job is created ahead of its start.
+run_until_created_ahead() {
+	"$CPIPE_BIN" --runtime "$RT" run > "$BATS_TEST_TMPDIR/out" 2>&1 &
+	pid=$!
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[ "$(stage_state "$1")" = created ] && [ "$(stage_state "$2")" = running ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "the next job is created while the one before runs; when that fails, nothing of it is left" {
+	spec <<EOF
+name: $P
+stages:
+  first: {image: cpipe-test/busybox, command: sh -c 'sleep 3; echo giving-up; exit 3'}
+  second: {image: cpipe-test/busybox, command: echo never-printed, depends_on: [first]}
+  third: {image: cpipe-test/busybox, command: echo never-printed-either, depends_on: [second]}
+EOF
+	local pid rc=0 seen=1
+	run_until_created_ahead second first || seen=0
+	wait "$pid" || rc=$?
+	output=$(cat "$BATS_TEST_TMPDIR/out")
+	[ "$seen" = 1 ] || fail "second was never created while first ran"
+	[ "$rc" -eq 1 ] || fail "expected exit 1, got $rc"
+	assert_contains 'stage "first" failed with exit code 3'
+	refute_contains "never-printed"
+	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
+}
+
+@test "Ctrl-C while a job runs and the next is created ahead: exit 130, nothing left" {
+	spec <<EOF
+name: $P
+stages:
+  first: {image: cpipe-test/busybox, command: sh -c 'trap "exit 143" TERM; sleep 60 & wait'}
+  second: {image: cpipe-test/busybox, command: echo never-printed, depends_on: [first]}
+EOF
+	local pid rc=0
+	run_until_created_ahead second first || { kill -INT "$pid"; wait "$pid"; fail "second was never created while first ran"; }
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	output=$(cat "$BATS_TEST_TMPDIR/out")
+	[ "$rc" -eq 130 ] || fail "expected exit 130, got $rc"
+	refute_contains "never-printed"
+	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
+}
+
+@test "a job created ahead sees what the job before wrote; found up to date, it is skipped and leaves nothing" {
+	spec <<EOF
+name: $P
+volumes:
+  data: {}
+stages:
+  first: {image: cpipe-test/busybox, command: sh -c 'sleep 2; echo same > /d/in', volumes: [data:/d]}
+  second:
+    image: cpipe-test/busybox
+    command: sh -c 'cat /d/in; cp /d/in /d/out'
+    volumes: [data:/d]
+    inputs: [data:/in]
+    outputs: [data:/out]
+    depends_on: [first]
+EOF
+	run dcpipe run
+	[ "$status" -eq 0 ] || fail "first run failed"
+	assert_line_re "^second +\\| same$"
+	local pid rc=0 seen=1
+	run_until_created_ahead second first || seen=0
+	wait "$pid" || rc=$?
+	output=$(cat "$BATS_TEST_TMPDIR/out")
+	[ "$seen" = 1 ] || fail "second was never created while first ran"
+	[ "$rc" -eq 0 ] || fail "second run: expected exit 0, got $rc"
+	assert_contains "second is up to date, skipped"
+	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
+}
+
 @test "volume ls and rm act on the project's Docker volumes; in-use removal shows the daemon's reason" {
 	spec <<EOF
 name: $P

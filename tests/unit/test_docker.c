@@ -344,7 +344,7 @@ static void hung_daemon_is_unreachable_once_the_window_is_over(void **state)
 	long long took = now_ms() - t0;
 	assert_null(d);
 	assert_int_equal(err.code, EXIT_RUNTIME);
-	assert_non_null(strstr(err.msg, "did not answer GET /version within 3.0s"));
+	assert_non_null(strstr(err.msg, "did not answer GET /_ping within 3.0s"));
 	assert_non_null(strstr(err.msg, h->dir));
 	assert_true(took >= 2500 && took < 15000);
 }

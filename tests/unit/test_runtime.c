@@ -31,6 +31,8 @@ static void test_capabilities_match_the_members(void **state)
 		assert_int_equal(c->detached, o->handle_stop != NULL);
 		assert_int_equal(c->exec, o->exec_start != NULL);
 		assert_int_equal(c->exec, o->exec_end != NULL);
+		assert_int_equal(c->ahead, o->prepare != NULL);
+		assert_int_equal(c->ahead, o->unprepare != NULL);
 		assert_int_equal(c->attach, o->handle_exec != NULL);
 		assert_int_equal(c->attach, o->handle_kill != NULL);
 		assert_int_equal(c->host_volumes, o->volume_host_path != NULL);
