@@ -180,8 +180,8 @@ int attest_statement(cJSON **out, const cJSON *rec, const char *cpipe_version,
 {
 	const char *status = str_of(rec, "status");
 	if (!status || strcmp(status, "succeeded") != 0) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "run %s %s; only a run that succeeded is attested",
+		return cp_error_set(err, EXIT_USAGE,
+				    "run %s %s; only a run that succeeded is attested",
 				    str_of(rec, "id"), status ? status : "has no status");
 	}
 	cJSON *subjects = cJSON_CreateArray();
@@ -190,8 +190,8 @@ int attest_statement(cJSON **out, const cJSON *rec, const char *cpipe_version,
 		add_subjects(subjects, st);
 	if (!subjects->child) {
 		cJSON_Delete(subjects);
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "run %s recorded no outputs to attest", str_of(rec, "id"));
+		return cp_error_set(err, EXIT_USAGE, "run %s recorded no outputs to attest",
+				    str_of(rec, "id"));
 	}
 	cJSON *s = cJSON_CreateObject();
 	cJSON_AddStringToObject(s, "_type", ATTEST_STATEMENT_TYPE);
@@ -230,8 +230,7 @@ static int read_key(attest_key **out, const char *pem, size_t len, bool private,
 			      : PEM_read_bio_PUBKEY(bio, NULL, NULL, (void *)"");
 	BIO_free(bio);
 	if (!k) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "%s: not an unencrypted PEM %s key (%s); make one with openssl "
 				    "genpkey -algorithm ed25519%s",
 				    shown, private ? "private" : "public", ssl_reason(why),
@@ -239,9 +238,9 @@ static int read_key(attest_key **out, const char *pem, size_t len, bool private,
 	}
 	if (!EVP_PKEY_is_a(k, "ED25519")) {
 		EVP_PKEY_free(k);
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "%s: a key of another algorithm; cpipe signs with Ed25519 "
-					 "(openssl genpkey -algorithm ed25519)",
+		return cp_error_set(err, EXIT_USAGE,
+				    "%s: a key of another algorithm; cpipe signs with Ed25519 "
+				    "(openssl genpkey -algorithm ed25519)",
 				    shown);
 	}
 	*out = k;
@@ -271,7 +270,7 @@ int attest_keyid(char out[72], attest_key *key, struct cp_error *err)
 	size_t n = sizeof(raw);
 	char why[256];
 	if (EVP_PKEY_get_raw_public_key(key, raw, &n) != 1)
-		return cp_error_set(err, "reading the public key: %s", ssl_reason(why));
+		return cp_error_set(err, EXIT_USAGE, "reading the public key: %s", ssl_reason(why));
 	char d[DIGEST_BUFLEN];
 	digest_bytes(d, raw, n);
 	snprintf(out, 72, "%s", d);
@@ -342,7 +341,7 @@ int attest_sign(cJSON **out, const char *payload, size_t len, attest_key *key,
 		 EVP_DigestSign(ctx, sig, &sn, pae, pn) == 1;
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
-		return cp_error_set(err, "signing with Ed25519: %s", ssl_reason(why));
+		return cp_error_set(err, EXIT_USAGE, "signing with Ed25519: %s", ssl_reason(why));
 	cleanup_free char *b64p = b64_encode((const unsigned char *)payload, len);
 	cleanup_free char *b64s = b64_encode(sig, sn);
 	cJSON *env = cJSON_CreateObject();
@@ -379,31 +378,32 @@ static bool sig_verifies(const cJSON *s, const unsigned char *pae, size_t pn, at
 static int verified_payload(cJSON **statement, const char *type, const char *b64,
 			    const cJSON *sigs, attest_key *pub, struct cp_error *err)
 {
-	err->code = EXIT_STAGE_FAILED;
 	if (strcmp(type, ATTEST_PAYLOAD_TYPE) != 0)
-		return cp_error_set(err, "payloadType is \"%s\", not %s", type, ATTEST_PAYLOAD_TYPE);
+		return cp_error_set(err, EXIT_STAGE_FAILED, "payloadType is \"%s\", not %s", type,
+				    ATTEST_PAYLOAD_TYPE);
 	size_t n = 0;
 	cleanup_free unsigned char *payload = b64_decode(&n, b64);
 	if (!payload)
-		return cp_error_set(err, "the payload is not base64");
+		return cp_error_set(err, EXIT_STAGE_FAILED, "the payload is not base64");
 	size_t pn = 0;
 	cleanup_free unsigned char *pae = attest_pae(&pn, type, payload, n);
 	bool ok = false;
 	for (const cJSON *s = sigs->child; s && !ok; s = s->next)
 		ok = sig_verifies(s, pae, pn, pub);
 	if (!ok)
-		return cp_error_set(err, "no signature verifies with this public key: the "
-					 "envelope was altered or signed with another key");
+		return cp_error_set(err, EXIT_STAGE_FAILED,
+				    "no signature verifies with this public key: the "
+				    "envelope was altered or signed with another key");
 	cJSON *st = cJSON_ParseWithLength((const char *)payload, n);
 	const char *t = str_of(st, "_type"), *pt = str_of(st, "predicateType");
 	if (!t || strcmp(t, ATTEST_STATEMENT_TYPE) || !pt || strcmp(pt, ATTEST_PREDICATE_TYPE) ||
 	    !cJSON_IsArray(cJSON_GetObjectItem(st, "subject"))) {
 		cJSON_Delete(st);
-		return cp_error_set(err, "the signed payload is not an in-toto %s Statement with "
-					 "a %s predicate",
+		return cp_error_set(err, EXIT_STAGE_FAILED,
+				    "the signed payload is not an in-toto %s Statement with "
+				    "a %s predicate",
 				    ATTEST_STATEMENT_TYPE, ATTEST_PREDICATE_TYPE);
 	}
-	err->code = 0;
 	*statement = st;
 	return 0;
 }
@@ -416,8 +416,8 @@ int attest_verify(cJSON **statement, const char *text, size_t len, attest_key *p
 	const cJSON *sigs = cJSON_GetObjectItem(env, "signatures");
 	int rc;
 	if (!type || !b64 || !cJSON_IsArray(sigs) || !sigs->child) {
-		err->code = EXIT_STAGE_FAILED;
-		rc = cp_error_set(err, "not a DSSE envelope (payloadType, payload and signatures)");
+		rc = cp_error_set(err, EXIT_STAGE_FAILED,
+				  "not a DSSE envelope (payloadType, payload and signatures)");
 	} else {
 		rc = verified_payload(statement, type, b64, sigs, pub, err);
 	}

@@ -65,7 +65,7 @@ int cas_open(struct cas **out, const char *state_dir, struct cp_error *err)
 		goto fail;
 	c->tmpfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->tmpfd < 0) {
-		cp_error_errno(err, "opening the store %s", tmp);
+		cp_error_errno(err, EXIT_USAGE, "opening the store %s", tmp);
 		goto fail;
 	}
 	sweep_tmp(c->tmpfd);
@@ -156,9 +156,12 @@ static int tmp_create(char *name, const struct cas *c, struct cp_error *err)
 			 (long)getpid());
 		int fd = openat(c->tmpfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd >= 0 || errno != EEXIST)
-			return fd >= 0 ? fd : cp_error_errno(err, "creating a temporary in %s/tmp", c->root);
+			return fd >= 0 ? fd
+				       : cp_error_errno(err, EXIT_USAGE,
+							"creating a temporary in %s/tmp", c->root);
 	}
-	return cp_error_set(err, "creating a temporary in %s/tmp: too many collisions", c->root);
+	return cp_error_set(err, EXIT_USAGE, "creating a temporary in %s/tmp: too many collisions",
+			    c->root);
 }
 
 /* Moves the temporary `name` to the object `md`, or drops it when the
@@ -177,12 +180,12 @@ static int tmp_install(const struct cas *c, const char *name, const uint8_t md[3
 	cleanup_free char *dir = path_dirname(final);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		unlinkat(c->tmpfd, name, 0);
-		return cp_error_errno(err, "creating %s", dir);
+		return cp_error_errno(err, EXIT_USAGE, "creating %s", dir);
 	}
 	cleanup_free char *tmp = xasprintf("%s/tmp/%s", c->root, name);
 	if (rename(tmp, final) < 0) {
 		unlinkat(c->tmpfd, name, 0);
-		return cp_error_errno(err, "storing %s", final);
+		return cp_error_errno(err, EXIT_USAGE, "storing %s", final);
 	}
 	return 0;
 }
@@ -208,7 +211,7 @@ int cas_put_bytes(char out[DIGEST_BUFLEN], struct cas *c, const void *data, size
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			cp_error_errno(err, "writing to the store %s", c->root);
+			cp_error_errno(err, EXIT_USAGE, "writing to the store %s", c->root);
 			close(fd);
 			unlinkat(c->tmpfd, name, 0);
 			return -1;
@@ -367,9 +370,9 @@ static int put_fd(uint8_t md[32], struct stat *st, bool *cacheable, struct cas *
 		int64_t started = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 		struct stat before, after;
 		if (fstat(fd, &before) < 0)
-			return cp_error_errno(err, "reading %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 		if (!S_ISREG(before.st_mode))
-			return cp_error_set(err, "%s is %s, not a regular file", shown,
+			return cp_error_set(err, EXIT_USAGE, "%s is %s, not a regular file", shown,
 					    digest_file_kind(before.st_mode));
 		char name[PATH_MAX];
 		int tfd = tmp_create(name, c, err);
@@ -383,11 +386,11 @@ static int put_fd(uint8_t md[32], struct stat *st, bool *cacheable, struct cas *
 		if (n < 0) {
 			unlinkat(c->tmpfd, name, 0);
 			errno = e;
-			return cp_error_errno(err, "copying %s into the store", shown);
+			return cp_error_errno(err, EXIT_USAGE, "copying %s into the store", shown);
 		}
 		if (fstat(fd, &after) < 0) {
 			unlinkat(c->tmpfd, name, 0);
-			return cp_error_errno(err, "reading %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 		}
 		if (n == before.st_size && digest_same_state(&before, &after)) {
 			*st = before;
@@ -398,7 +401,8 @@ static int put_fd(uint8_t md[32], struct stat *st, bool *cacheable, struct cas *
 		}
 		unlinkat(c->tmpfd, name, 0);
 	}
-	return cp_error_set(err, "%s changed while it was being stored (is something still writing it?)",
+	return cp_error_set(err, EXIT_USAGE,
+			    "%s changed while it was being stored (is something still writing it?)",
 			    shown);
 }
 
@@ -434,7 +438,7 @@ static int commit_file(uint8_t md[32], struct stat *st, struct cwalk *w, int dir
 	cleanup_close int fd =
 		openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return cp_error_errno(err, "opening %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", shown);
 	bool cacheable = false;
 	if (put_fd(md, st, &cacheable, w->c, fd, shown, w->buf, err) < 0)
 		return -1;
@@ -464,10 +468,11 @@ static int note_link(struct cwalk *w, const struct stat *st, const char *rel, st
 {
 	for (size_t i = 0; i < w->nlinks; i++)
 		if (w->links[i].dev == st->st_dev && w->links[i].ino == st->st_ino)
-			return cp_error_set(err,
-					    "%s/%s and %s/%s are hardlinks to one file; an artifact "
-					    "may hold each file once (copy it instead)",
-					    w->top, w->links[i].rel, w->top, rel);
+			return cp_error_set(
+			    err, EXIT_USAGE,
+			    "%s/%s and %s/%s are hardlinks to one file; an artifact "
+			    "may hold each file once (copy it instead)",
+			    w->top, w->links[i].rel, w->top, rel);
 	if (w->nlinks == w->caplinks) {
 		w->caplinks = w->caplinks ? 2 * w->caplinks : 16;
 		w->links = xrealloc(w->links, w->caplinks * sizeof(*w->links));
@@ -484,7 +489,7 @@ static int commit_dir(struct cwalk *w, int dfd, const char *drel, struct cp_erro
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
-		return cp_error_errno(err, "opening %s/%s", w->top, drel);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s/%s", w->top, drel);
 	}
 	int rc = -1;
 	for (;;) {
@@ -492,7 +497,8 @@ static int commit_dir(struct cwalk *w, int dfd, const char *drel, struct cp_erro
 		struct dirent *de = readdir(d);
 		if (!de) {
 			if (errno) {
-				cp_error_errno(err, "reading directory %s/%s", w->top, drel);
+				cp_error_errno(err, EXIT_USAGE, "reading directory %s/%s", w->top,
+					       drel);
 				goto out;
 			}
 			break;
@@ -505,7 +511,7 @@ static int commit_dir(struct cwalk *w, int dfd, const char *drel, struct cp_erro
 		struct stat st;
 		uint8_t md[32];
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			cp_error_errno(err, "%s", shown);
+			cp_error_errno(err, EXIT_USAGE, "%s", shown);
 			free(rel);
 			goto out;
 		}
@@ -513,7 +519,8 @@ static int commit_dir(struct cwalk *w, int dfd, const char *drel, struct cp_erro
 		if (S_ISDIR(st.st_mode)) {
 			tree_builder_add_raw(&w->b, rel, strlen(rel), 'd', st.st_mode & 07777, 0, NULL);
 			int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			r = sub < 0 ? cp_error_errno(err, "opening %s", shown) : commit_dir(w, sub, rel, err);
+			r = sub < 0 ? cp_error_errno(err, EXIT_USAGE, "opening %s", shown)
+				    : commit_dir(w, sub, rel, err);
 		} else if (S_ISLNK(st.st_mode)) {
 			unsigned long long len;
 			r = commit_link(md, &len, w, dirfd(d), name, shown, err);
@@ -531,7 +538,7 @@ static int commit_dir(struct cwalk *w, int dfd, const char *drel, struct cp_erro
 			else
 				free(rel);
 		} else {
-			cp_error_set(err,
+			cp_error_set(err, EXIT_USAGE,
 				     "%s is %s; an artifact may hold only regular files, "
 				     "directories and symlinks",
 				     shown, digest_file_kind(st.st_mode));
@@ -561,7 +568,7 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 	uint8_t md[32];
 	int rc = -1;
 	if (lstat(path, &st) < 0) {
-		cp_error_errno(err, "%s", path);
+		cp_error_errno(err, EXIT_USAGE, "%s", path);
 		goto out;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -570,7 +577,7 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 		cleanup_close int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd < 0 || commit_link(md, &out->size, &w, pfd, slash ? slash + 1 : path, path, err) < 0) {
 			if (pfd < 0)
-				cp_error_errno(err, "opening %s", parent);
+				cp_error_errno(err, EXIT_USAGE, "opening %s", parent);
 			goto out;
 		}
 		out->type = 'l';
@@ -579,7 +586,7 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 		const char *slash = strrchr(path, '/');
 		cleanup_close int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd < 0) {
-			cp_error_errno(err, "opening %s", parent);
+			cp_error_errno(err, EXIT_USAGE, "opening %s", parent);
 			goto out;
 		}
 		if (commit_file(md, &st, &w, pfd, slash ? slash + 1 : path, "", path, err) < 0)
@@ -590,7 +597,7 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 	} else if (S_ISDIR(st.st_mode)) {
 		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (dfd < 0) {
-			cp_error_errno(err, "opening %s", path);
+			cp_error_errno(err, EXIT_USAGE, "opening %s", path);
 			goto out;
 		}
 		if (commit_dir(&w, dfd, "", err) < 0)
@@ -609,7 +616,7 @@ int cas_commit(struct tree_digest *out, struct cas *c, const char *path, struct 
 		rc = 0;
 		goto out;
 	} else {
-		cp_error_set(err,
+		cp_error_set(err, EXIT_USAGE,
 			     "%s is %s; an artifact may be only a regular file, a directory or a "
 			     "symlink",
 			     path, digest_file_kind(st.st_mode));

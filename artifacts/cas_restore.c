@@ -64,7 +64,7 @@ static int listing_parse(struct lrec **out, size_t *n, char *buf, size_t len, co
 bad:
 	free(*out);
 	*out = NULL;
-	return cp_error_set(err, "%s: the store's listing object is corrupt", shown);
+	return cp_error_set(err, EXIT_USAGE, "%s: the store's listing object is corrupt", shown);
 }
 
 static int read_object(char **out, size_t *len, const struct cas *c, const char *digest,
@@ -73,8 +73,8 @@ static int read_object(char **out, size_t *len, const struct cas *c, const char 
 	cleanup_free char *path = cas_object_path(c, digest);
 	struct cp_error e = {0};
 	if (fs_read_file(out, len, path, 0, &e) < 0)
-		return cp_error_set(err, "%s: object %s is not in the store %s", shown, digest,
-				    c->root);
+		return cp_error_set(err, EXIT_USAGE, "%s: object %s is not in the store %s", shown,
+				    digest, c->root);
 	return 0;
 }
 
@@ -96,8 +96,8 @@ int cas_check(const struct cas *c, char type, const char *digest, const char *sh
 	      struct cp_error *err)
 {
 	if (!cas_has(c, digest))
-		return cp_error_set(err, "%s: object %s is not in the store %s", shown, digest,
-				    c->root);
+		return cp_error_set(err, EXIT_USAGE, "%s: object %s is not in the store %s", shown,
+				    digest, c->root);
 	if (type != 'd')
 		return 0;
 	cleanup_free char *buf = NULL;
@@ -107,7 +107,8 @@ int cas_check(const struct cas *c, char type, const char *digest, const char *sh
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].type != 'd' && !cas_has(c, v[i].digest))
-			return cp_error_set(err, "%s/%s: object %s is not in the store %s", shown,
+			return cp_error_set(err, EXIT_USAGE,
+					    "%s/%s: object %s is not in the store %s", shown,
 					    v[i].rel, v[i].digest, c->root);
 	return 0;
 }
@@ -141,7 +142,7 @@ static int open_parent(int *out, const char *root, const char *rel, struct cp_er
 	if (dfd < 0 && errno == ENOENT && fs_mkdir_p(root, 0755, err) == 0)
 		dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return cp_error_errno(err, "opening %s", root);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", root);
 	cleanup_free char *copy = xstrdup(rel);
 	char *p = copy;
 	for (char *slash; (slash = strchr(p, '/')); p = slash + 1) {
@@ -150,14 +151,15 @@ static int open_parent(int *out, const char *root, const char *rel, struct cp_er
 			continue;
 		if (mkdirat(dfd, p, 0755) < 0 && errno != EEXIST) {
 			close(dfd);
-			return cp_error_errno(err, "creating %s/%s", root, copy);
+			return cp_error_errno(err, EXIT_USAGE, "creating %s/%s", root, copy);
 		}
 		int nfd = openat(dfd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
 		close(dfd);
 		if (nfd < 0) {
 			errno = e;
-			return cp_error_errno(err, "opening %s/%s (a symlink is not followed)", root,
+			return cp_error_errno(err, EXIT_USAGE,
+					      "opening %s/%s (a symlink is not followed)", root,
 					      copy);
 		}
 		dfd = nfd;
@@ -189,15 +191,16 @@ static int make_file(const struct cas *c, int dfd, const char *name, unsigned mo
 	cleanup_free char *obj = cas_object_path(c, digest);
 	cleanup_close int src = open(obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (src < 0)
-		return cp_error_set(err, "%s: object %s is not in the store %s", shown, digest, c->root);
+		return cp_error_set(err, EXIT_USAGE, "%s: object %s is not in the store %s", shown,
+				    digest, c->root);
 	cleanup_close int dst =
 		openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dst < 0)
-		return cp_error_errno(err, "creating %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "creating %s", shown);
 	if (ioctl(dst, FICLONE, src) < 0) {
 		struct stat st;
 		if (fstat(src, &st) < 0)
-			return cp_error_errno(err, "reading %s", obj);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", obj);
 		/* As cp: an in-kernel copy, the source read ahead. */
 		(void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
 		for (off_t left = st.st_size; left > 0;) {
@@ -205,12 +208,12 @@ static int make_file(const struct cas *c, int dfd, const char *name, unsigned mo
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
-				return cp_error_errno(err, "writing %s", shown);
+				return cp_error_errno(err, EXIT_USAGE, "writing %s", shown);
 			left -= n;
 		}
 	}
 	if (fchmod(dst, mode) < 0)
-		return cp_error_errno(err, "writing %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "writing %s", shown);
 	return 0;
 }
 
@@ -222,7 +225,7 @@ static int make_link(const struct cas *c, int dfd, const char *name, const char 
 	if (read_object(&target, &len, c, digest, shown, err) < 0)
 		return -1;
 	if (symlinkat(target, dfd, name) < 0)
-		return cp_error_errno(err, "creating symlink %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "creating symlink %s", shown);
 	return 0;
 }
 
@@ -246,31 +249,33 @@ static int make_tree(const struct cas *c, int dfd, const char *name, const char 
 	if (load_listing(&buf, &v, &n, c, digest, shown, err) < 0)
 		return -1;
 	if (mkdirat(dfd, name, 0700) < 0)
-		return cp_error_errno(err, "creating %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "creating %s", shown);
 	cleanup_close int top = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (top < 0)
-		return cp_error_errno(err, "opening %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", shown);
 	/* Sorted: a directory comes before what it holds. */
 	for (size_t i = 0; i < n; i++) {
 		const char *base;
 		cleanup_close int pfd = open_in_tree(top, v[i].rel, &base);
 		cleanup_free char *what = xasprintf("%s/%s", shown, v[i].rel);
 		if (pfd < 0)
-			return cp_error_errno(err, "opening the directory of %s", what);
-		int rc = v[i].type == 'd' ? (mkdirat(pfd, base, 0700) < 0
-						     ? cp_error_errno(err, "creating %s", what)
-						     : 0)
-			 : v[i].type == 'l' ? make_link(c, pfd, base, v[i].digest, what, err)
-					    : make_file(c, pfd, base, v[i].mode, v[i].digest, what, err);
+			return cp_error_errno(err, EXIT_USAGE, "opening the directory of %s", what);
+		int rc =
+		    v[i].type == 'd'   ? (mkdirat(pfd, base, 0700) < 0
+					      ? cp_error_errno(err, EXIT_USAGE, "creating %s", what)
+					      : 0)
+		    : v[i].type == 'l' ? make_link(c, pfd, base, v[i].digest, what, err)
+				       : make_file(c, pfd, base, v[i].mode, v[i].digest, what, err);
 		if (rc < 0)
 			return -1;
 	}
 	/* Modes last, deepest first: a read-only directory is filled before. */
 	for (size_t i = n; i-- > 0;)
 		if (v[i].type == 'd' && fchmodat(top, v[i].rel, v[i].mode, 0) < 0)
-			return cp_error_errno(err, "setting the mode of %s/%s", shown, v[i].rel);
+			return cp_error_errno(err, EXIT_USAGE, "setting the mode of %s/%s", shown,
+					      v[i].rel);
 	if (fchmod(top, 0755) < 0)
-		return cp_error_errno(err, "setting the mode of %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "setting the mode of %s", shown);
 	return 0;
 }
 
@@ -350,7 +355,8 @@ int cas_checkout_commit(struct cas_checkout *co, struct cp_error *err)
 		int r = exists ? renameat2(pe->dirfd, pe->tmp, pe->dirfd, pe->name, RENAME_EXCHANGE)
 			       : renameat(pe->dirfd, pe->tmp, pe->dirfd, pe->name);
 		if (r < 0 && rc == 0)
-			rc = cp_error_errno(err, "moving %s/%s into place", pe->dirpath, pe->name);
+			rc = cp_error_errno(err, EXIT_USAGE, "moving %s/%s into place", pe->dirpath,
+					    pe->name);
 		if (r < 0 || exists)
 			remove_at(pe);
 		pending_free(pe);
@@ -370,7 +376,7 @@ static char *runcache_path(const struct cas *c, const char *key)
 int runcache_save(struct cas *c, const char *key, cJSON *doc, struct cp_error *err)
 {
 	if (!digest_is_valid(key))
-		return cp_error_set(err, "run cache: invalid key %s", key);
+		return cp_error_set(err, EXIT_USAGE, "run cache: invalid key %s", key);
 	cleanup_free char *path = runcache_path(c, key);
 	return json_write_atomic_fast(path, doc, err);
 }
@@ -447,7 +453,7 @@ int cas_gc(unsigned long long *nobjects, unsigned long long *nbytes, struct cas 
 	DIR *top = opendir(c->objects);
 	if (!top) {
 		strvec_free(&s.v);
-		return cp_error_errno(err, "reading %s", c->objects);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", c->objects);
 	}
 	for (struct dirent *de; (de = readdir(top));) {
 		if (strlen(de->d_name) != 2)

@@ -166,9 +166,9 @@ int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable
 		int64_t started = realtime_ns();
 		struct stat before, after;
 		if (fstat(fd, &before) < 0)
-			return cp_error_errno(err, "reading %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 		if (!S_ISREG(before.st_mode))
-			return cp_error_set(err, "%s is %s, not a regular file", shown,
+			return cp_error_set(err, EXIT_USAGE, "%s is %s, not a regular file", shown,
 					    digest_file_kind(before.st_mode));
 		if (attempt == 0)
 			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -183,7 +183,7 @@ int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable
 				int e = errno;
 				digest_final_raw(out->md, &c);
 				errno = e;
-				return cp_error_errno(err, "reading %s", shown);
+				return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 			}
 			if (n == 0)
 				break;
@@ -192,7 +192,7 @@ int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable
 		}
 		digest_final_raw(out->md, &c);
 		if (fstat(fd, &after) < 0)
-			return cp_error_errno(err, "reading %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 		if (off == before.st_size && digest_same_state(&before, &after)) {
 			atomic_fetch_add(&files_hashed, 1);
 			out->st = before;
@@ -205,7 +205,8 @@ int digest_fd(struct hashed *out, int fd, const char *shown, bool want_cacheable
 			return 0;
 		}
 	}
-	return cp_error_set(err, "%s changed while it was being hashed (is something still writing it?)",
+	return cp_error_set(err, EXIT_USAGE,
+			    "%s changed while it was being hashed (is something still writing it?)",
 			    shown);
 }
 
@@ -228,9 +229,9 @@ int digest_file(char out[DIGEST_BUFLEN], const char *path, struct statcache *sc,
 	if (sc) {
 		struct stat st;
 		if (stat(path, &st) < 0)
-			return cp_error_errno(err, "%s", path);
+			return cp_error_errno(err, EXIT_USAGE, "%s", path);
 		if (!S_ISREG(st.st_mode))
-			return cp_error_set(err, "%s is %s, not a regular file", path,
+			return cp_error_set(err, EXIT_USAGE, "%s is %s, not a regular file", path,
 					    digest_file_kind(st.st_mode));
 		abs = absolute_path(path);
 		statcache_key_from_stat(&k, &st);
@@ -242,10 +243,10 @@ int digest_file(char out[DIGEST_BUFLEN], const char *path, struct statcache *sc,
 	/* O_NONBLOCK: opening a fifo must not wait for a writer. */
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return cp_error_errno(err, "opening %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", path);
 	struct stat st;
 	if (fstat(fd, &st) < 0)
-		return cp_error_errno(err, "reading %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", path);
 	char small[SMALL_BUF];
 	cleanup_free void *big = NULL;
 	void *buf = small;

@@ -10,7 +10,8 @@
 static int git_fail(struct cp_error *err, const char *what)
 {
 	const git_error *e = git_error_last();
-	return cp_error_set(err, "git: %s: %s", what, e && e->message ? e->message : "unknown error");
+	return cp_error_set(err, EXIT_USAGE, "git: %s: %s", what,
+			    e && e->message ? e->message : "unknown error");
 }
 
 static void repo_free(git_repository **r)
@@ -136,17 +137,17 @@ static int read_at(char **out, size_t *len, const char *abspath, const char *rev
 	if (open_repo(&repo, dir, &found, err) < 0)
 		return -1;
 	if (!found)
-		return cp_error_set(err, "%s is not inside a git repository", abspath);
+		return cp_error_set(err, EXIT_USAGE, "%s is not inside a git repository", abspath);
 	const char *workdir = git_repository_workdir(repo);
 	if (!workdir || !str_has_prefix(abspath, workdir))
-		return cp_error_set(err, "%s is outside the work tree", abspath);
+		return cp_error_set(err, EXIT_USAGE, "%s is outside the work tree", abspath);
 	cleanup_free char *spec = xasprintf("%s:%s", rev, abspath + strlen(workdir));
 	git_object *obj = NULL;
 	if (git_revparse_single(&obj, repo, spec) < 0)
 		return git_fail(err, spec);
 	if (git_object_type(obj) != GIT_OBJECT_BLOB) {
 		git_object_free(obj);
-		return cp_error_set(err, "git: %s is not a file", spec);
+		return cp_error_set(err, EXIT_USAGE, "git: %s is not a file", spec);
 	}
 	const git_blob *blob = (const git_blob *)obj;
 	size_t n = (size_t)git_blob_rawsize(blob);

@@ -160,8 +160,7 @@ int lineage_find_digest(struct lineage_hit *out, const cJSON *lock, const char *
 	}
 	hex[n] = '\0';
 	if (n < LINEAGE_MIN_PREFIX) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "no artifact \"%s\", and as a digest prefix it is too short: "
 				    "give at least %d hex digits",
 				    query, LINEAGE_MIN_PREFIX);
@@ -181,10 +180,11 @@ int lineage_find_digest(struct lineage_hit *out, const cJSON *lock, const char *
 	if (!s.found)
 		return 0;
 	if (s.other || in.other) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "digest prefix \"%s\" is ambiguous: %s and %s both match; "
-					 "give more digits",
-				    query, str_of(s.hit.entry, "digest"), s.other ? s.other : in.other);
+		return cp_error_set(err, EXIT_USAGE,
+				    "digest prefix \"%s\" is ambiguous: %s and %s both match; "
+				    "give more digits",
+				    query, str_of(s.hit.entry, "digest"),
+				    s.other ? s.other : in.other);
 	}
 	*out = s.hit;
 	return 1;
@@ -242,8 +242,8 @@ static int not_found(const cJSON *lock, const char *query, struct cp_error *err)
 		if (names.n > 8)
 			sb_addf(&sb, " (and %zu more)", names.n - 8);
 	}
-	err->code = EXIT_USAGE;
-	cp_error_set(err, "no artifact or digest \"%s\" in the lock%s", query, sb_str(&sb));
+	cp_error_set(err, EXIT_USAGE, "no artifact or digest \"%s\" in the lock%s", query,
+		     sb_str(&sb));
 	free(cands);
 	sb_free(&sb);
 	strvec_free(&names);
@@ -405,8 +405,7 @@ static int recorded_digest(const char **stage, const char **name, const cJSON **
 				    strncasecmp(d->string + 7, q, n) != 0)
 					continue;
 				if (found && strcmp(found, d->string) != 0) {
-					err->code = EXIT_USAGE;
-					return cp_error_set(err,
+					return cp_error_set(err, EXIT_USAGE,
 							    "digest prefix \"%s\" is ambiguous: %s "
 							    "and %s both match; give more digits",
 							    query, found, d->string);

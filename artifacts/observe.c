@@ -16,7 +16,8 @@ int observe_parse(struct observe_listing *out, struct strbuf *sb, struct cp_erro
 		const char *lf = nul ? memchr(nul, '\n', (size_t)(out->buf + out->len - nul)) : NULL;
 		if (!nul || !lf || nul == rel) {
 			observe_listing_free(out);
-			return cp_error_set(err, "a tree listing is malformed at byte %zu", at);
+			return cp_error_set(err, EXIT_USAGE,
+					    "a tree listing is malformed at byte %zu", at);
 		}
 		if (out->n == cap) {
 			cap = cap ? 2 * cap : 64;

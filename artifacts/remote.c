@@ -39,14 +39,14 @@ int remote_open(struct remote **out, const char *url, const char *base_dir,
 	} else if (str_has_prefix(url, "s3://")) {
 		rc = remote_s3_open(r, url, err);
 	} else if (strstr(url, "://") && !str_has_prefix(url, "file://")) {
-		err->code = EXIT_USAGE;
-		rc = cp_error_set(err, "remote %.*s://...: not a directory, file://, http(s):// or "
-				  "s3:// URL", (int)(strstr(url, "://") - url), url);
+		rc = cp_error_set(err, EXIT_USAGE,
+				  "remote %.*s://...: not a directory, file://, http(s):// or "
+				  "s3:// URL",
+				  (int)(strstr(url, "://") - url), url);
 	} else {
 		const char *path = str_has_prefix(url, "file://") ? url + strlen("file://") : url;
 		if (!*path) {
-			err->code = EXIT_USAGE;
-			rc = cp_error_set(err, "remote %s: no directory named", url);
+			rc = cp_error_set(err, EXIT_USAGE, "remote %s: no directory named", url);
 		} else {
 			r->dir = path[0] == '/' ? path_normalize(path) : path_absolute(base_dir, path);
 			r->shown = xstrdup(r->dir);
@@ -104,11 +104,11 @@ static int batch_error(struct remote *r, const char *verb, const struct xfer *v,
 			first = i;
 	if (!failed)
 		return 0;
-	err->code = EXIT_STAGE_FAILED;
 	if (failed == 1)
-		return cp_error_set(err, "%s %s: %s", verb, r->shown, v[first].error);
-	return cp_error_set(err, "%s %s: %s (and %zu more failed)", verb, r->shown, v[first].error,
-			    failed - 1);
+		return cp_error_set(err, EXIT_STAGE_FAILED, "%s %s: %s", verb, r->shown,
+				    v[first].error);
+	return cp_error_set(err, EXIT_STAGE_FAILED, "%s %s: %s (and %zu more failed)", verb,
+			    r->shown, v[first].error, failed - 1);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -209,8 +209,10 @@ int remote_push(struct remote_stats *st, struct remote *r, struct cas *c,
 	for (size_t i = 0; i < keys->n; i++) {
 		cJSON *doc = NULL;
 		if (runcache_load(&doc, c, keys->v[i]) != 1) {
-			cp_error_set(err, "push: the store has no run cache entry for key %s (run its "
-				     "stage here first)", keys->v[i]);
+			cp_error_set(err, EXIT_USAGE,
+				     "push: the store has no run cache entry for key %s (run its "
+				     "stage here first)",
+				     keys->v[i]);
 			goto out;
 		}
 		struct collect k = {c, &objs, NULL, err};
@@ -219,7 +221,9 @@ int remote_push(struct remote_stats *st, struct remote *r, struct cas *c,
 		cJSON_Delete(doc);
 		if (e < 0) {
 			if (!err->msg[0])
-				cp_error_set(err, "push: the run cache entry for key %s is corrupt", keys->v[i]);
+				cp_error_set(err, EXIT_USAGE,
+					     "push: the run cache entry for key %s is corrupt",
+					     keys->v[i]);
 			goto out;
 		}
 	}
@@ -228,8 +232,10 @@ int remote_push(struct remote_stats *st, struct remote *r, struct cas *c,
 	for (size_t i = 0; i < objs.n; i++) {
 		const char *hex = objs.v[i] + strlen(DIGEST_PREFIX);
 		if (!cas_has(c, objs.v[i])) {
-			cp_error_set(err, "push: object %s is not in the store %s (gc removed it? "
-				     "run its stage again)", objs.v[i], c->root);
+			cp_error_set(err, EXIT_USAGE,
+				     "push: object %s is not in the store %s (gc removed it? "
+				     "run its stage again)",
+				     objs.v[i], c->root);
 			goto out;
 		}
 		snprintf(v[i].name, sizeof(v[i].name), "cas/%s", hex);
@@ -294,21 +300,20 @@ static int fetch_objects(struct remote_stats *st, struct remote *r, struct cas *
 		char got[DIGEST_BUFLEN];
 		digest_format(got, v[i].md);
 		if (rc == 0 && v[i].result == XFER_ABSENT) {
-			err->code = EXIT_STAGE_FAILED;
-			rc = cp_error_set(err, "pull from %s: the remote lacks object %s that its entry "
+			rc = cp_error_set(err, EXIT_STAGE_FAILED,
+					  "pull from %s: the remote lacks object %s that its entry "
 					  "names (push it again from where it was made)",
 					  r->shown, digests->v[i]);
 		} else if (rc == 0 && strcmp(got, digests->v[i]) != 0) {
-			err->code = EXIT_STAGE_FAILED;
-			rc = cp_error_set(err, "pull from %s: object %s arrived with sha256 %s: the "
+			rc = cp_error_set(err, EXIT_STAGE_FAILED,
+					  "pull from %s: object %s arrived with sha256 %s: the "
 					  "remote's copy is corrupt; it was not installed",
 					  r->shown, digests->v[i], got + strlen(DIGEST_PREFIX));
 		} else if (rc == 0) {
 			cleanup_free char *final = cas_object_path(c, digests->v[i]);
 			cleanup_free char *dir = path_dirname(final);
 			if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || rename(tmp[i], final) < 0) {
-				err->code = EXIT_STAGE_FAILED;
-				rc = cp_error_errno(err, "installing %s", final);
+				rc = cp_error_errno(err, EXIT_STAGE_FAILED, "installing %s", final);
 			} else {
 				st->received++;
 				st->bytes += v[i].bytes;
@@ -382,8 +387,8 @@ int remote_fetch(struct remote_stats *st, bool *found, struct remote *r, struct 
 		st->bytes += v[i].bytes;
 		docs[i] = entry_parse(&bodies[i], keys->v[i]);
 		if (!docs[i]) {
-			err->code = EXIT_STAGE_FAILED;
-			cp_error_set(err, "pull from %s: the entry for key %s is corrupt; refused",
+			cp_error_set(err, EXIT_STAGE_FAILED,
+				     "pull from %s: the entry for key %s is corrupt; refused",
 				     r->shown, keys->v[i]);
 			goto out;
 		}

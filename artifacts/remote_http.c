@@ -523,8 +523,7 @@ int remote_http_open(struct remote *r, const char *url, struct cp_error *err)
 	CURLU *u = curl_url();
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
 		curl_url_cleanup(u);
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "remote %s: not a valid URL", url);
+		return cp_error_set(err, EXIT_USAGE, "remote %s: not a valid URL", url);
 	}
 	char *user = url_part(u, CURLUPART_USER), *pass = url_part(u, CURLUPART_PASSWORD);
 	const char *euser = getenv("CPIPE_REMOTE_USER"), *epass = getenv("CPIPE_REMOTE_PASSWORD");

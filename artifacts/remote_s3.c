@@ -23,15 +23,17 @@ int remote_s3_open(struct remote *r, const char *url, struct cp_error *err)
 	size_t plen = strlen(prefix);
 	while (plen && prefix[plen - 1] == '/')
 		prefix[--plen] = '\0';
-	err->code = EXIT_USAGE;
 	if (!*bucket || strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") != strlen(bucket))
-		return cp_error_set(err, "remote %s: expected s3://BUCKET/PREFIX with a bucket of "
-				    "lowercase letters, digits, '.' and '-'", url);
+		return cp_error_set(err, EXIT_USAGE,
+				    "remote %s: expected s3://BUCKET/PREFIX with a bucket of "
+				    "lowercase letters, digits, '.' and '-'",
+				    url);
 	const char *key = env("AWS_ACCESS_KEY_ID", NULL), *secret = env("AWS_SECRET_ACCESS_KEY", NULL);
 	if (!key || !secret)
-		return cp_error_set(err, "remote %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-				    "for an S3 remote", url);
-	err->code = 0;
+		return cp_error_set(err, EXIT_USAGE,
+				    "remote %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+				    "for an S3 remote",
+				    url);
 	const char *region = env("AWS_REGION", "AWS_DEFAULT_REGION");
 	if (!region)
 		region = "us-east-1";

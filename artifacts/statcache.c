@@ -205,13 +205,13 @@ int statcache_open(struct statcache **out, const char *path, struct cp_error *er
 		return 0;
 	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		cp_error_errno(err, "reading stat cache %s", path);
+		cp_error_errno(err, EXIT_USAGE, "reading stat cache %s", path);
 		statcache_free(sc);
 		return -1;
 	}
 	int r = S_ISREG(st.st_mode) ? load(sc, fd, (uint64_t)st.st_size) : 0;
 	if (r < 0) {
-		cp_error_errno(err, "reading stat cache %s", path);
+		cp_error_errno(err, EXIT_USAGE, "reading stat cache %s", path);
 		statcache_free(sc);
 		return -1;
 	}

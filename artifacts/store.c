@@ -122,7 +122,7 @@ static int json_parse_text(cJSON **out, const char *text, size_t len, const char
 	const char *end = NULL;
 	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	if (!doc)
-		return cp_error_set(err, "%s: not valid JSON (near byte %ld)", path,
+		return cp_error_set(err, EXIT_USAGE, "%s: not valid JSON (near byte %ld)", path,
 				    end ? (long)(end - text) : 0L);
 	*out = doc;
 	return 0;
@@ -186,7 +186,7 @@ int record_save(const char *state_dir, cJSON *rec, bool durable, struct cp_error
 {
 	const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "id"));
 	if (!id || !valid_id(id))
-		return cp_error_set(err, "run record without a valid id");
+		return cp_error_set(err, EXIT_USAGE, "run record without a valid id");
 	cleanup_free char *dir = runs_dir(state_dir);
 	if (fs_mkdir_p(dir, 0700, err) < 0)
 		return -1;
@@ -203,7 +203,7 @@ int record_ids(struct strvec *out, const char *state_dir, struct cp_error *err)
 int record_load(cJSON **out, const char *state_dir, const char *id, struct cp_error *err)
 {
 	if (!valid_id(id))
-		return cp_error_set(err, "invalid run id \"%s\"", id);
+		return cp_error_set(err, EXIT_USAGE, "invalid run id \"%s\"", id);
 	cleanup_free char *path = xasprintf("%s/runs/%s.json", state_dir, id);
 	return json_read_file(out, path, 64 << 20, err);
 }
@@ -215,7 +215,7 @@ int record_resolve(char **out, const char *state_dir, const char *arg, struct cp
 		return -1;
 	int rc = -1;
 	if (ids.n == 0) {
-		cp_error_set(err, "no runs recorded yet in %s/runs", state_dir);
+		cp_error_set(err, EXIT_USAGE, "no runs recorded yet in %s/runs", state_dir);
 		goto out;
 	}
 	if (str_has_prefix(arg, "latest")) {
@@ -229,7 +229,8 @@ int record_resolve(char **out, const char *state_dir, const char *arg, struct cp
 			back = -1;
 		}
 		if (back < 0 || (size_t)back >= ids.n) {
-			cp_error_set(err, "no run \"%s\" (%zu runs recorded)", arg, ids.n);
+			cp_error_set(err, EXIT_USAGE, "no run \"%s\" (%zu runs recorded)", arg,
+				     ids.n);
 			goto out;
 		}
 		*out = xstrdup(ids.v[ids.n - 1 - (size_t)back]);
@@ -253,9 +254,10 @@ int record_resolve(char **out, const char *state_dir, const char *arg, struct cp
 		*out = xstrdup(match);
 		rc = 0;
 	} else if (matches > 1) {
-		cp_error_set(err, "run \"%s\" is ambiguous: %zu runs start with it", arg, matches);
+		cp_error_set(err, EXIT_USAGE, "run \"%s\" is ambiguous: %zu runs start with it",
+			     arg, matches);
 	} else {
-		cp_error_set(err, "no run \"%s\"; see cpipe runs", arg);
+		cp_error_set(err, EXIT_USAGE, "no run \"%s\"; see cpipe runs", arg);
 	}
 out:
 	strvec_free(&ids);
@@ -267,7 +269,7 @@ int lock_load(cJSON **out, const char *path, struct cp_error *err)
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		if (errno != ENOENT)
-			return cp_error_errno(err, "opening %s", path);
+			return cp_error_errno(err, EXIT_USAGE, "opening %s", path);
 		cJSON *doc = cJSON_CreateObject();
 		cJSON_AddNumberToObject(doc, "version", LOCK_VERSION);
 		cJSON_AddObjectToObject(doc, "stages");
@@ -281,8 +283,9 @@ int lock_load(cJSON **out, const char *path, struct cp_error *err)
 	cJSON *stages = cJSON_GetObjectItem(doc, "stages");
 	if (!cJSON_IsObject(doc) || !cJSON_IsObject(stages)) {
 		cJSON_Delete(doc);
-		return cp_error_set(err, "%s: not a cpipe lock file (no \"stages\" object); "
-					 "delete it and run again",
+		return cp_error_set(err, EXIT_USAGE,
+				    "%s: not a cpipe lock file (no \"stages\" object); "
+				    "delete it and run again",
 				    path);
 	}
 	*out = doc;

@@ -61,27 +61,30 @@ int tree_builder_add(struct tree_builder *b, const char *relpath, char type, uns
 {
 	size_t len = strlen(relpath);
 	if (!relpath_ok(relpath, len))
-		return cp_error_set(err, "tree entry \"%s\": not a clean relative path", relpath);
+		return cp_error_set(err, EXIT_USAGE, "tree entry \"%s\": not a clean relative path",
+				    relpath);
 	if (mode > 07777)
-		return cp_error_set(err, "tree entry %s: mode %o has bits beyond 07777", relpath,
-				    mode);
+		return cp_error_set(err, EXIT_USAGE, "tree entry %s: mode %o has bits beyond 07777",
+				    relpath, mode);
 	uint8_t md[32];
 	switch (type) {
 	case 'd':
 		if (digest || size != 0)
-			return cp_error_set(err, "tree entry %s: a directory has no digest or size",
+			return cp_error_set(err, EXIT_USAGE,
+					    "tree entry %s: a directory has no digest or size",
 					    relpath);
 		tree_builder_add_raw(b, xstrndup(relpath, len), len, type, mode, 0, NULL);
 		return 0;
 	case 'f':
 	case 'l':
 		if (!digest || digest_parse(md, digest) < 0)
-			return cp_error_set(err, "tree entry %s: invalid digest \"%s\"", relpath,
-					    digest ? digest : "(none)");
+			return cp_error_set(err, EXIT_USAGE, "tree entry %s: invalid digest \"%s\"",
+					    relpath, digest ? digest : "(none)");
 		tree_builder_add_raw(b, xstrndup(relpath, len), len, type, mode, size, md);
 		return 0;
 	default:
-		return cp_error_set(err, "tree entry %s: type '%c' is not f, d or l", relpath, type);
+		return cp_error_set(err, EXIT_USAGE, "tree entry %s: type '%c' is not f, d or l",
+				    relpath, type);
 	}
 }
 
@@ -166,13 +169,15 @@ int tree_builder_listing(char out[DIGEST_BUFLEN], struct strbuf *listing, struct
 	for (size_t k = 0; k < b->n; k++) {
 		const struct tree_entry *e = &b->v[k];
 		if (k > 0 && cmp_entry(&b->v[k - 1], e) == 0)
-			return cp_error_set(err, "tree entry %s is listed twice", e->rel);
+			return cp_error_set(err, EXIT_USAGE, "tree entry %s is listed twice",
+					    e->rel);
 		const char *slash = memrchr(e->rel, '/', e->len);
 		if (slash) {
 			const struct tree_entry *parent =
 				find_entry(b, e->rel, (size_t)(slash - e->rel));
 			if (!parent || parent->type != 'd')
-				return cp_error_set(err, "tree entry %s: its directory %.*s is %s",
+				return cp_error_set(err, EXIT_USAGE,
+						    "tree entry %s: its directory %.*s is %s",
 						    e->rel, (int)(slash - e->rel), e->rel,
 						    parent ? "not a directory" : "not listed");
 		}

@@ -134,11 +134,11 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 	int dfd = drel[0] ? open_beneath(w->rootfd, drel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 			  : openat(w->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return cp_error_errno(err, "opening %s/%s", shown, drel);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s/%s", shown, drel);
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
-		return cp_error_errno(err, "opening %s/%s", shown, drel);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s/%s", shown, drel);
 	}
 	int rc = -1;
 	for (;;) {
@@ -146,7 +146,8 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 		struct dirent *de = readdir(d);
 		if (!de) {
 			if (errno) {
-				cp_error_errno(err, "reading directory %s/%s", shown, drel);
+				cp_error_errno(err, EXIT_USAGE, "reading directory %s/%s", shown,
+					       drel);
 				goto out;
 			}
 			break;
@@ -159,7 +160,7 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 			continue;
 		struct stat st;
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			cp_error_errno(err, "%s/%s", shown, rel);
+			cp_error_errno(err, EXIT_USAGE, "%s/%s", shown, rel);
 			goto out;
 		}
 		struct wentry *e;
@@ -195,7 +196,7 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 		default:
 			if (w->req->whole_mount)
 				break;
-			cp_error_set(err,
+			cp_error_set(err, EXIT_USAGE,
 				     "%s/%s is %s; an artifact may hold only regular files, "
 				     "directories and symlinks",
 				     shown, rel, digest_file_kind(st.st_mode));
@@ -241,10 +242,11 @@ static int check_hardlinks(const struct walk *w, struct cp_error *err)
 	qsort(v, n, sizeof(*v), cmp_inode);
 	for (size_t k = 1; k < n; k++)
 		if (v[k]->key.dev == v[k - 1]->key.dev && v[k]->key.ino == v[k - 1]->key.ino)
-			return cp_error_set(err,
-					    "%s/%s and %s/%s are hardlinks to one file; an artifact "
-					    "may hold each file once (copy it instead)",
-					    w->shown, v[k - 1]->rel, w->shown, v[k]->rel);
+			return cp_error_set(
+			    err, EXIT_USAGE,
+			    "%s/%s and %s/%s are hardlinks to one file; an artifact "
+			    "may hold each file once (copy it instead)",
+			    w->shown, v[k - 1]->rel, w->shown, v[k]->rel);
 	return 0;
 }
 
@@ -263,7 +265,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		if (rc == 1)
 			errno = ENOENT;
 		if (rc == 1 || (rc < 0 && errno == ENOENT))
-			return cp_error_errno(err, "%s", w->shown);
+			return cp_error_errno(err, EXIT_USAGE, "%s", w->shown);
 		if (rc < 0)
 			return -1;
 		at = pfd;
@@ -271,7 +273,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 	}
 	struct stat st;
 	if (fstatat(at, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return cp_error_errno(err, "%s", w->shown);
+		return cp_error_errno(err, EXIT_USAGE, "%s", w->shown);
 	if (cwd)
 		w->abs = w->shown[0] == '/' ? path_normalize(w->shown) : path_absolute(cwd, w->shown);
 	struct tree_digest *out = &w->req->out;
@@ -296,7 +298,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 			const char *slash = strrchr(path, '/');
 			w->rootfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (w->rootfd < 0)
-				return cp_error_errno(err, "opening %s", parent);
+				return cp_error_errno(err, EXIT_USAGE, "opening %s", parent);
 			base = slash ? slash + 1 : path;
 		}
 		struct wentry *e = walk_push(w, xstrdup(base), &st);
@@ -308,7 +310,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		w->type = 'd';
 		w->rootfd = openat(at, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (w->rootfd < 0)
-			return cp_error_errno(err, "opening %s", w->shown);
+			return cp_error_errno(err, EXIT_USAGE, "opening %s", w->shown);
 		cleanup_free size_t *stack = NULL;
 		size_t nstack = 0, stackcap = 0;
 		if (walk_dir(w, "", &stack, &nstack, &stackcap, err) < 0)
@@ -324,7 +326,7 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		return w->req->whole_mount ? 0 : check_hardlinks(w, err);
 	}
 	default:
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "%s is %s; an artifact may be only a regular file, a directory "
 				    "or a symlink",
 				    w->shown, digest_file_kind(st.st_mode));
@@ -416,7 +418,7 @@ static void run_hash(struct pool *p, size_t i, void *buf)
 	int fd = open_beneath(w->rootfd, e->rel,
 			      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	struct hashed h;
-	int rc = fd < 0 ? cp_error_errno(&err, "opening %s", shown)
+	int rc = fd < 0 ? cp_error_errno(&err, EXIT_USAGE, "opening %s", shown)
 			: digest_fd(&h, fd, shown, w->abs != NULL, buf, BIG_BUF, &err);
 	if (fd >= 0)
 		close(fd);

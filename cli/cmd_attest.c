@@ -25,10 +25,10 @@ static int load_key(attest_key **out, const char *path, bool private, struct cp_
 {
 	const char *env = private && !path ? getenv("CPIPE_SIGNING_KEY") : NULL;
 	if (!path && !env) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "attest: no signing key: give --key FILE or set "
-					 "CPIPE_SIGNING_KEY (make one with openssl genpkey "
-					 "-algorithm ed25519 -out key.pem)");
+		return cp_error_set(err, EXIT_USAGE,
+				    "attest: no signing key: give --key FILE or set "
+				    "CPIPE_SIGNING_KEY (make one with openssl genpkey "
+				    "-algorithm ed25519 -out key.pem)");
 	}
 	if (env && str_has_prefix(env, "-----BEGIN"))
 		return attest_key_private(out, env, strlen(env), "CPIPE_SIGNING_KEY", err);
@@ -36,7 +36,7 @@ static int load_key(attest_key **out, const char *path, bool private, struct cp_
 	cleanup_free char *pem = NULL;
 	size_t len = 0;
 	if (fs_read_file(&pem, &len, file, 1 << 16, err) < 0) {
-		err->code = EXIT_USAGE;
+		cp_error_recode(err, EXIT_USAGE);
 		return cp_error_prefix(err, "%s key", private ? "signing" : "public");
 	}
 	int rc = private ? attest_key_private(out, pem, len, file, err)
@@ -100,12 +100,15 @@ static int locate(char **root, const char **rel, const struct runtime_ops *ops,
 		return 0;
 	}
 	if (!colon || name[0] == '/')
-		return cp_error_set(err, "not checked: only project paths (./...) and volumes are");
+		return cp_error_set(err, EXIT_USAGE,
+				    "not checked: only project paths (./...) and volumes are");
 	cleanup_free char *vol = xstrndup(name, (size_t)(colon - name));
 	if (!pipeline_volume(p, vol))
-		return cp_error_set(err, "not checked: the spec declares no volume \"%s\"", vol);
+		return cp_error_set(err, EXIT_USAGE,
+				    "not checked: the spec declares no volume \"%s\"", vol);
 	if (!ops->caps.host_volumes)
-		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", ops->name, vol);
+		return cp_error_set(err, EXIT_USAGE, "the %s runtime cannot read volume \"%s\"",
+				    ops->name, vol);
 	if (ops->volume_host_path(rt, vol, root, err) < 0)
 		return -1;
 	*rel = colon[1] ? colon + 1 : "/";
@@ -164,7 +167,7 @@ static int verify_file(struct cli *c, const struct attest_opts *o)
 	if (load_key(&pub, o->pub, false, &err) < 0 || attest_keyid(kid, pub, &err) < 0)
 		goto fail;
 	if (fs_read_file(&text, &len, o->verify, 64 << 20, &err) < 0) {
-		err.code = EXIT_USAGE;
+		cp_error_recode(&err, EXIT_USAGE);
 		goto fail;
 	}
 	if (attest_verify(&statement, text, len, pub, &err) < 0) {

@@ -64,8 +64,8 @@ int cmd_build(struct cli *c, int argc, char **argv)
 	if (cli_load(&p, c, &err) < 0 || cli_runtime(&ops, c, p, &err) < 0)
 		goto fail;
 	if (!ops->caps.images) {
-		err.code = EXIT_USAGE;
-		cp_error_set(&err, "build: the %s runtime runs no images; use --runtime docker",
+		cp_error_set(&err, EXIT_USAGE,
+			     "build: the %s runtime runs no images; use --runtime docker",
 			     ops->name);
 		goto fail;
 	}
@@ -81,8 +81,7 @@ int cmd_build(struct cli *c, int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *id = NULL;
 		if (runtime_interrupts) {
-			err.code = EXIT_INTERRUPTED;
-			cp_error_set(&err, "interrupted");
+			cp_error_set(&err, EXIT_INTERRUPTED, "interrupted");
 			goto fail;
 		}
 		struct task_desc desc;

@@ -53,9 +53,9 @@ static int load_state(cJSON **st, struct svc_ctx *x, const char *name, struct cp
 {
 	int rc = service_state_load(st, x->state, name, err);
 	if (rc == 1) {
-		err->code = EXIT_STAGE_FAILED;
-		cp_error_set(err, "service %s is not up (see cpipe ps; start it with cpipe up %s)",
-			     name, name);
+		cp_error_set(err, EXIT_STAGE_FAILED,
+			     "service %s is not up (see cpipe ps; start it with cpipe up %s)", name,
+			     name);
 	}
 	return rc;
 }
@@ -93,8 +93,8 @@ int cmd_exec(struct cli *c, int argc, char **argv)
 	if (load_state(&st, &x, name, &err) != 0 || !(ops = svc_state_ops(&x, st, &rt, &owned, &err)))
 		goto fail;
 	if (!ops->caps.attach) {
-		err.code = EXIT_RUNTIME;
-		cp_error_set(&err, "the %s runtime cannot exec into a service", ops->name);
+		cp_error_set(&err, EXIT_RUNTIME, "the %s runtime cannot exec into a service",
+			     ops->name);
 		goto fail;
 	}
 	exec_stage_env(&env, x.p, s, cJSON_GetStringValue(cJSON_GetObjectItem(st, "run")));
@@ -175,8 +175,8 @@ static int act_one(struct svc_ctx *x, const char *name, enum svc_act act, int si
 			service_state_remove(x->state, name);
 	}
 	if (rc < 0 && !err->msg[0])
-		cp_error_set(err, "the %s runtime cannot do that to service %s", ops ? ops->name : "?",
-			     name);
+		cp_error_set(err, EXIT_USAGE, "the %s runtime cannot do that to service %s",
+			     ops ? ops->name : "?", name);
 	if (owned)
 		ops->close(owned);
 	cJSON_Delete(st);
@@ -398,8 +398,8 @@ int cmd_port(struct cli *c, int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	err.code = EXIT_STAGE_FAILED;
-	cp_error_set(&err, "service %s publishes no port %ld/%s", name, port, proto);
+	cp_error_set(&err, EXIT_STAGE_FAILED, "service %s publishes no port %ld/%s", name, port,
+		     proto);
 fail:
 	rc = cli_fail(&err);
 out:

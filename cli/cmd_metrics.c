@@ -59,16 +59,16 @@ static int baseline(cJSON **rows, cJSON *against, const char *dir, const char *s
 	size_t len = 0;
 	struct cp_error git_err = {0};
 	if (git_read_at(&text, &len, lock_path, arg, &git_err) < 0) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "--diff %s: not a run (%s) nor a git revision holding "
-					 "cpipe.lock (%s)",
+		return cp_error_set(err, EXIT_USAGE,
+				    "--diff %s: not a run (%s) nor a git revision holding "
+				    "cpipe.lock (%s)",
 				    arg, run_err.msg, git_err.msg);
 	}
 	cJSON *lock = cJSON_ParseWithLength(text, len);
 	if (!cJSON_IsObject(cJSON_GetObjectItem(lock, "stages"))) {
 		cJSON_Delete(lock);
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "cpipe.lock at %s is not a cpipe lock file", arg);
+		return cp_error_set(err, EXIT_USAGE, "cpipe.lock at %s is not a cpipe lock file",
+				    arg);
 	}
 	*rows = lineage_metrics_lock(lock);
 	cJSON_AddStringToObject(against, "rev", arg);

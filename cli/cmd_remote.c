@@ -126,10 +126,10 @@ int cmd_push(struct cli *c, int argc, char **argv)
 	for (size_t i = 0; i < x.keys.n; i++) {
 		cJSON *doc = NULL;
 		if (runcache_load(&doc, cas, x.keys.v[i]) != 1) {
-			cp_error_set(&err, "push: stage \"%s\": the store has no outputs for its locked "
-				     "key %s (run it here first: cpipe run %s)", x.names.v[i],
-				     x.keys.v[i], x.names.v[i]);
-			err.code = EXIT_STAGE_FAILED;
+			cp_error_set(&err, EXIT_STAGE_FAILED,
+				     "push: stage \"%s\": the store has no outputs for its locked "
+				     "key %s (run it here first: cpipe run %s)",
+				     x.names.v[i], x.keys.v[i], x.names.v[i]);
 			rc = cli_fail(&err);
 			goto out;
 		}
@@ -166,7 +166,8 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 	    track_open(&t, x.p, ops, rt, &to, &err) < 0)
 		goto fail;
 	if (!track_store(t)) {
-		cp_error_set(&err, "the artifact store cannot be opened (see CPIPE_STORE)");
+		cp_error_set(&err, EXIT_USAGE,
+			     "the artifact store cannot be opened (see CPIPE_STORE)");
 		goto fail;
 	}
 	found = xcalloc(x.keys.n + 1, sizeof(*found));
@@ -175,10 +176,11 @@ int cmd_pull(struct cli *c, int argc, char **argv)
 	for (size_t i = 0; i < x.keys.n; i++) {
 		cJSON *doc = NULL;
 		if (!found[i] && runcache_load(&doc, track_store(t), x.keys.v[i]) != 1) {
-			err.code = EXIT_STAGE_FAILED;
-			cp_error_set(&err, "pull: stage \"%s\": %s has nothing for its locked key %s "
-				     "(push it from where it ran: cpipe push %s)", x.names.v[i],
-				     remote_shown(x.remote), x.keys.v[i], x.names.v[i]);
+			cp_error_set(&err, EXIT_STAGE_FAILED,
+				     "pull: stage \"%s\": %s has nothing for its locked key %s "
+				     "(push it from where it ran: cpipe push %s)",
+				     x.names.v[i], remote_shown(x.remote), x.keys.v[i],
+				     x.names.v[i]);
 			goto fail;
 		}
 		cJSON_Delete(doc);

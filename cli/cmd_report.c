@@ -78,7 +78,7 @@ int cmd_report(struct cli *c, int argc, char **argv)
 	int rc = EXIT_OK;
 	if (!state || record_resolve(&id, state, arg, &err) < 0 ||
 	    record_load(&rec, state, id, &err) < 0) {
-		err.code = EXIT_USAGE;
+		cp_error_recode(&err, EXIT_USAGE);
 		cp_error_prefix(&err, "report %s", arg);
 		rc = cli_fail(&err);
 		goto out;

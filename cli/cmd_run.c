@@ -18,8 +18,9 @@ int cli_parse_set(struct cli *c, const char *arg, struct cp_error *err)
 	const char *eq = strchr(arg, '=');
 	const char *dot = strchr(arg, '.');
 	if (!eq || !dot || dot > eq || dot == arg || dot + 1 == eq)
-		return cp_error_set(err, "--set %s: expected STAGE.PARAM=VALUE (e.g. --set train.lr=0.1)",
-				    arg);
+		return cp_error_set(
+		    err, EXIT_USAGE,
+		    "--set %s: expected STAGE.PARAM=VALUE (e.g. --set train.lr=0.1)", arg);
 	cleanup_free char *key = xstrndup(arg, (size_t)(eq - arg));
 	kvvec_set(&c->sets, key, eq + 1);
 	return 0;
@@ -234,7 +235,8 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 1024) {
-				cp_error_set(&err, "-j %s: expected a number of jobs from 1 to 1024",
+				cp_error_set(&err, EXIT_USAGE,
+					     "-j %s: expected a number of jobs from 1 to 1024",
 					     optarg);
 				goto fail;
 			}
@@ -253,8 +255,9 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			    optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 					  "0123456789._-")] ||
 			    str_has_prefix(optarg, "latest")) {
-				cp_error_set(&err, "--name %s: a run's name is 1 to 64 letters, digits, "
-						   "'.', '_' or '-', not starting with \"latest\"",
+				cp_error_set(&err, EXIT_USAGE,
+					     "--name %s: a run's name is 1 to 64 letters, digits, "
+					     "'.', '_' or '-', not starting with \"latest\"",
 					     optarg);
 				goto fail;
 			}
@@ -310,13 +313,15 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		profiles = chosen;
 	}
 	if (remote_flag && !pull) {
-		cp_error_set(&err, "--remote %s: only with --pull (cpipe push uploads)", remote_flag);
+		cp_error_set(&err, EXIT_USAGE, "--remote %s: only with --pull (cpipe push uploads)",
+			     remote_flag);
 		goto fail;
 	}
 	if (pull && !dry_run) {
 		const char *url = remote_choose(remote_flag, p->remote);
 		if (!url) {
-			cp_error_set(&err, "run --pull: no remote: set CPIPE_REMOTE, pass --remote URL "
+			cp_error_set(&err, EXIT_USAGE,
+				     "run --pull: no remote: set CPIPE_REMOTE, pass --remote URL "
 				     "or add x-cpipe: {remote: URL} to the spec");
 			goto fail;
 		}
@@ -339,13 +344,15 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 			if (p->stages[i].service)
 				strvec_push(&names, p->stages[i].name);
 	if (up && names.n == 0) {
-		cp_error_set(&err, "the spec has no service (a stage with service: true) to bring up");
+		cp_error_set(&err, EXIT_USAGE,
+			     "the spec has no service (a stage with service: true) to bring up");
 		goto fail;
 	}
 	for (size_t i = 0; up && i < names.n; i++) {
 		const struct stage *s = pipeline_stage(p, names.v[i]);
 		if (s && !s->service) {
-			cp_error_set(&err, "stage \"%s\" is a job, not a service; use cpipe run %s",
+			cp_error_set(&err, EXIT_USAGE,
+				     "stage \"%s\" is a job, not a service; use cpipe run %s",
 				     s->name, s->name);
 			goto fail;
 		}

@@ -190,12 +190,12 @@ static int sort_rows(struct row *rows, size_t n, const char *spec, struct cp_err
 	sort_desc = spec[0] == '-';
 	sort_col = spec + (sort_desc || spec[0] == '+');
 	if (!known_column(rows, n, sort_col)) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err,
-				    "--sort %s: no column \"%s\"; sort by id, name, started, status, "
-				    "ran, skipped, failed, a param (STAGE.PARAM) or a metric, with - "
-				    "in front for descending",
-				    spec, sort_col);
+		return cp_error_set(
+		    err, EXIT_USAGE,
+		    "--sort %s: no column \"%s\"; sort by id, name, started, status, "
+		    "ran, skipped, failed, a param (STAGE.PARAM) or a metric, with - "
+		    "in front for descending",
+		    spec, sort_col);
 	}
 	qsort(rows, n, sizeof(*rows), cmp_rows);
 	return 0;

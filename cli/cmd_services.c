@@ -49,7 +49,8 @@ const struct runtime_ops *svc_state_ops(struct svc_ctx *x, const cJSON *st,
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
 	const struct runtime_ops *ops = name ? runtime_find(name) : NULL;
 	if (!ops) {
-		cp_error_set(err, "unknown runtime \"%s\" in a service state file", name ? name : "");
+		cp_error_set(err, EXIT_USAGE, "unknown runtime \"%s\" in a service state file",
+			     name ? name : "");
 		return NULL;
 	}
 	*owned = NULL;
@@ -549,7 +550,7 @@ int cmd_logs(struct cli *c, int argc, char **argv)
 			any = true;
 	}
 	if (!any) {
-		cp_error_set(&err, "run %s has no log%s%s", run, stage ? " for " : "s",
+		cp_error_set(&err, EXIT_USAGE, "run %s has no log%s%s", run, stage ? " for " : "s",
 			     stage ? stage : "");
 		goto fail;
 	}

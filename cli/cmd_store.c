@@ -42,7 +42,8 @@ static int session_open(struct session *x, struct cli *c, struct cp_error *err)
 	if (track_open(&x->t, x->p, x->ops, x->rt, &to, err) < 0)
 		return -1;
 	if (!track_store(x->t))
-		return cp_error_set(err, "the artifact store cannot be opened (see CPIPE_STORE)");
+		return cp_error_set(err, EXIT_USAGE,
+				    "the artifact store cannot be opened (see CPIPE_STORE)");
 	return 0;
 }
 
@@ -68,15 +69,12 @@ static int lock_at_rev(cJSON **doc, const cJSON **stages, const struct session *
 		path_join(realpath(x->p->dir, real) ? real : x->p->dir, "cpipe.lock");
 	cleanup_free char *text = NULL;
 	size_t len = 0;
-	if (git_read_at(&text, &len, lock_path, rev, err) < 0) {
-		err->code = EXIT_USAGE;
-		return -1;
-	}
+	if (git_read_at(&text, &len, lock_path, rev, err) < 0)
+		return cp_error_recode(err, EXIT_USAGE);
 	*doc = cJSON_ParseWithLength(text, len);
 	*stages = cJSON_GetObjectItem(*doc, "stages");
 	if (!cJSON_IsObject(*stages)) {
-		cp_error_set(err, "cpipe.lock at %s is not a cpipe lock file", rev);
-		err->code = EXIT_USAGE;
+		cp_error_set(err, EXIT_USAGE, "cpipe.lock at %s is not a cpipe lock file", rev);
 		return -2;
 	}
 	return 0;
@@ -103,9 +101,10 @@ static int recorded_state(cJSON **doc, const cJSON **stages, char **what, struct
 		return -1;
 	}
 	if (found < 0) {
-		cp_error_set(err, "checkout %s: not a run (%s) nor a git revision holding cpipe.lock (%s)",
-			     arg, run_err.msg, git_err.msg);
-		err->code = EXIT_USAGE;
+		cp_error_set(
+		    err, EXIT_USAGE,
+		    "checkout %s: not a run (%s) nor a git revision holding cpipe.lock (%s)", arg,
+		    run_err.msg, git_err.msg);
 		return -1;
 	}
 	*what = xasprintf("%s (cpipe.lock at that revision)", arg);
@@ -267,7 +266,7 @@ static int prune_runs(unsigned long long *nruns, const struct session *x,
 		cleanup_free char *rec = xasprintf("%s/runs/%s.json", x->state, ids.v[i]);
 		cleanup_free char *logs = xasprintf("%s/logs/%s", x->state, ids.v[i]);
 		if (fs_rm_rf(logs, err) < 0 || (unlink(rec) < 0 && errno != ENOENT))
-			rc = rc < 0 ? rc : cp_error_errno(err, "removing %s", rec);
+			rc = rc < 0 ? rc : cp_error_errno(err, EXIT_USAGE, "removing %s", rec);
 	}
 	strvec_free(&ids);
 	return rc;

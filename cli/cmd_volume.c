@@ -71,9 +71,10 @@ static const struct volume_info *find_volume(const struct volume_info *vols, siz
 		names[i] = vols[i].name;
 	const char *near = suggest_nearest(name, names, n);
 	if (near)
-		cp_error_set(err, "no such volume \"%s\" (did you mean \"%s\"?)", name, near);
+		cp_error_set(err, EXIT_USAGE, "no such volume \"%s\" (did you mean \"%s\"?)", name,
+			     near);
 	else
-		cp_error_set(err, "no such volume \"%s\"; see cpipe volume ls", name);
+		cp_error_set(err, EXIT_USAGE, "no such volume \"%s\"; see cpipe volume ls", name);
 	free(names);
 	return NULL;
 }

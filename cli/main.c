@@ -222,8 +222,7 @@ int cli_runtime(const struct runtime_ops **ops_out, struct cli *c, const struct 
 	const char *name = runtime_chosen(c, p);
 	const struct runtime_ops *ops = runtime_find(name);
 	if (!ops) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "unknown runtime \"%s\"; available: %s", name,
+		return cp_error_set(err, EXIT_USAGE, "unknown runtime \"%s\"; available: %s", name,
 				    RUNTIME_CHOICES);
 	}
 	*ops_out = ops;
@@ -260,8 +259,7 @@ char *cli_state_dir(const struct pipeline *p, bool create, struct cp_error *err)
 	struct stat lst;
 	cleanup_free char *projects = path_join(top, "projects");
 	if (ok && p->name_chosen && lstat(projects, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
-		err->code = EXIT_USAGE;
-		cp_error_set(err,
+		cp_error_set(err, EXIT_USAGE,
 			     "%s is not a directory (a symlink?); cpipe will not keep state "
 			     "through it: remove it and run again",
 			     projects);

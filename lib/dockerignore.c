@@ -177,7 +177,7 @@ static int list_dir(struct strvec *out, const struct dockerignore *ig, const cha
 	struct dirent **names = NULL;
 	int n = scandir(dir, &names, NULL, alphasort);
 	if (n < 0)
-		return cp_error_errno(err, "build context: reading %s", dir);
+		return cp_error_errno(err, EXIT_USAGE, "build context: reading %s", dir);
 	int rc = 0;
 	for (int i = 0; i < n; i++) {
 		const char *name = names[i]->d_name;

@@ -12,14 +12,13 @@ static void copy_msg(struct cp_error *err, const char *s)
 	err->msg[n] = '\0';
 }
 
-static int error_vset(struct cp_error *err, const char *prefix, const char *suffix,
-		      const char *fmt, va_list ap) CP_PRINTF(4, 0);
-static int error_vset(struct cp_error *err, const char *prefix, const char *suffix,
+static int error_vset(struct cp_error *err, int code, const char *prefix, const char *suffix,
+		      const char *fmt, va_list ap) CP_PRINTF(5, 0);
+static int error_vset(struct cp_error *err, int code, const char *prefix, const char *suffix,
 		      const char *fmt, va_list ap)
 {
 	if (!err)
 		return -1;
-	int code = err->code ? err->code : EXIT_USAGE;
 	cleanup_free char *body = xvasprintf(fmt, ap);
 	cleanup_free char *full = xasprintf("%s%s%s", prefix, body, suffix);
 	copy_msg(err, full);
@@ -27,27 +26,28 @@ static int error_vset(struct cp_error *err, const char *prefix, const char *suff
 	return -1;
 }
 
-int cp_error_set(struct cp_error *err, const char *fmt, ...)
+int cp_error_set(struct cp_error *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	error_vset(err, "", "", fmt, ap);
+	error_vset(err, code, "", "", fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
-int cp_error_errno(struct cp_error *err, const char *fmt, ...)
+int cp_error_errno(struct cp_error *err, int code, const char *fmt, ...)
 {
 	char suffix[256];
 	snprintf(suffix, sizeof(suffix), ": %s", strerror(errno));
 	va_list ap;
 	va_start(ap, fmt);
-	error_vset(err, "", suffix, fmt, ap);
+	error_vset(err, code, "", suffix, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
-int cp_error_at(struct cp_error *err, const struct cp_mark *mark, const char *fmt, ...)
+int cp_error_at(struct cp_error *err, int code, const struct cp_mark *mark, const char *fmt,
+		...)
 {
 	char prefix[512] = "";
 	if (mark && mark->file && mark->line > 0)
@@ -57,7 +57,7 @@ int cp_error_at(struct cp_error *err, const struct cp_mark *mark, const char *fm
 		snprintf(prefix, sizeof(prefix), "%s: ", mark->file);
 	va_list ap;
 	va_start(ap, fmt);
-	error_vset(err, prefix, "", fmt, ap);
+	error_vset(err, code, prefix, "", fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -72,6 +72,13 @@ int cp_error_prefix(struct cp_error *err, const char *fmt, ...)
 	va_end(ap);
 	cleanup_free char *full = xasprintf("%s: %s", head, err->msg);
 	copy_msg(err, full);
+	return -1;
+}
+
+int cp_error_recode(struct cp_error *err, int code)
+{
+	if (err)
+		err->code = code;
 	return -1;
 }
 

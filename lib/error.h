@@ -1,8 +1,11 @@
 /* One error convention for all of cpipe: functions that can fail take
  * `struct cp_error *err` last and return -1 (or NULL) after filling it.
  * The message is one line; errors that come from input start with
- * "file:line:col: ". Set an error once, where it happens; callers propagate
- * it unchanged or prefix context with cp_error_prefix. */
+ * "file:line:col: ". Set an error once, where it happens, with the exit
+ * code it maps to as an explicit argument (as crun's libcrun_make_error);
+ * nothing of an earlier error carries over. Callers propagate it unchanged,
+ * prefix context with cp_error_prefix, or give it another meaning with
+ * cp_error_recode. */
 #ifndef CPIPE_LIB_ERROR_H
 #define CPIPE_LIB_ERROR_H
 
@@ -19,7 +22,7 @@ enum {
 };
 
 struct cp_error {
-	int code; /* exit code this error maps to; EXIT_USAGE unless set */
+	int code; /* the exit code this error maps to, as given where it was made */
 	char msg[2048];
 };
 
@@ -30,12 +33,16 @@ struct cp_mark {
 	int col;  /* 1-based */
 };
 
-int cp_error_set(struct cp_error *err, const char *fmt, ...) CP_PRINTF(2, 3);
+/* Makes the error: exit code `code` (EXIT_*), message from fmt. Returns -1. */
+int cp_error_set(struct cp_error *err, int code, const char *fmt, ...) CP_PRINTF(3, 4);
 /* As cp_error_set, appending ": strerror(errno)". */
-int cp_error_errno(struct cp_error *err, const char *fmt, ...) CP_PRINTF(2, 3);
+int cp_error_errno(struct cp_error *err, int code, const char *fmt, ...) CP_PRINTF(3, 4);
 /* As cp_error_set, prefixed with "file:line:col: " when mark is known. */
-int cp_error_at(struct cp_error *err, const struct cp_mark *mark, const char *fmt, ...)
-	CP_PRINTF(3, 4);
+int cp_error_at(struct cp_error *err, int code, const struct cp_mark *mark, const char *fmt, ...)
+	CP_PRINTF(4, 5);
+/* Gives an error made elsewhere the exit code it has for this caller (a
+ * daemon's refusal is a failed stage to the executor). Returns -1. */
+int cp_error_recode(struct cp_error *err, int code);
 /* Prepends context to an existing message ("reading X: <old message>"). */
 int cp_error_prefix(struct cp_error *err, const char *fmt, ...) CP_PRINTF(2, 3);
 void cp_error_clear(struct cp_error *err);

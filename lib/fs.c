@@ -45,20 +45,20 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
-		return cp_error_errno(err, "creating %s", tmp);
+		return cp_error_errno(err, EXIT_USAGE, "creating %s", tmp);
 	if (fs_write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
-		cp_error_errno(err, "writing %s", tmp);
+		cp_error_errno(err, EXIT_USAGE, "writing %s", tmp);
 		close(fd);
 		unlink(tmp);
 		return -1;
 	}
 	if (close(fd) < 0) {
-		cp_error_errno(err, "closing %s", tmp);
+		cp_error_errno(err, EXIT_USAGE, "closing %s", tmp);
 		unlink(tmp);
 		return -1;
 	}
 	if (rename(tmp, path) < 0) {
-		cp_error_errno(err, "renaming %s to %s", tmp, path);
+		cp_error_errno(err, EXIT_USAGE, "renaming %s to %s", tmp, path);
 		unlink(tmp);
 		return -1;
 	}
@@ -91,13 +91,14 @@ int fs_read_fd(char **out, size_t *len_out, int fd, const char *shown, size_t ma
 			if (errno == EINTR)
 				continue;
 			sb_free(&sb);
-			return cp_error_errno(err, "reading %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 		}
 		if (n == 0)
 			break;
 		if (sb_add(&sb, buf, (size_t)n) < 0) {
 			sb_free(&sb);
-			return cp_error_set(err, "%s is larger than %zu bytes", shown, max);
+			return cp_error_set(err, EXIT_USAGE, "%s is larger than %zu bytes", shown,
+					    max);
 		}
 	}
 	if (len_out)
@@ -111,7 +112,7 @@ int fs_read_file(char **out, size_t *len_out, const char *path, size_t max,
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return cp_error_errno(err, "opening %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", path);
 	return fs_read_fd(out, len_out, fd, path, max, err);
 }
 
@@ -125,15 +126,15 @@ int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err)
 		char saved = p[i];
 		p[i] = '\0';
 		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return cp_error_errno(err, "creating directory %s", p);
+			return cp_error_errno(err, EXIT_USAGE, "creating directory %s", p);
 		p[i] = saved;
 	}
 	struct stat st;
 	if (stat(path, &st) < 0)
-		return cp_error_errno(err, "creating directory %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "creating directory %s", path);
 	if (!S_ISDIR(st.st_mode)) {
 		errno = ENOTDIR;
-		return cp_error_errno(err, "creating directory %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "creating directory %s", path);
 	}
 	return 0;
 }
@@ -145,22 +146,23 @@ static int rm_rf_at(int parent, const char *name, dev_t dev, struct cp_error *er
 	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return cp_error_errno(err, "removing %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
-			return cp_error_errno(err, "removing %s", shown);
+			return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 		return 0;
 	}
 	if (st.st_dev != dev)
-		return cp_error_set(err, "refusing to remove %s: it is a mount point", shown);
+		return cp_error_set(err, EXIT_USAGE, "refusing to remove %s: it is a mount point",
+				    shown);
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return cp_error_errno(err, "removing %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
-		return cp_error_errno(err, "removing %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 	}
 	struct dirent *de;
 	int rc = 0;
@@ -171,7 +173,7 @@ static int rm_rf_at(int parent, const char *name, dev_t dev, struct cp_error *er
 	}
 	closedir(d);
 	if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return cp_error_errno(err, "removing %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 	return rc;
 }
 
@@ -179,7 +181,7 @@ int fs_rm_rf(const char *path, struct cp_error *err)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : cp_error_errno(err, "removing %s", path);
+		return errno == ENOENT ? 0 : cp_error_errno(err, EXIT_USAGE, "removing %s", path);
 	return rm_rf_at(AT_FDCWD, path, st.st_dev, err, path);
 }
 
@@ -283,7 +285,7 @@ int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *er
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return cp_error_errno(err, "opening lock %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "opening lock %s", path);
 	/* POSIX record locks: F_GETLK tells who holds one, and a fork does not
 	 * inherit it, so stage processes never keep the project locked. */
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -297,15 +299,15 @@ int fs_lock(int *fd_out, const char *path, const char *what, struct cp_error *er
 	close(fd);
 	if (saved != EAGAIN && saved != EACCES) {
 		errno = saved;
-		return cp_error_errno(err, "locking %s", path);
+		return cp_error_errno(err, EXIT_BUSY, "locking %s", path);
 	}
-	err->code = EXIT_BUSY;
 	if (pid > 0)
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_BUSY,
 				    "another cpipe (pid %ld) is %s in this project; wait for it "
 				    "to finish or stop it (lock: %s)",
 				    pid, what, path);
-	return cp_error_set(err, "another cpipe is %s in this project (lock: %s)", what, path);
+	return cp_error_set(err, EXIT_BUSY, "another cpipe is %s in this project (lock: %s)", what,
+			    path);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -317,7 +319,7 @@ int fs_list_names(struct strvec *out, const char *dir, const char *suffix, struc
 {
 	DIR *d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? 0 : cp_error_errno(err, "reading %s", dir);
+		return errno == ENOENT ? 0 : cp_error_errno(err, EXIT_USAGE, "reading %s", dir);
 	size_t ls = strlen(suffix);
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -338,7 +340,7 @@ ssize_t fs_readlink_at(char buf[PATH_MAX], int dirfd, const char *name, const ch
 	if (n < 0 || n == PATH_MAX) {
 		if (n >= 0)
 			errno = ENAMETOOLONG;
-		return cp_error_errno(err, "reading symlink %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "reading symlink %s", shown);
 	}
 	return n;
 }

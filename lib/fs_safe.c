@@ -91,11 +91,12 @@ static int escape_error(struct cp_error *err, int rootfd, const char *root, cons
 			target[n] = '\0';
 			int fd = fs_openat_beneath(rootfd, copy, O_PATH | O_CLOEXEC, true);
 			if (fd < 0)
-				return cp_error_set(err,
-						    "%s/%s: the symlink %s/%s (-> %s) leads outside "
-						    "%s; cpipe follows links only while they stay "
-						    "inside it (use a relative link within it)",
-						    root, rel, root, copy, target, root);
+				return cp_error_set(
+				    err, EXIT_USAGE,
+				    "%s/%s: the symlink %s/%s (-> %s) leads outside "
+				    "%s; cpipe follows links only while they stay "
+				    "inside it (use a relative link within it)",
+				    root, rel, root, copy, target, root);
 			close(fd);
 		}
 		if (!slash)
@@ -104,7 +105,7 @@ static int escape_error(struct cp_error *err, int rootfd, const char *root, cons
 		p = slash + 1;
 	}
 	errno = ELOOP;
-	return cp_error_errno(err, "%s/%s", root, rel);
+	return cp_error_errno(err, EXIT_USAGE, "%s/%s", root, rel);
 }
 
 int fs_resolve_beneath(int *dirfd_out, char **name_out, const char *root, const char *path,
@@ -113,10 +114,11 @@ int fs_resolve_beneath(int *dirfd_out, char **name_out, const char *root, const 
 	cleanup_free char *rooted = xasprintf("/%s", path);
 	cleanup_free char *norm = path_normalize(rooted);
 	if (!norm)
-		return cp_error_set(err, "%s: the path %s climbs out of %s", root, path, root);
+		return cp_error_set(err, EXIT_USAGE, "%s: the path %s climbs out of %s", root, path,
+				    root);
 	cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		return errno == ENOENT ? 1 : cp_error_errno(err, "opening %s", root);
+		return errno == ENOENT ? 1 : cp_error_errno(err, EXIT_USAGE, "opening %s", root);
 	const char *rel = norm + 1;
 	if (!*rel) {
 		*dirfd_out = rootfd;
@@ -132,7 +134,7 @@ int fs_resolve_beneath(int *dirfd_out, char **name_out, const char *root, const 
 			return 1;
 		if (errno == EXDEV || errno == ELOOP)
 			return escape_error(err, rootfd, root, rel);
-		return cp_error_errno(err, "%s/%s", root, parent);
+		return cp_error_errno(err, EXIT_USAGE, "%s/%s", root, parent);
 	}
 	*dirfd_out = pfd;
 	*name_out = xstrdup(slash ? slash + 1 : rel);
@@ -154,7 +156,7 @@ int fs_lstat_beneath(struct stat *st, const char *root, const char *path, struct
 	if (e == ENOENT)
 		return 1;
 	errno = e;
-	return cp_error_errno(err, "%s%s", root, path);
+	return cp_error_errno(err, EXIT_USAGE, "%s%s", root, path);
 }
 
 int fs_read_file_beneath(char **out, size_t *len_out, const char *root, const char *path,
@@ -163,7 +165,7 @@ int fs_read_file_beneath(char **out, size_t *len_out, const char *root, const ch
 	cleanup_free char *shown = xasprintf("%s%s", root, path);
 	cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		return cp_error_errno(err, "opening %s", root);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", root);
 	/* O_NONBLOCK: a fifo must not wait for a writer. */
 	cleanup_close int fd =
 		fs_openat_beneath(rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, true);
@@ -173,13 +175,13 @@ int fs_read_file_beneath(char **out, size_t *len_out, const char *root, const ch
 				path++;
 			return escape_error(err, rootfd, root, path);
 		}
-		return cp_error_errno(err, "opening %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", shown);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0)
-		return cp_error_errno(err, "reading %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 	if (!S_ISREG(st.st_mode))
-		return cp_error_set(err, "%s is not a regular file", shown);
+		return cp_error_set(err, EXIT_USAGE, "%s is not a regular file", shown);
 	return fs_read_fd(out, len_out, fd, shown, max, err);
 }
 
@@ -195,8 +197,7 @@ static int refuse_link(struct cp_error *err, const char *path)
 	char target[PATH_MAX];
 	ssize_t n = readlink(path, target, sizeof(target) - 1);
 	target[n > 0 ? n : 0] = '\0';
-	err->code = EXIT_USAGE;
-	return cp_error_set(err,
+	return cp_error_set(err, EXIT_USAGE,
 			    "%s is a symlink (-> %s); cpipe keeps its state there and will not "
 			    "follow it: remove the link (rm %s) and run again",
 			    path, target, path);
@@ -207,7 +208,7 @@ static int check_entry(const char *path, struct cp_error *err)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : cp_error_errno(err, "%s", path);
+		return errno == ENOENT ? 0 : cp_error_errno(err, EXIT_USAGE, "%s", path);
 	return S_ISLNK(st.st_mode) ? refuse_link(err, path) : 0;
 }
 

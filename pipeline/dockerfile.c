@@ -39,8 +39,7 @@ static int fail_at(struct reader *r, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	r->err->code = EXIT_USAGE;
-	return cp_error_set(r->err, "%s:%d: %s", r->name, line, msg);
+	return cp_error_set(r->err, EXIT_USAGE, "%s:%d: %s", r->name, line, msg);
 }
 
 static bool blank(char c)
@@ -727,8 +726,7 @@ int dockerfile_read(struct dockerfile_image *out, const char *text, size_t len,
 	struct build b = {.r = &r, .build_args = args, .env = env};
 	int rc = -1;
 	if (len > DOCKERFILE_MAX || memchr(text, '\0', len)) {
-		err->code = EXIT_USAGE;
-		cp_error_set(err, "%s: not a Dockerfile (%s)", name,
+		cp_error_set(err, EXIT_USAGE, "%s: not a Dockerfile (%s)", name,
 			     len > DOCKERFILE_MAX ? "over 1 MiB" : "it holds NUL bytes");
 		goto out;
 	}
@@ -751,9 +749,9 @@ int dockerfile_read(struct dockerfile_image *out, const char *text, size_t len,
 			for (size_t j = 0; j < b.n; j++)
 				if (b.v[j].name)
 					sb_addf(&names, "%s\"%s\"", names.len ? ", " : "", b.v[j].name);
-			err->code = EXIT_USAGE;
-			cp_error_set(err, "%s: target stage \"%s\" not found; the stages are %s",
-				     name, target, names.len ? sb_str(&names) : "unnamed");
+			cp_error_set(err, EXIT_USAGE,
+				     "%s: target stage \"%s\" not found; the stages are %s", name,
+				     target, names.len ? sb_str(&names) : "unnamed");
 			sb_free(&names);
 			goto out;
 		}

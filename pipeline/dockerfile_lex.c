@@ -23,7 +23,7 @@ struct lexer {
 static int lex_fail(struct lexer *L, const char *what)
 {
 	if (!L->failed)
-		cp_error_set(L->err, "%s", what);
+		cp_error_set(L->err, EXIT_USAGE, "%s", what);
 	L->failed = true;
 	return -1;
 }
@@ -107,7 +107,8 @@ static int lex_dollar(struct lexer *L, struct strbuf *out)
 	else if (set)
 		sb_adds(out, v);
 	else {
-		cp_error_set(L->err, "%s: %s", name, word.len ? sb_str(&word) : "is not set");
+		cp_error_set(L->err, EXIT_USAGE, "%s: %s", name,
+			     word.len ? sb_str(&word) : "is not set");
 		L->failed = true;
 		rc = -1;
 	}

@@ -236,7 +236,7 @@ static bool needs_quotes(const char *s)
 static int emit_event(yaml_emitter_t *em, yaml_event_t *ev, struct cp_error *err)
 {
 	if (!yaml_emitter_emit(em, ev))
-		return cp_error_set(err, "writing YAML: %s",
+		return cp_error_set(err, EXIT_USAGE, "writing YAML: %s",
 				    em->problem ? em->problem : "emitter error");
 	return 0;
 }
@@ -290,7 +290,7 @@ int emit_yaml(FILE *out, const cJSON *doc, struct cp_error *err)
 	yaml_emitter_t em;
 	yaml_event_t ev;
 	if (!yaml_emitter_initialize(&em))
-		return cp_error_set(err, "cannot initialize the YAML emitter");
+		return cp_error_set(err, EXIT_USAGE, "cannot initialize the YAML emitter");
 	yaml_emitter_set_output_file(&em, out);
 	yaml_emitter_set_unicode(&em, 1);
 	yaml_emitter_set_width(&em, -1);
@@ -328,7 +328,8 @@ int emit_graph(FILE *out, const struct pipeline *p, const char *format, struct c
 {
 	bool dot = strcmp(format, "dot") == 0;
 	if (!dot && strcmp(format, "mermaid") != 0)
-		return cp_error_set(err, "unknown graph format \"%s\"; use dot or mermaid", format);
+		return cp_error_set(err, EXIT_USAGE,
+				    "unknown graph format \"%s\"; use dot or mermaid", format);
 	if (dot) {
 		fprintf(out, "digraph ");
 		dot_quote(out, p->name);

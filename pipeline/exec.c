@@ -192,8 +192,7 @@ static void exec_fail(struct run *r, const char *fmt, ...)
 		cleanup_free char *msg = xvasprintf(fmt, ap);
 		va_end(ap);
 		cleanup_free char *masked = redactor_text(&r->p->secrets, msg);
-		r->err->code = EXIT_STAGE_FAILED;
-		cp_error_set(r->err, "%s", masked);
+		cp_error_set(r->err, EXIT_STAGE_FAILED, "%s", masked);
 	}
 	r->failed = true;
 	stop_all(r);
@@ -763,7 +762,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		}
 
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		cp_error_errno(err, "creating a pipe");
+		cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 		r.failed = true; /* nothing ran: that is a failure, not a success */
 		goto cleanup;
 	}
@@ -813,9 +812,7 @@ cleanup:
 		opts->notes->pr = NULL;
 	progress_free(r.pr, r.interrupted ? "interrupted" : r.failed ? "failed" : "succeeded");
 	if (r.interrupted) {
-		err->code = EXIT_INTERRUPTED;
-		snprintf(err->msg, sizeof(err->msg), "interrupted; every stage was stopped");
-		return -1;
+		return cp_error_set(err, EXIT_INTERRUPTED, "interrupted; every stage was stopped");
 	}
 	return r.failed ? -1 : 0;
 }

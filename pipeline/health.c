@@ -71,7 +71,7 @@ static int probe_http(char **why, const char *url, long timeout_ms, struct cp_er
 {
 	CURL *c = curl_easy_init();
 	if (!c)
-		return cp_error_set(err, "cannot initialize libcurl");
+		return cp_error_set(err, EXIT_USAGE, "cannot initialize libcurl");
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : CP_HEALTH_HTTP_TIMEOUT_MS);
@@ -198,10 +198,10 @@ static int start_http(struct health_probe *pr, const char *url, long timeout_ms,
 {
 	struct health_set *hs = pr->hs;
 	if (!hs->multi && !(hs->multi = curl_multi_init()))
-		return cp_error_set(err, "cannot initialize libcurl");
+		return cp_error_set(err, EXIT_USAGE, "cannot initialize libcurl");
 	CURL *c = curl_easy_init();
 	if (!c)
-		return cp_error_set(err, "cannot initialize libcurl");
+		return cp_error_set(err, EXIT_USAGE, "cannot initialize libcurl");
 	pr->url = xstrdup(url);
 	curl_easy_setopt(c, CURLOPT_URL, pr->url);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : CP_HEALTH_HTTP_TIMEOUT_MS);
@@ -212,7 +212,7 @@ static int start_http(struct health_probe *pr, const char *url, long timeout_ms,
 	curl_easy_setopt(c, CURLOPT_PRIVATE, pr);
 	if (curl_multi_add_handle(hs->multi, c) != CURLM_OK) {
 		curl_easy_cleanup(c);
-		return cp_error_set(err, "cannot start a health probe of %s", url);
+		return cp_error_set(err, EXIT_USAGE, "cannot start a health probe of %s", url);
 	}
 	pr->c = c;
 	hs->transfers++;
@@ -237,7 +237,8 @@ int health_start(struct health_probe **out, struct health_set *hs,
 	if (h->test.n == 0)
 		return 1;
 	if (!ops->caps.exec)
-		return cp_error_set(err, "the %s runtime cannot run health check commands", ops->name);
+		return cp_error_set(err, EXIT_USAGE,
+				    "the %s runtime cannot run health check commands", ops->name);
 	struct strvec argv = {0};
 	const char *kind = h->test.v[0];
 	if (strcmp(kind, "CMD-SHELL") == 0) {

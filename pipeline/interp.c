@@ -42,7 +42,7 @@ static int rest_of_line(const char **pp, const struct cp_mark *mk, struct cp_err
 	if (*p == '\r')
 		p++;
 	if (*p && *p != '\n')
-		return cp_error_at(err, mk, "unexpected text after the closing quote");
+		return cp_error_at(err, EXIT_USAGE, mk, "unexpected text after the closing quote");
 	*pp = p;
 	return 0;
 }
@@ -75,9 +75,10 @@ int envfile_parse(struct kvvec *out, const char *file, const char *data, struct 
 			/* The line is not shown: a line without "=" may well be a
 			 * pasted secret. The column says where to look. */
 			mk.col += (int)bad;
-			cp_error_at(err, &mk,
-				    "invalid variable name: expected KEY=VALUE, where KEY is letters, "
-				    "digits, \"_\", \".\" and \"-\", starting with a letter or \"_\"");
+			cp_error_at(
+			    err, EXIT_USAGE, &mk,
+			    "invalid variable name: expected KEY=VALUE, where KEY is letters, "
+			    "digits, \"_\", \".\" and \"-\", starting with a letter or \"_\"");
 			goto out;
 		}
 		free(k);
@@ -86,7 +87,7 @@ int envfile_parse(struct kvvec *out, const char *file, const char *data, struct 
 		if (*p != '=') {
 			if (rest_of_line(&p, &mk, err) < 0) {
 				cp_error_clear(err);
-				cp_error_at(err, &mk, "expected KEY=VALUE");
+				cp_error_at(err, EXIT_USAGE, &mk, "expected KEY=VALUE");
 				goto out;
 			}
 			kvvec_set(out, k, NULL);
@@ -128,7 +129,8 @@ int envfile_parse(struct kvvec *out, const char *file, const char *data, struct 
 			}
 			if (!*p) {
 				mk.line = open_line;
-				cp_error_at(err, &mk, "unterminated %s quote in the value of %s",
+				cp_error_at(err, EXIT_USAGE, &mk,
+					    "unterminated %s quote in the value of %s",
 					    q == '"' ? "double" : "single", k);
 				goto out;
 			}
@@ -170,7 +172,8 @@ int interp_env_build(struct kvvec *out, const char *const *env, const char *cons
 		if (access(files[f], F_OK) != 0) {
 			if (!must_exist)
 				continue;
-			return cp_error_errno(err, "env file %s (given with --env-file)", shown[f]);
+			return cp_error_errno(err, EXIT_USAGE,
+					      "env file %s (given with --env-file)", shown[f]);
 		}
 		cleanup_free char *data = NULL;
 		if (fs_read_file(&data, NULL, files[f], 16 << 20, err) < 0)
@@ -263,7 +266,8 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 	if (str_has_prefix(dollar, PARAMS_PREFIX)) {
 		const char *close = strchr(p, '}');
 		if (!close)
-			return cp_error_at(in->err, &at, "unterminated \"${\" (missing \"}\")");
+			return cp_error_at(in->err, EXIT_USAGE, &at,
+					   "unterminated \"${\" (missing \"}\")");
 		if (active)
 			sb_add(out, dollar, (size_t)(close + 1 - dollar));
 		*pp = close + 1;
@@ -275,9 +279,9 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 		p++;
 	size_t nlen = (size_t)(p - name);
 	if (!*p)
-		return cp_error_at(in->err, &at, "unterminated \"${\" (missing \"}\")");
+		return cp_error_at(in->err, EXIT_USAGE, &at, "unterminated \"${\" (missing \"}\")");
 	if (nlen == 0 || !name_start(name[0]))
-		return cp_error_at(in->err, &at,
+		return cp_error_at(in->err, EXIT_USAGE, &at,
 				   "invalid interpolation: \"${\" must be followed by a variable "
 				   "name (use \"$$\" for a literal \"$\")");
 	const char *value = lookup(in, name, nlen);
@@ -295,16 +299,17 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 	char op = *p;
 	if (op != '-' && op != '?' && op != '+') {
 		if (!*p)
-			return cp_error_at(in->err, &at, "unterminated \"${\" (missing \"}\")");
+			return cp_error_at(in->err, EXIT_USAGE, &at,
+					   "unterminated \"${\" (missing \"}\")");
 		struct cp_mark bad = pos(in, p);
-		return cp_error_at(in->err, &bad,
+		return cp_error_at(in->err, EXIT_USAGE, &bad,
 				   "invalid interpolation: unexpected \"%c\" in \"${%.*s\"", *p,
 				   (int)nlen, name);
 	}
 	p++;
 	if (in->depth >= INTERP_MAX_DEPTH)
-		return cp_error_at(in->err, &at, "interpolation nested deeper than %d levels",
-				   INTERP_MAX_DEPTH);
+		return cp_error_at(in->err, EXIT_USAGE, &at,
+				   "interpolation nested deeper than %d levels", INTERP_MAX_DEPTH);
 	bool set = value && (!colon || *value);
 	bool use_word = (op == '-' && !set) || (op == '+' && set) || (op == '?' && !set);
 	struct strbuf word = STRBUF_INIT;
@@ -317,7 +322,7 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 	}
 	if (*p != '}') {
 		sb_free(&word);
-		return cp_error_at(in->err, &at, "unterminated \"${\" (missing \"}\")");
+		return cp_error_at(in->err, EXIT_USAGE, &at, "unterminated \"${\" (missing \"}\")");
 	}
 	*pp = p + 1;
 	if (!active) {
@@ -325,8 +330,8 @@ static int interp_braced(struct interp *in, const char **pp, bool active, struct
 		return 0;
 	}
 	if (op == '?' && !set) {
-		cp_error_at(in->err, &at, "required variable %.*s is missing%s%s", (int)nlen, name,
-			    word.len ? ": " : (value ? " (it is empty)" : ""),
+		cp_error_at(in->err, EXIT_USAGE, &at, "required variable %.*s is missing%s%s",
+			    (int)nlen, name, word.len ? ": " : (value ? " (it is empty)" : ""),
 			    word.len ? sb_str(&word) : "");
 		sb_free(&word);
 		return -1;
@@ -469,7 +474,8 @@ int interp_params(char **out, const char *s, const struct kvvec *params, const c
 		const char *close = strchr(name, '}');
 		if (!close) {
 			sb_free(&sb);
-			return cp_error_at(err, mark, "stage \"%s\": unterminated \"${\"", stage);
+			return cp_error_at(err, EXIT_USAGE, mark,
+					   "stage \"%s\": unterminated \"${\"", stage);
 		}
 		cleanup_free char *k = xstrndup(name, (size_t)(close - name));
 		const struct kv *kv = kvvec_get(params, k);
@@ -479,14 +485,16 @@ int interp_params(char **out, const char *s, const struct kvvec *params, const c
 				cands[i] = params->v[i].key;
 			const char *near = suggest_nearest(k, cands, params->n);
 			if (near)
-				cp_error_at(err, mark,
-					    "stage \"%s\": unknown param \"%s\" in \"${params.%s}\" "
-					    "(did you mean \"%s\"?)",
-					    stage, k, k, near);
+				cp_error_at(
+				    err, EXIT_USAGE, mark,
+				    "stage \"%s\": unknown param \"%s\" in \"${params.%s}\" "
+				    "(did you mean \"%s\"?)",
+				    stage, k, k, near);
 			else
-				cp_error_at(err, mark,
-					    "stage \"%s\": unknown param \"%s\" in \"${params.%s}\"",
-					    stage, k, k);
+				cp_error_at(
+				    err, EXIT_USAGE, mark,
+				    "stage \"%s\": unknown param \"%s\" in \"${params.%s}\"", stage,
+				    k, k);
 			free(cands);
 			sb_free(&sb);
 			return -1;

@@ -46,8 +46,8 @@ static int list_to_map(struct ynode **slot, bool keys_only, const char *stage,
 			value_of[keys[e++].i] = SIZE_MAX;
 		if (keys_only && e > g + 1) {
 			const struct ynode *again = seq->items[keys[g + 1].i];
-			cp_error_at(err, &again->mark, "stage \"%s\": depends on \"%s\" twice", stage,
-				    again->str);
+			cp_error_at(err, EXIT_USAGE, &again->mark,
+				    "stage \"%s\": depends on \"%s\" twice", stage, again->str);
 			goto out;
 		}
 		value_of[keys[g].i] = keys[e - 1].i;
@@ -112,7 +112,7 @@ int spec_normalize(struct ynode *root, struct cp_error *err)
 	struct ypair *services = ymap_find(root, "services");
 	if (stages && services) {
 		const struct ypair *later = stages < services ? services : stages;
-		return cp_error_at(err, &later->key->mark,
+		return cp_error_at(err, EXIT_USAGE, &later->key->mark,
 				   "both \"stages\" and \"services\" are given; they mean the "
 				   "same, use one");
 	}

@@ -109,7 +109,7 @@ int plan_topo_order(size_t **out, const struct pipeline *p, struct cp_error *err
 			/* The loader rejects cycles with their path; this is a guard. */
 			free(order);
 			adjacency_free(&adj);
-			return cp_error_set(err, "dependency cycle among stages");
+			return cp_error_set(err, EXIT_USAGE, "dependency cycle among stages");
 		}
 		size_t pick = heap_pop(&ready);
 		order[k] = pick;
@@ -206,16 +206,15 @@ int plan_check_runnable(const struct plan *plan, const char *runtime, bool image
 			const struct stage_secret *x = &s->security.secrets[i];
 			if (x->source)
 				continue;
-			err->code = EXIT_USAGE;
-			return cp_error_at(err, &x->mark,
-					   "stage \"%s\": %s \"%s\" is given by value, which the %s "
-					   "runtime copies into the container, and read_only: true "
-					   "refuses that; declare it with file: or drop read_only",
-					   s->name, x->config ? "config" : "secret", x->name, runtime);
+			return cp_error_at(
+			    err, EXIT_USAGE, &x->mark,
+			    "stage \"%s\": %s \"%s\" is given by value, which the %s "
+			    "runtime copies into the container, and read_only: true "
+			    "refuses that; declare it with file: or drop read_only",
+			    s->name, x->config ? "config" : "secret", x->name, runtime);
 		}
 		if (images && !s->build && !(s->image && *s->image)) {
-			err->code = EXIT_USAGE;
-			return cp_error_at(err, &s->mark,
+			return cp_error_at(err, EXIT_USAGE, &s->mark,
 					   "stage \"%s\" has neither image: nor build:, and the %s "
 					   "runtime needs one to run it",
 					   s->name, runtime);

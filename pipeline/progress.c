@@ -52,7 +52,8 @@ int progress_mode_parse(enum progress_mode *out, const char *name, struct cp_err
 			*out = modes[i].mode;
 			return 0;
 		}
-	return cp_error_set(err, "--progress %s: expected auto, tty, plain or json", name);
+	return cp_error_set(err, EXIT_USAGE, "--progress %s: expected auto, tty, plain or json",
+			    name);
 }
 
 static bool env_set(const char *name)

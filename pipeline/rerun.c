@@ -56,18 +56,18 @@ static int copy_file(int sfd, int dfd, const char *name, const struct stat *st,
 {
 	cleanup_close int src = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (src < 0)
-		return cp_error_errno(err, "reading %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", shown);
 	cleanup_close int dst =
 		openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dst < 0)
-		return cp_error_errno(err, "creating the scratch copy of %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "creating the scratch copy of %s", shown);
 	if (ioctl(dst, FICLONE, src) < 0) {
 		for (off_t left = st->st_size; left > 0;) {
 			ssize_t n = copy_file_range(src, NULL, dst, NULL, (size_t)left, 0);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
-				return cp_error_errno(err, "copying %s", shown);
+				return cp_error_errno(err, EXIT_USAGE, "copying %s", shown);
 			if (n == 0)
 				break; /* shrank meanwhile: the copy is what was there */
 			left -= n;
@@ -75,9 +75,9 @@ static int copy_file(int sfd, int dfd, const char *name, const struct stat *st,
 	}
 	struct timespec times[2] = {st->st_atim, st->st_mtim};
 	if (fchown(dst, st->st_uid, st->st_gid) < 0 && errno != EPERM)
-		return cp_error_errno(err, "copying %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "copying %s", shown);
 	if (fchmod(dst, st->st_mode & 07777) < 0 || futimens(dst, times) < 0)
-		return cp_error_errno(err, "copying %s", shown);
+		return cp_error_errno(err, EXIT_USAGE, "copying %s", shown);
 	return 0;
 }
 
@@ -100,7 +100,7 @@ static int copy_tree(int sfd, int dfd, const char *rel, const char *shown,
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		return cp_error_errno(err, "reading %s/%s", shown, rel);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s/%s", shown, rel);
 	}
 	int rc = 0;
 	for (struct dirent *de; rc == 0 && (de = readdir(d));) {
@@ -113,10 +113,11 @@ static int copy_tree(int sfd, int dfd, const char *rel, const char *shown,
 			continue;
 		struct stat st;
 		if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			rc = cp_error_errno(err, "reading %s", what);
+			rc = cp_error_errno(err, EXIT_USAGE, "reading %s", what);
 		} else if (S_ISDIR(st.st_mode)) {
 			if (mkdirat(dfd, name, 0700) < 0) {
-				rc = cp_error_errno(err, "creating the scratch copy of %s", what);
+				rc = cp_error_errno(err, EXIT_USAGE,
+						    "creating the scratch copy of %s", what);
 				continue;
 			}
 			cleanup_close int s2 =
@@ -124,21 +125,22 @@ static int copy_tree(int sfd, int dfd, const char *rel, const char *shown,
 			cleanup_close int d2 =
 				openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (s2 < 0 || d2 < 0)
-				rc = cp_error_errno(err, "opening %s", what);
+				rc = cp_error_errno(err, EXIT_USAGE, "opening %s", what);
 			else if ((rc = copy_tree(s2, d2, sub, shown, skip, err)) == 0 &&
 				 ((fchown(d2, st.st_uid, st.st_gid) < 0 && errno != EPERM) ||
 				  fchmod(d2, st.st_mode & 07777) < 0))
-				rc = cp_error_errno(err, "copying %s", what);
+				rc = cp_error_errno(err, EXIT_USAGE, "copying %s", what);
 		} else if (S_ISREG(st.st_mode)) {
 			rc = copy_file(sfd, dfd, name, &st, what, err);
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX];
 			ssize_t n = fs_readlink_at(target, sfd, name, what, err);
 			if (n < 0 || symlinkat(target, dfd, name) < 0)
-				rc = n < 0 ? -1 : cp_error_errno(err, "copying %s", what);
+				rc = n < 0 ? -1
+					   : cp_error_errno(err, EXIT_USAGE, "copying %s", what);
 			else if (fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 &&
 				 errno != EPERM)
-				rc = cp_error_errno(err, "copying %s", what);
+				rc = cp_error_errno(err, EXIT_USAGE, "copying %s", what);
 		}
 	}
 	closedir(d);
@@ -193,7 +195,7 @@ static struct scratch *scratch_get(struct rerun *r, const struct stage *s, const
 	struct scratch *sc = &r->sv[r->nsv++];
 	*sc = (struct scratch){m->type, xstrdup(m->source), dir};
 	if (mkdir(dir, 0755) < 0) {
-		cp_error_errno(err, "creating %s", dir);
+		cp_error_errno(err, EXIT_USAGE, "creating %s", dir);
 		return NULL;
 	}
 	struct strvec skip = {0};
@@ -203,10 +205,10 @@ static struct scratch *scratch_get(struct rerun *r, const struct stage *s, const
 	cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
 	if (dfd < 0) {
-		rc = cp_error_errno(err, "opening %s", dir);
+		rc = cp_error_errno(err, EXIT_USAGE, "opening %s", dir);
 	} else if (sfd < 0 && serr != ENOENT) { /* a volume never written is empty */
 		errno = serr;
-		rc = cp_error_errno(err, "opening %s", real);
+		rc = cp_error_errno(err, EXIT_USAGE, "opening %s", real);
 	}
 	if (rc == 0 && sfd >= 0 && !skipped(&skip, ""))
 		rc = copy_tree(sfd, dfd, "", m->type == MOUNT_VOLUME ? m->source : real, &skip,
@@ -330,12 +332,12 @@ static int inputs_as_locked(const struct rerun *r, const struct stage *s, const 
 		if (there < 0 || (there == 0 && digest_tree_in(&td, root, ref->path, NULL, err) < 0))
 			return -1;
 		if (!want || there == 1 || strcmp(want, td.digest) != 0) {
-			err->code = EXIT_STAGE_FAILED;
-			return cp_error_set(err,
-					    "stage \"%s\": input %s is %s, not what cpipe.lock "
-					    "recorded; put the locked state back first (cpipe run, or "
-					    "cpipe checkout REV)",
-					    s->name, name, there == 1 ? "missing" : td.digest);
+			return cp_error_set(
+			    err, EXIT_STAGE_FAILED,
+			    "stage \"%s\": input %s is %s, not what cpipe.lock "
+			    "recorded; put the locked state back first (cpipe run, or "
+			    "cpipe checkout REV)",
+			    s->name, name, there == 1 ? "missing" : td.digest);
 		}
 	}
 	return 0;
@@ -368,7 +370,7 @@ static int rerun_stage(cJSON *results, struct rerun *r, struct stage *s, const c
 	if (inputs_as_locked(r, s, locked, err) < 0)
 		goto out;
 	if (mkdir(r->top, 0700) < 0) {
-		cp_error_errno(err, "creating %s", r->top);
+		cp_error_errno(err, EXIT_USAGE, "creating %s", r->top);
 		goto out;
 	}
 	if (redirect_mounts(r, s, s, err) < 0)
@@ -454,15 +456,15 @@ int rerun_verify(cJSON **out, struct pipeline *p, const struct runtime_ops *ops,
 		const struct stage *s = &p->stages[k];
 		if (s->service || !s->noutputs || !cJSON_GetObjectItem(stages, s->name)) {
 			free(want);
-			err->code = EXIT_USAGE;
-			return cp_error_set(err,
-					    "stage \"%s\": %s; verify --rerun compares a job's outputs "
-					    "with cpipe.lock (cpipe run %s first)",
-					    s->name,
-					    s->service      ? "is a service"
-					    : !s->noutputs ? "declares no outputs"
-							   : "is not in cpipe.lock",
-					    s->name);
+			return cp_error_set(
+			    err, EXIT_USAGE,
+			    "stage \"%s\": %s; verify --rerun compares a job's outputs "
+			    "with cpipe.lock (cpipe run %s first)",
+			    s->name,
+			    s->service     ? "is a service"
+			    : !s->noutputs ? "declares no outputs"
+					   : "is not in cpipe.lock",
+			    s->name);
 		}
 		want[k] = true;
 	}

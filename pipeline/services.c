@@ -93,11 +93,11 @@ int service_ports_free(const struct runtime_ops *ops, struct runtime *rt,
 				const char *proto = pt->protocol ? pt->protocol : "tcp";
 				if (ops->port_in_use(rt, ip, port, proto, &who) == 0)
 					continue;
-				err->code = EXIT_STAGE_FAILED;
-				return cp_error_at(err, &pt->mark,
-						   "service \"%s\": port %d on %s is already in use%s%s; "
-						   "stop it or publish another port (nothing was started)",
-						   s->name, port, ip, who ? " by " : "", who ? who : "");
+				return cp_error_at(
+				    err, EXIT_STAGE_FAILED, &pt->mark,
+				    "service \"%s\": port %d on %s is already in use%s%s; "
+				    "stop it or publish another port (nothing was started)",
+				    s->name, port, ip, who ? " by " : "", who ? who : "");
 			}
 		}
 	}

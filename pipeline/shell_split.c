@@ -82,5 +82,6 @@ int shell_split(struct strvec *out, const char *s, struct cp_error *err)
 unterminated:
 	sb_free(&w);
 	strvec_free(&words);
-	return cp_error_set(err, "unterminated %s quote", quote == '\'' ? "single" : "double");
+	return cp_error_set(err, EXIT_USAGE, "unterminated %s quote",
+			    quote == '\'' ? "single" : "double");
 }

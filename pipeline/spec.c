@@ -152,10 +152,10 @@ int pipeline_unknown_stage(const struct pipeline *p, const char *name, struct cp
 		cands[i] = p->stages[i].name;
 	const char *near = suggest_nearest(name, cands, p->nstages);
 	if (near)
-		cp_error_set(err, "unknown stage \"%s\" (did you mean \"%s\"?)", name, near);
+		cp_error_set(err, EXIT_USAGE, "unknown stage \"%s\" (did you mean \"%s\"?)", name,
+			     near);
 	else
-		cp_error_set(err, "unknown stage \"%s\"", name);
+		cp_error_set(err, EXIT_USAGE, "unknown stage \"%s\"", name);
 	free(cands);
-	err->code = EXIT_USAGE;
 	return -1;
 }

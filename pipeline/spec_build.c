@@ -18,8 +18,8 @@
 int spb_type_error(struct spec_builder *b, const struct ynode *v, const char *where,
 		  const char *key, const char *want)
 {
-	return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be %s, got %s", where, key, want,
-			   ynode_kind_name(v));
+	return cp_error_at(b->err, EXIT_USAGE, &v->mark, "%skey \"%s\" must be %s, got %s", where,
+			   key, want, ynode_kind_name(v));
 }
 
 int spb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *where,
@@ -27,9 +27,10 @@ int spb_unknown_key(struct spec_builder *b, const struct ynode *k, const char *w
 {
 	const char *near = suggest_nearest(k->str, cands, n);
 	if (near)
-		return cp_error_at(b->err, &k->mark, "%sunknown key \"%s\" (did you mean \"%s\"?)",
-				   where, k->str, near);
-	return cp_error_at(b->err, &k->mark, "%sunknown key \"%s\"", where, k->str);
+		return cp_error_at(b->err, EXIT_USAGE, &k->mark,
+				   "%sunknown key \"%s\" (did you mean \"%s\"?)", where, k->str,
+				   near);
+	return cp_error_at(b->err, EXIT_USAGE, &k->mark, "%sunknown key \"%s\"", where, k->str);
 }
 
 bool spb_key_known(const char *key, const char *const *keys, size_t n)
@@ -105,11 +106,11 @@ int spb_compose_keys(struct spec_builder *b, const struct ynode *map, int scope,
 			const char *near = compose_key_suggest((enum compose_scope)scope, k->str);
 			const char *top = scope == CK_TOP ? "top-level " : "";
 			if (near)
-				return cp_error_at(b->err, &k->mark,
+				return cp_error_at(b->err, EXIT_USAGE, &k->mark,
 						   "%sunknown %skey \"%s\" (did you mean \"%s\"?)",
 						   where, top, k->str, near);
-			return cp_error_at(b->err, &k->mark, "%sunknown %skey \"%s\"", where, top,
-					   k->str);
+			return cp_error_at(b->err, EXIT_USAGE, &k->mark, "%sunknown %skey \"%s\"",
+					   where, top, k->str);
 		}
 		if (ck->fate != CK_WARNED)
 			continue;
@@ -161,8 +162,9 @@ int spb_long(struct spec_builder *b, const struct ynode *v, const char *where, c
 	if (end == s || *end || !((s[0] >= '0' && s[0] <= '9') || s[0] == '-'))
 		return spb_type_error(b, v, where, key, "a number");
 	if (n < min || n > max)
-		return cp_error_at(b->err, &v->mark, "%skey \"%s\" must be between %ld and %ld",
-				   where, key, min, max);
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
+				   "%skey \"%s\" must be between %ld and %ld", where, key, min,
+				   max);
 	*out = n;
 	return 0;
 }
@@ -173,7 +175,7 @@ int spb_duration(struct spec_builder *b, const struct ynode *v, const char *wher
 	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
 		return spb_type_error(b, v, where, key, "a duration like \"1s\"");
 	if (spec_parse_duration(out, v->str) < 0)
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%skey \"%s\": \"%s\" is not a duration (like \"500ms\", "
 				   "\"1m30s\", \"2h\")",
 				   where, key, v->str);
@@ -188,7 +190,7 @@ int spb_strlist(struct spec_builder *b, const struct ynode *v, const char *where
 	for (size_t i = 0; i < v->nitems; i++) {
 		const struct ynode *it = v->items[i];
 		if (it->kind != YNODE_SCALAR || ynode_is_null(it))
-			return cp_error_at(b->err, &it->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark,
 					   "%skey \"%s\": entries must be strings, got %s", where,
 					   key, ynode_kind_name(it));
 		strvec_push(out, it->str);
@@ -209,7 +211,7 @@ int spb_kv(struct spec_builder *b, const struct ynode *v, const char *where, con
 		for (size_t i = 0; i < v->nitems; i++) {
 			const struct ynode *it = v->items[i];
 			if (it->kind != YNODE_SCALAR || ynode_is_null(it))
-				return cp_error_at(b->err, &it->mark,
+				return cp_error_at(b->err, EXIT_USAGE, &it->mark,
 						   "%skey \"%s\": entries must be \"KEY=VALUE\" "
 						   "strings, got %s",
 						   where, key, ynode_kind_name(it));
@@ -233,15 +235,17 @@ int spb_kv(struct spec_builder *b, const struct ynode *v, const char *where, con
 			at = v->pairs[i].value;
 			k = xstrdup(v->pairs[i].key->str);
 			if (at->kind != YNODE_SCALAR)
-				return cp_error_at(b->err, &at->mark,
-						   "%skey \"%s\": value of \"%s\" must be a string, "
-						   "got %s",
-						   where, key, k, ynode_kind_name(at));
+				return cp_error_at(
+				    b->err, EXIT_USAGE, &at->mark,
+				    "%skey \"%s\": value of \"%s\" must be a string, "
+				    "got %s",
+				    where, key, k, ynode_kind_name(at));
 			is_null = ynode_is_null(at);
 			val = at->str;
 		}
 		if (!*k)
-			return cp_error_at(b->err, &at->mark, "%skey \"%s\": empty name", where, key);
+			return cp_error_at(b->err, EXIT_USAGE, &at->mark,
+					   "%skey \"%s\": empty name", where, key);
 		if (is_null) {
 			if (null_policy == SB_NULL_EMPTY) {
 				kvvec_set(out, k, "");
@@ -304,15 +308,16 @@ static int build_volume(struct spec_builder *b, struct volume *vol, const struct
 	vol->name = xstrdup(pr->key->str);
 	vol->mark = pr->key->mark;
 	if (!valid_name(vol->name, false))
-		return cp_error_at(b->err, &pr->key->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &pr->key->mark,
 				   "invalid volume name \"%s\" (use letters, digits, \"_\", \"-\" "
 				   "and \".\")",
 				   vol->name);
 	if (ynode_is_null(v))
 		return 0;
 	if (v->kind != YNODE_MAP)
-		return cp_error_at(b->err, &v->mark, "volume \"%s\" must be a mapping, got %s",
-				   vol->name, ynode_kind_name(v));
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
+				   "volume \"%s\" must be a mapping, got %s", vol->name,
+				   ynode_kind_name(v));
 	cleanup_free char *where = xasprintf("volume \"%s\": ", vol->name);
 	if (spb_check_keys(b, v, where, keys, ARRAY_LEN(keys)) < 0)
 		return -1;
@@ -409,14 +414,16 @@ static int check_sets(struct spec_builder *b)
 		}
 		const char *dot = strchr(key, '.');
 		if (!dot || dot == key || !dot[1])
-			return cp_error_set(b->err, "--set %s: expected STAGE.PARAM=VALUE", key);
+			return cp_error_set(b->err, EXIT_USAGE,
+					    "--set %s: expected STAGE.PARAM=VALUE", key);
 		cleanup_free char *stage = xstrndup(key, (size_t)(dot - key));
 		const char *near = suggest_nearest(stage, b->stage_names, b->p->nstages);
 		if (near)
-			return cp_error_set(b->err,
+			return cp_error_set(b->err, EXIT_USAGE,
 					    "--set %s: unknown stage \"%s\" (did you mean \"%s\"?)",
 					    key, stage, near);
-		return cp_error_set(b->err, "--set %s: unknown stage \"%s\"", key, stage);
+		return cp_error_set(b->err, EXIT_USAGE, "--set %s: unknown stage \"%s\"", key,
+				    stage);
 	}
 	return 0;
 }
@@ -439,19 +446,19 @@ static int build_stages_pass1(struct spec_builder *b, const struct ynode *v)
 		st->stop_grace_ms = CP_STOP_GRACE_MS;
 		b->stage_names[i] = st->name;
 		if (!valid_name(st->name, false))
-			return cp_error_at(b->err, &pr->key->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &pr->key->mark,
 					   "invalid stage name \"%s\" (use letters, digits, \"_\", "
 					   "\"-\" and \".\", starting with a letter or digit)",
 					   st->name);
 		if (strlen(st->name) > SPEC_STAGE_NAME_MAX)
-			return cp_error_at(b->err, &pr->key->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &pr->key->mark,
 					   "stage name \"%.20s...\" is %zu characters long; cpipe "
 					   "names log files after stages and allows at most %d",
 					   st->name, strlen(st->name), SPEC_STAGE_NAME_MAX);
 		if (ynode_is_null(pr->value))
 			continue;
 		if (pr->value->kind != YNODE_MAP)
-			return cp_error_at(b->err, &pr->value->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &pr->value->mark,
 					   "stage \"%s\" must be a mapping, got %s", st->name,
 					   ynode_kind_name(pr->value));
 		const struct ynode *svc = ymap_get(pr->value, "service");
@@ -479,7 +486,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 	b.home = xstrdup(home);
 
 	if (root && root->kind != YNODE_MAP) {
-		cp_error_at(err, &root->mark, "the spec must be a mapping, got %s",
+		cp_error_at(err, EXIT_USAGE, &root->mark, "the spec must be a mapping, got %s",
 			    ynode_kind_name(root));
 		goto out;
 	}
@@ -492,10 +499,11 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 			if (spb_string(&b, pr->value, "", k, &p->name) < 0)
 				goto out;
 			if (p->name && !valid_name(p->name, true)) {
-				cp_error_at(err, &pr->value->mark,
-					    "project name \"%s\" must be lowercase letters, digits, "
-					    "\"_\" and \"-\", starting with a letter or digit",
-					    p->name);
+				cp_error_at(
+				    err, EXIT_USAGE, &pr->value->mark,
+				    "project name \"%s\" must be lowercase letters, digits, "
+				    "\"_\" and \"-\", starting with a letter or digit",
+				    p->name);
 				goto out;
 			}
 		} else if (!strcmp(k, "runtime")) {
@@ -507,10 +515,11 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 				while (n < ARRAY_LEN(names) && (names[n] = runtime_name_at(n)))
 					n++;
 				const char *near = suggest_nearest(p->runtime, names, n);
-				cp_error_at(err, &pr->value->mark,
-					    "runtime \"%s\" is not one of " RUNTIME_CHOICES "%s%s%s",
-					    p->runtime, near ? " (did you mean \"" : "", near ? near : "",
-					    near ? "\"?)" : "");
+				cp_error_at(err, EXIT_USAGE, &pr->value->mark,
+					    "runtime \"%s\" is not one of " RUNTIME_CHOICES
+					    "%s%s%s",
+					    p->runtime, near ? " (did you mean \"" : "",
+					    near ? near : "", near ? "\"?)" : "");
 				goto out;
 			}
 		} else if (!strcmp(k, "x-cpipe")) {
@@ -546,7 +555,7 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 		/* Marks of an empty `stages:` point at it; a file without one
 		 * has nothing to point at but itself. */
 		struct cp_mark mk = {p->mark_files.v[0], 0, 0};
-		cp_error_at(err, stages ? &stages->mark : &mk,
+		cp_error_at(err, EXIT_USAGE, stages ? &stages->mark : &mk,
 			    "no stages defined; add a `stages:` (or `services:`) map");
 		goto out;
 	}

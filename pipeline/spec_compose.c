@@ -42,10 +42,11 @@ static int bytes_key(struct spec_builder *b, const struct ynode *v, const char *
 		     const char *key, long long *out)
 {
 	if (v->kind != YNODE_SCALAR || ynode_is_null(v) || parse_bytes(out, v->str) < 0)
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%skey \"%s\": \"%s\" is not a size (like \"64m\", \"1g\", "
 				   "\"512k\" or a number of bytes)",
-				   where, key, v->kind == YNODE_SCALAR ? v->str : ynode_kind_name(v));
+				   where, key,
+				   v->kind == YNODE_SCALAR ? v->str : ynode_kind_name(v));
 	return 0;
 }
 
@@ -55,16 +56,18 @@ static int tmpfs_entry(struct spec_builder *b, struct stage_limits *l, const str
 		       const char *where)
 {
 	if (it->kind != YNODE_SCALAR || ynode_is_null(it))
-		return cp_error_at(b->err, &it->mark, "%skey \"tmpfs\": entries must be paths, got %s",
-				   where, ynode_kind_name(it));
+		return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+				   "%skey \"tmpfs\": entries must be paths, got %s", where,
+				   ynode_kind_name(it));
 	const char *colon = strchr(it->str, ':');
 	cleanup_free char *path = colon ? xstrndup(it->str, (size_t)(colon - it->str))
 					: xstrdup(it->str);
 	char *target = path[0] == '/' ? path_normalize(path) : NULL;
 	if (!target || !strcmp(target, "/")) {
 		free(target);
-		return cp_error_at(b->err, &it->mark,
-				   "%stmpfs \"%s\" must be an absolute path below /", where, it->str);
+		return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+				   "%stmpfs \"%s\" must be an absolute path below /", where,
+				   it->str);
 	}
 	l->tmpfs = xrealloc(l->tmpfs, (l->ntmpfs + 1) * sizeof(*l->tmpfs));
 	l->tmpfs[l->ntmpfs++] = (struct tmpfs_mount){
@@ -97,7 +100,7 @@ static int limit_value(struct spec_builder *b, const struct ynode *v, const char
 	char *end;
 	if (v->kind != YNODE_SCALAR || !isdigit((unsigned char)v->str[0]) ||
 	    (*out = strtoll(v->str, &end, 10), *end))
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%sulimits: %s must be a number (or -1 for unlimited)", where,
 				   name);
 	return 0;
@@ -117,24 +120,26 @@ static int build_ulimits(struct spec_builder *b, struct stage *st, const struct 
 			size_t n;
 			const char *const *names = linux_rlimit_names(&n);
 			const char *near = suggest_nearest(k->str, names, n);
-			return cp_error_at(b->err, &k->mark, "%sulimits: unknown limit \"%s\"%s%s%s",
-					   where, k->str, near ? " (did you mean \"" : "",
-					   near ? near : "", near ? "\"?)" : "");
+			return cp_error_at(b->err, EXIT_USAGE, &k->mark,
+					   "%sulimits: unknown limit \"%s\"%s%s%s", where, k->str,
+					   near ? " (did you mean \"" : "", near ? near : "",
+					   near ? "\"?)" : "");
 		}
 		struct ulimit u = {.name = NULL};
 		if (val->kind == YNODE_MAP) {
 			const struct ynode *soft = ymap_get(val, "soft"), *hard = ymap_get(val, "hard");
 			if (!soft || !hard)
-				return cp_error_at(b->err, &val->mark,
+				return cp_error_at(b->err, EXIT_USAGE, &val->mark,
 						   "%sulimits: %s needs both \"soft\" and \"hard\"",
 						   where, k->str);
 			if (limit_value(b, soft, where, k->str, &u.soft) < 0 ||
 			    limit_value(b, hard, where, k->str, &u.hard) < 0)
 				return -1;
 			if (u.hard != -1 && (u.soft == -1 || u.soft > u.hard))
-				return cp_error_at(b->err, &val->mark,
-						   "%sulimits: %s soft limit is above its hard limit",
-						   where, k->str);
+				return cp_error_at(
+				    b->err, EXIT_USAGE, &val->mark,
+				    "%sulimits: %s soft limit is above its hard limit", where,
+				    k->str);
 		} else {
 			if (limit_value(b, val, where, k->str, &u.soft) < 0)
 				return -1;
@@ -161,7 +166,7 @@ static int build_caps(struct spec_builder *b, const struct ynode *v, const char 
 		const char *n = names.v[i];
 		int cap = linux_cap_from_name(n);
 		if (cap < 0 && strcasecmp(n, "ALL") != 0) {
-			cp_error_at(b->err, &v->items[i]->mark,
+			cp_error_at(b->err, EXIT_USAGE, &v->items[i]->mark,
 				    "%s%s: unknown capability \"%s\" (names as in capabilities(7), "
 				    "with or without CAP_, or ALL)",
 				    where, key, n);
@@ -181,12 +186,12 @@ static int build_stop_signal(struct spec_builder *b, struct stage *st, const str
 		return 0;
 	int sig = v->kind == YNODE_SCALAR ? linux_signal_from_name(v->str) : -1;
 	if (sig == SIGKILL || sig == SIGSTOP)
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%sstop_signal \"%s\" cannot be caught, so it stops nothing "
 				   "gracefully (stop_grace_period ends in SIGKILL anyway)",
 				   where, v->str);
 	if (sig < 0 || !linux_signal_name(sig))
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%sstop_signal \"%s\" is not a signal (like SIGTERM, SIGINT, "
 				   "SIGUSR1)",
 				   where, v->kind == YNODE_SCALAR ? v->str : ynode_kind_name(v));
@@ -227,7 +232,7 @@ static int build_restart(struct spec_builder *b, struct stage *st, const struct 
 	lc->marks[CM_RESTART] = v->mark;
 	return 0;
 bad:
-	return cp_error_at(b->err, &v->mark,
+	return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 			   "%srestart \"%s\" is not no, always, unless-stopped, on-failure or "
 			   "on-failure:N",
 			   where, s);
@@ -252,11 +257,13 @@ static int secret_entry(struct spec_builder *b, struct stage *st, const struct y
 		    ((n = ymap_get(it, "target")) && spb_string(b, n, w, "target", &target) < 0))
 			return -1;
 		if (!source)
-			return cp_error_at(b->err, &it->mark, "%s\"source\" is required", w);
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+					   "%s\"source\" is required", w);
 	} else {
-		return cp_error_at(b->err, &it->mark,
-				   "%skey \"%s\": entries must be names or {source, target}, got %s",
-				   where, key, ynode_kind_name(it));
+		return cp_error_at(
+		    b->err, EXIT_USAGE, &it->mark,
+		    "%skey \"%s\": entries must be names or {source, target}, got %s", where, key,
+		    ynode_kind_name(it));
 	}
 	cleanup_free char *abs = !target		? (config ? xasprintf("/%s", source)
 								  : xasprintf("/run/secrets/%s", source))
@@ -266,8 +273,8 @@ static int secret_entry(struct spec_builder *b, struct stage *st, const struct y
 	char *norm = path_normalize(abs);
 	if (!norm || !strcmp(norm, "/")) {
 		free(norm);
-		return cp_error_at(b->err, &it->mark, "%s%s: target \"%s\" is not a file path",
-				   where, key, abs);
+		return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+				   "%s%s: target \"%s\" is not a file path", where, key, abs);
 	}
 	struct stage_security *sec = &st->security;
 	sec->secrets = xrealloc(sec->secrets, (sec->nsecrets + 1) * sizeof(*sec->secrets));
@@ -390,7 +397,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 	const struct ynode *defs = root ? ymap_get(root, top) : NULL;
 	const struct ynode *d = defs && defs->kind == YNODE_MAP ? ymap_get(defs, s->name) : NULL;
 	if (!d || d->kind != YNODE_MAP)
-		return cp_error_at(b->err, &s->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &s->mark,
 				   "stage \"%s\": %s \"%s\" is not declared under the top-level "
 				   "\"%s:\" (declare it with file:%s)",
 				   st->name, s->config ? "config" : "secret", s->name, top,
@@ -401,7 +408,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 		s->source = spb_host_path(b, file->str);
 		struct stat sb;
 		if (!s->source || stat(s->source, &sb) < 0 || !S_ISREG(sb.st_mode))
-			return cp_error_at(b->err, &file->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &file->mark,
 					   "%s \"%s\": file \"%s\" is not a readable file (stage "
 					   "\"%s\" mounts it)",
 					   top, s->name, file->str, st->name);
@@ -410,7 +417,7 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 	if (env && env->kind == YNODE_SCALAR && !ynode_is_null(env)) {
 		const char *val = spb_env_lookup(b, env->str);
 		if (!val)
-			return cp_error_at(b->err, &env->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &env->mark,
 					   "%s \"%s\": environment variable %s is not set (stage "
 					   "\"%s\" mounts it)",
 					   top, s->name, env->str, st->name);
@@ -422,11 +429,12 @@ static int secret_source(struct spec_builder *b, const struct stage *st, struct 
 		s->content = xstrdup(content->str);
 		return 0;
 	}
-	return cp_error_at(b->err, &d->mark,
-			   "%s \"%s\": cpipe mounts file:%s ones (stage \"%s\" uses it); "
-			   "external ones live in a swarm",
-			   top, s->name, s->config ? ", content: and environment:" : " and environment:",
-			   st->name);
+	return cp_error_at(
+	    b->err, EXIT_USAGE, &d->mark,
+	    "%s \"%s\": cpipe mounts file:%s ones (stage \"%s\" uses it); "
+	    "external ones live in a swarm",
+	    top, s->name,
+	    s->config ? ", content: and environment:" : " and environment:", st->name);
 }
 
 /* volumes_from: "stage", "stage:ro", "stage:rw" or "container:NAME". */
@@ -439,23 +447,25 @@ static int volumes_from(struct spec_builder *b, struct stage *st)
 		char *mode = strrchr(name, ':');
 		bool force_ro = false;
 		if (str_has_prefix(name, "container:"))
-			return cp_error_at(b->err, at,
-					   "stage \"%s\": volumes_from \"%s\": cpipe shares the mounts "
-					   "of stages only; name a stage of the spec",
-					   st->name, vf->v[i]);
+			return cp_error_at(
+			    b->err, EXIT_USAGE, at,
+			    "stage \"%s\": volumes_from \"%s\": cpipe shares the mounts "
+			    "of stages only; name a stage of the spec",
+			    st->name, vf->v[i]);
 		if (mode && (!strcmp(mode, ":ro") || !strcmp(mode, ":rw"))) {
 			force_ro = mode[2] == 'o';
 			*mode = '\0';
 		}
 		long idx = pipeline_stage_index(b->p, name);
 		if (idx < 0 || &b->p->stages[idx] == st)
-			return cp_error_at(b->err, at,
-					   "stage \"%s\": volumes_from \"%s\" is not another stage of "
-					   "the spec",
-					   st->name, vf->v[i]);
+			return cp_error_at(
+			    b->err, EXIT_USAGE, at,
+			    "stage \"%s\": volumes_from \"%s\" is not another stage of "
+			    "the spec",
+			    st->name, vf->v[i]);
 		const struct stage *from = &b->p->stages[idx];
 		if (from->lifecycle.volumes_from.n)
-			return cp_error_at(b->err, at,
+			return cp_error_at(b->err, EXIT_USAGE, at,
 					   "stage \"%s\": volumes_from \"%s\", which itself uses "
 					   "volumes_from; name the stage that declares the volumes",
 					   st->name, name);

@@ -35,14 +35,15 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 	if (!up) {
 		const char *near = suggest_nearest(name, b->stage_names, b->p->nstages);
 		if (near)
-			return cp_error_at(b->err, &key->mark,
-					   "%sdepends on unknown stage \"%s\" (did you mean \"%s\"?)",
-					   where, name, near);
-		return cp_error_at(b->err, &key->mark, "%sdepends on unknown stage \"%s\"", where,
-				   name);
+			return cp_error_at(
+			    b->err, EXIT_USAGE, &key->mark,
+			    "%sdepends on unknown stage \"%s\" (did you mean \"%s\"?)", where, name,
+			    near);
+		return cp_error_at(b->err, EXIT_USAGE, &key->mark,
+				   "%sdepends on unknown stage \"%s\"", where, name);
 	}
 	if (up == st)
-		return cp_error_at(b->err, &key->mark, "%sdepends on itself", where);
+		return cp_error_at(b->err, EXIT_USAGE, &key->mark, "%sdepends on itself", where);
 	/* Names are distinct: spec_normalize rejects a list naming one twice. */
 	struct dep *d = dep_add(st);
 	d->stage = xstrdup(name);
@@ -86,10 +87,10 @@ static int dep_one(struct spec_builder *b, struct stage *st, const struct ynode 
 	}
 	const char *near = suggest_nearest(c->str, conds, ARRAY_LEN(conds));
 	if (near)
-		return cp_error_at(b->err, &c->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &c->mark,
 				   "%sunknown condition \"%s\" (did you mean \"%s\"?)", w, c->str,
 				   near);
-	return cp_error_at(b->err, &c->mark,
+	return cp_error_at(b->err, EXIT_USAGE, &c->mark,
 			   "%sunknown condition \"%s\" (use service_started, service_healthy or "
 			   "service_completed_successfully)",
 			   w, c->str);
@@ -104,7 +105,7 @@ int spb_deps(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		for (size_t i = 0; i < v->nitems; i++) {
 			const struct ynode *it = v->items[i];
 			if (it->kind != YNODE_SCALAR || ynode_is_null(it))
-				return cp_error_at(b->err, &it->mark,
+				return cp_error_at(b->err, EXIT_USAGE, &it->mark,
 						   "%skey \"depends_on\": entries must be stage "
 						   "names, got %s",
 						   where, ynode_kind_name(it));
@@ -282,7 +283,7 @@ static int cycle_error(struct spec_builder *b, const size_t *stack, size_t depth
 	for (size_t s = from; s <= depth; s++)
 		sb_addf(&sb, "%s -> ", b->p->stages[stack[s]].name);
 	sb_adds(&sb, b->p->stages[j].name);
-	cp_error_at(b->err, mark, "dependency cycle: %s", sb_str(&sb));
+	cp_error_at(b->err, EXIT_USAGE, mark, "dependency cycle: %s", sb_str(&sb));
 	sb_free(&sb);
 	return -1;
 }

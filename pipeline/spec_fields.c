@@ -44,7 +44,7 @@ static int port_short(struct port *out, const char *text, const struct ynode *v,
 		proto = slash + 1;
 	}
 	if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
-		return cp_error_at(err, &v->mark,
+		return cp_error_at(err, EXIT_USAGE, &v->mark,
 				   "stage \"%s\": port \"%s\": protocol must be tcp or udp", stage,
 				   text);
 	char *cont = strrchr(s, ':');
@@ -65,13 +65,13 @@ static int port_short(struct port *out, const char *text, const struct ynode *v,
 	if (port_range(cont, strlen(cont), &out->container_port, &out->container_port_end) < 0 ||
 	    out->container_port == 0 ||
 	    port_range(host, strlen(host), &out->host_port, &out->host_port_end) < 0)
-		return cp_error_at(err, &v->mark,
+		return cp_error_at(err, EXIT_USAGE, &v->mark,
 				   "stage \"%s\": port \"%s\": ports must be numbers or ranges "
 				   "between 1 and 65535",
 				   stage, text);
 	if (out->host_port &&
 	    out->host_port_end - out->host_port != out->container_port_end - out->container_port)
-		return cp_error_at(err, &v->mark,
+		return cp_error_at(err, EXIT_USAGE, &v->mark,
 				   "stage \"%s\": port \"%s\": host and container ranges differ in "
 				   "length",
 				   stage, text);
@@ -84,10 +84,11 @@ static int port_short(struct port *out, const char *text, const struct ynode *v,
 		unsigned char addr[sizeof(struct in6_addr)];
 		if (inet_pton(AF_INET, out->host_ip, addr) != 1 &&
 		    inet_pton(AF_INET6, out->host_ip, addr) != 1)
-			return cp_error_at(err, &v->mark,
-					   "stage \"%s\": port \"%s\": host IP \"%s\" is not an IPv4 "
-					   "or IPv6 address",
-					   stage, text, out->host_ip);
+			return cp_error_at(
+			    err, EXIT_USAGE, &v->mark,
+			    "stage \"%s\": port \"%s\": host IP \"%s\" is not an IPv4 "
+			    "or IPv6 address",
+			    stage, text, out->host_ip);
 	}
 	out->protocol = xstrdup(proto);
 	return 0;
@@ -111,26 +112,27 @@ static int port_long(struct port *out, const struct ynode *v, const char *stage,
 		if (!known) {
 			const char *near = suggest_nearest(pr->key->str, keys, ARRAY_LEN(keys));
 			if (near)
-				return cp_error_at(err, &pr->key->mark,
+				return cp_error_at(err, EXIT_USAGE, &pr->key->mark,
 						   "stage \"%s\": ports: unknown key \"%s\" (did "
 						   "you mean \"%s\"?)",
 						   stage, pr->key->str, near);
-			return cp_error_at(err, &pr->key->mark,
+			return cp_error_at(err, EXIT_USAGE, &pr->key->mark,
 					   "stage \"%s\": ports: unknown key \"%s\"", stage,
 					   pr->key->str);
 		}
 		if (pr->value->kind != YNODE_SCALAR)
-			return cp_error_at(err, &pr->value->mark,
-					   "stage \"%s\": ports: key \"%s\" must be a scalar, got %s",
-					   stage, pr->key->str, ynode_kind_name(pr->value));
+			return cp_error_at(
+			    err, EXIT_USAGE, &pr->value->mark,
+			    "stage \"%s\": ports: key \"%s\" must be a scalar, got %s", stage,
+			    pr->key->str, ynode_kind_name(pr->value));
 	}
 	const char *target = scalar_or_null(ymap_get(v, "target"));
 	const char *published = scalar_or_null(ymap_get(v, "published"));
 	const char *ip = scalar_or_null(ymap_get(v, "host_ip"));
 	const char *proto = scalar_or_null(ymap_get(v, "protocol"));
 	if (!target)
-		return cp_error_at(err, &v->mark, "stage \"%s\": ports: \"target\" is required",
-				   stage);
+		return cp_error_at(err, EXIT_USAGE, &v->mark,
+				   "stage \"%s\": ports: \"target\" is required", stage);
 	cleanup_free char *text = xasprintf("%s%s%s%s%s/%s", ip ? ip : "", ip ? ":" : "",
 					    published ? published : "",
 					    ip || published ? ":" : "", target, proto ? proto : "tcp");
@@ -149,7 +151,7 @@ int spec_parse_port(struct port *out, const struct ynode *v, const char *stage,
 	if (v->kind == YNODE_MAP)
 		return port_long(out, v, stage, err);
 	if (v->kind != YNODE_SCALAR || ynode_is_null(v))
-		return cp_error_at(err, &v->mark,
+		return cp_error_at(err, EXIT_USAGE, &v->mark,
 				   "stage \"%s\": ports entries must be strings, numbers or "
 				   "mappings, got %s",
 				   stage, ynode_kind_name(v));

@@ -648,20 +648,19 @@ int spec_image_check_local(const struct stage *s, struct cp_error *err)
 {
 	const struct stage_image *si = s->image_cfg;
 	if (si && si->error) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "%s", si->error);
+		return cp_error_set(err, EXIT_USAGE, "%s", si->error);
 	}
 	if (s->command.n || s->entrypoint.n)
 		return 0;
-	err->code = EXIT_USAGE;
 	if (si)
-		return cp_error_at(err, &s->mark,
-				   "stage \"%s\" has no command: its Dockerfile %s sets no CMD or "
-				   "ENTRYPOINT, and the local runtime cannot know those of the base "
-				   "image %s; add \"command: ...\" to the stage, or run it with "
-				   "--runtime docker",
-				   s->name, si->shown, si->base ? si->base : "");
-	return cp_error_at(err, &s->mark,
+		return cp_error_at(
+		    err, EXIT_USAGE, &s->mark,
+		    "stage \"%s\" has no command: its Dockerfile %s sets no CMD or "
+		    "ENTRYPOINT, and the local runtime cannot know those of the base "
+		    "image %s; add \"command: ...\" to the stage, or run it with "
+		    "--runtime docker",
+		    s->name, si->shown, si->base ? si->base : "");
+	return cp_error_at(err, EXIT_USAGE, &s->mark,
 			   "stage \"%s\" has no command, and the local runtime runs commands, not "
 			   "images; add \"command: ...\" to the stage, or run it with --runtime "
 			   "docker",

@@ -87,7 +87,7 @@ static int check_restart(struct spec_builder *b, const struct ynode *v, const ch
 	}
 	static const char *const vals[] = {"no", "always", "on-failure", "unless-stopped"};
 	const char *near = v->kind == YNODE_SCALAR ? suggest_nearest(v->str, vals, 4) : NULL;
-	return cp_error_at(b->err, &v->mark,
+	return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 			   "%srestart must be no, always, on-failure[:N] or unless-stopped, got "
 			   "%s%s%s%s",
 			   where, v->kind == YNODE_SCALAR ? v->str : ynode_kind_name(v),
@@ -159,7 +159,7 @@ static int infer_one(struct spec_builder *b, struct stage *st, const struct ynod
 	/* A service runs until stopped: waiting for it to complete would never
 	 * end. */
 	if (st->service && w->completed)
-		return cp_error_at(b->err, w->completed_mark,
+		return cp_error_at(b->err, EXIT_USAGE, w->completed_mark,
 				   "stage \"%s\" waits for \"%s\" to complete, but \"%s\" is a "
 				   "service (%s) and runs until stopped; depend on it with "
 				   "service_started or service_healthy, or make it a job with "

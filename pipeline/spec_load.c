@@ -21,7 +21,7 @@ static char *cwd_or_dir(const struct spec_options *opts, struct cp_error *err)
 {
 	char *cwd = getcwd(NULL, 0);
 	if (!cwd) {
-		cp_error_errno(err, "cannot get the current directory");
+		cp_error_errno(err, EXIT_USAGE, "cannot get the current directory");
 		return NULL;
 	}
 	if (!opts || !opts->dir)
@@ -29,7 +29,7 @@ static char *cwd_or_dir(const struct spec_options *opts, struct cp_error *err)
 	char *dir = path_absolute(cwd, opts->dir);
 	free(cwd);
 	if (!dir)
-		cp_error_set(err, "-C %s: bad directory", opts->dir);
+		cp_error_set(err, EXIT_USAGE, "-C %s: bad directory", opts->dir);
 	return dir;
 }
 
@@ -40,9 +40,9 @@ static int check_dir(const struct spec_options *opts, const char *dir, struct cp
 	if (!opts || !opts->dir)
 		return 0;
 	if (stat(dir, &st) < 0)
-		return cp_error_errno(err, "-C %s", opts->dir);
+		return cp_error_errno(err, EXIT_USAGE, "-C %s", opts->dir);
 	if (!S_ISDIR(st.st_mode))
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "-C %s: not a directory (give the directory that holds the "
 				    "spec, or the file itself with -f)",
 				    opts->dir);
@@ -63,7 +63,7 @@ static int load_tree(struct ynode **out, const char *shown, const char *data, si
 		root = ynode_new_map(&mk);
 	}
 	if (root->kind != YNODE_MAP) {
-		cp_error_at(err, &root->mark, "the spec must be a mapping, got %s",
+		cp_error_at(err, EXIT_USAGE, &root->mark, "the spec must be a mapping, got %s",
 			    ynode_kind_name(root));
 		ynode_free(root);
 		return -1;
@@ -121,8 +121,7 @@ static int check_project_name(const char *name, const char *from, struct cp_erro
 		ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
 	if (ok)
 		return 0;
-	err->code = EXIT_USAGE;
-	return cp_error_set(err,
+	return cp_error_set(err, EXIT_USAGE,
 			    "%s: project name \"%s\" must be lowercase letters, digits, \"_\" and "
 			    "\"-\", starting with a letter or digit",
 			    from, name);
@@ -165,7 +164,7 @@ static void fail_masked(struct pipeline *p, struct cp_error *err)
 	cleanup_free char *msg = redactor_text(&p->secrets, err->msg);
 	snprintf(err->msg, sizeof(err->msg), "%s", msg);
 	pipeline_free(p);
-	err->code = EXIT_USAGE;
+	cp_error_recode(err, EXIT_USAGE);
 }
 
 static int add_file(struct pipeline *p, const char *base, const char *given,
@@ -173,7 +172,7 @@ static int add_file(struct pipeline *p, const char *base, const char *given,
 {
 	char *abs = path_absolute(base, given);
 	if (!abs)
-		return cp_error_set(err, "bad spec file path %s", given);
+		return cp_error_set(err, EXIT_USAGE, "bad spec file path %s", given);
 	strvec_push_take(&p->files, abs);
 	strvec_push(&p->mark_files, given);
 	return 0;
@@ -196,7 +195,7 @@ static int add_compose_file(struct pipeline *p, const char *base, const struct k
 		q += n + (e ? 1 : 0);
 	}
 	if (!p->files.n)
-		return cp_error_set(err, "COMPOSE_FILE is set but names no file");
+		return cp_error_set(err, EXIT_USAGE, "COMPOSE_FILE is set but names no file");
 	return 0;
 }
 
@@ -228,11 +227,11 @@ static int discover(struct pipeline *p, const char *base, struct cp_error *err)
 		return 0;
 	}
 	if (access(base, R_OK | X_OK) != 0)
-		return cp_error_errno(err, "cannot look for a spec file in %s", base);
+		return cp_error_errno(err, EXIT_USAGE, "cannot look for a spec file in %s", base);
 	struct strbuf tried = STRBUF_INIT;
 	for (size_t i = 0; i < spec_ndefault_files; i++)
 		sb_addf(&tried, "%s%s", i ? ", " : "", spec_default_files[i]);
-	cp_error_set(err, "no spec file in %s (tried %s)", base, sb_str(&tried));
+	cp_error_set(err, EXIT_USAGE, "no spec file in %s (tried %s)", base, sb_str(&tried));
 	sb_free(&tried);
 	return -1;
 }
@@ -276,7 +275,7 @@ int spec_load(struct pipeline **out, const struct spec_options *opts, struct cp_
 		size_t len = 0;
 		struct ynode *t = NULL;
 		if (access(p->files.v[i], F_OK) != 0) {
-			cp_error_set(err, "spec file %s not found", shown);
+			cp_error_set(err, EXIT_USAGE, "spec file %s not found", shown);
 			goto out;
 		}
 		if (fs_read_file(&data, &len, p->files.v[i], SPEC_MAX_BYTES, err) < 0)

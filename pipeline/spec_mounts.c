@@ -10,10 +10,10 @@ static int undeclared_volume(struct spec_builder *b, const struct ynode *at, con
 {
 	const char *near = suggest_nearest(name, b->volume_names, b->p->nvolumes);
 	if (near)
-		return cp_error_at(b->err, &at->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark,
 				   "%sundeclared volume \"%s\" (did you mean \"%s\"?)", where, name,
 				   near);
-	return cp_error_at(b->err, &at->mark,
+	return cp_error_at(b->err, EXIT_USAGE, &at->mark,
 			   "%sundeclared volume \"%s\" (declare it under the top-level "
 			   "\"volumes:\")",
 			   where, name);
@@ -38,8 +38,8 @@ static int mount_source(struct spec_builder *b, struct mount *m, const struct yn
 		m->type = MOUNT_BIND;
 		m->source = spb_host_path(b, src);
 		if (!m->source)
-			return cp_error_at(b->err, &at->mark, "%sbind source \"%s\" escapes /",
-					   where, src);
+			return cp_error_at(b->err, EXIT_USAGE, &at->mark,
+					   "%sbind source \"%s\" escapes /", where, src);
 		return 0;
 	}
 	if (!volume_declared(b, src))
@@ -53,12 +53,13 @@ static int mount_target(struct spec_builder *b, struct mount *m, const struct yn
 			const char *where, const char *target)
 {
 	if (target[0] != '/')
-		return cp_error_at(b->err, &at->mark,
-				   "%svolume target \"%s\" must be an absolute path", where, target);
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark,
+				   "%svolume target \"%s\" must be an absolute path", where,
+				   target);
 	m->target = path_normalize(target);
 	if (!m->target)
-		return cp_error_at(b->err, &at->mark, "%svolume target \"%s\" escapes /", where,
-				   target);
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark,
+				   "%svolume target \"%s\" escapes /", where, target);
 	return 0;
 }
 
@@ -72,8 +73,9 @@ static int mount_short(struct spec_builder *b, struct mount *m, const struct yno
 	for (;;) {
 		const char *c = strchr(p, ':');
 		if (n == 3) {
-			cp_error_at(b->err, &it->mark,
-				    "%svolume \"%s\": expected SOURCE:TARGET[:MODE]", where, it->str);
+			cp_error_at(b->err, EXIT_USAGE, &it->mark,
+				    "%svolume \"%s\": expected SOURCE:TARGET[:MODE]", where,
+				    it->str);
 			goto out;
 		}
 		parts[n++] = c ? xstrndup(p, (size_t)(c - p)) : xstrdup(p);
@@ -87,7 +89,8 @@ static int mount_short(struct spec_builder *b, struct mount *m, const struct yno
 		goto out;
 	}
 	if (!*parts[0]) {
-		cp_error_at(b->err, &it->mark, "%svolume \"%s\": empty source", where, it->str);
+		cp_error_at(b->err, EXIT_USAGE, &it->mark, "%svolume \"%s\": empty source", where,
+			    it->str);
 		goto out;
 	}
 	if (mount_source(b, m, it, where, parts[0], false) < 0 ||
@@ -104,7 +107,7 @@ static int mount_short(struct spec_builder *b, struct mount *m, const struct yno
 		} else if (strcmp(opt, "z") && strcmp(opt, "Z") && strcmp(opt, "cached") &&
 			   strcmp(opt, "delegated") && strcmp(opt, "consistent") &&
 			   strcmp(opt, "nocopy")) {
-			cp_error_at(b->err, &it->mark,
+			cp_error_at(b->err, EXIT_USAGE, &it->mark,
 				    "%svolume \"%s\": unknown mode \"%s\" (use ro or rw)", where,
 				    it->str, opt);
 			goto out;
@@ -134,18 +137,19 @@ static int mount_long(struct spec_builder *b, struct mount *m, const struct ynod
 	    ((n = ymap_get(it, "read_only")) && spb_bool(b, n, w, "read_only", &m->read_only) < 0))
 		return -1;
 	if (!target)
-		return cp_error_at(b->err, &it->mark, "%s\"target\" is required", w);
+		return cp_error_at(b->err, EXIT_USAGE, &it->mark, "%s\"target\" is required", w);
 	if (!type)
 		type = xstrdup(!source ? "tmpfs" : host_path_like(source) ? "bind" : "volume");
 	if (!strcmp(type, "tmpfs") || (!strcmp(type, "volume") && !source)) {
 		m->type = MOUNT_TMPFS;
 	} else if (!strcmp(type, "volume") || !strcmp(type, "bind")) {
 		if (!source)
-			return cp_error_at(b->err, &it->mark, "%sa bind mount needs \"source\"", w);
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+					   "%sa bind mount needs \"source\"", w);
 		if (mount_source(b, m, it, w, source, !strcmp(type, "bind")) < 0)
 			return -1;
 	} else {
-		return cp_error_at(b->err, &ymap_get(it, "type")->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &ymap_get(it, "type")->mark,
 				   "%stype \"%s\" is not volume, bind or tmpfs", w, type);
 	}
 	return mount_target(b, m, ymap_get(it, "target"), w, target);
@@ -169,7 +173,7 @@ int spb_mounts(struct spec_builder *b, struct stage *st, const struct ynode *v,
 		else if (it->kind == YNODE_MAP)
 			rc = mount_long(b, m, it, where);
 		else
-			rc = cp_error_at(b->err, &it->mark,
+			rc = cp_error_at(b->err, EXIT_USAGE, &it->mark,
 					 "%skey \"volumes\": entries must be strings or mappings, "
 					 "got %s",
 					 where, ynode_kind_name(it));
@@ -200,15 +204,17 @@ static int artifact(struct spec_builder *b, struct artifact_ref *r, const struct
 {
 	r->mark = it->mark;
 	if (it->kind != YNODE_SCALAR || ynode_is_null(it))
-		return cp_error_at(b->err, &it->mark,
-				   "%skey \"%s\": entries must be \"VOLUME:/path\" or a path, got %s",
-				   where, key, ynode_kind_name(it));
+		return cp_error_at(
+		    b->err, EXIT_USAGE, &it->mark,
+		    "%skey \"%s\": entries must be \"VOLUME:/path\" or a path, got %s", where, key,
+		    ynode_kind_name(it));
 	const char *s = it->str;
 	const char *colon = strchr(s, ':');
 	if (host_path_like(s) || !colon) {
 		r->path = spb_host_path(b, s);
 		if (!r->path)
-			return cp_error_at(b->err, &it->mark, "%s%s \"%s\" escapes /", where, key, s);
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark, "%s%s \"%s\" escapes /",
+					   where, key, s);
 		return 0;
 	}
 	r->volume = xstrndup(s, (size_t)(colon - s));
@@ -218,8 +224,9 @@ static int artifact(struct spec_builder *b, struct artifact_ref *r, const struct
 	cleanup_free char *abs = path[0] == '/' ? xstrdup(path) : xasprintf("/%s", path);
 	r->path = path_normalize(abs);
 	if (!r->path)
-		return cp_error_at(b->err, &it->mark, "%s%s \"%s\": path escapes volume \"%s\"",
-				   where, key, s, r->volume);
+		return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+				   "%s%s \"%s\": path escapes volume \"%s\"", where, key, s,
+				   r->volume);
 	return 0;
 }
 
@@ -311,12 +318,12 @@ int spb_check_ports(struct spec_builder *b)
 			const struct published *first = written_before(a, c) ? a : c;
 			const struct published *again = first == a ? c : a;
 			const struct cp_mark *fm = &first->port->mark;
-			rc = cp_error_at(b->err, &again->port->mark,
-					 "stage \"%s\": host port %d/%s on %s is already published by "
-					 "stage \"%s\" (%s:%d:%d); two stages cannot bind one host port",
-					 p->stages[again->stage].name, c->port->host_port,
-					 c->port->protocol, c->ip, p->stages[first->stage].name, fm->file,
-					 fm->line, fm->col);
+			rc = cp_error_at(
+			    b->err, EXIT_USAGE, &again->port->mark,
+			    "stage \"%s\": host port %d/%s on %s is already published by "
+			    "stage \"%s\" (%s:%d:%d); two stages cannot bind one host port",
+			    p->stages[again->stage].name, c->port->host_port, c->port->protocol,
+			    c->ip, p->stages[first->stage].name, fm->file, fm->line, fm->col);
 			break;
 		}
 	}

@@ -56,10 +56,10 @@ static int load_file(struct resolver *r, struct ynode **out, const char *abs,
 	*out = NULL;
 	struct stat sb;
 	if (stat(abs, &sb) != 0)
-		return cp_error_at(r->err, at, "%s not found", shown);
+		return cp_error_at(r->err, EXIT_USAGE, at, "%s not found", shown);
 	/* A FIFO or a device would block or never end. */
 	if (!S_ISREG(sb.st_mode))
-		return cp_error_at(r->err, at, "%s is not a regular file", shown);
+		return cp_error_at(r->err, EXIT_USAGE, at, "%s is not a regular file", shown);
 	if (fs_read_file(&data, &len, abs, RESOLVE_MAX_BYTES, r->err) < 0)
 		return -1;
 	struct ynode *t = NULL;
@@ -70,7 +70,7 @@ static int load_file(struct resolver *r, struct ynode **out, const char *abs,
 		t = ynode_new_map(&mk);
 	}
 	if (t->kind != YNODE_MAP) {
-		cp_error_at(r->err, &t->mark, "the spec must be a mapping, got %s",
+		cp_error_at(r->err, EXIT_USAGE, &t->mark, "the spec must be a mapping, got %s",
 			    ynode_kind_name(t));
 		ynode_free(t);
 		return -1;
@@ -196,7 +196,7 @@ static int service_from_file(struct resolver *r, struct ynode **out, const char 
 	int rc = resolve_extends_in(r, t, path, env, depth + 1);
 	struct ypair *svc = rc < 0 ? NULL : ymap_find(ymap_get(t, "stages"), name);
 	if (rc == 0 && !svc)
-		rc = cp_error_at(r->err, at, "extends: no service \"%s\" in %s", name,
+		rc = cp_error_at(r->err, EXIT_USAGE, at, "extends: no service \"%s\" in %s", name,
 				 mark_name(r, path));
 	if (rc == 0) {
 		absolutize_service(svc->value, dir);
@@ -229,14 +229,14 @@ static int extend_one(struct resolver *r, struct ynode *stages, size_t i, const 
 		for (size_t k = from; k < r->chain.n; k++)
 			sb_addf(&sb, "%s -> ", r->chain.v[k]);
 		sb_adds(&sb, pr->key->str);
-		cp_error_at(r->err, &ext->key->mark, "extends cycle: %s", sb_str(&sb));
+		cp_error_at(r->err, EXIT_USAGE, &ext->key->mark, "extends cycle: %s", sb_str(&sb));
 		sb_free(&sb);
 		return -1;
 	}
 	if (depth > RESOLVE_MAX_DEPTH)
-		return cp_error_at(r->err, &ext->key->mark,
-				   "stage \"%s\": extends nested deeper than %d files", pr->key->str,
-				   RESOLVE_MAX_DEPTH);
+		return cp_error_at(r->err, EXIT_USAGE, &ext->key->mark,
+				   "stage \"%s\": extends nested deeper than %d files",
+				   pr->key->str, RESOLVE_MAX_DEPTH);
 	state[i] = 1;
 	strvec_push(&r->chain, pr->key->str);
 	int rc = extend_with(r, stages, i, ext, path, env, depth, state);
@@ -259,22 +259,23 @@ static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struc
 			if (strcmp(key, "service") && strcmp(key, "file")) {
 				static const char *const keys[] = {"service", "file"};
 				const char *near = suggest_nearest(key, keys, 2);
-				return cp_error_at(r->err, &v->pairs[k].key->mark,
-						   "stage \"%s\": extends: unknown key \"%s\"%s%s%s",
-						   pr->key->str, key, near ? " (did you mean \"" : "",
-						   near ? near : "", near ? "\"?)" : "");
+				return cp_error_at(
+				    r->err, EXIT_USAGE, &v->pairs[k].key->mark,
+				    "stage \"%s\": extends: unknown key \"%s\"%s%s%s", pr->key->str,
+				    key, near ? " (did you mean \"" : "", near ? near : "",
+				    near ? "\"?)" : "");
 			}
 		}
 		svc = ymap_get(v, "service");
 		file = ymap_get(v, "file");
 		if (!svc)
-			return cp_error_at(r->err, &v->mark,
+			return cp_error_at(r->err, EXIT_USAGE, &v->mark,
 					   "stage \"%s\": extends: \"service\" is required",
 					   pr->key->str);
 	}
 	if (svc->kind != YNODE_SCALAR || ynode_is_null(svc) ||
 	    (file && (file->kind != YNODE_SCALAR || ynode_is_null(file))))
-		return cp_error_at(r->err, &v->mark,
+		return cp_error_at(r->err, EXIT_USAGE, &v->mark,
 				   "stage \"%s\": extends must be a service name or {service, "
 				   "file}, got %s",
 				   pr->key->str, ynode_kind_name(v));
@@ -283,8 +284,10 @@ static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struc
 		cleanup_free char *dir = path_dirname(path);
 		cleanup_free char *abs = path_absolute(dir, file->str);
 		if (!abs)
-			return cp_error_at(r->err, &file->mark, "stage \"%s\": extends: file "
-					   "\"%s\" escapes /", pr->key->str, file->str);
+			return cp_error_at(r->err, EXIT_USAGE, &file->mark,
+					   "stage \"%s\": extends: file "
+					   "\"%s\" escapes /",
+					   pr->key->str, file->str);
 		if (service_from_file(r, &base, abs, svc->str, env, &svc->mark, depth) < 0)
 			return -1;
 	} else {
@@ -296,7 +299,7 @@ static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struc
 			for (size_t k = 0; k < stages->npairs; k++)
 				names[k] = stages->pairs[k].key->str;
 			const char *near = suggest_nearest(svc->str, names, stages->npairs);
-			cp_error_at(r->err, &svc->mark,
+			cp_error_at(r->err, EXIT_USAGE, &svc->mark,
 				    "stage \"%s\": extends unknown service \"%s\"%s%s%s",
 				    pr->key->str, svc->str, near ? " (did you mean \"" : "",
 				    near ? near : "", near ? "\"?)" : "");
@@ -304,8 +307,8 @@ static int extend_with(struct resolver *r, struct ynode *stages, size_t i, struc
 			return -1;
 		}
 		if (j == i)
-			return cp_error_at(r->err, &svc->mark, "stage \"%s\": extends itself",
-					   pr->key->str);
+			return cp_error_at(r->err, EXIT_USAGE, &svc->mark,
+					   "stage \"%s\": extends itself", pr->key->str);
 		if (extend_one(r, stages, j, path, env, depth, state) < 0)
 			return -1;
 		base = ynode_copy(stages->pairs[j].value);
@@ -359,14 +362,15 @@ static int string_or_list(struct resolver *r, const struct ynode *v, const char 
 	if (v->kind == YNODE_SEQ) {
 		for (size_t i = 0; i < v->nitems; i++) {
 			if (v->items[i]->kind != YNODE_SCALAR || ynode_is_null(v->items[i]))
-				return cp_error_at(r->err, &v->items[i]->mark,
-						   "include: %s entries must be paths, got %s", what,
-						   ynode_kind_name(v->items[i]));
+				return cp_error_at(r->err, EXIT_USAGE, &v->items[i]->mark,
+						   "include: %s entries must be paths, got %s",
+						   what, ynode_kind_name(v->items[i]));
 			strvec_push(out, v->items[i]->str);
 		}
 		return 0;
 	}
-	return cp_error_at(r->err, &v->mark, "include: %s must be a path or a list, got %s", what,
+	return cp_error_at(r->err, EXIT_USAGE, &v->mark,
+			   "include: %s must be a path or a list, got %s", what,
 			   ynode_kind_name(v));
 }
 
@@ -419,7 +423,7 @@ static int include_merge(struct resolver *r, struct ynode *root, struct ynode *i
 			if (mine && ynode_equal(mine->value, e->value))
 				continue;
 			if (mine)
-				return cp_error_at(r->err, &mine->key->mark,
+				return cp_error_at(r->err, EXIT_USAGE, &mine->key->mark,
 						   "%s \"%s\" is also defined by the included %s "
 						   "(line %d); rename one of them",
 						   k == 0 ? "service" : kinds[k], e->key->str,
@@ -454,7 +458,7 @@ static int include_one(struct resolver *r, struct ynode *root, const struct ynod
 				project_dir = path_absolute(dir, v->str);
 			} else {
 				const char *near = suggest_nearest(k, keys, 3);
-				cp_error_at(r->err, &item->pairs[i].key->mark,
+				cp_error_at(r->err, EXIT_USAGE, &item->pairs[i].key->mark,
 					    "include: unknown key \"%s\"%s%s%s", k,
 					    near ? " (did you mean \"" : "", near ? near : "",
 					    near ? "\"?)" : "");
@@ -465,7 +469,7 @@ static int include_one(struct resolver *r, struct ynode *root, const struct ynod
 		goto out;
 	}
 	if (!paths.n) {
-		cp_error_at(r->err, &item->mark, "include: \"path\" is required");
+		cp_error_at(r->err, EXIT_USAGE, &item->mark, "include: \"path\" is required");
 		goto out;
 	}
 	for (size_t i = 0; i < paths.n; i++) {
@@ -482,13 +486,13 @@ static int include_one(struct resolver *r, struct ynode *root, const struct ynod
 		project_dir = path_dirname(paths.v[0]);
 	for (size_t i = 0; i < r->stack.n; i++) {
 		if (strcmp(r->stack.v[i], paths.v[0]) == 0) {
-			cp_error_at(r->err, &item->mark, "include cycle: %s includes itself",
-				    mark_name(r, paths.v[0]));
+			cp_error_at(r->err, EXIT_USAGE, &item->mark,
+				    "include cycle: %s includes itself", mark_name(r, paths.v[0]));
 			goto out;
 		}
 	}
 	if (depth > RESOLVE_MAX_DEPTH) {
-		cp_error_at(r->err, &item->mark, "include nested deeper than %d files",
+		cp_error_at(r->err, EXIT_USAGE, &item->mark, "include nested deeper than %d files",
 			    RESOLVE_MAX_DEPTH);
 		goto out;
 	}
@@ -530,8 +534,8 @@ static int resolve_file(struct resolver *r, struct ynode *root, const char *path
 		cleanup_free char *dir = path_dirname(path);
 		const struct ynode *v = inc->value;
 		if (v->kind != YNODE_SEQ)
-			return cp_error_at(r->err, &v->mark, "include must be a list, got %s",
-					   ynode_kind_name(v));
+			return cp_error_at(r->err, EXIT_USAGE, &v->mark,
+					   "include must be a list, got %s", ynode_kind_name(v));
 		for (size_t i = 0; i < v->nitems; i++)
 			if (include_one(r, root, v->items[i], dir, depth) < 0)
 				return -1;

@@ -24,14 +24,15 @@ static int build_command(struct spec_builder *b, struct stage *st, const struct 
 		if (shell_split(&words, v->str, b->err) < 0) {
 			char msg[sizeof(b->err->msg)];
 			memcpy(msg, b->err->msg, sizeof(msg));
-			return cp_error_at(b->err, &v->mark, "%skey \"%s\": %s", where, key, msg);
+			return cp_error_at(b->err, EXIT_USAGE, &v->mark, "%skey \"%s\": %s", where,
+					   key, msg);
 		}
 	} else if (v->kind == YNODE_SEQ) {
 		for (size_t i = 0; i < v->nitems; i++) {
 			const struct ynode *it = v->items[i];
 			if (it->kind != YNODE_SCALAR) {
 				strvec_free(&words);
-				return cp_error_at(b->err, &it->mark,
+				return cp_error_at(b->err, EXIT_USAGE, &it->mark,
 						   "%skey \"%s\": entries must be strings, got %s",
 						   where, key, ynode_kind_name(it));
 			}
@@ -59,17 +60,19 @@ static int load_env_file(struct spec_builder *b, struct stage *st, const char *w
 	cleanup_free char *abs = spb_host_path(b, path);
 	cleanup_free char *shown = spb_shown(b, path);
 	if (!abs)
-		return cp_error_at(b->err, &at->mark, "%senv_file \"%s\" escapes /", where, path);
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark, "%senv_file \"%s\" escapes /",
+				   where, path);
 	if (access(abs, F_OK) != 0) {
 		if (!required)
 			return 0;
-		return cp_error_at(b->err, &at->mark, "%senv_file \"%s\" not found", where, path);
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark, "%senv_file \"%s\" not found",
+				   where, path);
 	}
 	cleanup_free char *data = NULL;
 	if (fs_read_file(&data, NULL, abs, 16 << 20, b->err) < 0) {
 		char msg[sizeof(b->err->msg)];
 		memcpy(msg, b->err->msg, sizeof(msg));
-		return cp_error_at(b->err, &at->mark, "%senv_file: %s", where, msg);
+		return cp_error_at(b->err, EXIT_USAGE, &at->mark, "%senv_file: %s", where, msg);
 	}
 	struct kvvec kv = {0};
 	if (envfile_parse(&kv, shown, data, b->err) < 0) {
@@ -102,7 +105,7 @@ static int build_env_files(struct spec_builder *b, struct stage *st, const struc
 			continue;
 		}
 		if (it->kind != YNODE_MAP)
-			return cp_error_at(b->err, &it->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark,
 					   "%skey \"env_file\": entries must be paths or {path, "
 					   "required}, got %s",
 					   where, ynode_kind_name(it));
@@ -114,8 +117,8 @@ static int build_env_files(struct spec_builder *b, struct stage *st, const struc
 		const struct ynode *req = ymap_get(it, "required");
 		bool required = true;
 		if (!path || path->kind != YNODE_SCALAR || ynode_is_null(path))
-			return cp_error_at(b->err, &it->mark, "%senv_file: \"path\" is required",
-					   where);
+			return cp_error_at(b->err, EXIT_USAGE, &it->mark,
+					   "%senv_file: \"path\" is required", where);
 		if (req && spb_bool(b, req, w, "required", &required) < 0)
 			return -1;
 		if (load_env_file(b, st, where, path, path->str, required) < 0)
@@ -180,8 +183,8 @@ static int build_build(struct spec_builder *b, struct stage *st, const struct yn
 	if (strstr(context, "://") || str_has_prefix(context, "git@"))
 		st->build->context = xstrdup(context);
 	else if (!(st->build->context = spb_host_path(b, context)))
-		return cp_error_at(b->err, &ctx_node->mark, "%sbuild context \"%s\" escapes /",
-				   where, context);
+		return cp_error_at(b->err, EXIT_USAGE, &ctx_node->mark,
+				   "%sbuild context \"%s\" escapes /", where, context);
 	if (!st->build->dockerfile)
 		st->build->dockerfile = xstrdup("Dockerfile");
 	return 0;
@@ -289,7 +292,7 @@ static int gpu_scalar(struct spec_builder *b, struct stage *st, const struct yno
 		      const char *where)
 {
 	if (!gpu_request_valid(v->str))
-		return cp_error_at(b->err, &v->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &v->mark,
 				   "%sgpus \"%s\" is not \"all\", a number of GPUs or "
 				   "\"device=ID[,ID...]\"",
 				   where, v->str);
@@ -304,7 +307,7 @@ static int gpu_map(struct spec_builder *b, struct stage *st, const struct ynode 
 	const struct ynode *count = ymap_get(m, "count");
 	if (count && count->kind == YNODE_SCALAR && !ynode_is_null(count) &&
 	    (!gpu_request_valid(count->str) || str_has_prefix(count->str, "device=")))
-		return cp_error_at(b->err, &count->mark,
+		return cp_error_at(b->err, EXIT_USAGE, &count->mark,
 				   "%sGPU count \"%s\" is not \"all\" or a number of GPUs", where,
 				   count->str);
 	strvec_push_take(&st->gpus, gpu_request(m));
@@ -328,9 +331,10 @@ static int build_gpus(struct spec_builder *b, struct stage *st, const struct yno
 		else if (it->kind == YNODE_MAP)
 			rc = gpu_map(b, st, it, where);
 		else
-			rc = cp_error_at(b->err, &it->mark,
-					 "%skey \"gpus\": entries must be strings or mappings, got %s",
-					 where, ynode_kind_name(it));
+			rc = cp_error_at(
+			    b->err, EXIT_USAGE, &it->mark,
+			    "%skey \"gpus\": entries must be strings or mappings, got %s", where,
+			    ynode_kind_name(it));
 		if (rc < 0)
 			return -1;
 	}
@@ -467,7 +471,7 @@ static int build_params(struct spec_builder *b, struct stage *st, const struct y
 	for (size_t i = 0; i < v->npairs; i++) {
 		const struct ynode *val = v->pairs[i].value;
 		if (val->kind != YNODE_SCALAR)
-			return cp_error_at(b->err, &val->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &val->mark,
 					   "%sparam \"%s\" must be a string or a number, got %s",
 					   where, v->pairs[i].key->str, ynode_kind_name(val));
 		kvvec_set(&st->params, v->pairs[i].key->str, val->str);
@@ -487,13 +491,14 @@ int spb_apply_sets(struct spec_builder *b, struct stage *st)
 				cands[j] = st->params.v[j].key;
 			const char *near = suggest_nearest(s->param, cands, st->params.n);
 			if (near)
-				cp_error_set(b->err,
+				cp_error_set(b->err, EXIT_USAGE,
 					     "--set %s: stage \"%s\" has no param \"%s\" (did you "
 					     "mean \"%s\"?)",
 					     s->key, st->name, s->param, near);
 			else
-				cp_error_set(b->err, "--set %s: stage \"%s\" has no param \"%s\"",
-					     s->key, st->name, s->param);
+				cp_error_set(b->err, EXIT_USAGE,
+					     "--set %s: stage \"%s\" has no param \"%s\"", s->key,
+					     st->name, s->param);
 			free(cands);
 			return -1;
 		}
@@ -528,7 +533,7 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 		free(st->working_dir);
 		st->working_dir = sub;
 		if (sub[0] != '/')
-			return cp_error_at(b->err, &val->mark,
+			return cp_error_at(b->err, EXIT_USAGE, &val->mark,
 					   "%sworking_dir \"%s\" must be an absolute path", where,
 					   sub);
 		return 0;

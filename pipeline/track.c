@@ -104,8 +104,8 @@ int track_ref_host_path(char **out, struct tracker *t, const char *volume, const
 		return 0;
 	}
 	if (!t->ops->caps.host_volumes)
-		return cp_error_set(err, "the %s runtime cannot read volume \"%s\"", t->ops->name,
-				    volume);
+		return cp_error_set(err, EXIT_USAGE, "the %s runtime cannot read volume \"%s\"",
+				    t->ops->name, volume);
 	const struct kv *known = kvvec_get(&t->roots, volume);
 	if (!known) {
 		cleanup_free char *found = NULL;
@@ -143,7 +143,7 @@ int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error 
 	if (!type && w->whole_mount)
 		return 0; /* a socket or fifo in an observed mount: no content */
 	if (!type)
-		return cp_error_set(err, "%s: not a regular file, directory or symlink",
+		return cp_error_set(err, EXIT_USAGE, "%s: not a regular file, directory or symlink",
 				    *e->path ? e->path : "artifact");
 	char d[DIGEST_BUFLEN] = "";
 	unsigned long long size = 0;

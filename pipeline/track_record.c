@@ -162,10 +162,11 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct 
 				cJSON_AddItemToObject(types, name, cJSON_CreateString((char[]){type, 0}));
 			if (!track_entry_digest(e)) {
 				cJSON_Delete(e);
-				return cp_error_set(err,
+				return cp_error_set(err, EXIT_USAGE,
 						    "stage \"%s\" exited 0 but did not write its "
 						    "declared %s %s",
-						    s->name, kind ? "metrics file" : "output", name);
+						    s->name, kind ? "metrics file" : "output",
+						    name);
 			}
 			if (kind) {
 				cleanup_free char *host = NULL;

@@ -39,7 +39,7 @@ int track_commit_ref(cJSON **out, char *type, struct tracker *t, const char *vol
 		cleanup_free char *proc = xasprintf("/proc/self/fd/%d", pfd);
 		cleanup_free char *parent = realpath(proc, NULL);
 		if (!parent)
-			return cp_error_errno(err, "resolving %s", host);
+			return cp_error_errno(err, EXIT_USAGE, "resolving %s", host);
 		real = strcmp(name, ".") == 0 ? xstrdup(parent) : path_join(parent, name);
 	} else {
 		real = xstrdup(host);
@@ -94,7 +94,8 @@ static int restore_place(char **root, const char **rel, struct tracker *t,
 	}
 	size_t n = strlen(t->p->dir);
 	if (strncmp(r->path, t->p->dir, n) != 0 || (r->path[n] != '/' && r->path[n] != '\0'))
-		return cp_error_set(err, "%s is outside the project; it cannot be restored", r->path);
+		return cp_error_set(err, EXIT_USAGE,
+				    "%s is outside the project; it cannot be restored", r->path);
 	*root = xstrdup(t->p->dir);
 	*rel = r->path + n;
 	return 0;
@@ -134,7 +135,8 @@ static int stage_outputs(struct cas_checkout *co, struct tracker *t, const struc
 			if (track_entry_deleted(e))
 				continue; /* what the stage deleted stays as it is */
 			if (!d) {
-				rc = cp_error_set(err, "stage \"%s\": %s %s has no recorded digest",
+				rc = cp_error_set(err, EXIT_USAGE,
+						  "stage \"%s\": %s %s has no recorded digest",
 						  s->name, kind ? "metrics" : "output", name);
 				break;
 			}
@@ -285,7 +287,8 @@ int track_checkout(struct tracker *t, const cJSON *stages, const char *what,
 	}
 	if (count == 0) {
 		cas_checkout_abort(&co);
-		return cp_error_set(err, "checkout %s: it records no outputs of this project's stages",
+		return cp_error_set(err, EXIT_USAGE,
+				    "checkout %s: it records no outputs of this project's stages",
 				    what);
 	}
 	if (cas_checkout_commit(&co, err) < 0)

@@ -269,13 +269,13 @@ static int count_nodes(struct builder *b, size_t n, size_t bytes, const struct c
 		       const char *what)
 {
 	if (n > YTREE_MAX_NODES || b->count + n > YTREE_MAX_NODES)
-		return cp_error_at(b->err, mark,
+		return cp_error_at(b->err, EXIT_USAGE, mark,
 				   "%s expands the spec past %d YAML nodes, the most cpipe reads "
 				   "from one file once aliases and \"<<\" merge keys are expanded; "
 				   "use fewer aliases",
 				   what, YTREE_MAX_NODES);
 	if (bytes > YTREE_MAX_BYTES || b->bytes + bytes > YTREE_MAX_BYTES)
-		return cp_error_at(b->err, mark,
+		return cp_error_at(b->err, EXIT_USAGE, mark,
 				   "%s expands the spec past %u MiB of text, the most cpipe reads "
 				   "from one file once aliases and \"<<\" merge keys are expanded; "
 				   "repeat large values less often",
@@ -350,8 +350,8 @@ static int attach(struct builder *b, struct ynode *n)
 	}
 	if (!f->key) {
 		if (n->kind != YNODE_SCALAR) {
-			cp_error_at(b->err, &n->mark, "mapping keys must be strings, got %s",
-				    ynode_kind_name(n));
+			cp_error_at(b->err, EXIT_USAGE, &n->mark,
+				    "mapping keys must be strings, got %s", ynode_kind_name(n));
 			ynode_free(n);
 			return -1;
 		}
@@ -426,7 +426,7 @@ static int finish_map(struct builder *b, struct ynode *map)
 			for (size_t s = 0; s < v->nitems; s++) {
 				struct ynode *src = v->items[s];
 				if (src->kind != YNODE_MAP) {
-					cp_error_at(b->err, &src->mark,
+					cp_error_at(b->err, EXIT_USAGE, &src->mark,
 						    "merge key \"<<\" needs mappings, got %s",
 						    ynode_kind_name(src));
 					goto out;
@@ -437,9 +437,10 @@ static int finish_map(struct builder *b, struct ynode *map)
 						 src->pairs[j].value, prio);
 			}
 		} else {
-			cp_error_at(b->err, &v->mark,
-				    "merge key \"<<\" needs a mapping or a list of mappings, got %s",
-				    ynode_kind_name(v));
+			cp_error_at(
+			    b->err, EXIT_USAGE, &v->mark,
+			    "merge key \"<<\" needs a mapping or a list of mappings, got %s",
+			    ynode_kind_name(v));
 			goto out;
 		}
 	}
@@ -454,7 +455,7 @@ static int finish_map(struct builder *b, struct ynode *map)
 				continue;
 			if (idx[i]->prio == 0) {
 				const struct cp_mark *first = &idx[i - 1]->key->mark;
-				cp_error_at(b->err, &idx[i]->key->mark,
+				cp_error_at(b->err, EXIT_USAGE, &idx[i]->key->mark,
 					    "duplicate key \"%s\" (first defined at line %d, "
 					    "column %d)",
 					    idx[i]->key->str, first->line, first->col);
@@ -528,7 +529,7 @@ static int on_node_start(struct builder *b, struct ynode *n, yaml_char_t *anchor
 {
 	n->tag = tag_of(tag);
 	if (b->depth >= YTREE_MAX_DEPTH) {
-		cp_error_at(b->err, &n->mark, "YAML nested deeper than %d levels",
+		cp_error_at(b->err, EXIT_USAGE, &n->mark, "YAML nested deeper than %d levels",
 			    YTREE_MAX_DEPTH);
 		ynode_free(n);
 		return -1;
@@ -571,7 +572,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev)
 	size_t len = ev->data.scalar.length;
 	struct cp_mark mk = mark_of(b, ev->start_mark);
 	if (memchr(val, '\0', len))
-		return cp_error_at(b->err, &mk, "NUL character in a string");
+		return cp_error_at(b->err, EXIT_USAGE, &mk, "NUL character in a string");
 	if (count_nodes(b, 1, len, &mk, "this value") < 0)
 		return -1;
 	struct ynode *n = node_new(YNODE_SCALAR, &mk);
@@ -604,13 +605,14 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 	struct cp_mark mk = mark_of(b, ev->start_mark);
 	const struct ynode *src = anchor_find(b, name);
 	if (!src)
-		return cp_error_at(b->err, &mk, "unknown anchor \"%s\"", name);
+		return cp_error_at(b->err, EXIT_USAGE, &mk, "unknown anchor \"%s\"", name);
 	cleanup_free char *what = xasprintf("alias \"%s\"", name);
 	if (count_nodes(b, src->weight, src->bytes, &mk, what) < 0)
 		return -1;
 	if ((size_t)b->depth + node_height(src) > YTREE_MAX_HEIGHT)
-		return cp_error_at(b->err, &mk, "alias \"%s\" nests YAML deeper than %d levels",
-				   name, YTREE_MAX_HEIGHT);
+		return cp_error_at(b->err, EXIT_USAGE, &mk,
+				   "alias \"%s\" nests YAML deeper than %d levels", name,
+				   YTREE_MAX_HEIGHT);
 	return attach(b, ynode_copy(src));
 }
 
@@ -620,7 +622,7 @@ static int on_event(struct builder *b, const yaml_event_t *ev, int *docs)
 	switch (ev->type) {
 	case YAML_DOCUMENT_START_EVENT:
 		if (++*docs > 1)
-			return cp_error_at(b->err, &mk,
+			return cp_error_at(b->err, EXIT_USAGE, &mk,
 					   "a spec file holds one YAML document, found another");
 		return 0;
 	case YAML_SCALAR_EVENT:
@@ -684,13 +686,14 @@ static void reader_error(struct cp_error *err, const char *file, const char *dat
 			      : parser->problem ? parser->problem
 						: "unreadable input";
 	if (parser->problem_value >= 0 && off < len)
-		cp_error_at(err, &mk,
+		cp_error_at(err, EXIT_USAGE, &mk,
 			    "%s (byte 0x%02x): the spec must be UTF-8 text; fix or re-save "
 			    "the file as UTF-8",
 			    problem, (unsigned)(unsigned char)data[off]);
 	else
-		cp_error_at(err, &mk, "%s: the spec must be UTF-8 text; fix or re-save the file "
-				      "as UTF-8",
+		cp_error_at(err, EXIT_USAGE, &mk,
+			    "%s: the spec must be UTF-8 text; fix or re-save the file "
+			    "as UTF-8",
 			    problem);
 }
 
@@ -703,7 +706,7 @@ int ytree_parse(struct ynode **out, const char *file, const char *data, size_t l
 
 	*out = NULL;
 	if (!yaml_parser_initialize(&parser))
-		return cp_error_set(err, "%s: cannot initialize the YAML parser", file);
+		return cp_error_set(err, EXIT_USAGE, "%s: cannot initialize the YAML parser", file);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
 	for (;;) {
 		yaml_event_t ev;
@@ -714,11 +717,11 @@ int ytree_parse(struct ynode **out, const char *file, const char *data, size_t l
 				goto out;
 			}
 			if (parser.context)
-				cp_error_at(err, &mk, "invalid YAML: %s %s",
+				cp_error_at(err, EXIT_USAGE, &mk, "invalid YAML: %s %s",
 					    parser.problem ? parser.problem : "syntax error",
 					    parser.context);
 			else
-				cp_error_at(err, &mk, "invalid YAML: %s",
+				cp_error_at(err, EXIT_USAGE, &mk, "invalid YAML: %s",
 					    parser.problem ? parser.problem : "syntax error");
 			goto out;
 		}

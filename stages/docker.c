@@ -139,7 +139,7 @@ static int image_inspect(struct runtime *rt, const char *ref, char **id_out, str
 	const char *id = docker_str(j, "Id");
 	if (!id) {
 		cJSON_Delete(j);
-		return cp_error_set(err, "image \"%s\": the daemon gave no ID", ref);
+		return cp_error_set(err, EXIT_USAGE, "image \"%s\": the daemon gave no ID", ref);
 	}
 	*id_out = xstrdup(id);
 	cJSON_Delete(j);
@@ -200,12 +200,10 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 		return 0;
 	}
 	if (!builder && !(s->image && *s->image)) {
-		err->code = EXIT_STAGE_FAILED;
-		cp_error_at(err, &s->mark,
+		cp_error_at(err, EXIT_STAGE_FAILED, &s->mark,
 			    "stage \"%s\" has neither image: nor build:, and the docker "
 			    "runtime needs one",
 			    s->name);
-		err->code = EXIT_STAGE_FAILED;
 		return -1;
 	}
 	cleanup_free char *prefix = xasprintf("%s | ", s->name);
@@ -221,13 +219,13 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 	} else if (rc == 1) {
 		rc = image_pull(rt, ref, prefix, err);
 		if (rc == 0 && (rc = image_inspect(rt, ref, &id, err)) == 1)
-			rc = cp_error_set(err, "the pull gave no image");
+			rc = cp_error_set(err, EXIT_USAGE, "the pull gave no image");
 		if (rc < 0) {
 			cp_error_prefix(err, "image \"%s\" is not available locally and could not be "
 					     "pulled",
 					s->image);
 			if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
-				err->code = EXIT_STAGE_FAILED;
+				cp_error_recode(err, EXIT_STAGE_FAILED);
 			return -1;
 		}
 	}

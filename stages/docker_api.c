@@ -128,8 +128,8 @@ static int parse_host(struct docker *d, const char *host, struct cp_error *err)
 	d->tls_verify = tls && *tls && strcmp(tls, "0") != 0;
 	if (str_has_prefix(host, "unix://")) {
 		if (!host[7]) {
-			err->code = EXIT_RUNTIME;
-			return cp_error_set(err, "%s=%s: no socket path", d->engine->var, host);
+			return cp_error_set(err, EXIT_RUNTIME, "%s=%s: no socket path",
+					    d->engine->var, host);
 		}
 		d->socket = xstrdup(host + 7);
 		d->base = xstrdup("http://localhost");
@@ -151,8 +151,8 @@ static int parse_host(struct docker *d, const char *host, struct cp_error *err)
 		}
 		return 0;
 	}
-	err->code = EXIT_RUNTIME;
-	return cp_error_set(err, "%s=%s: unsupported; use unix://PATH or tcp://HOST:PORT",
+	return cp_error_set(err, EXIT_RUNTIME,
+			    "%s=%s: unsupported; use unix://PATH or tcp://HOST:PORT",
 			    d->engine->var, host);
 }
 
@@ -298,25 +298,21 @@ static int connect_error(struct docker *d, CURLcode rc, struct cp_error *err)
 	long os_errno = 0;
 	curl_easy_getinfo(d->h, CURLINFO_OS_ERRNO, &os_errno);
 	const char *why = os_errno ? strerror((int)os_errno) : curl_easy_strerror(rc);
-	err->code = EXIT_RUNTIME;
-	cp_error_set(err,
+	cp_error_set(err, EXIT_RUNTIME,
 		     "cannot connect to the %s at %s: %s (is %s running? "
 		     "%s selects another one)",
 		     d->engine->what, d->host, why, d->engine->server, d->engine->var);
-	err->code = EXIT_RUNTIME;
 	return -1;
 }
 
 static int stall_error(struct docker *d, const struct docker_req *rq, const struct xfer *x,
 		       struct cp_error *err)
 {
-	err->code = EXIT_RUNTIME;
-	cp_error_set(err,
+	cp_error_set(err, EXIT_RUNTIME,
 		     "the %s at %s did not answer %s %s within %.1fs (is %s hung? "
 		     "%s selects another one)",
 		     d->engine->what, d->host, rq->method, rq->path, (double)x->answer_ms / 1000,
 		     d->engine->server, d->engine->var);
-	err->code = EXIT_RUNTIME;
 	return -1;
 }
 
@@ -326,17 +322,16 @@ static int status_error(const struct docker_req *rq, const struct xfer *x, struc
 	cJSON *j = x->body.len ? cJSON_Parse(x->body.buf) : NULL;
 	const char *msg = docker_str(j, "message");
 	if (msg)
-		cp_error_set(err, "%s", msg);
+		cp_error_set(err, EXIT_STAGE_FAILED, "%s", msg);
 	else if (x->body.len && x->body.len < 512)
-		cp_error_set(err, "%s %s: HTTP %ld: %s", rq->method, rq->path, x->status,
-			     x->body.buf);
+		cp_error_set(err, EXIT_STAGE_FAILED, "%s %s: HTTP %ld: %s", rq->method, rq->path,
+			     x->status, x->body.buf);
 	else
-		cp_error_set(err, "%s %s: HTTP %ld", rq->method, rq->path, x->status);
+		cp_error_set(err, EXIT_STAGE_FAILED, "%s %s: HTTP %ld", rq->method, rq->path, x->status);
 	/* Strip a trailing newline some daemons add. */
 	size_t n = strlen(err->msg);
 	while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == '\r'))
 		err->msg[--n] = '\0';
-	err->code = EXIT_STAGE_FAILED;
 	cJSON_Delete(j);
 	return -1;
 }
@@ -429,13 +424,10 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 	if (x->aborted) {
 		ret = -1; /* on_data set err */
 	} else if (cancelled(rq) && rc != CURLE_OK) {
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "%s %s: cancelled", m, rq->path);
+		cp_error_set(err, EXIT_RUNTIME, "%s %s: cancelled", m, rq->path);
 		ret = -1;
 	} else if (x->interrupted && rc != CURLE_OK) {
-		err->code = EXIT_INTERRUPTED;
-		cp_error_set(err, "%s %s: interrupted", m, rq->path);
-		err->code = EXIT_INTERRUPTED;
+		cp_error_set(err, EXIT_INTERRUPTED, "%s %s: interrupted", m, rq->path);
 		ret = -1;
 	} else if (x->stalled && rc != CURLE_OK) {
 		ret = stall_error(d, rq, x, err);
@@ -445,16 +437,14 @@ static int finish(struct docker *d, const struct docker_req *rq, struct xfer *x,
 		    rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
 		ret = connect_error(d, rc, err);
 	} else if (x->too_big) {
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "%s %s: response larger than %u bytes", m, rq->path, BODY_MAX);
+		cp_error_set(err, EXIT_RUNTIME, "%s %s: response larger than %u bytes", m, rq->path,
+			     BODY_MAX);
 		ret = -1;
 	} else if (x->status >= 400) {
 		ret = status_error(rq, x, err);
 	} else if (rc != CURLE_OK) {
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "%s at %s: %s %s: %s", d->engine->what, d->host, m, rq->path,
-			     *x->errbuf ? x->errbuf : curl_easy_strerror(rc));
-		err->code = EXIT_RUNTIME;
+		cp_error_set(err, EXIT_RUNTIME, "%s at %s: %s %s: %s", d->engine->what, d->host, m,
+			     rq->path, *x->errbuf ? x->errbuf : curl_easy_strerror(rc));
 		ret = -1;
 	} else if (json_out && x->body.len) {
 		*json_out = cJSON_Parse(x->body.buf);
@@ -511,8 +501,7 @@ static int stream_line(struct stream *s, char *line)
 	if (!e)
 		e = docker_str(detail, "message");
 	if (e) {
-		cp_error_set(s->err, "%s", e);
-		s->err->code = EXIT_STAGE_FAILED;
+		cp_error_set(s->err, EXIT_STAGE_FAILED, "%s", e);
 		size_t n = strlen(s->err->msg);
 		while (n && (s->err->msg[n - 1] == '\n' || s->err->msg[n - 1] == '\r'))
 			s->err->msg[--n] = '\0';
@@ -532,8 +521,7 @@ static int stream_data(void *ud, const char *data, size_t n)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl) {
 			if (sb_add(&s->line, p, (size_t)(end - p)) < 0) {
-				s->err->code = EXIT_RUNTIME;
-				return cp_error_set(s->err, "%s %s: message too long",
+				return cp_error_set(s->err, EXIT_RUNTIME, "%s %s: message too long",
 						    s->user->method, s->user->path);
 			}
 			return 0;
@@ -778,8 +766,7 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		goto fail;
 	d->interruptible = true;
 	if (!(d->h = curl_easy_init())) {
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "libcurl: cannot create a handle");
+		cp_error_set(err, EXIT_RUNTIME, "libcurl: cannot create a handle");
 		goto fail;
 	}
 	/* As the docker CLI negotiates: the daemon answers /_ping at once,
@@ -794,15 +781,14 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 			goto fail;
 		if (err->code != EXIT_RUNTIME)
 			cp_error_prefix(err, "%s at %s", d->engine->what, d->host);
-		err->code = EXIT_RUNTIME;
+		cp_error_recode(err, EXIT_RUNTIME);
 		goto fail;
 	}
 	int major = 0, minor = 0;
 	if (parse_version(*api ? api : docker_str(v, "ApiVersion"), &major, &minor) < 0) {
 		cJSON_Delete(v);
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "%s at %s: GET /version gave no ApiVersion", d->engine->what,
-			     d->host);
+		cp_error_set(err, EXIT_RUNTIME, "%s at %s: GET /version gave no ApiVersion",
+			     d->engine->what, d->host);
 		goto fail;
 	}
 	cJSON_Delete(v);
@@ -811,8 +797,8 @@ int docker_open_engine(struct docker **out, const struct docker_engine *engine,
 		minor = MAX_API_MINOR;
 	}
 	if (major < 1 || (major == 1 && minor < MIN_API_MINOR)) {
-		err->code = EXIT_RUNTIME;
-		cp_error_set(err, "%s at %s speaks API %d.%d; cpipe needs 1.%d or newer",
+		cp_error_set(err, EXIT_RUNTIME,
+			     "%s at %s speaks API %d.%d; cpipe needs 1.%d or newer",
 			     d->engine->what, d->host, major, minor, MIN_API_MINOR);
 		goto fail;
 	}

@@ -32,7 +32,7 @@ struct tar {
 
 static int tar_error(struct tar *t, const char *what)
 {
-	return cp_error_set(t->err, "writing the build context (%s): %s", what,
+	return cp_error_set(t->err, EXIT_USAGE, "writing the build context (%s): %s", what,
 			    archive_error_string(t->a));
 }
 
@@ -54,13 +54,13 @@ static int tar_add(struct tar *t, const char *path, const char *name, const stru
 		char target[4096];
 		ssize_t n = readlink(path, target, sizeof(target) - 1);
 		if (n < 0) {
-			rc = cp_error_errno(t->err, "reading link %s", path);
+			rc = cp_error_errno(t->err, EXIT_USAGE, "reading link %s", path);
 			goto out;
 		}
 		target[n] = '\0';
 		archive_entry_set_symlink(e, target);
 	} else if (S_ISREG(st->st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		rc = cp_error_errno(t->err, "build context: opening %s", path);
+		rc = cp_error_errno(t->err, EXIT_USAGE, "build context: opening %s", path);
 		goto out;
 	}
 	if (archive_write_header(t->a, e) != ARCHIVE_OK) {
@@ -77,7 +77,7 @@ static int tar_add(struct tar *t, const char *path, const char *name, const stru
 			}
 		}
 		if (n < 0) {
-			rc = cp_error_errno(t->err, "build context: reading %s", path);
+			rc = cp_error_errno(t->err, EXIT_USAGE, "build context: reading %s", path);
 			goto out;
 		}
 	}
@@ -96,7 +96,7 @@ static int tar_dir(struct tar *t, const char *rel)
 	struct dirent **names = NULL;
 	int n = scandir(dir, &names, NULL, alphasort);
 	if (n < 0)
-		return cp_error_errno(t->err, "build context: reading %s", dir);
+		return cp_error_errno(t->err, EXIT_USAGE, "build context: reading %s", dir);
 	int rc = 0;
 	for (int i = 0; i < n; i++) {
 		const char *name = names[i]->d_name;
@@ -106,7 +106,7 @@ static int tar_dir(struct tar *t, const char *rel)
 		cleanup_free char *path = path_join(t->root, r);
 		struct stat st;
 		if (lstat(path, &st) < 0) {
-			rc = cp_error_errno(t->err, "build context: %s", path);
+			rc = cp_error_errno(t->err, EXIT_USAGE, "build context: %s", path);
 			continue;
 		}
 		if (t->skip && !strcmp(r, t->skip))
@@ -163,7 +163,7 @@ int docker_context_tar(FILE *f, const char *dir, const char *dockerfile, const c
 	if (rc == 0 && !t.dockerfile_added) {
 		struct stat st;
 		if (stat(df_path, &st) < 0)
-			rc = cp_error_errno(err, "Dockerfile %s", df_path);
+			rc = cp_error_errno(err, EXIT_USAGE, "Dockerfile %s", df_path);
 		else
 			rc = tar_add(&t, df_path, df_name, &st);
 	}
@@ -257,7 +257,8 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 {
 	cleanup_fclose FILE *f = tmpfile();
 	if (!f)
-		return cp_error_errno(err, "creating a temporary file for the build context");
+		return cp_error_errno(err, EXIT_USAGE,
+				      "creating a temporary file for the build context");
 	if (docker_context_tar(f, b->context, b->dockerfile, skip, err) < 0)
 		return -1;
 	long long size = ftell(f);
@@ -318,7 +319,7 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 		bo.id = id ? xstrdup(id) : NULL;
 		cJSON_Delete(img);
 		if (!bo.id)
-			return cp_error_set(err, "the build gave no image ID");
+			return cp_error_set(err, EXIT_USAGE, "the build gave no image ID");
 	}
 	*id_out = bo.id;
 	return 0;

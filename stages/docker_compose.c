@@ -158,8 +158,8 @@ static void *files_tar(const struct task_desc *s, size_t *len, struct cp_error *
 	if (rc == ARCHIVE_OK)
 		rc = archive_write_close(a);
 	if (rc != ARCHIVE_OK) {
-		cp_error_set(err, "stage \"%s\": packing its secrets and configs: %s", s->name,
-			     archive_error_string(a) ? archive_error_string(a) : "failed");
+		cp_error_set(err, EXIT_USAGE, "stage \"%s\": packing its secrets and configs: %s",
+			     s->name, archive_error_string(a) ? archive_error_string(a) : "failed");
 		free(buf);
 		buf = NULL;
 	}
@@ -179,18 +179,20 @@ int docker_compose_files(struct runtime *rt, const char *id, const struct task_d
 	if (s->security.read_only) {
 		explicit_bzero(tar, len);
 		free(tar);
-		return cp_error_set(err,
-				    "stage \"%s\": read_only: the docker runtime copies secrets and "
-				    "configs given by value (environment:, content:) into the "
-				    "container, which a read-only root refuses; declare them with "
-				    "file: or drop read_only",
-				    s->name);
+		return cp_error_set(
+		    err, EXIT_USAGE,
+		    "stage \"%s\": read_only: the docker runtime copies secrets and "
+		    "configs given by value (environment:, content:) into the "
+		    "container, which a read-only root refuses; declare them with "
+		    "file: or drop read_only",
+		    s->name);
 	}
 	FILE *f = fmemopen(tar, len, "r");
 	if (!f) {
 		explicit_bzero(tar, len);
 		free(tar);
-		return cp_error_errno(err, "stage \"%s\": its secrets and configs", s->name);
+		return cp_error_errno(err, EXIT_USAGE, "stage \"%s\": its secrets and configs",
+				      s->name);
 	}
 	cleanup_free char *path = xasprintf("/containers/%s/archive?path=/", id);
 	struct docker_req rq = {.method = "PUT", .path = path, .upload = f,

@@ -161,7 +161,7 @@ static int exec_run(struct task_exec *x, int *exit_code, struct cp_error *err)
 	cJSON_Delete(body);
 	const char *eid = docker_str(resp, "Id");
 	if (rc == 0 && !eid)
-		rc = cp_error_set(err, "the daemon gave no exec ID");
+		rc = cp_error_set(err, EXIT_USAGE, "the daemon gave no exec ID");
 	if (rc < 0) {
 		cJSON_Delete(resp);
 		return cp_error_prefix(err, "exec in container %s", name);
@@ -242,7 +242,7 @@ int docker_task_exec_start(struct runtime *rt, struct task *t, char *const *argv
 	struct task_exec *x = xcalloc(1, sizeof(*x));
 	if (pipe2(x->done_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(x);
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 	}
 	x->d = docker_clone(rt->d);
 	x->local = docker_is_local(rt->d);
@@ -256,7 +256,7 @@ int docker_task_exec_start(struct runtime *rt, struct task *t, char *const *argv
 	if (rc != 0) {
 		exec_free(x);
 		errno = rc;
-		return cp_error_errno(err, "starting a health check thread");
+		return cp_error_errno(err, EXIT_USAGE, "starting a health check thread");
 	}
 	*out = x;
 	*fd_out = x->done_pipe[0];
@@ -432,7 +432,7 @@ int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct tas
 {
 	const char *id = docker_str(handle, "container");
 	if (!id || docker_handle_alive(rt, handle, err) != 1)
-		return cp_error_set(err, "service %s is not running", ts->desc->name);
+		return cp_error_set(err, EXIT_USAGE, "service %s is not running", ts->desc->name);
 	cJSON *body = cJSON_CreateObject();
 	cJSON *cmd = cJSON_AddArrayToObject(body, "Cmd");
 	for (size_t i = 0; argv[i]; i++)
@@ -445,7 +445,7 @@ int docker_handle_exec(struct runtime *rt, const cJSON *handle, const struct tas
 	cJSON_Delete(body);
 	const char *eid = docker_str(resp, "Id");
 	if (rc == 0 && !eid)
-		rc = cp_error_set(err, "the daemon gave no exec ID");
+		rc = cp_error_set(err, EXIT_USAGE, "the daemon gave no exec ID");
 	if (rc < 0) {
 		cJSON_Delete(resp);
 		return cp_error_prefix(err, "exec in service %s", ts->desc->name);
@@ -492,7 +492,7 @@ int docker_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out, stru
 {
 	const char *id = docker_str(handle, "container");
 	if (!id)
-		return cp_error_set(err, "the service is not running");
+		return cp_error_set(err, EXIT_USAGE, "the service is not running");
 	cleanup_free char *path = xasprintf("/containers/%s/top", id);
 	cJSON *j = NULL;
 	if (docker_json(rt->d, "GET", path, NULL, NULL, &j, err) < 0) {

@@ -378,12 +378,12 @@ static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_
 	if (ts->detached) {
 		dt->out_w = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (dt->out_w < 0 || (dt->err_w = fcntl(dt->out_w, F_DUPFD_CLOEXEC, 0)) < 0)
-			return cp_error_errno(err, "opening log %s", ts->log_path);
+			return cp_error_errno(err, EXIT_USAGE, "opening log %s", ts->log_path);
 		return 0;
 	}
 	int outp[2], errp[2];
 	if (pipe2(outp, O_CLOEXEC) < 0)
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 	if (dt->t.tty) { /* stdout and stderr are one terminal */
 		dt->t.out_fd = outp[0];
 		dt->out_w = outp[1];
@@ -393,7 +393,7 @@ static int task_outputs(struct dtask *dt, const struct task_spec *ts, struct cp_
 	if (pipe2(errp, O_CLOEXEC) < 0) {
 		close(outp[0]);
 		close(outp[1]);
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 	}
 	dt->t.out_fd = outp[0];
 	dt->t.err_fd = errp[0];
@@ -421,18 +421,17 @@ static int wait_attached(struct dtask *dt, struct cp_error *err)
 	if (state == 1)
 		return 0;
 	if (state == 0 && interrupts != runtime_interrupts) {
-		err->code = EXIT_INTERRUPTED;
-		cp_error_set(err, "attaching to container %s: interrupted", dt->name);
-		err->code = EXIT_INTERRUPTED;
+		cp_error_set(err, EXIT_INTERRUPTED, "attaching to container %s: interrupted",
+			     dt->name);
 		return -1;
 	}
-	err->code = EXIT_STAGE_FAILED;
 	if (state == 0)
-		cp_error_set(err, "attaching to container %s: no answer from the daemon in %ds",
+		cp_error_set(err, EXIT_STAGE_FAILED,
+			     "attaching to container %s: no answer from the daemon in %ds",
 			     dt->name, ATTACH_TIMEOUT_S);
 	else
-		cp_error_set(err, "attaching to container %s: %s", dt->name, dt->attach_err);
-	err->code = EXIT_STAGE_FAILED;
+		cp_error_set(err, EXIT_STAGE_FAILED, "attaching to container %s: %s", dt->name,
+			     dt->attach_err);
 	return -1;
 }
 
@@ -646,7 +645,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	cJSON_Delete(body);
 	const char *id = docker_str(resp, "Id");
 	if (rc == 0 && !id)
-		rc = cp_error_set(err, "the daemon gave no ID");
+		rc = cp_error_set(err, EXIT_USAGE, "the daemon gave no ID");
 	if (rc < 0) {
 		cJSON_Delete(resp);
 		return cp_error_prefix(err, "creating container %s", name);
@@ -664,7 +663,7 @@ int docker_task_start(struct runtime *rt, const struct task_spec *ts, struct tas
 	int prc = docker_thread_start(&dt->thread, task_main, dt);
 	if (prc != 0) {
 		errno = prc;
-		cp_error_errno(err, "starting a thread");
+		cp_error_errno(err, EXIT_USAGE, "starting a thread");
 		goto fail;
 	}
 	dt->thread_started = true;
@@ -680,12 +679,12 @@ created:
 				char msg[sizeof(err->msg)];
 				int code = err->code;
 				memcpy(msg, err->msg, sizeof(msg));
-				cp_error_set(err,
-					     "%s (the stage asks for a GPU: gpus:, runtime: nvidia or "
-					     "deploy devices; this Docker has no GPU driver: install "
-					     "the NVIDIA Container Toolkit or drop the request)",
-					     msg);
-				err->code = code;
+				cp_error_set(
+				    err, code,
+				    "%s (the stage asks for a GPU: gpus:, runtime: nvidia or "
+				    "deploy devices; this Docker has no GPU driver: install "
+				    "the NVIDIA Container Toolkit or drop the request)",
+				    msg);
 			}
 			goto fail;
 		}
@@ -715,9 +714,7 @@ int docker_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct 
 	if (dt->wait_err[0] && !dt->err_reported) {
 		dt->err_reported = true;
 		int code = dt->wait_code == EXIT_RUNTIME ? EXIT_RUNTIME : EXIT_STAGE_FAILED;
-		err->code = code;
-		cp_error_set(err, "%s", dt->wait_err);
-		err->code = code;
+		cp_error_set(err, code, "%s", dt->wait_err);
 		return -1;
 	}
 	*exit_code = dt->exit_code;

@@ -52,12 +52,10 @@ int docker_volume_ensure(struct runtime *rt, const struct volume *v, struct cp_e
 	if (rc == 0)
 		return 0;
 	if (v->external) {
-		err->code = EXIT_STAGE_FAILED;
-		cp_error_at(err, &v->mark,
+		cp_error_at(err, EXIT_STAGE_FAILED, &v->mark,
 			    "external volume \"%s\" does not exist (create it with: docker volume "
 			    "create %s)",
 			    dname, dname);
-		err->code = EXIT_STAGE_FAILED;
 		return -1;
 	}
 	cJSON *body = cJSON_CreateObject();
@@ -142,8 +140,8 @@ int docker_volume_remove(struct runtime *rt, const char *name, struct cp_error *
 {
 	const struct volume *v = runtime_volume_find(rt->volumes, rt->nvolumes, name);
 	if (v && v->external) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "volume \"%s\" is external: cpipe does not remove it", name);
+		return cp_error_set(err, EXIT_USAGE,
+				    "volume \"%s\" is external: cpipe does not remove it", name);
 	}
 	/* An orphan is listed under its key or, when renamed, its Docker name
 	 * (the caller only passes names volume_list gave). */
@@ -155,7 +153,7 @@ int docker_volume_remove(struct runtime *rt, const char *name, struct cp_error *
 	cleanup_free char *path = xasprintf("/volumes/%s", dname);
 	long status = 0;
 	if (docker_json(rt->d, "DELETE", path, NULL, &status, NULL, err) < 0) {
-		err->code = EXIT_STAGE_FAILED;
+		cp_error_recode(err, EXIT_STAGE_FAILED);
 		return cp_error_prefix(err, "removing volume \"%s\"", name);
 	}
 	return 0;
@@ -165,7 +163,8 @@ int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 			    struct cp_error *err)
 {
 	if (!docker_is_local(rt->d))
-		return cp_error_set(err, "volume \"%s\": the Docker daemon at %s is not on this host",
+		return cp_error_set(err, EXIT_USAGE,
+				    "volume \"%s\": the Docker daemon at %s is not on this host",
 				    volume, docker_host(rt->d));
 	cleanup_free char *dname = docker_volume_name(rt, volume);
 	cJSON *j = NULL;
@@ -173,16 +172,18 @@ int docker_volume_host_path(struct runtime *rt, const char *volume, char **out,
 	if (rc != 0) {
 		cJSON_Delete(j);
 		if (rc == 1)
-			cp_error_set(err, "volume \"%s\" (%s) does not exist", volume, dname);
+			cp_error_set(err, EXIT_USAGE, "volume \"%s\" (%s) does not exist", volume,
+				     dname);
 		return -1;
 	}
 	const char *mp = docker_str(j, "Mountpoint");
 	if (!mp || !*mp || access(mp, R_OK | X_OK) < 0) {
 		if (mp && *mp)
-			cp_error_errno(err, "volume \"%s\": its data at %s is not readable", volume,
-				       mp);
+			cp_error_errno(err, EXIT_USAGE,
+				       "volume \"%s\": its data at %s is not readable", volume, mp);
 		else
-			cp_error_set(err, "volume \"%s\": the daemon gave no mountpoint", volume);
+			cp_error_set(err, EXIT_USAGE,
+				     "volume \"%s\": the daemon gave no mountpoint", volume);
 		cJSON_Delete(j);
 		return -1;
 	}
@@ -205,7 +206,7 @@ static int helper_image(struct runtime *rt, struct cp_error *err)
 	cp_error_clear(err);
 	cleanup_fclose FILE *f = tmpfile();
 	if (!f)
-		return cp_error_errno(err, "creating a temporary file");
+		return cp_error_errno(err, EXIT_USAGE, "creating a temporary file");
 	struct archive *a = archive_write_new();
 	archive_write_set_format_pax_restricted(a);
 	struct archive_entry *e = archive_entry_new();
@@ -215,7 +216,8 @@ static int helper_image(struct runtime *rt, struct cp_error *err)
 	int ok = archive_write_open_FILE(a, f) == ARCHIVE_OK &&
 		 archive_write_header(a, e) == ARCHIVE_OK && archive_write_close(a) == ARCHIVE_OK;
 	if (!ok)
-		cp_error_set(err, "writing the helper image: %s", archive_error_string(a));
+		cp_error_set(err, EXIT_USAGE, "writing the helper image: %s",
+			     archive_error_string(a));
 	archive_entry_free(e);
 	archive_write_free(a);
 	if (!ok)
@@ -253,7 +255,7 @@ static int helper_create(struct runtime *rt, const char *dname, char **id_out,
 	cJSON_Delete(b);
 	const char *id = docker_str(resp, "Id");
 	if (rc == 0 && !id)
-		rc = cp_error_set(err, "the daemon gave no container ID");
+		rc = cp_error_set(err, EXIT_USAGE, "the daemon gave no container ID");
 	if (rc == 0)
 		*id_out = xstrdup(id);
 	cJSON_Delete(resp);
@@ -285,7 +287,8 @@ static long tree_entry_read(const struct volume_entry *e, void *buf, size_t n,
 	struct tree_ctx *c = e->priv;
 	la_ssize_t k = archive_read_data(c->a, buf, n);
 	if (k < 0)
-		return cp_error_set(err, "reading %s: %s", e->path, archive_error_string(c->a));
+		return cp_error_set(err, EXIT_USAGE, "reading %s: %s", e->path,
+				    archive_error_string(c->a));
 	return (long)k;
 }
 
@@ -316,7 +319,7 @@ static int tree_walk(struct tree_ctx *c,
 			return -1;
 	}
 	if (r != ARCHIVE_EOF)
-		return cp_error_set(err, "reading the volume's archive: %s",
+		return cp_error_set(err, EXIT_USAGE, "reading the volume's archive: %s",
 				    archive_error_string(c->a));
 	return 0;
 }
@@ -347,7 +350,7 @@ int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *
 		c->a = archive_read_new();
 		archive_read_support_format_tar(c->a);
 		if (archive_read_open(c->a, c, NULL, tree_read_cb, NULL) != ARCHIVE_OK)
-			rc = cp_error_set(err, "reading the volume's archive: %s",
+			rc = cp_error_set(err, EXIT_USAGE, "reading the volume's archive: %s",
 					  archive_error_string(c->a));
 		else
 			rc = tree_walk(c, visit, ud, err);

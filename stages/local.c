@@ -70,7 +70,7 @@ static bool valid_volume_name(const char *name)
 static char *volume_path(const struct runtime *rt, const char *name, struct cp_error *err)
 {
 	if (!valid_volume_name(name)) {
-		cp_error_set(err,
+		cp_error_set(err, EXIT_USAGE,
 			     "invalid volume name \"%s\": use letters, digits, '_', '.' and '-', "
 			     "starting with a letter or digit",
 			     name ? name : "");
@@ -95,12 +95,12 @@ static int ensure_volume_dir(struct runtime *rt, const char *name, const struct 
 	if (exists && S_ISDIR(st.st_mode))
 		return 0;
 	if (exists && S_ISLNK(st.st_mode))
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "volume \"%s\": %s is a symlink; cpipe will not mount or write "
 				    "through it: remove it and run again",
 				    name, path);
 	if (v && v->external)
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_USAGE,
 				    "external volume \"%s\" not found: the local runtime keeps it "
 				    "in %s; create that directory first",
 				    name, path);
@@ -136,7 +136,7 @@ static int local_volume_list(struct runtime *rt, struct volume_info **out, size_
 	size_t ndeclared = n;
 	DIR *d = opendir(rt->volumes_dir);
 	if (!d && errno != ENOENT) {
-		cp_error_errno(err, "listing %s", rt->volumes_dir);
+		cp_error_errno(err, EXIT_USAGE, "listing %s", rt->volumes_dir);
 		volume_info_free(v, n);
 		return -1;
 	}
@@ -173,9 +173,9 @@ static int local_volume_remove(struct runtime *rt, const char *name, struct cp_e
 	struct stat st;
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
-			return cp_error_set(err, "no such volume \"%s\" (no directory %s)", name,
-					    path);
-		return cp_error_errno(err, "volume \"%s\": %s", name, path);
+			return cp_error_set(err, EXIT_USAGE,
+					    "no such volume \"%s\" (no directory %s)", name, path);
+		return cp_error_errno(err, EXIT_USAGE, "volume \"%s\": %s", name, path);
 	}
 	return fs_rm_rf(path, err);
 }
@@ -281,7 +281,8 @@ int local_resolve_user(struct ids *out, const struct task_desc *s, struct cp_err
 	} else {
 		pw = getpwnam(u);
 		if (!pw)
-			return cp_error_set(err, "stage \"%s\": user \"%s\" not found in /etc/passwd",
+			return cp_error_set(err, EXIT_USAGE,
+					    "stage \"%s\": user \"%s\" not found in /etc/passwd",
 					    s->name, u);
 		out->uid = pw->pw_uid;
 	}
@@ -291,9 +292,10 @@ int local_resolve_user(struct ids *out, const struct task_desc *s, struct cp_err
 		} else {
 			struct group *gr = getgrnam(g);
 			if (!gr)
-				return cp_error_set(err,
-						    "stage \"%s\": group \"%s\" not found in /etc/group",
-						    s->name, g);
+				return cp_error_set(
+				    err, EXIT_USAGE,
+				    "stage \"%s\": group \"%s\" not found in /etc/group", s->name,
+				    g);
 			out->gid = gr->gr_gid;
 		}
 	} else {
@@ -301,13 +303,14 @@ int local_resolve_user(struct ids *out, const struct task_desc *s, struct cp_err
 	}
 	if (me != 0) {
 		if (out->uid != me || out->gid != mygid)
-			return cp_error_set(err,
-					    "stage \"%s\": user \"%s\" is uid %u gid %u, but cpipe "
-					    "is not root, so the local runtime can run stages only "
-					    "as uid %u gid %u (yours); remove user: or run cpipe as "
-					    "root",
-					    s->name, s->user, (unsigned)out->uid, (unsigned)out->gid,
-					    (unsigned)me, (unsigned)mygid);
+			return cp_error_set(
+			    err, EXIT_USAGE,
+			    "stage \"%s\": user \"%s\" is uid %u gid %u, but cpipe "
+			    "is not root, so the local runtime can run stages only "
+			    "as uid %u gid %u (yours); remove user: or run cpipe as "
+			    "root",
+			    s->name, s->user, (unsigned)out->uid, (unsigned)out->gid, (unsigned)me,
+			    (unsigned)mygid);
 	} else {
 		out->set = true;
 		int n = 32;
@@ -352,7 +355,7 @@ static int prepare_mounts(struct runtime *rt, const struct task_desc *s, struct 
 		char *target = m->target ? path_normalize(m->target) : NULL;
 		if (!target || target[0] != '/' || strcmp(target, "/") == 0) {
 			free(target);
-			return cp_error_at(err, &m->mark,
+			return cp_error_at(err, EXIT_USAGE, &m->mark,
 					   "stage \"%s\": mount target \"%s\" must be an absolute "
 					   "path below /",
 					   s->name, m->target ? m->target : "");
@@ -409,13 +412,14 @@ static int check_ports(const struct task_desc *s, struct cp_error *err)
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
 		if (pt->host_port && pt->host_port != pt->container_port)
-			return cp_error_at(err, &pt->mark,
-					   "stage \"%s\": port %d:%d maps host port %d to %d, but with "
-					   "network_mode: host the stage listens on the host's "
-					   "network on %d; publish %d:%d or drop network_mode",
-					   s->name, pt->host_port, pt->container_port, pt->host_port,
-					   pt->container_port, pt->container_port, pt->container_port,
-					   pt->container_port);
+			return cp_error_at(
+			    err, EXIT_USAGE, &pt->mark,
+			    "stage \"%s\": port %d:%d maps host port %d to %d, but with "
+			    "network_mode: host the stage listens on the host's "
+			    "network on %d; publish %d:%d or drop network_mode",
+			    s->name, pt->host_port, pt->container_port, pt->host_port,
+			    pt->container_port, pt->container_port, pt->container_port,
+			    pt->container_port);
 	}
 	return 0;
 }
@@ -432,7 +436,7 @@ static int open_pty(int *master, int out[2], int err[2], const struct task_spec 
 			     .ws_col = ts->tty_cols ? ts->tty_cols : 80};
 	int slave;
 	if (openpty(master, &slave, NULL, NULL, &ws) < 0)
-		return cp_error_errno(e, "opening a pseudo-terminal");
+		return cp_error_errno(e, EXIT_USAGE, "opening a pseudo-terminal");
 	struct termios tio;
 	if (tcgetattr(slave, &tio) == 0) {
 		tio.c_oflag &= ~(tcflag_t)OPOST;
@@ -442,7 +446,7 @@ static int open_pty(int *master, int out[2], int err[2], const struct task_spec 
 	fcntl(slave, F_SETFD, FD_CLOEXEC);
 	out[1] = slave;
 	if ((err[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0)) < 0)
-		return cp_error_errno(e, "duplicating a descriptor");
+		return cp_error_errno(e, EXIT_USAGE, "duplicating a descriptor");
 	return 0;
 }
 
@@ -463,7 +467,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	for (size_t i = 0; i < s->command.n; i++)
 		strvec_push(&argv, s->command.v[i]);
 	if (argv.n == 0) {
-		cp_error_set(err,
+		cp_error_set(err, EXIT_USAGE,
 			     "stage %s has no command, and the local runtime does not run images; "
 			     "add \"command: ...\" to it, or run it with --runtime docker",
 			     s->name);
@@ -477,7 +481,8 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	char *wd = path_absolute(rt->dir, s->working_dir && *s->working_dir ? s->working_dir
 									      : rt->dir);
 	if (!wd) {
-		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
+		cp_error_set(err, EXIT_USAGE,
+			     "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
 			     s->working_dir);
 		goto out;
 	}
@@ -487,7 +492,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		goto out;
 	root = xasprintf("%s/root.XXXXXX", rt->run_dir);
 	if (!mkdtemp(root)) {
-		cp_error_errno(err, "creating a directory in %s", rt->run_dir);
+		cp_error_errno(err, EXIT_USAGE, "creating a directory in %s", rt->run_dir);
 		free(root);
 		root = NULL;
 		goto out;
@@ -515,7 +520,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 	if (ts->detached) {
 		outp[1] = open(ts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (outp[1] < 0 || (errp[1] = dup(outp[1])) < 0) {
-			cp_error_errno(err, "opening log %s", ts->log_path);
+			cp_error_errno(err, EXIT_USAGE, "opening log %s", ts->log_path);
 			goto out;
 		}
 	} else if (ts->tty) {
@@ -524,7 +529,7 @@ static int local_start(struct runtime *rt, const struct task_spec *ts, struct ta
 		if (!kvvec_get(ts->env, "TERM")) /* as Docker gives a container with a tty */
 			strvec_push(&envp, "TERM=xterm");
 	} else if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		cp_error_errno(err, "creating pipes");
+		cp_error_errno(err, EXIT_USAGE, "creating pipes");
 		goto out;
 	}
 
@@ -613,7 +618,7 @@ static int local_poll(struct runtime *rt, struct task *t, int *exit_code, struct
 		while ((w = waitpid(lt->pid, &status, WNOHANG)) < 0 && errno == EINTR)
 			;
 		if (w < 0)
-			return cp_error_errno(err, "waiting for stage \"%s\" (pid %ld)",
+			return cp_error_errno(err, EXIT_USAGE, "waiting for stage \"%s\" (pid %ld)",
 					      t->desc.name, (long)lt->pid);
 		if (w == 0)
 			return 0;
@@ -634,7 +639,7 @@ static int local_kill(struct runtime *rt, struct task *t, int sig, struct cp_err
 	 * kills the init and with it the whole PID namespace. */
 	if (lt->reaped || kill(lt->pid, sig) == 0 || errno == ESRCH)
 		return 0;
-	return cp_error_errno(err, "signalling stage \"%s\" (pid %ld)", t->desc.name,
+	return cp_error_errno(err, EXIT_USAGE, "signalling stage \"%s\" (pid %ld)", t->desc.name,
 			      (long)lt->pid);
 }
 
@@ -695,14 +700,15 @@ static int local_exec_start(struct runtime *rt, struct task *t, char *const *arg
 			if (fds[i] >= 0)
 				close(fds[i]);
 		errno = saved;
-		return cp_error_errno(err, "entering the sandbox of stage \"%s\"", t->desc.name);
+		return cp_error_errno(err, EXIT_USAGE, "entering the sandbox of stage \"%s\"",
+				      t->desc.name);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		for (size_t i = 0; i < ARRAY_LEN(fds); i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
-		return cp_error_errno(err, "fork");
+		return cp_error_errno(err, EXIT_USAGE, "fork");
 	}
 	if (pid == 0) {
 		sigset_t all;
@@ -735,7 +741,7 @@ static int local_exec_start(struct runtime *rt, struct task *t, char *const *arg
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		errno = saved;
-		return cp_error_errno(err, "pidfd_open for a health check");
+		return cp_error_errno(err, EXIT_USAGE, "pidfd_open for a health check");
 	}
 	fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 	struct task_exec *x = xcalloc(1, sizeof(*x));
@@ -766,7 +772,7 @@ static int local_exec_end(struct runtime *rt, struct task_exec *x, bool kill_it,
 			;
 		*exit_code = -1;
 	} else {
-		rc = cp_error_errno(err, "waiting for a health check");
+		rc = cp_error_errno(err, EXIT_USAGE, "waiting for a health check");
 	}
 	close(x->pidfd);
 	free(x);
@@ -830,7 +836,7 @@ static int local_handle_stop(struct runtime *rt, const cJSON *handle, long grace
 		}
 	}
 	if (local_handle_alive(rt, handle, err) == 1)
-		return cp_error_set(err, "process %ld does not stop", (long)pid);
+		return cp_error_set(err, EXIT_USAGE, "process %ld does not stop", (long)pid);
 	sandbox_cgroup_remove(pid);
 	return 0;
 }

@@ -79,7 +79,7 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 	const struct task_desc *s = ts->desc;
 	pid_t pid;
 	if (local_handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
-		return cp_error_set(err, "service %s is not running", s->name);
+		return cp_error_set(err, EXIT_USAGE, "service %s is not running", s->name);
 	struct ids ids = {0};
 	struct strvec envp = {0};
 	int fds[4] = {-1, -1, -1, -1};
@@ -89,7 +89,8 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 	const char *dir = local_project_dir(rt);
 	char *wd = path_absolute(dir, s->working_dir && *s->working_dir ? s->working_dir : dir);
 	if (!wd) {
-		cp_error_set(err, "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
+		cp_error_set(err, EXIT_USAGE,
+			     "stage \"%s\": working_dir \"%s\" is not a valid path", s->name,
 			     s->working_dir);
 		goto out;
 	}
@@ -103,13 +104,14 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 		if (d == 1)
 			fds[i] = open_ns(pid, names[i]);
 		if (d < 0 || (d == 1 && fds[i] < 0)) {
-			cp_error_errno(err, "entering the sandbox of stage \"%s\"", s->name);
+			cp_error_errno(err, EXIT_USAGE, "entering the sandbox of stage \"%s\"",
+				       s->name);
 			goto out;
 		}
 	}
 	pid_t child = fork();
 	if (child < 0) {
-		cp_error_errno(err, "fork");
+		cp_error_errno(err, EXIT_USAGE, "fork");
 		goto out;
 	}
 	if (child == 0)
@@ -127,7 +129,7 @@ int local_handle_exec(struct runtime *rt, const cJSON *handle, const struct task
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	if (w < 0) {
-		cp_error_errno(err, "waiting for exec in stage \"%s\"", s->name);
+		cp_error_errno(err, EXIT_USAGE, "waiting for exec in stage \"%s\"", s->name);
 		goto out;
 	}
 	*exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -151,7 +153,7 @@ int local_handle_kill(struct runtime *rt, const cJSON *handle, int sig,
 	if (local_handle_pid(&pid, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
 		return 0;
 	if (kill(pid, sig) < 0 && errno != ESRCH)
-		return cp_error_errno(err, "signalling process %ld", (long)pid);
+		return cp_error_errno(err, EXIT_USAGE, "signalling process %ld", (long)pid);
 	return 0;
 }
 
@@ -167,15 +169,15 @@ int local_handle_top(struct runtime *rt, const cJSON *handle, cJSON **out,
 {
 	pid_t init;
 	if (local_handle_pid(&init, handle) < 0 || local_handle_alive(rt, handle, err) != 1)
-		return cp_error_set(err, "the service is not running");
+		return cp_error_set(err, EXIT_USAGE, "the service is not running");
 	char path[64];
 	struct stat want;
 	snprintf(path, sizeof(path), "/proc/%ld/ns/pid", (long)init);
 	if (stat(path, &want) < 0)
-		return cp_error_errno(err, "reading %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", path);
 	DIR *d = opendir("/proc");
 	if (!d)
-		return cp_error_errno(err, "reading /proc");
+		return cp_error_errno(err, EXIT_USAGE, "reading /proc");
 	cJSON *top = cJSON_CreateObject();
 	cJSON *titles = cJSON_AddArrayToObject(top, "Titles");
 	static const char *const cols[] = {"UID", "PID", "PPID", "CMD"};

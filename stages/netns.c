@@ -240,12 +240,12 @@ static int holder_start(struct record *r, struct cp_error *err)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
-		return cp_error_errno(err, "fork");
+		return cp_error_errno(err, EXIT_USAGE, "fork");
 	}
 	if (pid == 0) {
 		setsid();
@@ -278,8 +278,8 @@ static int holder_start(struct record *r, struct cp_error *err)
 	if (strcmp(msg, "ok") != 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		err->code = EXIT_RUNTIME;
-		return cp_error_set(err, "the local runtime cannot create the project's network: %s",
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "the local runtime cannot create the project's network: %s",
 				    len ? msg : "its holder process failed to start");
 	}
 	r->holder = pid;
@@ -355,7 +355,7 @@ static int pasta_start(struct record *r, const char *run_dir, struct cp_error *e
 	pid_t pid = fork();
 	if (pid < 0) {
 		strvec_free(&argv);
-		return cp_error_errno(err, "fork");
+		return cp_error_errno(err, EXIT_USAGE, "fork");
 	}
 	if (pid == 0) {
 		setsid();
@@ -383,8 +383,7 @@ static int pasta_start(struct record *r, const char *run_dir, struct cp_error *e
 		;
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	if (code == 127) {
-		err->code = EXIT_RUNTIME;
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_RUNTIME,
 				    "the local runtime connects the project's network with pasta, "
 				    "which is not installed: `apt-get install passt`, or give the "
 				    "stages `network_mode: host`");
@@ -397,22 +396,24 @@ static int pasta_start(struct record *r, const char *run_dir, struct cp_error *e
 	if (code != 0 || ppid <= 1) {
 		cleanup_free char *msg = pasta_message(log);
 		if (strstr(msg, "bind")) {
-			err->code = EXIT_STAGE_FAILED;
-			return cp_error_set(err,
-					    "cannot forward the published ports (%s): a host port "
-					    "is already in use; stop what holds it or publish another",
-					    msg);
+			return cp_error_set(
+			    err, EXIT_RUNTIME,
+			    "cannot forward the published ports (%s): a host port "
+			    "is already in use; stop what holds it or publish another",
+			    msg);
 		}
-		err->code = EXIT_RUNTIME;
 		if (strstr(msg, "tun"))
-			return cp_error_set(err,
-					    "pasta cannot connect the project's network: %s; as a "
-					    "user pasta needs /dev/net/tun to be readable and writable "
-					    "(mode 0666, as Debian installs it); or run as root, or give "
-					    "the stages `network_mode: host`",
-					    msg);
-		return cp_error_set(err, "pasta cannot connect the project's network: %s; or give "
-				    "the stages `network_mode: host`", msg);
+			return cp_error_set(
+			    err, EXIT_RUNTIME,
+			    "pasta cannot connect the project's network: %s; as a "
+			    "user pasta needs /dev/net/tun to be readable and writable "
+			    "(mode 0666, as Debian installs it); or run as root, or give "
+			    "the stages `network_mode: host`",
+			    msg);
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "pasta cannot connect the project's network: %s; or give "
+				    "the stages `network_mode: host`",
+				    msg);
 	}
 	r->pasta = (pid_t)ppid;
 	r->pasta_start = proc_starttime(r->pasta, NULL);
@@ -440,11 +441,11 @@ static int lock_network(const char *run_dir, struct cp_error *err)
 	cleanup_free char *path = path_join(run_dir, "netns.lock");
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return cp_error_errno(err, "opening %s", path);
+		return cp_error_errno(err, EXIT_USAGE, "opening %s", path);
 	while (flock(fd, LOCK_EX) < 0)
 		if (errno != EINTR) {
 			close(fd);
-			return cp_error_errno(err, "locking %s", path);
+			return cp_error_errno(err, EXIT_USAGE, "locking %s", path);
 		}
 	return fd;
 }
@@ -523,7 +524,7 @@ int netns_join(struct netns *out, const char *run_dir, bool rootless,
 		out->user_fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
 	if (out->net_fd < 0 || (rootless && out->user_fd < 0)) {
-		cp_error_errno(err, "opening the project's network namespace");
+		cp_error_errno(err, EXIT_USAGE, "opening the project's network namespace");
 		netns_release(out);
 		goto fail;
 	}

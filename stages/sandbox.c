@@ -784,8 +784,7 @@ int sandbox_check(bool userns, struct cp_error *err)
 	char why[256];
 	if (!userns || !userns_blocker(why, sizeof(why)))
 		return 0;
-	err->code = EXIT_RUNTIME;
-	return cp_error_set(err,
+	return cp_error_set(err, EXIT_RUNTIME,
 			    "the local runtime needs unprivileged user namespaces, but %s; or "
 			    "run cpipe as root, or use --runtime docker",
 			    why);
@@ -821,7 +820,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 {
 	int st[2];
 	if (pipe2(st, O_CLOEXEC) < 0)
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 
 	/* The child starts with every signal blocked, so that cpipe's handlers
 	 * never run in it and no signal slips by before the init waits. */
@@ -839,7 +838,7 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		close(st[0]);
 		close(st[1]);
-		return cp_error_errno(err, "creating a pipe");
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
 	}
 	/* clone without a new stack behaves as fork; the child is PID 1 of the
 	 * new PID namespace and our own child, so waitpid works on it. */
@@ -877,14 +876,12 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 		if (errno == EPERM || errno == EINVAL || errno == ENOSPC || errno == EUSERS) {
 			char hint[512];
 			ns_hint(hint, sizeof(hint), cfg->userns);
-			err->code = EXIT_RUNTIME;
-			return cp_error_set(err,
+			return cp_error_set(err, EXIT_STAGE_FAILED,
 					    "the local runtime cannot create namespaces "
 					    "(clone: %s); %s",
 					    strerror(clone_errno), hint);
 		}
-		err->code = EXIT_STAGE_FAILED;
-		return cp_error_errno(err, "starting the sandbox");
+		return cp_error_errno(err, EXIT_STAGE_FAILED, "starting the sandbox");
 	}
 
 	char msg[4096]; /* a note (sandbox_overlay.c) and an error */
@@ -916,10 +913,9 @@ int sandbox_start(pid_t *out, const struct sandbox_config *cfg, struct cp_error 
 	if (code == EXIT_RUNTIME) {
 		char hint[512];
 		ns_hint(hint, sizeof(hint), cfg->userns);
-		err->code = EXIT_RUNTIME;
-		return cp_error_set(err, "the local runtime cannot set up its sandbox: %s; %s",
-				    text, hint);
+		return cp_error_set(err, EXIT_STAGE_FAILED,
+				    "the local runtime cannot set up its sandbox: %s; %s", text,
+				    hint);
 	}
-	err->code = EXIT_STAGE_FAILED;
-	return cp_error_set(err, "%s", text);
+	return cp_error_set(err, EXIT_STAGE_FAILED, "%s", text);
 }
