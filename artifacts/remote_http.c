@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/cleanup.h"
 #include "../lib/fs.h"
 #include "remote_internal.h"
 
@@ -520,11 +521,9 @@ static char *url_part(CURLU *u, CURLUPart what)
 
 int remote_http_open(struct remote *r, const char *url, struct cp_error *err)
 {
-	CURLU *u = curl_url();
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-		curl_url_cleanup(u);
+	cleanup_curlu CURLU *u = curl_url();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
 		return cp_error_set(err, EXIT_USAGE, "remote %s: not a valid URL", url);
-	}
 	char *user = url_part(u, CURLUPART_USER), *pass = url_part(u, CURLUPART_PASSWORD);
 	const char *euser = getenv("CPIPE_REMOTE_USER"), *epass = getenv("CPIPE_REMOTE_PASSWORD");
 	if (user)
@@ -542,7 +541,6 @@ int remote_http_open(struct remote *r, const char *url, struct cp_error *err)
 	curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
 	char *clean = NULL;
 	curl_url_get(u, CURLUPART_URL, &clean, 0);
-	curl_url_cleanup(u);
 	size_t len = strlen(clean);
 	r->http.base = xasprintf("%s%s", clean, len && clean[len - 1] == '/' ? "" : "/");
 	r->shown = xstrdup(clean);

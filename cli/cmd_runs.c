@@ -9,6 +9,7 @@
 
 #include "../artifacts/lineage.h"
 #include "../artifacts/store.h"
+#include "../lib/cleanup.h"
 #include "history.h"
 #include "opts.h"
 
@@ -155,7 +156,7 @@ static bool sort_desc;
 /* Missing values sort last either way; numbers numerically. */
 static int cmp_rows(const void *a, const void *b)
 {
-	cJSON *x = cell(a, sort_col), *y = cell(b, sort_col);
+	cleanup_cjson cJSON *x = cell(a, sort_col), *y = cell(b, sort_col);
 	int r;
 	double dx, dy;
 	if (!x || !y)
@@ -168,8 +169,6 @@ static int cmp_rows(const void *a, const void *b)
 	}
 	if (x && y && sort_desc)
 		r = -r;
-	cJSON_Delete(x);
-	cJSON_Delete(y);
 	return r;
 }
 
