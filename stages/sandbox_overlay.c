@@ -278,6 +278,10 @@ static int bind_all(struct sbx_layers *l, const struct binds *binds, const char 
 	for (size_t i = 0; i < binds->n; i++) {
 		cleanup_free char *target = xasprintf("%s%s", root, binds->v[i].path);
 		if (bind_host(binds->v[i].path, target, binds->v[i].read_only) < 0) {
+			/* Unmounted since mountinfo was read (a container's root
+			 * on a machine running docker): nothing to show. */
+			if (errno == ENOENT)
+				continue;
 			snprintf(msg, n, "bind-mounting %s into the sandbox: %s", binds->v[i].path,
 				 strerror(errno));
 			return -1;
