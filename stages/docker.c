@@ -264,6 +264,10 @@ int docker_network_ensure(struct runtime *rt, struct cp_error *err)
 {
 	if (rt->network_ready)
 		return 0;
+	if (!rt->own_network) {
+		rt->network_ready = true;
+		return 0;
+	}
 	cleanup_free char *path = xasprintf("/networks/%s", rt->network);
 	long status = 0;
 	if (docker_json(rt->d, "GET", path, NULL, &status, NULL, err) == 0) {
@@ -435,9 +439,13 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 	docker_compose_body(rt, b, host, s);
 	/* network_mode: host or none as compose passes them; otherwise the
 	 * project network, where the stage answers to its name and its
-	 * container_name. */
+	 * container_name, or the default bridge when only jobs run. */
 	if (s->network_mode && (!strcmp(s->network_mode, "host") || !strcmp(s->network_mode, "none"))) {
 		cJSON_AddStringToObject(host, "NetworkMode", s->network_mode);
+		return b;
+	}
+	if (!rt->own_network) {
+		cJSON_AddStringToObject(host, "NetworkMode", "bridge");
 		return b;
 	}
 	cJSON_AddStringToObject(host, "NetworkMode", rt->network);
@@ -481,6 +489,7 @@ static int engine_rt_open(struct runtime **out, const struct docker_engine *engi
 	rt->sink = proj->sink;
 	rt->project = project_name(proj->name);
 	rt->network = xasprintf("%s_default", rt->project);
+	rt->own_network = proj->network;
 	rt->owner = docker_owner_label();
 	rt->state_dir = proj->state_dir ? xstrdup(proj->state_dir) : NULL;
 	*out = rt;

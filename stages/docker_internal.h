@@ -37,6 +37,11 @@ struct runtime {
 	char *project; /* the project name, normalized as compose does */
 	char *network; /* <project>_default */
 	bool network_ready;
+	/* A stage is a service or publishes ports: the project gets a network of
+	 * its own, on which stages answer to their names. Jobs alone run on the
+	 * engine's default bridge: nothing has to reach them, and a container on
+	 * a user-defined network starts ~150 ms slower (bench/docker-stages). */
+	bool own_network;
 	char *owner;      /* our LABEL_OWNER value */
 	bool swept;       /* leftovers of dead cpipes removed */
 	struct image_entry *images; /* prepared during this runtime's life */

@@ -81,6 +81,9 @@ EOF
 	[ "$status" -eq 0 ] || fail "fresh container could not read the volume"
 	[ "$output" = "$(printf 'one\ntwo\nthree')" ] || fail "unexpected volume content"
 	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
+	# Jobs alone need no project network: nothing has to reach them.
+	[ "$(api -o /dev/null -w '%{http_code}' "http://d/networks/${P}_default")" = 404 ] ||
+		fail "a project network was made for jobs alone"
 }
 
 @test "a :ro volume mount cannot be written" {

@@ -250,7 +250,17 @@ EOF
 }
 
 @test "down removes a dead cpipe's container, and down -v the project network" {
-	sleeper_spec
+	# A published port gives the project a network (jobs alone use the
+	# default bridge).
+	spec <<EOF
+name: $P
+stages:
+  nap:
+    image: cpipe-test/busybox
+    command: sh -c 'echo napping; sleep 30'
+    service: false
+    ports: ["127.0.0.1::8080"]
+EOF
 	"$CPIPE_BIN" --runtime docker run > "$BATS_TEST_TMPDIR/out" 2>&1 &
 	local pid=$!
 	wait_running api || { kill "$pid"; fail "the job never ran"; }
