@@ -70,13 +70,16 @@ times_ran() {
 	[ "$(times_ran train)" -eq 1 ] || fail "train ran $(times_ran train) times"
 	[ "$(ckpt_epochs)" -eq 1 ] || fail "checkpoint has $(ckpt_epochs) epochs"
 	jq -e '.epochs == 1' "$(volume_dir mnist)/eval_results.json"
-	# And again: all three are known.
-	run_ok run train
-	assert_contains "skipped"
+	# Again: evaluate and infer are known. (train is not: evaluate's
+	# eval_results.json appeared in the volume train mounts, and with no
+	# depends_on cpipe cannot tell that train never reads it.)
 	run_ok run evaluate
+	assert_contains "evaluate is up to date, skipped"
 	run_ok run infer
+	assert_contains "infer is up to date, skipped"
 	[ "$(times_ran train)" -eq 1 ] || fail "train ran $(times_ran train) times"
 	[ "$(times_ran evaluate)" -eq 1 ] || fail "evaluate ran $(times_ran evaluate) times"
+	[ "$(times_ran infer)" -eq 1 ] || fail "infer ran $(times_ran infer) times"
 	[ "$(ckpt_epochs)" -eq 1 ]
 }
 
@@ -92,7 +95,7 @@ times_ran() {
 @test "local: editing the trainer makes train stale, names the file, and resumes" {
 	run_ok run train
 	run_ok status
-	refute_contains "stale"
+	[[ "$output" =~ train[[:space:]]+fresh ]] || fail "train is not fresh after its run"
 	echo "# a tweak" >> train.py
 	run_ok status
 	assert_contains "train.py"
