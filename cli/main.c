@@ -292,6 +292,7 @@ int main(int argc, char **argv)
 		{"project-name", required_argument, NULL, 'p'},
 		{"env-file", required_argument, NULL, 'E'},
 		{"runtime", required_argument, NULL, 'R'},
+		{"context", required_argument, NULL, 'K'},
 		{"json", no_argument, NULL, 'J'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -321,6 +322,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			c.runtime = optarg;
+			break;
+		case 'K':
+			setenv("CPIPE_KUBE_CONTEXT", optarg, 1);
 			break;
 		case 'J':
 		case 'q':

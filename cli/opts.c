@@ -5,7 +5,7 @@
 #include "opts.h"
 #include "../stages/runtime.h"
 
-enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE };
+enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE, G_CONTEXT };
 
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
@@ -16,6 +16,10 @@ const struct cli_opt cli_global_opts[] = {
 	{"env-file", 0, "FILE", "read variables from FILE instead of .env (repeatable)", G_ENV_FILE},
 	{"runtime", 0, RUNTIME_CHOICES, "where stages run (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
+	{"context", 0, "NAME",
+	 "the kubeconfig context of the kubernetes runtime (default: CPIPE_KUBE_CONTEXT, "
+	 "current-context)",
+	 G_CONTEXT},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
 	{"quiet", 'q', NULL, "print less", G_QUIET},
 	{"help", 'h', NULL, "print this help and exit", G_HELP},
@@ -387,6 +391,10 @@ int cli_getopt(struct cli *c, int argc, char **argv)
 			break;
 		case G_RUNTIME:
 			c->runtime = optarg;
+			break;
+		case G_CONTEXT:
+			/* The runtime reads it where it reads KUBECONFIG. */
+			setenv("CPIPE_KUBE_CONTEXT", optarg, 1);
 			break;
 		case G_JSON:
 			c->json = true;
