@@ -254,7 +254,7 @@ int kube_config_load(struct kube_config *out, const char *kubeconfig, const char
 	}
 	if (rc < 0) {
 		if (first.msg[0])
-			cp_error_set(err, "%s", first.msg);
+			cp_error_set(err, "kubeconfig: %s", first.msg);
 		else if (!any)
 			cp_error_set(err, "no kubeconfig file among %s", kubeconfig ? kubeconfig : "~/.kube/config");
 		else if (context && *context)
