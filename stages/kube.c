@@ -515,5 +515,9 @@ const struct runtime_ops runtime_kubernetes = {
 	.volume_host_path = kube_volume_host_path,
 	.exec = kube_task_exec,
 	.volume_read_tree = kube_volume_read_tree,
+	.task_handle = kube_task_handle,
+	.handle_alive = kube_handle_alive,
+	.handle_stop = kube_handle_stop,
+	.handle_logs = kube_handle_logs,
 	.down = kube_rt_down,
 };

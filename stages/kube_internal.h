@@ -159,6 +159,19 @@ int kube_task_exec(struct runtime *rt, struct task *t, char *const *argv, long t
  * none. Caller owns. */
 char *kube_pod_problem(const cJSON *pod);
 
+/* The Deployment/Job name and the stage of a started task; lent. */
+void kube_task_names(const struct task *t, const char **name, const char **stage);
+
+/* kube_service.c: the runtime_ops handle members (see runtime.h), and
+ * rt->ips refreshed from the project's Services in the cluster. */
+cJSON *kube_task_handle(struct runtime *rt, struct task *t);
+int kube_handle_alive(struct runtime *rt, const cJSON *h, struct cp_error *err);
+int kube_handle_stop(struct runtime *rt, const cJSON *h, long grace_ms, struct cp_error *err);
+int kube_handle_logs(struct runtime *rt, const cJSON *h, bool follow,
+		     void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
+		     volatile sig_atomic_t *stop, struct cp_error *err);
+int kube_service_ips(struct runtime *rt, struct cp_error *err);
+
 /* kube_tree.c: volume_read_tree through a helper pod. */
 int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			  int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),

@@ -526,21 +526,6 @@ static int create(struct runtime *rt, const char *kind, cJSON *body, struct cp_e
 	return rc;
 }
 
-static int remember_ip(struct runtime *rt, struct ktask *kt, struct cp_error *err)
-{
-	cleanup_free char *path = kube_path(rt, "services", kt->name);
-	cJSON *svc = NULL;
-	if (kube_json(rt->k, "GET", path, NULL, NULL, &svc, err) < 0)
-		return -1;
-	const char *ip = kube_str(svc, "spec.clusterIP");
-	if (ip && *ip && strcmp(ip, "None") != 0) {
-		rt->ips = xrealloc(rt->ips, (rt->nips + 1) * sizeof(*rt->ips));
-		rt->ips[rt->nips++] = (struct kube_service_ip){xstrdup(kt->stage), xstrdup(ip)};
-	}
-	cJSON_Delete(svc);
-	return 0;
-}
-
 static void delete_objects(struct runtime *rt, struct ktask *kt)
 {
 	struct cp_error e = {0};
@@ -552,13 +537,6 @@ static void delete_objects(struct runtime *rt, struct ktask *kt)
 	cp_error_clear(&e);
 	if (kt->has_files && kube_delete(rt->k, rt, "configmaps", kt->name, &e) < 0)
 		fprintf(stderr, "cpipe: %s\n", e.msg);
-	for (size_t i = 0; i < rt->nips; i++)
-		if (!strcmp(rt->ips[i].stage, kt->stage)) {
-			free(rt->ips[i].stage);
-			free(rt->ips[i].ip);
-			rt->ips[i] = rt->ips[--rt->nips];
-			break;
-		}
 }
 
 static void task_free(struct ktask *kt)
@@ -575,36 +553,47 @@ static void task_free(struct ktask *kt)
 	free(kt);
 }
 
+/* One kind's objects of the project matching `extra_sel` (a label
+ * selector term, may be NULL), deleted with their ConfigMap of the same
+ * name when `with_files`; counts them into *total. */
+static void sweep_kind(struct runtime *rt, const char *kind, const char *key, const char *value,
+		       bool with_files, int *total)
+{
+	cleanup_free char *sel = kube_selector(rt, key, value);
+	cleanup_free char *base = kube_path(rt, kind, NULL);
+	cleanup_free char *path = xasprintf("%s?labelSelector=%s", base, sel);
+	cJSON *list = NULL;
+	struct cp_error e = {0};
+	if (kube_json(rt->k, "GET", path, NULL, NULL, &list, &e) < 0) {
+		cJSON_Delete(list);
+		return;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
+	{
+		const char *name = kube_str(it, "metadata.name");
+		if (!name || kube_str(it, "metadata.deletionTimestamp"))
+			continue;
+		if (kube_delete(rt->k, rt, kind, name, &e) == 0)
+			(*total)++;
+		if (with_files)
+			kube_delete(rt->k, rt, "configmaps", name, &e);
+	}
+	cJSON_Delete(list);
+}
+
+/* What a cpipe that is gone (kill -9) left: the project lock says no
+ * other cpipe runs the project now, so every Job (its pods go with it)
+ * and its ConfigMap, and every volume-reading helper pod. Services that
+ * `cpipe up` left running are Deployments, and stay. */
 static void sweep_leftovers(struct runtime *rt)
 {
 	if (rt->swept)
 		return;
 	rt->swept = true;
-	/* Objects of this project whose cpipe is gone (a kill -9): the
-	 * project lock says no other cpipe runs it, so all of them but the
-	 * services `cpipe up` left (which keep no run's objects here). */
-	cleanup_free char *sel = kube_selector(rt, NULL, NULL);
 	int total = 0;
-	static const char *const kinds[] = {"jobs", "configmaps", "pods"};
-	for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
-		cleanup_free char *base = kube_path(rt, kinds[i], NULL);
-		cleanup_free char *path = xasprintf("%s?labelSelector=%s", base, sel);
-		cJSON *list = NULL;
-		struct cp_error e = {0};
-		if (kube_json(rt->k, "GET", path, NULL, NULL, &list, &e) < 0) {
-			cJSON_Delete(list);
-			continue;
-		}
-		const cJSON *it;
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items"))
-		{
-			const char *name = kube_str(it, "metadata.name");
-			if (name && !kube_str(it, "metadata.deletionTimestamp") &&
-			    kube_delete(rt->k, rt, kinds[i], name, &e) == 0)
-				total++;
-		}
-		cJSON_Delete(list);
-	}
+	sweep_kind(rt, "jobs", NULL, NULL, true, &total);
+	sweep_kind(rt, "pods", KLABEL_HELPER, "volume-reader", false, &total);
 	if (total)
 		fprintf(stderr, "cpipe: deleted %d object%s left by a cpipe that is gone\n", total,
 			total == 1 ? "" : "s");
@@ -621,6 +610,10 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 		return -1;
 	}
 	sweep_leftovers(rt);
+	if (kube_service_ips(rt, err) < 0) {
+		kube_work_free(&w);
+		return -1;
+	}
 	const char *run = ts->run_id ? ts->run_id : "none";
 	struct ktask *kt = xcalloc(1, sizeof(*kt));
 	kt->t.stage = ts->stage;
@@ -649,8 +642,6 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	if (rc == 0 && w.service && w.nports) {
 		kt->has_svc = true;
 		rc = create(rt, "services", service_object(rt, &w, kt->name, run), err);
-		if (rc == 0)
-			rc = remember_ip(rt, kt, err);
 	}
 	kube_work_free(&w);
 	if (rc < 0) {
@@ -785,4 +776,11 @@ int kube_task_exec(struct runtime *rt, struct task *t, char *const *argv, long t
 		*exit_code = 0;
 	cJSON_Delete(p);
 	return 0;
+}
+
+void kube_task_names(const struct task *t, const char **name, const char **stage)
+{
+	const struct ktask *kt = t->priv;
+	*name = kt->name;
+	*stage = kt->stage;
 }
