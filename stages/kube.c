@@ -61,6 +61,26 @@ const struct kube_volume *kube_volume_of(const struct runtime *rt, const char *k
 	return NULL;
 }
 
+/* Pods are refused until the namespace's default ServiceAccount exists,
+ * which the controller manager makes a moment after the namespace. */
+static int default_account(struct runtime *rt, struct cp_error *err)
+{
+	cleanup_free char *path = kube_path(rt, "serviceaccounts", "default");
+	for (int tries = 0; tries < 100; tries++) {
+		long status = 0;
+		if (kube_json(rt->k, "GET", path, NULL, &status, NULL, err) == 0)
+			return 0;
+		if (status != 404)
+			return cp_error_prefix(err, "namespace %s", rt->namespace);
+		cp_error_clear(err);
+		usleep(100000);
+	}
+	err->code = EXIT_RUNTIME;
+	return cp_error_set(err, "namespace %s has no default service account after 10s: is the "
+				 "cluster's controller manager running?",
+			    rt->namespace);
+}
+
 int kube_namespace_ensure(struct runtime *rt, struct cp_error *err)
 {
 	if (rt->ns_ready)
@@ -75,7 +95,7 @@ int kube_namespace_ensure(struct runtime *rt, struct cp_error *err)
 			cJSON_Delete(ns);
 			if (!terminating) {
 				rt->ns_ready = true;
-				return 0;
+				return default_account(rt, err);
 			}
 			usleep(500000); /* a namespace being deleted: wait it out */
 			continue;

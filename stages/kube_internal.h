@@ -146,6 +146,22 @@ bool kube_image_local(struct runtime *rt, const char *image, struct cp_error *er
  * naming the first) when there is one (kube_task.c). */
 int kube_task_check_builds(struct runtime *rt, struct cp_error *err);
 
+/* kube_manifest.c. <project>-<stage>-<8 hex digits of the run id>, a
+ * DNS label. Caller owns. */
+char *kube_object_name(const struct runtime *rt, const char *stage, const char *run_id);
+/* The Job (a job) or Deployment (a service) running `w`, named `name`,
+ * labelled with run `run`, mounting ConfigMap `files` for its files;
+ * rt->ips become hostAliases. NULL with err set when the nodes' images
+ * cannot be listed. Caller deletes. */
+cJSON *kube_manifest_workload(struct runtime *rt, const struct kube_work *w, const char *name,
+			      const char *run, const char *files, struct cp_error *err);
+/* The ConfigMap of w's uploaded files (binaryData). Caller deletes. */
+cJSON *kube_manifest_configmap(const struct runtime *rt, const struct kube_work *w,
+			       const char *name, const char *run);
+/* The ClusterIP Service of a service's ports. Caller deletes. */
+cJSON *kube_manifest_service(const struct runtime *rt, const struct kube_work *w,
+			     const char *name, const char *run);
+
 /* kube_job.c: the runtime_ops task members. */
 int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		    struct cp_error *err);
@@ -154,7 +170,7 @@ int kube_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error 
 void kube_task_release(struct runtime *rt, struct task *t);
 int kube_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
 		   int *exit_code, struct cp_error *err);
-/* A sentence for a pod that cannot run or failed ("the image ... is not
+/* (kube_manifest.c) A sentence for a pod that cannot run or failed ("the image ... is not
  * on the node (ErrImageNeverPull)"), from its status; NULL when it has
  * none. Caller owns. */
 char *kube_pod_problem(const cJSON *pod);
