@@ -40,6 +40,7 @@ static const struct command {
 	{"ls", cmd_ls, "list the projects with state here and below, or on the Docker daemon"},
 	{"config", cmd_config, "print the resolved spec, secrets masked"},
 	{"graph", cmd_graph, "print the stage graph as DOT or Mermaid"},
+	{"export", cmd_export, "write the stages as Kubernetes manifests, with an apply script"},
 	{"volume", cmd_volume, "manage the project's volumes: ls, inspect, rm, prune"},
 	{"runs", cmd_runs, "the recorded runs, newest first, as an experiment table"},
 	{"show", cmd_show, "one run in detail; RUN is an id, a prefix, latest or latest~N"},

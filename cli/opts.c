@@ -101,6 +101,11 @@ static const struct cli_opt graph_opts[] = {
 	{0},
 };
 
+static const struct cli_opt export_opts[] = {
+	{"output", 'o', "DIR", "the directory to write (default ./kubernetes)", 'o'},
+	{0},
+};
+
 static const struct cli_opt volume_opts[] = {
 	{"all", 'a', NULL, "prune: also the volumes the spec still declares", 'a'},
 	{0},
@@ -237,6 +242,7 @@ static const struct cli_verb verbs[] = {
 	{"ls", "", no_opts, NULL},
 	{"config", "", config_opts, NULL},
 	{"graph", "", graph_opts, NULL},
+	{"export", "kubernetes [STAGE...]", export_opts, NULL},
 	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts, NULL},
 	{"runs", "", runs_opts, NULL},
 	{"show", "RUN", show_opts, NULL},

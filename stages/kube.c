@@ -188,7 +188,7 @@ static char *owner_value(void)
 	return kube_dns_name(raw, 63);
 }
 
-static void rt_free(struct runtime *rt)
+void kube_runtime_free(struct runtime *rt)
 {
 	kube_close(rt->k);
 	kube_config_free(&rt->cfg);
@@ -240,7 +240,7 @@ static int kube_rt_open(struct runtime **out, const struct pipeline *p, const ch
 		cJSON_Delete(v);
 		*out = NULL;
 		err->code = err->code == EXIT_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
-		rt_free(rt);
+		kube_runtime_free(rt);
 		return -1;
 	}
 	cJSON_Delete(v);
@@ -258,7 +258,7 @@ static void kube_rt_close(struct runtime *rt)
 		if (kube_delete_labelled(rt, KLABEL_RUN, rt->runs.v[r], &n, &e) < 0)
 			fprintf(stderr, "cpipe: cleaning up run %s: %s\n", rt->runs.v[r], e.msg);
 	}
-	rt_free(rt);
+	kube_runtime_free(rt);
 }
 
 /* ---- volumes ---- */

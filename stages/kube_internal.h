@@ -118,6 +118,9 @@ const char *kube_task_stage_name(const struct task_spec *ts);
 
 /* kube.c */
 
+/* Frees a runtime and what it holds (no API call). */
+void kube_runtime_free(struct runtime *rt);
+
 /* A DNS-1123 label from `s` (lower case, [a-z0-9-], at most `max`
  * characters, no leading or trailing '-'). Caller owns. */
 char *kube_dns_name(const char *s, size_t max);

@@ -311,6 +311,13 @@ int kube_task_work(struct kube_work *w, struct runtime *rt, const struct task_sp
 	}
 	w->grace_ms = s->stop_grace_ms;
 	w->tty = ts->tty && !ts->detached;
+	if (!*w->image) {
+		refuse(err, &s->mark, s->name,
+		       "no image: to run; the kubernetes runtime runs images the nodes have or "
+		       "pull, and builds none");
+		kube_work_free(w);
+		return -1;
+	}
 	if (user(w, s, err) < 0 || gpus(w, s, err) < 0 || probe(w, s, err) < 0 ||
 	    mounts(w, s, err) < 0) {
 		kube_work_free(w);
