@@ -306,3 +306,36 @@ EOF
 	done
 	[ -z "$(kubectl -n "$NS" get pvc -o name 2> /dev/null)" ] || fail "claims left: $(kubectl -n "$NS" get pvc -o name)"
 }
+
+@test "export kubernetes writes manifests that kubectl applies and the pipeline runs in order" {
+	spec << EOF2
+name: $P
+volumes: {data: {}}
+stages:
+  web:
+    image: cpipe-test/busybox:latest
+    service: true
+    command: sh -c 'mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www'
+    ports: ["8080"]
+    healthcheck: {test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"], interval: 1s}
+  train:
+    image: cpipe-test/busybox:latest
+    x-cpipe: {node_selector: {cpipe.test/node: kc1}}
+    command: sh -c 'sleep 1; echo model-7 > /vol/model'
+    volumes: [data:/vol]
+    outputs: [data:/model]
+  evaluate:
+    image: cpipe-test/busybox:latest
+    x-cpipe: {node_selector: {cpipe.test/node: kc2}}
+    depends_on: {web: {condition: service_healthy}}
+    command: sh -c 'echo "read $(cat /vol/model) and $(wget -q -O - http://web:8080/)"'
+    volumes: [data:/vol]
+    inputs: [data:/model]
+EOF2
+	run_ok export kubernetes -o k8s
+	assert_contains "k8s/apply.sh"
+	[ -x k8s/apply.sh ] || fail "apply.sh is not executable"
+	run k8s/apply.sh
+	[ "$status" -eq 0 ] || fail "apply.sh exited $status"
+	assert_contains "read model-7 and served"
+}
