@@ -23,6 +23,7 @@ struct ktask {
 	struct runtime *rt;
 	char *name;  /* Job / Deployment (and Service, ConfigMap) name */
 	char *stage; /* its label value */
+	char *run;   /* the run label value */
 	bool service;
 	bool has_files; /* a ConfigMap <name> */
 	bool has_svc;   /* a Service <name> */
@@ -65,7 +66,8 @@ static int on_log(void *ud, const char *data, size_t n)
 /* The task's pod (newest), or NULL; caller deletes. */
 static cJSON *find_pod(struct ktask *kt, struct cp_error *err)
 {
-	cleanup_free char *sel = kube_selector(kt->rt, KLABEL_STAGE, kt->stage);
+	/* A service's pods: of its stage and run (another run's may be up). */
+	cleanup_free char *sel = kube_selector(kt->rt, KLABEL_RUN, kt->run);
 	cleanup_free char *base = kube_path(kt->rt, "pods", NULL);
 	cleanup_free char *extra = kube_escape(kt->name);
 	cleanup_free char *path =
@@ -81,7 +83,10 @@ static cJSON *find_pod(struct ktask *kt, struct cp_error *err)
 	cJSON_ArrayForEach(it, items)
 	{
 		const char *ts = kube_str(it, "metadata.creationTimestamp");
-		if (kube_str(it, "metadata.deletionTimestamp"))
+		const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			kube_get(it, "metadata.labels"), KLABEL_STAGE));
+		if (kube_str(it, "metadata.deletionTimestamp") || !stage ||
+		    strcmp(stage, kt->stage) != 0)
 			continue;
 		if (!best || (ts && strcmp(ts, best_ts) > 0)) {
 			best = it;
@@ -247,6 +252,7 @@ static void task_free(struct ktask *kt)
 	pthread_mutex_destroy(&kt->mu);
 	free(kt->name);
 	free(kt->stage);
+	free(kt->run);
 	free(kt->pod);
 	free(kt);
 }
@@ -321,6 +327,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	kt->rt = rt;
 	kt->name = kube_object_name(rt, w.stage, ts->run_id);
 	kt->stage = xstrdup(w.stage);
+	kt->run = xstrdup(run);
 	kt->service = w.service;
 	pthread_mutex_init(&kt->mu, NULL);
 	kt->k = kube_clone(rt->k);
