@@ -196,9 +196,9 @@ int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *pa
 			  int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			  void *ud, struct cp_error *err);
 /* Runs a helper pod on `volume`'s claim with the shell script `script`,
- * waits for it to end and gives its stdout (base64-decoded when `b64`)
- * in `out` (rewound) and its exit code. */
-int kube_helper_run(struct runtime *rt, const char *volume, const char *script, bool b64,
-		    FILE *out, int *exit_code, struct cp_error *err);
+ * which writes base64 to stdout; waits for it to end and gives its exit
+ * code and, when that is 0, the decoded output in `out` (rewound). */
+int kube_helper_run(struct runtime *rt, const char *volume, const char *script, FILE *out,
+		    int *exit_code, struct cp_error *err);
 
 #endif

@@ -125,50 +125,102 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 			    HELPER_TIMEOUT_S);
 }
 
-int kube_helper_run(struct runtime *rt, const char *volume, const char *script, bool b64,
-		    FILE *out, int *exit_code, struct cp_error *err)
+/* The helper's last line once its script succeeded: a log read before the
+ * node flushed it all (the container just ended) lacks it, and is read
+ * again. */
+#define END_MARK "cpipe-helper-end"
+
+static int raw_log(void *ud, const char *data, size_t n)
 {
+	return fwrite(data, 1, n, ud) == n ? 0 : -1;
+}
+
+/* Whether `f` ends with END_MARK and a newline. */
+static bool complete(FILE *f)
+{
+	char tail[sizeof(END_MARK) + 1];
+	long size = ftell(f);
+	size_t want = sizeof(END_MARK); /* the mark and '\n' */
+	if (size < (long)want || fseek(f, size - (long)want, SEEK_SET) != 0)
+		return false;
+	bool ok = fread(tail, 1, want, f) == want && memcmp(tail, END_MARK "\n", want) == 0;
+	fseek(f, 0, SEEK_END);
+	return ok;
+}
+
+/* Decodes the base64 of `raw` (the mark excluded) into `out`. */
+static int decode_into(FILE *out, FILE *raw, struct cp_error *err)
+{
+	long size = ftell(raw) - (long)sizeof(END_MARK);
+	rewind(raw);
+	struct decode d = {.ctx = EVP_ENCODE_CTX_new(), .out = out};
+	EVP_DecodeInit(d.ctx);
+	char buf[65536];
+	while (size > 0 && !d.bad) {
+		size_t k = fread(buf, 1, size < (long)sizeof(buf) ? (size_t)size : sizeof(buf), raw);
+		if (k == 0)
+			break;
+		on_b64(&d, buf, k);
+		size -= (long)k;
+	}
+	unsigned char tail[64];
+	int got = 0;
+	int rc = 0;
+	if (d.bad || size > 0 || EVP_DecodeFinal(d.ctx, tail, &got) < 0)
+		rc = cp_error_set(err, "the helper pod's output is not base64");
+	else if (got > 0 && fwrite(tail, 1, (size_t)got, out) != (size_t)got)
+		rc = cp_error_errno(err, "writing a temporary file");
+	EVP_ENCODE_CTX_free(d.ctx);
+	if (rc == 0 && fflush(out) != 0)
+		rc = cp_error_errno(err, "writing a temporary file");
+	rewind(out);
+	return rc;
+}
+
+int kube_helper_run(struct runtime *rt, const char *volume, const char *script, FILE *out,
+		    int *exit_code, struct cp_error *err)
+{
+	static unsigned seq;
 	const struct kube_volume *v = kube_volume_of(rt, volume);
 	if (!v)
 		return cp_error_set(err, "volume \"%s\" is not declared", volume);
 	if (kube_namespace_ensure(rt, err) < 0)
 		return -1;
-	char suffix[16];
-	snprintf(suffix, sizeof(suffix), "%08lx", (unsigned long)(now_ms() ^ (getpid() << 16)) & 0xffffffffUL);
-	cleanup_free char *raw = xasprintf("%s-read-%s", rt->project, suffix);
+	cleanup_free char *raw = xasprintf("%s-read-%lx-%x", rt->project, (long)getpid(), seq++);
 	cleanup_free char *name = kube_dns_name(raw, 63);
 	cleanup_free char *coll = kube_path(rt, "pods", NULL);
-	cJSON *body = helper_pod(rt, name, v->claim, script);
+	cleanup_free char *full = xasprintf("set -o pipefail\n%s\necho " END_MARK "\n", script);
+	cJSON *body = helper_pod(rt, name, v->claim, full);
 	int rc = kube_json(rt->k, "POST", coll, body, NULL, NULL, err);
 	cJSON_Delete(body);
 	if (rc < 0)
 		return cp_error_prefix(err, "creating the helper pod for volume \"%s\"", volume);
 	rc = helper_wait(rt, name, exit_code, err);
-	if (rc == 0) {
-		cleanup_free char *base = kube_path(rt, "pods", name);
-		cleanup_free char *path = xasprintf("%s/log", base);
-		struct decode d = {.ctx = EVP_ENCODE_CTX_new(), .out = out};
-		EVP_DecodeInit(d.ctx);
-		struct kube_req rq = {.method = "GET", .path = path, .on_data = b64 ? on_b64 : NULL,
-				      .ud = &d, .stream = true};
-		if (!b64) {
-			cJSON *ignored = NULL;
-			rc = kube_call(rt->k, &rq, NULL, &ignored, err);
-			cJSON_Delete(ignored);
-		} else {
+	cleanup_fclose FILE *log = rc == 0 ? tmpfile() : NULL;
+	if (rc == 0 && !log)
+		rc = cp_error_errno(err, "creating a temporary file");
+	cleanup_free char *base = kube_path(rt, "pods", name);
+	cleanup_free char *path = xasprintf("%s/log", base);
+	for (int tries = 0; rc == 0 && *exit_code == 0; tries++) {
+		rewind(log);
+		if (ftruncate(fileno(log), 0) < 0)
+			rc = cp_error_errno(err, "truncating a temporary file");
+		struct kube_req rq = {.method = "GET", .path = path, .on_data = raw_log, .ud = log,
+				      .stream = true};
+		if (rc == 0)
 			rc = kube_call(rt->k, &rq, NULL, NULL, err);
-			unsigned char tail[64];
-			int got = 0;
-			if (rc == 0 && (d.bad || EVP_DecodeFinal(d.ctx, tail, &got) < 0))
-				rc = cp_error_set(err, "the helper pod's output is not base64");
-			if (rc == 0 && got > 0)
-				fwrite(tail, 1, (size_t)got, out);
-		}
-		EVP_ENCODE_CTX_free(d.ctx);
-		if (fflush(out) != 0)
+		if (rc == 0 && fflush(log) != 0)
 			rc = cp_error_errno(err, "writing a temporary file");
-		rewind(out);
+		if (rc < 0 || complete(log))
+			break;
+		if (tries == 40) {
+			rc = cp_error_set(err, "the helper pod %s's log stays incomplete", name);
+			break;
+		}
+		usleep(250000);
 	}
+	if (rc == 0 && *exit_code == 0)
+		rc = decode_into(out, log, err);
 	struct cp_error e2 = {0};
 	if (kube_delete(rt->k, rt, "pods", name, &e2) < 0)
 		fprintf(stderr, "cpipe: %s\n", e2.msg);
@@ -192,7 +244,7 @@ int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *pa
 	if (!f)
 		return cp_error_errno(err, "creating a temporary file");
 	int code = 0;
-	if (kube_helper_run(rt, volume, script, true, f, &code, err) < 0)
+	if (kube_helper_run(rt, volume, script, f, &code, err) < 0)
 		return cp_error_prefix(err, "reading %s:%s", volume, path);
 	if (code == 3)
 		return 1;

@@ -17,7 +17,7 @@ setup() {
 	cd "$PROJ" || return 1
 	P="kt-$(printf %04x $RANDOM)-$BATS_TEST_NUMBER"
 	NS="cpipe-$P"
-	export CPIPE_RUNTIME=kubernetes
+	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
 }
 
 teardown() {
@@ -81,7 +81,9 @@ stages:
   evaluate:
     image: cpipe-test/busybox:latest
     x-cpipe: {node_selector: {cpipe.test/node: kc2}}
-    command: sh -c 'cat /vol/model/latest; printf "{\"acc\": 0.9}" > /vol/metrics.json; chmod 644 /vol/metrics.json'
+    command: >-
+      sh -c 'cat /vol/model/latest; printf "{\"acc\": 0.9}" > /vol/metrics.json;
+      chmod 644 /vol/metrics.json'
     volumes: [data:/vol]
     inputs: [data:/model]
     outputs: [data:/metrics.json]
@@ -328,7 +330,7 @@ stages:
     image: cpipe-test/busybox:latest
     x-cpipe: {node_selector: {cpipe.test/node: kc2}}
     depends_on: {web: {condition: service_healthy}}
-    command: sh -c 'echo "read $(cat /vol/model) and $(wget -q -O - http://web:8080/)"'
+    command: sh -c 'echo "read \$\$(cat /vol/model) and \$\$(wget -q -O - http://web:8080/)"'
     volumes: [data:/vol]
     inputs: [data:/model]
 EOF2
