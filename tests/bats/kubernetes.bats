@@ -132,6 +132,7 @@ stages:
     service: true
     command: sh -c 'mkdir -p /www && sleep 2 && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www'
     ports: ["8080"]
+    stop_grace_period: 1s
     healthcheck:
       test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"]
       interval: 1s
@@ -144,7 +145,8 @@ stages:
 EOF
 	run_ok run client
 	assert_contains "hello-from-web"
-	wait_no_objects 30 || fail "left behind: $(project_objects)"
+	# The Deployment's pod goes with it through the garbage collector.
+	wait_no_objects 60 || fail "left behind: $(project_objects)"
 }
 
 @test "a failing job gives its exit code; a pod that cannot run says why in words" {
