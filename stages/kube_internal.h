@@ -133,10 +133,16 @@ char *kube_selector(const struct runtime *rt, const char *key2, const char *valu
 int kube_namespace_ensure(struct runtime *rt, struct cp_error *err);
 /* The claim of volume key `key`, or NULL; lent. */
 const struct kube_volume *kube_volume_of(const struct runtime *rt, const char *key);
-/* Deletes object `name` of `kind` (with Background propagation); gone is
+/* Deletes object `name` of `kind` at once (grace 0, Background
+ * propagation), a Job's or Deployment's pods explicitly too; gone is
  * fine. */
 int kube_delete(struct kube *k, const struct runtime *rt, const char *kind, const char *name,
 		struct cp_error *err);
+/* Deletes the collection `kind` (pods, replicasets) under API prefix
+ * `apis` ("/api/v1", "/apis/apps/v1") matching `selector` (unescaped),
+ * with grace period `grace_s` (-1: the pods' own). */
+int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
+		     const char *kind, const char *selector, int grace_s, struct cp_error *err);
 /* Deletes every Job, Deployment, Service, ConfigMap and pod of the
  * project with label `key`=`value` (NULL: all of the project), except
  * services named in rt->kept; *n counts the objects deleted. */

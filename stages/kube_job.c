@@ -421,13 +421,16 @@ int kube_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error 
 	if (rc < 0 && status != 404 && err->code != EXIT_INTERRUPTED)
 		return cp_error_prefix(err, "stopping %s", kt->name);
 	cp_error_clear(err);
-	pthread_mutex_lock(&kt->mu);
-	cleanup_free char *pod = kt->pod ? xstrdup(kt->pod) : NULL;
-	pthread_mutex_unlock(&kt->mu);
-	if (pod && sig == SIGKILL) {
-		struct cp_error e = {0};
-		kube_delete(rt->k, rt, "pods", pod, &e);
-	}
+	/* Its pods now, with their grace period (none for SIGKILL): the
+	 * garbage collector takes its time. */
+	cleanup_free char *sel =
+		kt->service ? xasprintf("%s=%s,%s=%s,%s=%s", KLABEL_PROJECT, rt->project, KLABEL_STAGE,
+					kt->stage, KLABEL_RUN, kt->run)
+			    : xasprintf("job-name=%s", kt->name);
+	struct cp_error e = {0};
+	if (kt->service)
+		kube_delete_pods(rt->k, rt, "/apis/apps/v1", "replicasets", sel, -1, &e);
+	kube_delete_pods(rt->k, rt, "/api/v1", "pods", sel, sig == SIGKILL ? 0 : -1, &e);
 	atomic_store(&kt->cancel, 1);
 	return 0;
 }
