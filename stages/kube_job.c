@@ -404,10 +404,15 @@ int kube_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp
 int kube_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err)
 {
 	struct ktask *kt = t->priv;
+	struct cp_error local = {0};
+	if (!err)
+		err = &local;
 	if (atomic_load(&kt->done))
 		return 0;
 	int prev = 0;
 	atomic_compare_exchange_strong(&kt->killed, &prev, sig);
+	/* The task ends now (128 + sig); what follows deletes its pods. */
+	atomic_store(&kt->cancel, 1);
 	/* Deleting the Job or Deployment stops its pod (SIGTERM, then the
 	 * grace period, then SIGKILL: the kubelet's, as docker stop's). */
 	cleanup_free char *path = kube_path(rt, kt->service ? "deployments" : "jobs", kt->name);

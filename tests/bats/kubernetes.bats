@@ -161,7 +161,7 @@ EOF
 	assert_contains "boom"
 	assert_contains 'stage "bad" failed with exit code 7'
 	refute_contains "never-printed"
-	wait_no_objects 30 || fail "left behind: $(project_objects)"
+	wait_no_objects 60 || fail "left behind: $(project_objects)"
 
 	spec << EOF
 name: $P
@@ -184,7 +184,7 @@ EOF
 	run kcpipe run
 	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
 	assert_contains "the image cpipe-test/absent:1 could not be pulled by the node"
-	wait_no_objects 30 || fail "left behind: $(project_objects)"
+	wait_no_objects 60 || fail "left behind: $(project_objects)"
 }
 
 @test "what the cluster cannot do is refused before anything runs (exit 2)" {
@@ -261,7 +261,7 @@ EOF
 	output=$(cat "$BATS_TEST_TMPDIR/out")
 	[ "$rc" -eq 130 ] || fail "expected exit 130, got $rc"
 	refute_contains "never-printed"
-	wait_no_objects 30 || fail "left behind: $(project_objects)"
+	wait_no_objects 60 || fail "left behind: $(project_objects)"
 }
 
 @test "after a kill -9 the next run deletes what the dead one left" {
@@ -285,7 +285,7 @@ EOF
 	run_ok run
 	assert_contains "quick-ran"
 	assert_contains "left by a cpipe that is gone"
-	wait_no_objects 30 || fail "left behind: $(project_objects)"
+	wait_no_objects 60 || fail "left behind: $(project_objects)"
 }
 
 @test "down -v deletes the project's claims; --context picks a kubeconfig context" {
