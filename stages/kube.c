@@ -120,18 +120,26 @@ int kube_namespace_ensure(struct runtime *rt, struct cp_error *err)
 			    rt->namespace);
 }
 
-int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
-		     const char *kind, const char *selector, int grace_s, struct cp_error *err)
+/* DeleteOptions: dependents in the background, grace `grace_s` (-1: the
+ * object's own). */
+static cJSON *delete_options(int grace_s)
 {
-	cleanup_free char *sel = kube_escape(selector);
-	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s?labelSelector=%s", apis,
-					    rt->namespace, kind, sel);
 	cJSON *body = cJSON_CreateObject();
 	cJSON_AddStringToObject(body, "kind", "DeleteOptions");
 	cJSON_AddStringToObject(body, "apiVersion", "v1");
 	cJSON_AddStringToObject(body, "propagationPolicy", "Background");
 	if (grace_s >= 0)
 		cJSON_AddNumberToObject(body, "gracePeriodSeconds", grace_s);
+	return body;
+}
+
+int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
+		     const char *kind, const char *selector, int grace_s, struct cp_error *err)
+{
+	cleanup_free char *sel = kube_escape(selector);
+	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s?labelSelector=%s", apis,
+					    rt->namespace, kind, sel);
+	cJSON *body = delete_options(grace_s);
 	long status = 0;
 	int rc = kube_json(k, "DELETE", path, body, &status, NULL, err);
 	cJSON_Delete(body);
@@ -166,11 +174,7 @@ int kube_delete(struct kube *k, const struct runtime *rt, const char *kind, cons
 				  : !strcmp(kind, "deployments") ? deployment_selector(k, rt, name)
 								 : NULL;
 	cleanup_free char *path = kube_path(rt, kind, name);
-	cJSON *body = cJSON_CreateObject();
-	cJSON_AddStringToObject(body, "kind", "DeleteOptions");
-	cJSON_AddStringToObject(body, "apiVersion", "v1");
-	cJSON_AddStringToObject(body, "propagationPolicy", "Background");
-	cJSON_AddNumberToObject(body, "gracePeriodSeconds", 0);
+	cJSON *body = delete_options(0);
 	long status = 0;
 	int rc = kube_json(k, "DELETE", path, body, &status, NULL, err);
 	cJSON_Delete(body);
@@ -369,22 +373,7 @@ static int kube_volume_ensure(struct runtime *rt, const struct volume *vol, stru
 		err->code = EXIT_STAGE_FAILED;
 		return -1;
 	}
-	cJSON *body = cJSON_CreateObject();
-	cJSON_AddStringToObject(body, "apiVersion", "v1");
-	cJSON_AddStringToObject(body, "kind", "PersistentVolumeClaim");
-	cJSON *md = cJSON_AddObjectToObject(body, "metadata");
-	cJSON_AddStringToObject(md, "name", v->claim);
-	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
-	cJSON_AddStringToObject(labels, KLABEL_PROJECT, rt->project);
-	cJSON_AddStringToObject(labels, KLABEL_VOLUME, v->key);
-	cJSON *spec = cJSON_AddObjectToObject(body, "spec");
-	cJSON_AddItemToObject(spec, "accessModes",
-			      cJSON_CreateStringArray((const char *[]){"ReadWriteMany"}, 1));
-	if (v->storage_class)
-		cJSON_AddStringToObject(spec, "storageClassName", v->storage_class);
-	cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "resources"),
-							"requests"),
-				"storage", v->size);
+	cJSON *body = kube_manifest_claim(rt, v);
 	cleanup_free char *coll = kube_path(rt, "persistentvolumeclaims", NULL);
 	int rc = kube_json(rt->k, "POST", coll, body, NULL, NULL, err);
 	cJSON_Delete(body);

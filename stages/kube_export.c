@@ -38,28 +38,6 @@ static cJSON *list_of(void)
 	return l;
 }
 
-static cJSON *claim(const struct runtime *rt, const struct kube_volume *v)
-{
-	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "apiVersion", "v1");
-	cJSON_AddStringToObject(c, "kind", "PersistentVolumeClaim");
-	cJSON *md = cJSON_AddObjectToObject(c, "metadata");
-	cJSON_AddStringToObject(md, "name", v->claim);
-	cJSON_AddStringToObject(md, "namespace", rt->namespace);
-	cJSON *l = cJSON_AddObjectToObject(md, "labels");
-	cJSON_AddStringToObject(l, KLABEL_PROJECT, rt->project);
-	cJSON_AddStringToObject(l, KLABEL_VOLUME, v->key);
-	cJSON *spec = cJSON_AddObjectToObject(c, "spec");
-	cJSON_AddItemToObject(spec, "accessModes",
-			      cJSON_CreateStringArray((const char *[]){"ReadWriteMany"}, 1));
-	if (v->storage_class)
-		cJSON_AddStringToObject(spec, "storageClassName", v->storage_class);
-	cJSON_AddStringToObject(
-		cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "resources"), "requests"),
-		"storage", v->size);
-	return c;
-}
-
 static void set_namespace(cJSON *o, const char *ns)
 {
 	cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "metadata");
@@ -115,7 +93,7 @@ int kube_export(const struct pipeline *p, const struct task_spec *tasks, size_t 
 		for (size_t i = 0; i < rt->nvolumes; i++)
 			if (!rt->volumes[i].external)
 				cJSON_AddItemToArray(cJSON_GetObjectItem(vols, "items"),
-						     claim(rt, &rt->volumes[i]));
+						     kube_manifest_claim(rt, &rt->volumes[i]));
 		rc = write_json(dir, "01-volumes.json", vols, written, err);
 		cJSON_Delete(vols);
 		sb_adds(&sh, "kubectl apply -f 01-volumes.json > /dev/null\n");

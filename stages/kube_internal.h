@@ -171,6 +171,10 @@ cJSON *kube_manifest_configmap(const struct runtime *rt, const struct kube_work 
 cJSON *kube_manifest_service(const struct runtime *rt, const struct kube_work *w,
 			     const char *name, const char *run);
 
+/* The PersistentVolumeClaim of volume `v` (ReadWriteMany, its class and
+ * size). Caller deletes. */
+cJSON *kube_manifest_claim(const struct runtime *rt, const struct kube_volume *v);
+
 /* kube_job.c: the runtime_ops task members. */
 int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
 		    struct cp_error *err);

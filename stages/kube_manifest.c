@@ -308,3 +308,25 @@ char *kube_pod_problem(const cJSON *pod)
 	return NULL;
 }
 
+
+cJSON *kube_manifest_claim(const struct runtime *rt, const struct kube_volume *v)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "apiVersion", "v1");
+	cJSON_AddStringToObject(c, "kind", "PersistentVolumeClaim");
+	cJSON *md = cJSON_AddObjectToObject(c, "metadata");
+	cJSON_AddStringToObject(md, "name", v->claim);
+	cJSON_AddStringToObject(md, "namespace", rt->namespace);
+	cJSON *l = cJSON_AddObjectToObject(md, "labels");
+	cJSON_AddStringToObject(l, KLABEL_PROJECT, rt->project);
+	cJSON_AddStringToObject(l, KLABEL_VOLUME, v->key);
+	cJSON *spec = cJSON_AddObjectToObject(c, "spec");
+	cJSON_AddItemToObject(spec, "accessModes",
+			      cJSON_CreateStringArray((const char *[]){"ReadWriteMany"}, 1));
+	if (v->storage_class)
+		cJSON_AddStringToObject(spec, "storageClassName", v->storage_class);
+	cJSON_AddStringToObject(
+		cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "resources"), "requests"),
+		"storage", v->size);
+	return c;
+}
