@@ -133,12 +133,9 @@ static cJSON *delete_options(int grace_s)
 	return body;
 }
 
-int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
-		     const char *kind, const char *selector, int grace_s, struct cp_error *err)
+/* DELETE `path` with delete_options(grace_s); a 404 is fine. */
+static int delete_path(struct kube *k, const char *path, int grace_s, struct cp_error *err)
 {
-	cleanup_free char *sel = kube_escape(selector);
-	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s?labelSelector=%s", apis,
-					    rt->namespace, kind, sel);
 	cJSON *body = delete_options(grace_s);
 	long status = 0;
 	int rc = kube_json(k, "DELETE", path, body, &status, NULL, err);
@@ -148,6 +145,15 @@ int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
 		return 0;
 	}
 	return rc;
+}
+
+int kube_delete_pods(struct kube *k, const struct runtime *rt, const char *apis,
+		     const char *kind, const char *selector, int grace_s, struct cp_error *err)
+{
+	cleanup_free char *sel = kube_escape(selector);
+	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s?labelSelector=%s", apis,
+					    rt->namespace, kind, sel);
+	return delete_path(k, path, grace_s, err);
 }
 
 /* The selector of a Deployment's pods ("k=v,k2=v2"), or NULL. Caller owns. */
@@ -174,15 +180,7 @@ int kube_delete(struct kube *k, const struct runtime *rt, const char *kind, cons
 				  : !strcmp(kind, "deployments") ? deployment_selector(k, rt, name)
 								 : NULL;
 	cleanup_free char *path = kube_path(rt, kind, name);
-	cJSON *body = delete_options(0);
-	long status = 0;
-	int rc = kube_json(k, "DELETE", path, body, &status, NULL, err);
-	cJSON_Delete(body);
-	if (rc < 0 && status == 404) {
-		cp_error_clear(err);
-		return 0;
-	}
-	if (rc < 0)
+	if (delete_path(k, path, 0, err) < 0)
 		return cp_error_prefix(err, "deleting %s %s", kind, name);
 	/* The garbage collector would delete the pods too, but in its own
 	 * time (tens of seconds on a busy cluster): now, so that nothing of
