@@ -298,10 +298,22 @@ extern const struct runtime_ops runtime_local;
 extern const struct runtime_ops runtime_docker;
 /* The same over Podman's Docker-compatible API. */
 extern const struct runtime_ops runtime_podman;
+/* The Kubernetes REST API of the cluster the kubeconfig names
+ * (KUBECONFIG, CPIPE_KUBE_CONTEXT; stages/kube.c). */
+extern const struct runtime_ops runtime_kubernetes;
 
 /* The names of the runtimes, in the order of the table in runtime.c (a
  * unit test holds them equal), for usage lines and completion. */
-#define RUNTIME_CHOICES "local|docker|podman"
+#define RUNTIME_CHOICES "local|docker|podman|kubernetes"
+
+/* Visits the entries of the tar `a` reads (one root, named as the path
+ * read: "model/", "model/x" or "./", "./x") as volume_read_tree's visit
+ * sees them: the root's own name dropped, content read during the visit
+ * (stages/runtime_tar.c). 0, or -1 with err set (visit's -1 included). */
+struct archive;
+int runtime_tar_visit(struct archive *a,
+		      int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
+		      void *ud, struct cp_error *err);
 
 /* The runtime named `name` ("local", ...), or NULL. */
 const struct runtime_ops *runtime_find(const char *name);

@@ -132,6 +132,8 @@ struct volume {
 	bool external;
 	char *driver;
 	struct kvvec labels;
+	/* driver_opts the kubernetes runtime reads (size, storage_class). */
+	struct kvvec driver_opts;
 	struct cp_mark mark;
 };
 
