@@ -5,6 +5,7 @@
 
 #include "../pipeline/exec.h"
 #include "../pipeline/plan.h"
+#include "../pipeline/task.h"
 #include "../stages/kube_export.h"
 #include "cli.h"
 #include "opts.h"
@@ -37,13 +38,18 @@ int cmd_export(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	struct task_spec *tasks = xcalloc(plan.n ? plan.n : 1, sizeof(*tasks));
+	struct task_desc *descs = xcalloc(plan.n ? plan.n : 1, sizeof(*descs));
 	struct kvvec *envs = xcalloc(plan.n ? plan.n : 1, sizeof(*envs));
 	for (size_t i = 0; i < plan.n; i++) {
 		const struct stage *s = &p->stages[plan.order[i]];
 		exec_stage_env(&envs[i], p, s, "export");
-		tasks[i] = (struct task_spec){.stage = s, .env = &envs[i], .run_id = "export"};
+		task_desc_init(&descs[i], p, s);
+		tasks[i] = (struct task_spec){.desc = &descs[i], .env = &envs[i], .run_id = "export"};
 	}
-	if (kube_export(p, tasks, plan.n, dir, &written, &err) < 0)
+	struct strvec hosts = {0};
+	struct runtime_project proj;
+	task_project_init(&proj, &hosts, p, NULL);
+	if (kube_export(&proj, tasks, plan.n, dir, &written, &err) < 0)
 		rc = cli_fail(&err);
 	else if (!c->quiet)
 		for (size_t i = 0; i < written.n; i++)
@@ -51,7 +57,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	for (size_t i = 0; i < plan.n; i++)
 		kvvec_free(&envs[i]);
 	free(envs);
+	free(descs);
 	free(tasks);
+	strvec_free(&hosts);
 out:
 	strvec_free(&written);
 	plan_free(&plan);

@@ -70,6 +70,8 @@ void task_desc_init(struct task_desc *out, const struct pipeline *p, const struc
 		.limits = s->limits,
 		.security = s->security,
 		.lifecycle = s->lifecycle,
+		.node_selector = s->x_node_selector,
+		.resources = s->x_resources,
 	};
 }
 
@@ -130,32 +132,43 @@ int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 	return task_runtime_open_notes(ops, out, p, state_dir, NULL, err);
 }
 
-int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
-			    const struct pipeline *p, const char *state_dir,
-			    struct task_notes *notes, struct cp_error *err)
+void task_project_init(struct runtime_project *out, struct strvec *hosts,
+		       const struct pipeline *p, const char *state_dir)
 {
-	struct strvec hosts = {0};
 	bool network = false;
 	for (size_t i = 0; i < p->nstages; i++) {
 		const struct stage *s = &p->stages[i];
-		strvec_push(&hosts, s->name);
+		strvec_push(hosts, s->name);
 		if (s->container_name && *s->container_name &&
 		    strcmp(s->container_name, s->name) != 0)
-			strvec_push(&hosts, s->container_name);
+			strvec_push(hosts, s->container_name);
 		network |= s->service || s->nports > 0;
 	}
-	struct runtime_project proj = {
+	*out = (struct runtime_project){
 		.name = p->name,
 		.dir = p->dir,
 		.state_dir = state_dir,
 		.volumes = p->volumes,
 		.nvolumes = p->nvolumes,
-		.hostnames = (const char *const *)hosts.v,
-		.nhostnames = hosts.n,
+		.hostnames = (const char *const *)hosts->v,
+		.nhostnames = hosts->n,
 		.network = network,
 		.kept_handles = kept_handles,
-		.sink = {.note = notes ? notes_sink : NULL, .ud = notes},
+		.kube_namespace = p->x_namespace,
+		.kube_helper_image = p->x_helper_image,
+		.kube_storage_class = p->x_storage_class,
+		.kube_volume_size = p->x_volume_size,
 	};
+}
+
+int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
+			    const struct pipeline *p, const char *state_dir,
+			    struct task_notes *notes, struct cp_error *err)
+{
+	struct strvec hosts = {0};
+	struct runtime_project proj;
+	task_project_init(&proj, &hosts, p, state_dir);
+	proj.sink = (struct runtime_sink){.note = notes ? notes_sink : NULL, .ud = notes};
 	int rc = ops->open(out, &proj, err);
 	strvec_free(&hosts);
 	return rc;

@@ -20,6 +20,12 @@ void task_desc_init(struct task_desc *out, const struct pipeline *p, const struc
 int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		      const struct pipeline *p, const char *state_dir, struct cp_error *err);
 
+/* The project `p` as a runtime's open gets it (state_dir as given, notes
+ * on stderr); `hosts` (empty, the caller frees it) holds its hostnames.
+ * Lends from `p`. */
+void task_project_init(struct runtime_project *out, struct strvec *hosts,
+		       const struct pipeline *p, const char *state_dir);
+
 struct progress;
 
 /* What a run does with its runtime's warnings and notices: masked with

@@ -75,9 +75,9 @@ static int default_account(struct runtime *rt, struct cp_error *err)
 		cp_error_clear(err);
 		usleep(100000);
 	}
-	err->code = EXIT_RUNTIME;
-	return cp_error_set(err, "namespace %s has no default service account after 10s: is the "
-				 "cluster's controller manager running?",
+	return cp_error_set(err, EXIT_RUNTIME,
+			    "namespace %s has no default service account after 10s: is the "
+			    "cluster's controller manager running?",
 			    rt->namespace);
 }
 
@@ -114,9 +114,9 @@ int kube_namespace_ensure(struct runtime *rt, struct cp_error *err)
 			return cp_error_prefix(err, "creating namespace %s", rt->namespace);
 		cp_error_clear(err);
 	}
-	err->code = EXIT_RUNTIME;
-	return cp_error_set(err, "namespace %s stays Terminating; wait for it to go, or choose "
-				 "another with x-cpipe: {namespace: ...}",
+	return cp_error_set(err, EXIT_RUNTIME,
+			    "namespace %s stays Terminating; wait for it to go, or choose "
+			    "another with x-cpipe: {namespace: ...}",
 			    rt->namespace);
 }
 
@@ -270,11 +270,11 @@ void kube_runtime_free(struct runtime *rt)
 	free(rt);
 }
 
-static int kube_rt_open(struct runtime **out, const struct pipeline *p, const char *state_dir,
+static int kube_rt_open(struct runtime **out, const struct runtime_project *proj,
 			struct cp_error *err)
 {
-	(void)state_dir;
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
+	rt->sink = proj->sink;
 	const char *ctx = getenv("CPIPE_KUBE_CONTEXT");
 	if (kube_config_load(&rt->cfg, getenv("KUBECONFIG"), ctx, err) < 0 ||
 	    kube_open(&rt->k, &rt->cfg, err) < 0) {
@@ -282,8 +282,8 @@ static int kube_rt_open(struct runtime **out, const struct pipeline *p, const ch
 		free(rt);
 		return -1;
 	}
-	kube_task_project(rt, p);
-	if (rt->cfg.namespace && !p->x_namespace) {
+	kube_task_project(rt, proj);
+	if (rt->cfg.namespace && !(proj->kube_namespace && *proj->kube_namespace)) {
 		/* The context's namespace: is the user's choice of a place. */
 		free(rt->namespace);
 		rt->namespace = xstrdup(rt->cfg.namespace);
@@ -294,7 +294,7 @@ static int kube_rt_open(struct runtime **out, const struct pipeline *p, const ch
 	if (kube_json(rt->k, "GET", "/version", NULL, NULL, &v, err) < 0) {
 		cJSON_Delete(v);
 		*out = NULL;
-		err->code = err->code == EXIT_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME;
+		cp_error_recode(err, err->code == EXIT_INTERRUPTED ? EXIT_INTERRUPTED : EXIT_RUNTIME);
 		kube_runtime_free(rt);
 		return -1;
 	}
@@ -311,7 +311,8 @@ static void kube_rt_close(struct runtime *rt)
 		struct cp_error e = {0};
 		int n = 0;
 		if (kube_delete_labelled(rt, KLABEL_RUN, rt->runs.v[r], &n, &e) < 0)
-			fprintf(stderr, "cpipe: cleaning up run %s: %s\n", rt->runs.v[r], e.msg);
+			runtime_note(&rt->sink, RUNTIME_WARNING, NULL, "cleaning up run %s: %s",
+				     rt->runs.v[r], e.msg);
 	}
 	kube_runtime_free(rt);
 }
@@ -337,16 +338,14 @@ static int claim_wait_bound(struct runtime *rt, const struct kube_volume *v, str
 			break;
 		usleep(250000);
 	}
-	err->code = EXIT_STAGE_FAILED;
-	cp_error_set(err,
+	cp_error_set(err, EXIT_STAGE_FAILED,
 		     "volume \"%s\": the cluster bound no PersistentVolume to claim %s in %lds "
 		     "(it asks for %s, ReadWriteMany, storage class %s): give the cluster a "
 		     "provisioner or a matching PersistentVolume, or choose the class and size "
 		     "with driver_opts: {storage_class, size} or x-cpipe: {storage_class, "
 		     "volume_size} (kubectl -n %s describe pvc %s says more)",
-		     v->key, v->claim, secs, v->size, v->storage_class ? v->storage_class : "(default)",
-		     rt->namespace, v->claim);
-	err->code = EXIT_STAGE_FAILED;
+		     v->key, v->claim, secs, v->size,
+		     v->storage_class ? v->storage_class : "(default)", rt->namespace, v->claim);
 	return -1;
 }
 
@@ -354,7 +353,7 @@ static int kube_volume_ensure(struct runtime *rt, const struct volume *vol, stru
 {
 	const struct kube_volume *v = kube_volume_of(rt, vol->name);
 	if (!v)
-		return cp_error_set(err, "volume \"%s\" is not declared", vol->name);
+		return cp_error_set(err, EXIT_USAGE, "volume \"%s\" is not declared", vol->name);
 	if (kube_namespace_ensure(rt, err) < 0)
 		return -1;
 	cleanup_free char *path = kube_path(rt, "persistentvolumeclaims", v->claim);
@@ -365,10 +364,9 @@ static int kube_volume_ensure(struct runtime *rt, const struct volume *vol, stru
 		return cp_error_prefix(err, "volume \"%s\"", v->key);
 	cp_error_clear(err);
 	if (v->external) {
-		err->code = EXIT_STAGE_FAILED;
-		cp_error_set(err, "external volume \"%s\": no PersistentVolumeClaim %s in namespace %s",
+		cp_error_set(err, EXIT_STAGE_FAILED,
+			     "external volume \"%s\": no PersistentVolumeClaim %s in namespace %s",
 			     v->key, v->claim, rt->namespace);
-		err->code = EXIT_STAGE_FAILED;
 		return -1;
 	}
 	cJSON *body = kube_manifest_claim(rt, v);
@@ -421,15 +419,13 @@ static int kube_volume_remove(struct runtime *rt, const char *name, struct cp_er
 {
 	const struct kube_volume *v = kube_volume_of(rt, name);
 	if (v && v->external) {
-		err->code = EXIT_USAGE;
-		return cp_error_set(err, "volume \"%s\" is external: cpipe does not remove it", name);
+		return cp_error_set(err, EXIT_USAGE,
+				    "volume \"%s\" is external: cpipe does not remove it", name);
 	}
 	cleanup_free char *claim = v ? xstrdup(v->claim)
 				     : kube_dns_name(xasprintf("%s-%s", rt->project, name), 63);
-	if (kube_delete(rt->k, rt, "persistentvolumeclaims", claim, err) < 0) {
-		err->code = EXIT_STAGE_FAILED;
-		return -1;
-	}
+	if (kube_delete(rt->k, rt, "persistentvolumeclaims", claim, err) < 0)
+		return cp_error_recode(err, EXIT_STAGE_FAILED);
 	return 0;
 }
 
@@ -510,12 +506,10 @@ static bool on_nodes(const struct runtime *rt, const char *ref)
 /* A stage's image: with build:, only when it is on every node already
  * (the cluster builds nothing); otherwise the reference itself, which
  * the nodes pull (IfNotPresent). The "ID" is the reference. */
-static int kube_image_prepare(struct runtime *rt, const struct stage *s, bool build,
+static int kube_image_prepare(struct runtime *rt, const struct task_desc *d, bool build,
 			      char **id_out, struct cp_error *err)
 {
-	bool has_build = false;
-	const struct cp_mark *mark = NULL;
-	const char *image = kube_task_image(s, &has_build, &mark);
+	const char *image = d->image && *d->image ? d->image : NULL;
 	*id_out = NULL;
 	if (node_images(rt, err) < 0)
 		return -1;
@@ -523,14 +517,14 @@ static int kube_image_prepare(struct runtime *rt, const struct stage *s, bool bu
 		*id_out = xasprintf("kubernetes:%s", image);
 		return 0;
 	}
-	if (has_build) {
+	if (d->build) {
 		if (!build)
 			return 1;
-		if (kube_task_check_builds(rt, err) < 0)
+		if (kube_task_check_build(rt, d, err) < 0)
 			return -1;
 	}
 	if (!image)
-		return cp_error_at(err, mark, "stage has no image:");
+		return cp_error_at(err, EXIT_USAGE, &d->mark, "stage \"%s\" has no image:", d->name);
 	*id_out = xasprintf("kubernetes:%s", image);
 	return 0;
 }
@@ -540,13 +534,13 @@ bool kube_image_local(struct runtime *rt, const char *image, struct cp_error *er
 	return node_images(rt, err) == 0 && on_nodes(rt, image);
 }
 
-static int kube_volume_host_path(struct runtime *rt, const char *volume, char **out,
-				 struct cp_error *err)
+/* Pods publish no host port: a service is reached in the cluster by its
+ * Service's name. */
+static int kube_host_port(struct runtime *rt, struct task *t, int container_port,
+			  const char *protocol)
 {
-	(void)out;
-	return cp_error_set(err, "volume \"%s\" is a claim in the cluster (namespace %s), not a "
-				 "directory here",
-			    volume, rt->namespace);
+	(void)rt, (void)t, (void)container_port, (void)protocol;
+	return 0;
 }
 
 static int kube_rt_down(struct runtime *rt, struct cp_error *err)
@@ -555,13 +549,16 @@ static int kube_rt_down(struct runtime *rt, struct cp_error *err)
 	if (kube_delete_labelled(rt, NULL, NULL, &n, err) < 0)
 		return -1;
 	if (n)
-		fprintf(stderr, "cpipe: deleted %d object%s of project %s in namespace %s\n", n,
-			n == 1 ? "" : "s", rt->project, rt->namespace);
+		runtime_note(&rt->sink, RUNTIME_NOTICE, NULL,
+			     "deleted %d object%s of project %s in namespace %s", n,
+			     n == 1 ? "" : "s", rt->project, rt->namespace);
 	return 0;
 }
 
 const struct runtime_ops runtime_kubernetes = {
 	.name = "kubernetes",
+	.caps = {.images = true, .detached = true, .exec = true, .archive_reads = true,
+		 .logs = true, .down = true},
 	.open = kube_rt_open,
 	.close = kube_rt_close,
 	.volume_ensure = kube_volume_ensure,
@@ -572,8 +569,9 @@ const struct runtime_ops runtime_kubernetes = {
 	.kill = kube_task_kill,
 	.release = kube_task_release,
 	.image_prepare = kube_image_prepare,
-	.volume_host_path = kube_volume_host_path,
-	.exec = kube_task_exec,
+	.host_port = kube_host_port,
+	.exec_start = kube_task_exec_start,
+	.exec_end = kube_task_exec_end,
 	.volume_read_tree = kube_volume_read_tree,
 	.task_handle = kube_task_handle,
 	.handle_alive = kube_handle_alive,

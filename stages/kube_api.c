@@ -76,15 +76,15 @@ int kube_open(struct kube **out, const struct kube_config *cfg, struct cp_error 
 {
 	pthread_once(&curl_once, curl_init_once);
 	if (!cfg->server || strncmp(cfg->server, "https://", 8) != 0) {
-		err->code = EXIT_RUNTIME;
-		return cp_error_set(err, "%s: cluster \"%s\": server %s is not https://; cpipe "
-					 "talks to the API server over TLS only",
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "%s: cluster \"%s\": server %s is not https://; cpipe "
+				    "talks to the API server over TLS only",
 				    cfg->file, cfg->cluster, cfg->server ? cfg->server : "(none)");
 	}
 	if (!!cfg->cert_pem != !!cfg->key_pem) {
-		err->code = EXIT_RUNTIME;
-		return cp_error_set(err, "%s: a client certificate needs its key and the other way round",
-				    cfg->file);
+		return cp_error_set(
+		    err, EXIT_RUNTIME,
+		    "%s: a client certificate needs its key and the other way round", cfg->file);
 	}
 	struct kube *k = xcalloc(1, sizeof(*k));
 	copy_config(&k->cfg, cfg);
@@ -184,17 +184,21 @@ static int status_error(struct kube *k, const struct kube_req *rq, const struct 
 {
 	cJSON *j = x->body.len ? cJSON_Parse(x->body.buf) : NULL;
 	const char *msg = kube_str(j, "message");
+	/* Refused credentials: the runtime cannot work here; anything else
+	 * the server refused fails the stage that asked. */
+	int code = x->status == 401 || x->status == 403 ? EXIT_RUNTIME : EXIT_STAGE_FAILED;
 	if (msg)
-		cp_error_set(err, "%s", msg);
+		cp_error_set(err, code, "%s", msg);
 	else if (x->status == 401)
-		cp_error_set(err, "the API server at %s refused the credentials of %s (HTTP 401)",
+		cp_error_set(err, code,
+			     "the API server at %s refused the credentials of %s (HTTP 401)",
 			     k->cfg.server, k->cfg.file);
 	else if (x->body.len && x->body.len < 300)
-		cp_error_set(err, "%s %s: HTTP %ld: %s", rq->method, rq->path, x->status, x->body.buf);
+		cp_error_set(err, code, "%s %s: HTTP %ld: %s", rq->method, rq->path, x->status,
+			     x->body.buf);
 	else
-		cp_error_set(err, "%s %s: HTTP %ld", rq->method, rq->path, x->status);
+		cp_error_set(err, code, "%s %s: HTTP %ld", rq->method, rq->path, x->status);
 	cJSON_Delete(j);
-	err->code = x->status == 401 || x->status == 403 ? EXIT_RUNTIME : EXIT_STAGE_FAILED;
 	return -1;
 }
 
@@ -277,32 +281,29 @@ int kube_call(struct kube *k, const struct kube_req *rq, long *status_out, cJSON
 	if (x.aborted) {
 		ret = 0; /* on_data had what it wanted */
 	} else if (rq->cancel && atomic_load(rq->cancel) && rc != CURLE_OK) {
-		err->code = EXIT_RUNTIME;
-		ret = cp_error_set(err, "%s %s: cancelled", rq->method, rq->path);
+		ret = cp_error_set(err, EXIT_RUNTIME, "%s %s: cancelled", rq->method, rq->path);
 	} else if (x.interrupted && rc != CURLE_OK) {
-		err->code = EXIT_INTERRUPTED;
-		ret = cp_error_set(err, "%s %s: interrupted", rq->method, rq->path);
+		ret =
+		    cp_error_set(err, EXIT_INTERRUPTED, "%s %s: interrupted", rq->method, rq->path);
 	} else if (x.stalled && rc != CURLE_OK) {
-		err->code = EXIT_RUNTIME;
-		ret = cp_error_set(err, "the API server at %s did not answer %s %s within %.0fs",
+		ret = cp_error_set(err, EXIT_RUNTIME,
+				   "the API server at %s did not answer %s %s within %.0fs",
 				   k->cfg.server, rq->method, rq->path, (double)x.answer_ms / 1000);
 	} else if (rc != CURLE_OK && x.status == 0) {
-		err->code = EXIT_RUNTIME;
-		ret = cp_error_set(err,
-				   "cannot reach the Kubernetes API server at %s (context \"%s\" of "
-				   "%s): %s (is the cluster up? KUBECONFIG and --context select "
-				   "another one)",
-				   k->cfg.server, k->cfg.context, k->cfg.file,
-				   *x.errbuf ? x.errbuf : curl_easy_strerror(rc));
+		ret =
+		    cp_error_set(err, EXIT_RUNTIME,
+				 "cannot reach the Kubernetes API server at %s (context \"%s\" of "
+				 "%s): %s (is the cluster up? KUBECONFIG and --context select "
+				 "another one)",
+				 k->cfg.server, k->cfg.context, k->cfg.file,
+				 *x.errbuf ? x.errbuf : curl_easy_strerror(rc));
 	} else if (x.too_big) {
-		err->code = EXIT_RUNTIME;
-		ret = cp_error_set(err, "%s %s: response larger than %u bytes", rq->method, rq->path,
-				   BODY_MAX);
+		ret = cp_error_set(err, EXIT_RUNTIME, "%s %s: response larger than %u bytes",
+				   rq->method, rq->path, BODY_MAX);
 	} else if (x.status >= 400) {
 		ret = status_error(k, rq, &x, err);
 	} else if (rc != CURLE_OK) {
-		err->code = EXIT_RUNTIME;
-		ret = cp_error_set(err, "%s %s: %s", rq->method, rq->path,
+		ret = cp_error_set(err, EXIT_RUNTIME, "%s %s: %s", rq->method, rq->path,
 				   *x.errbuf ? x.errbuf : curl_easy_strerror(rc));
 	} else if (json_out && x.body.len) {
 		*json_out = cJSON_Parse(x.body.buf);

@@ -97,7 +97,7 @@ static int doc_load(struct doc *doc, const char *file, struct cp_error *err)
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	int ok = yaml_parser_load(&p, &doc->d);
 	if (!ok)
-		cp_error_set(err, "%s:%zu:%zu: %s", file, p.problem_mark.line + 1,
+		cp_error_set(err, EXIT_RUNTIME, "%s:%zu:%zu: %s", file, p.problem_mark.line + 1,
 			     p.problem_mark.column + 1, p.problem ? p.problem : "invalid YAML");
 	yaml_parser_delete(&p);
 	if (!ok)
@@ -137,7 +137,8 @@ static int pem(char **out, size_t *len, struct doc *doc, yaml_node_t *m, const c
 	if (data && *data) {
 		*out = (char *)kube_base64_decode(len, data, strlen(data));
 		if (!*out)
-			return cp_error_set(err, "%s: %s is not base64", doc->file, dkey);
+			return cp_error_set(err, EXIT_RUNTIME, "%s: %s is not base64", doc->file,
+					    dkey);
 		return 0;
 	}
 	const char *file = map_str(&doc->d, m, key);
@@ -151,19 +152,23 @@ static int fill(struct kube_config *c, struct doc *doc, const char *ctx_name, st
 	yaml_document_t *d = &doc->d;
 	yaml_node_t *ctx = named(d, "contexts", "context", ctx_name);
 	if (!ctx)
-		return cp_error_set(err, "%s: no context \"%s\" under contexts:", doc->file, ctx_name);
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "%s: no context \"%s\" under contexts:", doc->file, ctx_name);
 	const char *cl = map_str(d, ctx, "cluster");
 	const char *us = map_str(d, ctx, "user");
 	const char *ns = map_str(d, ctx, "namespace");
 	if (!cl)
-		return cp_error_set(err, "%s: context \"%s\" names no cluster:", doc->file, ctx_name);
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "%s: context \"%s\" names no cluster:", doc->file, ctx_name);
 	yaml_node_t *cluster = named(d, "clusters", "cluster", cl);
 	if (!cluster)
-		return cp_error_set(err, "%s: context \"%s\": no cluster \"%s\" under clusters:",
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "%s: context \"%s\": no cluster \"%s\" under clusters:",
 				    doc->file, ctx_name, cl);
 	const char *server = map_str(d, cluster, "server");
 	if (!server || !*server)
-		return cp_error_set(err, "%s: cluster \"%s\" has no server:", doc->file, cl);
+		return cp_error_set(err, EXIT_RUNTIME, "%s: cluster \"%s\" has no server:", doc->file,
+				    cl);
 	c->file = xstrdup(doc->file);
 	c->context = xstrdup(ctx_name);
 	c->cluster = xstrdup(cl);
@@ -178,12 +183,13 @@ static int fill(struct kube_config *c, struct doc *doc, const char *ctx_name, st
 		return -1;
 	yaml_node_t *user = us ? named(d, "users", "user", us) : NULL;
 	if (us && !user)
-		return cp_error_set(err, "%s: context \"%s\": no user \"%s\" under users:", doc->file,
+		return cp_error_set(err, EXIT_RUNTIME,
+				    "%s: context \"%s\": no user \"%s\" under users:", doc->file,
 				    ctx_name, us);
 	if (!user)
 		return 0;
 	if (map_get(d, user, "exec") || map_get(d, user, "auth-provider"))
-		return cp_error_set(err,
+		return cp_error_set(err, EXIT_RUNTIME,
 				    "%s: user \"%s\" authenticates with exec: or auth-provider:, "
 				    "which cpipe does not run; give it a token:, tokenFile: or a "
 				    "client certificate",
@@ -254,17 +260,18 @@ int kube_config_load(struct kube_config *out, const char *kubeconfig, const char
 	}
 	if (rc < 0) {
 		if (first.msg[0])
-			cp_error_set(err, "kubeconfig: %s", first.msg);
+			cp_error_set(err, EXIT_RUNTIME, "kubeconfig: %s", first.msg);
 		else if (!any)
-			cp_error_set(err, "no kubeconfig file among %s", kubeconfig ? kubeconfig : "~/.kube/config");
+			cp_error_set(err, EXIT_RUNTIME, "no kubeconfig file among %s",
+				     kubeconfig ? kubeconfig : "~/.kube/config");
 		else if (context && *context)
-			cp_error_set(err, "no context \"%s\" in %s", context,
+			cp_error_set(err, EXIT_RUNTIME, "no context \"%s\" in %s", context,
 				     kubeconfig && *kubeconfig ? kubeconfig : "~/.kube/config");
 		else
-			cp_error_set(err, "no current-context in %s (set one with kubectl config "
-					  "use-context, or give --context)",
+			cp_error_set(err, EXIT_RUNTIME,
+				     "no current-context in %s (set one with kubectl config "
+				     "use-context, or give --context)",
 				     kubeconfig && *kubeconfig ? kubeconfig : "~/.kube/config");
-		err->code = EXIT_RUNTIME;
 	}
 	strvec_free(&files);
 	return rc;

@@ -45,12 +45,13 @@ static void set_namespace(cJSON *o, const char *ns)
 	cJSON_AddStringToObject(md, "namespace", ns);
 }
 
-int kube_export(const struct pipeline *p, const struct task_spec *tasks, size_t n,
+int kube_export(const struct runtime_project *proj, const struct task_spec *tasks, size_t n,
 		const char *dir, struct strvec *written, struct cp_error *err)
 {
 	struct runtime *rt = xcalloc(1, sizeof(*rt));
 	rt->images_known = rt->ns_ready = true;
-	kube_task_project(rt, p);
+	rt->sink = proj->sink;
+	kube_task_project(rt, proj);
 	rt->owner = xstrdup("cpipe-export");
 	struct strbuf sh = STRBUF_INIT;
 	int rc = fs_mkdir_p(dir, 0755, err);

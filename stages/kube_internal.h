@@ -1,7 +1,7 @@
 /* Shared by the kubernetes runtime's files: kube.c (the runtime, volumes,
  * images, cleanup), kube_job.c (Jobs and Deployments, their pods and logs),
  * kube_tree.c (reading a volume back), and kube_task.c, the one file that
- * reads struct stage and struct pipeline and turns them into the
+ * reads the task_desc and the runtime_project and turns them into the
  * descriptions below. */
 #ifndef CPIPE_STAGES_KUBE_INTERNAL_H
 #define CPIPE_STAGES_KUBE_INTERNAL_H
@@ -96,14 +96,14 @@ struct runtime {
 	struct strvec node_images; /* image names every Ready node has */
 	bool images_known;
 	struct strvec live; /* names of Jobs/Deployments created and not yet deleted */
-	const struct pipeline *p; /* lent; read by kube_task.c only */
+	struct runtime_sink sink; /* the project's, for warnings and notices */
 };
 
-/* kube_task.c: the only reader of struct stage / struct pipeline. */
+/* kube_task.c: the only reader of struct task_desc / struct runtime_project. */
 
-/* The project's name, namespace, helper image and volumes from the spec
- * into rt (project, namespace, helper_image, volumes). */
-void kube_task_project(struct runtime *rt, const struct pipeline *p);
+/* The project's name, namespace, helper image and volumes from `proj`
+ * into rt (project, namespace, helper_image, volumes), copied. */
+void kube_task_project(struct runtime *rt, const struct runtime_project *proj);
 /* The workload `ts` describes. Fails (err->code EXIT_USAGE, naming the
  * spec's file:line:col) for what the cluster cannot run: a bind mount that
  * is not a small read-only file, a non-numeric user:, gpus: all. Free with
@@ -111,8 +111,6 @@ void kube_task_project(struct runtime *rt, const struct pipeline *p);
 int kube_task_work(struct kube_work *out, struct runtime *rt, const struct task_spec *ts,
 		   struct cp_error *err);
 void kube_work_free(struct kube_work *w);
-/* The image a stage runs, and whether the stage has build:; lent. */
-const char *kube_task_image(const struct stage *s, bool *has_build, const struct cp_mark **mark);
 /* The stage's name and whether it is a service; lent. */
 const char *kube_task_stage_name(const struct task_spec *ts);
 
@@ -151,9 +149,9 @@ int kube_delete_labelled(struct runtime *rt, const char *key, const char *value,
 
 /* Whether every Ready node has `image` (so pods never pull it). */
 bool kube_image_local(struct runtime *rt, const char *image, struct cp_error *err);
-/* The stages with build: whose image is on no node: fails (EXIT_USAGE,
- * naming the first) when there is one (kube_task.c). */
-int kube_task_check_builds(struct runtime *rt, struct cp_error *err);
+/* A task with a build: whose image is on no node: fails (EXIT_USAGE, at
+ * the stage's place), since the cluster builds nothing (kube_task.c). */
+int kube_task_check_build(struct runtime *rt, const struct task_desc *d, struct cp_error *err);
 
 /* kube_manifest.c. <project>-<stage>-<8 hex digits of the run id>, a
  * DNS label. Caller owns. */
@@ -181,8 +179,10 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 int kube_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp_error *err);
 int kube_task_kill(struct runtime *rt, struct task *t, int sig, struct cp_error *err);
 void kube_task_release(struct runtime *rt, struct task *t);
-int kube_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		   int *exit_code, struct cp_error *err);
+int kube_task_exec_start(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+			 struct task_exec **out, int *fd_out, struct cp_error *err);
+int kube_task_exec_end(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,
+		       struct cp_error *err);
 /* (kube_manifest.c) A sentence for a pod that cannot run or failed ("the image ... is not
  * on the node (ErrImageNeverPull)"), from its status; NULL when it has
  * none. Caller owns. */

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "kube_internal.h"
@@ -233,13 +234,13 @@ static void delete_objects(struct runtime *rt, struct ktask *kt)
 {
 	struct cp_error e = {0};
 	if (kube_delete(rt->k, rt, kt->service ? "deployments" : "jobs", kt->name, &e) < 0)
-		fprintf(stderr, "cpipe: %s\n", e.msg);
+		runtime_note(&rt->sink, RUNTIME_WARNING, kt->stage, "%s", e.msg);
 	cp_error_clear(&e);
 	if (kt->has_svc && kube_delete(rt->k, rt, "services", kt->name, &e) < 0)
-		fprintf(stderr, "cpipe: %s\n", e.msg);
+		runtime_note(&rt->sink, RUNTIME_WARNING, kt->stage, "%s", e.msg);
 	cp_error_clear(&e);
 	if (kt->has_files && kube_delete(rt->k, rt, "configmaps", kt->name, &e) < 0)
-		fprintf(stderr, "cpipe: %s\n", e.msg);
+		runtime_note(&rt->sink, RUNTIME_WARNING, kt->stage, "%s", e.msg);
 }
 
 static void task_free(struct ktask *kt)
@@ -299,8 +300,9 @@ static void sweep_leftovers(struct runtime *rt)
 	sweep_kind(rt, "jobs", NULL, NULL, true, &total);
 	sweep_kind(rt, "pods", KLABEL_HELPER, "volume-reader", false, &total);
 	if (total)
-		fprintf(stderr, "cpipe: deleted %d object%s left by a cpipe that is gone\n", total,
-			total == 1 ? "" : "s");
+		runtime_note(&rt->sink, RUNTIME_NOTICE, NULL,
+			     "deleted %d object%s left by a cpipe that is gone", total,
+			     total == 1 ? "" : "s");
 }
 
 int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task **out,
@@ -309,7 +311,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	struct kube_work w;
 	if (kube_task_work(&w, rt, ts, err) < 0)
 		return -1;
-	if (kube_namespace_ensure(rt, err) < 0 || kube_task_check_builds(rt, err) < 0) {
+	if (kube_namespace_ensure(rt, err) < 0 || kube_task_check_build(rt, ts->desc, err) < 0) {
 		kube_work_free(&w);
 		return -1;
 	}
@@ -320,7 +322,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	}
 	const char *run = ts->run_id ? ts->run_id : "none";
 	struct ktask *kt = xcalloc(1, sizeof(*kt));
-	kt->t.stage = ts->stage;
+	kt->t.desc = *ts->desc;
 	kt->t.priv = kt;
 	kt->t.out_fd = kt->t.err_fd = kt->out_w = -1;
 	kt->t.tty = w.tty;
@@ -358,7 +360,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		cp_error_errno(err, "creating a pipe");
+		cp_error_errno(err, EXIT_RUNTIME, "creating a pipe");
 		delete_objects(rt, kt);
 		task_free(kt);
 		return -1;
@@ -380,7 +382,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (prc != 0) {
 		errno = prc;
-		cp_error_errno(err, "starting a thread");
+		cp_error_errno(err, EXIT_RUNTIME, "starting a thread");
 		delete_objects(rt, kt);
 		task_free(kt);
 		return -1;
@@ -462,33 +464,61 @@ void kube_task_release(struct runtime *rt, struct task *t)
 	task_free(kt);
 }
 
+/* A health check's verdict, known when exec_start returns: `fd` is an
+ * eventfd that is readable at once. */
+struct task_exec {
+	int fd;
+	int exit_code;
+};
+
 /* The health check runs in the pod as its readiness probe (the kubelet
- * runs the same command): its verdict is the pod's Ready condition. */
-int kube_task_exec(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
-		   int *exit_code, struct cp_error *err)
+ * runs the same command): its verdict is the pod's Ready condition, read
+ * with one GET of the pod (bounded as every API call is), so the command
+ * `argv` itself is not run again here. */
+int kube_task_exec_start(struct runtime *rt, struct task *t, char *const *argv, long timeout_ms,
+			 struct task_exec **out, int *fd_out, struct cp_error *err)
 {
 	(void)argv, (void)timeout_ms;
 	struct ktask *kt = t->priv;
 	if (!kt->service)
-		return cp_error_set(err, "the kubernetes runtime runs commands in a job's pod only "
-					 "as its own command");
+		return cp_error_set(err, EXIT_USAGE,
+				    "the kubernetes runtime runs commands in a job's pod only "
+				    "as its own command");
 	pthread_mutex_lock(&kt->mu);
 	cleanup_free char *pod = kt->pod ? xstrdup(kt->pod) : NULL;
 	pthread_mutex_unlock(&kt->mu);
-	*exit_code = 1;
-	if (!pod)
-		return 0;
-	cleanup_free char *path = kube_path(rt, "pods", pod);
-	cJSON *p = NULL;
-	if (kube_json(rt->k, "GET", path, NULL, NULL, &p, err) < 0)
-		return -1;
-	const cJSON *c;
-	cJSON_ArrayForEach(c, kube_get(p, "status.conditions"))
-	if (kube_str(c, "type") && !strcmp(kube_str(c, "type"), "Ready") && kube_str(c, "status") &&
-	    !strcmp(kube_str(c, "status"), "True"))
-		*exit_code = 0;
-	cJSON_Delete(p);
+	int code = 1;
+	if (pod) {
+		cleanup_free char *path = kube_path(rt, "pods", pod);
+		cJSON *p = NULL;
+		if (kube_json(rt->k, "GET", path, NULL, NULL, &p, err) < 0)
+			return -1;
+		const cJSON *c;
+		cJSON_ArrayForEach(c, kube_get(p, "status.conditions"))
+		if (kube_str(c, "type") && !strcmp(kube_str(c, "type"), "Ready") &&
+		    kube_str(c, "status") && !strcmp(kube_str(c, "status"), "True"))
+			code = 0;
+		cJSON_Delete(p);
+	}
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return cp_error_errno(err, EXIT_RUNTIME, "creating an eventfd");
+	struct task_exec *x = xcalloc(1, sizeof(*x));
+	x->fd = fd;
+	x->exit_code = code;
+	*out = x;
+	*fd_out = fd;
 	return 0;
+}
+
+int kube_task_exec_end(struct runtime *rt, struct task_exec *x, bool kill, int *exit_code,
+		       struct cp_error *err)
+{
+	(void)rt, (void)err;
+	*exit_code = kill ? -1 : x->exit_code;
+	close(x->fd);
+	free(x);
+	return 1;
 }
 
 void kube_task_names(const struct task *t, const char **name, const char **stage)

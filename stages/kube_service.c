@@ -27,7 +27,8 @@ static const char *handle_name(const struct runtime *rt, const cJSON *h, struct 
 	const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "namespace"));
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "deployment"));
 	if (!ns || !name || strcmp(ns, rt->namespace) != 0) {
-		cp_error_set(err, "the service's state names no deployment of namespace %s",
+		cp_error_set(err, EXIT_RUNTIME,
+			     "the service's state names no deployment of namespace %s",
 			     rt->namespace);
 		return NULL;
 	}

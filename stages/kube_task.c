@@ -1,7 +1,7 @@
-/* The kubernetes runtime's one reader of struct stage and struct pipeline:
- * a stage and its environment become a struct kube_work (what a pod
- * runs), the spec's volumes and x-cpipe a namespace, claims and a helper
- * image. Everything the cluster cannot do is refused here, before
+/* The kubernetes runtime's one reader of the task description and the
+ * project: a task_desc and its environment become a struct kube_work
+ * (what a pod runs), the project's volumes and x-cpipe settings a
+ * namespace, claims and a helper image. Everything the cluster cannot do is refused here, before
  * anything runs, naming the spec's place. */
 #include <dirent.h>
 #include <stdarg.h>
@@ -18,22 +18,22 @@
 #define DEFAULT_VOLUME_SIZE "1Gi"
 #define DEFAULT_HELPER_IMAGE "busybox:stable"
 
-void kube_task_project(struct runtime *rt, const struct pipeline *p)
+void kube_task_project(struct runtime *rt, const struct runtime_project *proj)
 {
-	rt->p = p;
-	rt->project = kube_dns_name(p->name, 40);
-	if (p->x_namespace && *p->x_namespace)
-		rt->namespace = xstrdup(p->x_namespace);
+	rt->project = kube_dns_name(proj->name, 40);
+	if (proj->kube_namespace && *proj->kube_namespace)
+		rt->namespace = xstrdup(proj->kube_namespace);
 	else
 		rt->namespace = xasprintf("cpipe-%s", rt->project);
 	const char *helper = getenv("CPIPE_KUBE_HELPER_IMAGE");
-	rt->helper_image = xstrdup(helper && *helper		? helper
-				   : p->x_helper_image && *p->x_helper_image ? p->x_helper_image
-									     : DEFAULT_HELPER_IMAGE);
-	rt->volumes = xcalloc(p->nvolumes ? p->nvolumes : 1, sizeof(*rt->volumes));
-	rt->nvolumes = p->nvolumes;
-	for (size_t i = 0; i < p->nvolumes; i++) {
-		const struct volume *v = &p->volumes[i];
+	const char *x_helper = proj->kube_helper_image;
+	rt->helper_image = xstrdup(helper && *helper	       ? helper
+				   : x_helper && *x_helper ? x_helper
+							   : DEFAULT_HELPER_IMAGE);
+	rt->volumes = xcalloc(proj->nvolumes ? proj->nvolumes : 1, sizeof(*rt->volumes));
+	rt->nvolumes = proj->nvolumes;
+	for (size_t i = 0; i < proj->nvolumes; i++) {
+		const struct volume *v = &proj->volumes[i];
 		struct kube_volume *kv = &rt->volumes[i];
 		const struct kv *sc = kvvec_get(&v->driver_opts, "storage_class");
 		const struct kv *size = kvvec_get(&v->driver_opts, "size");
@@ -42,50 +42,34 @@ void kube_task_project(struct runtime *rt, const struct pipeline *p)
 						      : xasprintf("%s-%s", rt->project, v->name);
 		kv->claim = kube_dns_name(base, 63);
 		kv->storage_class = sc && sc->value && *sc->value ? xstrdup(sc->value)
-				    : p->x_storage_class	   ? xstrdup(p->x_storage_class)
+				    : proj->kube_storage_class	   ? xstrdup(proj->kube_storage_class)
 								   : NULL;
 		kv->size = xstrdup(size && size->value && *size->value ? size->value
-				   : p->x_volume_size			? p->x_volume_size
+				   : proj->kube_volume_size		? proj->kube_volume_size
 									: DEFAULT_VOLUME_SIZE);
 		kv->external = v->external;
 	}
 }
 
-const char *kube_task_image(const struct stage *s, bool *has_build, const struct cp_mark **mark)
+int kube_task_check_build(struct runtime *rt, const struct task_desc *d, struct cp_error *err)
 {
-	*has_build = s->build != NULL;
-	*mark = &s->mark;
-	return s->image && *s->image ? s->image : NULL;
-}
-
-int kube_task_check_builds(struct runtime *rt, struct cp_error *err)
-{
-	for (size_t i = 0; i < rt->p->nstages; i++) {
-		const struct stage *s = &rt->p->stages[i];
-		struct cp_error e = {0};
-		if (!s->build || (s->image && *s->image && kube_image_local(rt, s->image, &e)))
-			continue;
-		if (e.msg[0]) {
-			*err = e;
-			return -1;
-		}
-		err->code = EXIT_USAGE;
-		cp_error_at(err, &s->mark,
-			    "stage \"%s\" has build:, and the kubernetes runtime cannot build "
-			    "images on the cluster%s%s%s: build it elsewhere and push it to a "
-			    "registry the nodes pull from, or import it into every node, then run "
-			    "again",
-			    s->name, s->image ? " (image " : "", s->image ? s->image : "",
-			    s->image ? " is on no node)" : "");
-		err->code = EXIT_USAGE;
+	struct cp_error e = {0};
+	if (!d->build || (d->image && *d->image && kube_image_local(rt, d->image, &e)))
+		return 0;
+	if (e.msg[0]) {
+		*err = e;
 		return -1;
 	}
-	return 0;
-}
-
-const char *kube_task_stage_name(const struct task_spec *ts)
-{
-	return ts->stage->name;
+	const char *by = d->build_stage ? d->build_stage : d->name;
+	return cp_error_at(err, EXIT_USAGE, &d->mark,
+			   "stage \"%s\" has build:%s%s%s, and the kubernetes runtime cannot build "
+			   "images on the cluster%s%s%s: build it elsewhere and push it to a "
+			   "registry the nodes pull from, or import it into every node, then run "
+			   "again",
+			   d->name, strcmp(by, d->name) ? " (that of stage \"" : "",
+			   strcmp(by, d->name) ? by : "", strcmp(by, d->name) ? "\")" : "",
+			   d->image ? " (image " : "", d->image ? d->image : "",
+			   d->image ? " is on no node)" : "");
 }
 
 static int refuse(struct cp_error *err, const struct cp_mark *mark, const char *stage,
@@ -97,9 +81,7 @@ static int refuse(struct cp_error *err, const struct cp_mark *mark, const char *
 	va_start(ap, fmt);
 	cleanup_free char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	err->code = EXIT_USAGE;
-	cp_error_at(err, mark, "stage \"%s\": %s", stage, msg);
-	err->code = EXIT_USAGE;
+	cp_error_at(err, EXIT_USAGE, mark, "stage \"%s\": %s", stage, msg);
 	return -1;
 }
 
@@ -120,7 +102,7 @@ static void add_file(struct kube_work *w, const char *target, const char *key, c
 
 /* A read-only bind of a project file, or of a directory of files (not
  * below), uploaded as ConfigMap entries. */
-static int bind_mount(struct kube_work *w, const struct stage *s, const struct mount *m,
+static int bind_mount(struct kube_work *w, const struct task_desc *s, const struct mount *m,
 		      size_t *total, struct cp_error *err)
 {
 #define HOW                                                                              \
@@ -153,7 +135,7 @@ static int bind_mount(struct kube_work *w, const struct stage *s, const struct m
 			      "regular files and directories only");
 	DIR *d = opendir(m->source);
 	if (!d)
-		return cp_error_errno(err, "reading %s", m->source);
+		return cp_error_errno(err, EXIT_USAGE, "reading %s", m->source);
 	struct dirent *de;
 	int rc = 0;
 	while (rc == 0 && (de = readdir(d))) {
@@ -181,7 +163,7 @@ static int bind_mount(struct kube_work *w, const struct stage *s, const struct m
 	return rc;
 }
 
-static int mounts(struct kube_work *w, const struct stage *s, struct cp_error *err)
+static int mounts(struct kube_work *w, const struct task_desc *s, struct cp_error *err)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < s->nmounts; i++) {
@@ -206,7 +188,7 @@ static int mounts(struct kube_work *w, const struct stage *s, struct cp_error *e
 	return 0;
 }
 
-static int user(struct kube_work *w, const struct stage *s, struct cp_error *err)
+static int user(struct kube_work *w, const struct task_desc *s, struct cp_error *err)
 {
 	w->uid = w->gid = -1;
 	if (!s->user || !*s->user)
@@ -230,7 +212,7 @@ static int user(struct kube_work *w, const struct stage *s, struct cp_error *err
 	return 0;
 }
 
-static int gpus(struct kube_work *w, const struct stage *s, struct cp_error *err)
+static int gpus(struct kube_work *w, const struct task_desc *s, struct cp_error *err)
 {
 	for (size_t i = 0; i < s->gpus.n; i++) {
 		const char *g = s->gpus.v[i];
@@ -250,7 +232,7 @@ static int gpus(struct kube_work *w, const struct stage *s, struct cp_error *err
 	return 0;
 }
 
-static int probe(struct kube_work *w, const struct stage *s, struct cp_error *err)
+static int probe(struct kube_work *w, const struct task_desc *s, struct cp_error *err)
 {
 	const struct healthcheck *h = s->healthcheck;
 	if (!h || h->disable)
@@ -280,8 +262,7 @@ static int probe(struct kube_work *w, const struct stage *s, struct cp_error *er
 int kube_task_work(struct kube_work *w, struct runtime *rt, const struct task_spec *ts,
 		   struct cp_error *err)
 {
-	(void)rt;
-	const struct stage *s = ts->stage;
+	const struct task_desc *s = ts->desc;
 	memset(w, 0, sizeof(*w));
 	w->stage = xstrdup(s->name);
 	w->service = s->service;
@@ -293,11 +274,11 @@ int kube_task_work(struct kube_work *w, struct runtime *rt, const struct task_sp
 	for (size_t i = 0; ts->env && i < ts->env->n; i++)
 		kvvec_set(&w->env, ts->env->v[i].key, ts->env->v[i].value ? ts->env->v[i].value : "");
 	w->working_dir = s->working_dir ? xstrdup(s->working_dir) : NULL;
-	for (size_t i = 0; i < s->x_node_selector.n; i++)
-		kvvec_set(&w->node_selector, s->x_node_selector.v[i].key,
-			  s->x_node_selector.v[i].value);
-	for (size_t i = 0; i < s->x_resources.n; i++)
-		kvvec_set(&w->resources, s->x_resources.v[i].key, s->x_resources.v[i].value);
+	for (size_t i = 0; i < s->node_selector.n; i++)
+		kvvec_set(&w->node_selector, s->node_selector.v[i].key,
+			  s->node_selector.v[i].value);
+	for (size_t i = 0; i < s->resources.n; i++)
+		kvvec_set(&w->resources, s->resources.v[i].key, s->resources.v[i].value);
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
 		for (int p = pt->container_port; p <= pt->container_port_end; p++) {

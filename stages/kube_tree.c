@@ -95,8 +95,7 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 	long long deadline = now_ms() + HELPER_TIMEOUT_S * 1000LL;
 	while (now_ms() < deadline) {
 		if (runtime_interrupts) {
-			err->code = EXIT_INTERRUPTED;
-			return cp_error_set(err, "interrupted");
+			return cp_error_set(err, EXIT_INTERRUPTED, "interrupted");
 		}
 		cJSON *pod = NULL;
 		if (kube_json(rt->k, "GET", path, NULL, NULL, &pod, err) < 0)
@@ -116,12 +115,13 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 									   : NULL;
 		cJSON_Delete(pod);
 		if (why && !strstr(why, "Unschedulable"))
-			return cp_error_set(err, "the helper pod %s (image %s, set by x-cpipe: "
-						 "{helper_image} or CPIPE_KUBE_HELPER_IMAGE): %s",
+			return cp_error_set(err, EXIT_RUNTIME,
+					    "the helper pod %s (image %s, set by x-cpipe: "
+					    "{helper_image} or CPIPE_KUBE_HELPER_IMAGE): %s",
 					    name, rt->helper_image, why);
 		usleep(150000);
 	}
-	return cp_error_set(err, "the helper pod %s did not finish within %ds", name,
+	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not finish within %ds", name,
 			    HELPER_TIMEOUT_S);
 }
 
@@ -167,12 +167,12 @@ static int decode_into(FILE *out, FILE *raw, struct cp_error *err)
 	int got = 0;
 	int rc = 0;
 	if (d.bad || size > 0 || EVP_DecodeFinal(d.ctx, tail, &got) < 0)
-		rc = cp_error_set(err, "the helper pod's output is not base64");
+		rc = cp_error_set(err, EXIT_RUNTIME, "the helper pod's output is not base64");
 	else if (got > 0 && fwrite(tail, 1, (size_t)got, out) != (size_t)got)
-		rc = cp_error_errno(err, "writing a temporary file");
+		rc = cp_error_errno(err, EXIT_RUNTIME, "writing a temporary file");
 	EVP_ENCODE_CTX_free(d.ctx);
 	if (rc == 0 && fflush(out) != 0)
-		rc = cp_error_errno(err, "writing a temporary file");
+		rc = cp_error_errno(err, EXIT_RUNTIME, "writing a temporary file");
 	rewind(out);
 	return rc;
 }
@@ -183,7 +183,7 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 	static unsigned seq;
 	const struct kube_volume *v = kube_volume_of(rt, volume);
 	if (!v)
-		return cp_error_set(err, "volume \"%s\" is not declared", volume);
+		return cp_error_set(err, EXIT_USAGE, "volume \"%s\" is not declared", volume);
 	if (kube_namespace_ensure(rt, err) < 0)
 		return -1;
 	cleanup_free char *raw = xasprintf("%s-read-%lx-%x", rt->project, (long)getpid(), seq++);
@@ -198,23 +198,24 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 	rc = helper_wait(rt, name, exit_code, err);
 	cleanup_fclose FILE *log = rc == 0 ? tmpfile() : NULL;
 	if (rc == 0 && !log)
-		rc = cp_error_errno(err, "creating a temporary file");
+		rc = cp_error_errno(err, EXIT_RUNTIME, "creating a temporary file");
 	cleanup_free char *base = kube_path(rt, "pods", name);
 	cleanup_free char *path = xasprintf("%s/log", base);
 	for (int tries = 0; rc == 0 && *exit_code == 0; tries++) {
 		rewind(log);
 		if (ftruncate(fileno(log), 0) < 0)
-			rc = cp_error_errno(err, "truncating a temporary file");
+			rc = cp_error_errno(err, EXIT_RUNTIME, "truncating a temporary file");
 		struct kube_req rq = {.method = "GET", .path = path, .on_data = raw_log, .ud = log,
 				      .stream = true};
 		if (rc == 0)
 			rc = kube_call(rt->k, &rq, NULL, NULL, err);
 		if (rc == 0 && fflush(log) != 0)
-			rc = cp_error_errno(err, "writing a temporary file");
+			rc = cp_error_errno(err, EXIT_RUNTIME, "writing a temporary file");
 		if (rc < 0 || complete(log))
 			break;
 		if (tries == 40) {
-			rc = cp_error_set(err, "the helper pod %s's log stays incomplete", name);
+			rc = cp_error_set(err, EXIT_RUNTIME,
+					  "the helper pod %s's log stays incomplete", name);
 			break;
 		}
 		usleep(250000);
@@ -223,7 +224,7 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 		rc = decode_into(out, log, err);
 	struct cp_error e2 = {0};
 	if (kube_delete(rt->k, rt, "pods", name, &e2) < 0)
-		fprintf(stderr, "cpipe: %s\n", e2.msg);
+		runtime_note(&rt->sink, RUNTIME_WARNING, NULL, "%s", e2.msg);
 	return rc;
 }
 
@@ -242,20 +243,20 @@ int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *pa
 		qbase, qbase, qbase);
 	cleanup_fclose FILE *f = tmpfile();
 	if (!f)
-		return cp_error_errno(err, "creating a temporary file");
+		return cp_error_errno(err, EXIT_RUNTIME, "creating a temporary file");
 	int code = 0;
 	if (kube_helper_run(rt, volume, script, f, &code, err) < 0)
 		return cp_error_prefix(err, "reading %s:%s", volume, path);
 	if (code == 3)
 		return 1;
 	if (code != 0)
-		return cp_error_set(err, "reading %s:%s: the helper pod exited with %d", volume, path,
-				    code);
+		return cp_error_set(err, EXIT_RUNTIME, "reading %s:%s: the helper pod exited with %d",
+				    volume, path, code);
 	struct archive *a = archive_read_new();
 	archive_read_support_format_tar(a);
 	int rc;
 	if (archive_read_open_FILE(a, f) != ARCHIVE_OK)
-		rc = cp_error_set(err, "%s", archive_error_string(a));
+		rc = cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
 	else
 		rc = runtime_tar_visit(a, visit, ud, err);
 	archive_read_free(a);

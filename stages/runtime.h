@@ -68,6 +68,14 @@ struct runtime_project {
 	/* Where the runtime's warnings and notices go, for its whole life
 	 * (see struct runtime_sink); note NULL: runtime_sink_stderr. */
 	struct runtime_sink sink;
+	/* The project's x-cpipe: settings the kubernetes runtime reads, NULL
+	 * when not given: the namespace to run in, the image of the helper
+	 * pod that reads volumes back, and the storage class and size of the
+	 * volumes' claims when their driver_opts give none. */
+	const char *kube_namespace;
+	const char *kube_helper_image;
+	const char *kube_storage_class;
+	const char *kube_volume_size;
 };
 
 /* The volume named `name` among v[0..n) (a project's declared ones), or NULL. */
