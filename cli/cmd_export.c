@@ -46,10 +46,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
 		task_desc_init(&descs[i], p, s);
 		tasks[i] = (struct task_spec){.desc = &descs[i], .env = &envs[i], .run_id = "export"};
 	}
-	struct strvec hosts = {0};
-	struct runtime_project proj;
-	task_project_init(&proj, &hosts, p, NULL);
-	if (kube_export(&proj, tasks, plan.n, dir, &written, &err) < 0)
+	struct task_project tp;
+	task_project_init(&tp, p, NULL);
+	if (kube_export(&tp.proj, tasks, plan.n, dir, &written, &err) < 0)
 		rc = cli_fail(&err);
 	else if (!c->quiet)
 		for (size_t i = 0; i < written.n; i++)
@@ -59,7 +58,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	free(envs);
 	free(descs);
 	free(tasks);
-	strvec_free(&hosts);
+	task_project_free(&tp);
 out:
 	strvec_free(&written);
 	plan_free(&plan);

@@ -20,11 +20,16 @@ void task_desc_init(struct task_desc *out, const struct pipeline *p, const struc
 int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		      const struct pipeline *p, const char *state_dir, struct cp_error *err);
 
-/* The project `p` as a runtime's open gets it (state_dir as given, notes
- * on stderr); `hosts` (empty, the caller frees it) holds its hostnames.
- * Lends from `p`. */
-void task_project_init(struct runtime_project *out, struct strvec *hosts,
-		       const struct pipeline *p, const char *state_dir);
+/* The project `p` as a runtime's open gets it: `proj` (state_dir as
+ * given, notes on stderr) and the arrays it points to, lending from `p`.
+ * Free with task_project_free. */
+struct task_project {
+	struct runtime_project proj;
+	struct strvec hosts;
+	struct runtime_build *builds;
+};
+void task_project_init(struct task_project *out, const struct pipeline *p, const char *state_dir);
+void task_project_free(struct task_project *tp);
 
 struct progress;
 

@@ -257,6 +257,12 @@ void kube_runtime_free(struct runtime *rt)
 		free(rt->volumes[i].size);
 	}
 	free(rt->volumes);
+	for (size_t i = 0; i < rt->nbuilds; i++) {
+		free(rt->builds[i].stage);
+		free(rt->builds[i].image);
+		free(rt->builds[i].file);
+	}
+	free(rt->builds);
 	for (size_t i = 0; i < rt->nips; i++) {
 		free(rt->ips[i].stage);
 		free(rt->ips[i].ip);
@@ -520,7 +526,7 @@ static int kube_image_prepare(struct runtime *rt, const struct task_desc *d, boo
 	if (d->build) {
 		if (!build)
 			return 1;
-		if (kube_task_check_build(rt, d, err) < 0)
+		if (kube_task_check_builds(rt, err) < 0)
 			return -1;
 	}
 	if (!image)

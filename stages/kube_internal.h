@@ -97,6 +97,12 @@ struct runtime {
 	bool images_known;
 	struct strvec live; /* names of Jobs/Deployments created and not yet deleted */
 	struct runtime_sink sink; /* the project's, for warnings and notices */
+	/* The project's stages with build: (copied from runtime_project). */
+	struct kube_build {
+		char *stage, *image, *file;
+		int line, col;
+	} *builds;
+	size_t nbuilds;
 };
 
 /* kube_task.c: the only reader of struct task_desc / struct runtime_project. */
@@ -111,8 +117,6 @@ void kube_task_project(struct runtime *rt, const struct runtime_project *proj);
 int kube_task_work(struct kube_work *out, struct runtime *rt, const struct task_spec *ts,
 		   struct cp_error *err);
 void kube_work_free(struct kube_work *w);
-/* The stage's name and whether it is a service; lent. */
-const char *kube_task_stage_name(const struct task_spec *ts);
 
 /* kube.c */
 
@@ -149,9 +153,10 @@ int kube_delete_labelled(struct runtime *rt, const char *key, const char *value,
 
 /* Whether every Ready node has `image` (so pods never pull it). */
 bool kube_image_local(struct runtime *rt, const char *image, struct cp_error *err);
-/* A task with a build: whose image is on no node: fails (EXIT_USAGE, at
- * the stage's place), since the cluster builds nothing (kube_task.c). */
-int kube_task_check_build(struct runtime *rt, const struct task_desc *d, struct cp_error *err);
+/* The project's stages with build: whose image is on no node: fails
+ * (EXIT_USAGE, naming the first at its place) when there is one, since
+ * the cluster builds nothing (kube_task.c). */
+int kube_task_check_builds(struct runtime *rt, struct cp_error *err);
 
 /* kube_manifest.c. <project>-<stage>-<8 hex digits of the run id>, a
  * DNS label. Caller owns. */

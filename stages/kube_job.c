@@ -311,7 +311,7 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	struct kube_work w;
 	if (kube_task_work(&w, rt, ts, err) < 0)
 		return -1;
-	if (kube_namespace_ensure(rt, err) < 0 || kube_task_check_build(rt, ts->desc, err) < 0) {
+	if (kube_namespace_ensure(rt, err) < 0 || kube_task_check_builds(rt, err) < 0) {
 		kube_work_free(&w);
 		return -1;
 	}

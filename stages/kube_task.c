@@ -49,27 +49,41 @@ void kube_task_project(struct runtime *rt, const struct runtime_project *proj)
 									: DEFAULT_VOLUME_SIZE);
 		kv->external = v->external;
 	}
+	rt->builds = xcalloc(proj->nbuilds ? proj->nbuilds : 1, sizeof(*rt->builds));
+	rt->nbuilds = proj->nbuilds;
+	for (size_t i = 0; i < proj->nbuilds; i++) {
+		const struct runtime_build *b = &proj->builds[i];
+		rt->builds[i] = (struct kube_build){
+			.stage = xstrdup(b->stage),
+			.image = b->image ? xstrdup(b->image) : NULL,
+			.file = b->mark.file ? xstrdup(b->mark.file) : NULL,
+			.line = b->mark.line,
+			.col = b->mark.col,
+		};
+	}
 }
 
-int kube_task_check_build(struct runtime *rt, const struct task_desc *d, struct cp_error *err)
+int kube_task_check_builds(struct runtime *rt, struct cp_error *err)
 {
-	struct cp_error e = {0};
-	if (!d->build || (d->image && *d->image && kube_image_local(rt, d->image, &e)))
-		return 0;
-	if (e.msg[0]) {
-		*err = e;
-		return -1;
+	for (size_t i = 0; i < rt->nbuilds; i++) {
+		const struct kube_build *b = &rt->builds[i];
+		struct cp_error e = {0};
+		if (b->image && kube_image_local(rt, b->image, &e))
+			continue;
+		if (e.msg[0]) {
+			*err = e;
+			return -1;
+		}
+		struct cp_mark mark = {.file = b->file, .line = b->line, .col = b->col};
+		return cp_error_at(err, EXIT_USAGE, &mark,
+				   "stage \"%s\" has build:, and the kubernetes runtime cannot build "
+				   "images on the cluster%s%s%s: build it elsewhere and push it to a "
+				   "registry the nodes pull from, or import it into every node, then "
+				   "run again",
+				   b->stage, b->image ? " (image " : "", b->image ? b->image : "",
+				   b->image ? " is on no node)" : "");
 	}
-	const char *by = d->build_stage ? d->build_stage : d->name;
-	return cp_error_at(err, EXIT_USAGE, &d->mark,
-			   "stage \"%s\" has build:%s%s%s, and the kubernetes runtime cannot build "
-			   "images on the cluster%s%s%s: build it elsewhere and push it to a "
-			   "registry the nodes pull from, or import it into every node, then run "
-			   "again",
-			   d->name, strcmp(by, d->name) ? " (that of stage \"" : "",
-			   strcmp(by, d->name) ? by : "", strcmp(by, d->name) ? "\")" : "",
-			   d->image ? " (image " : "", d->image ? d->image : "",
-			   d->image ? " is on no node)" : "");
+	return 0;
 }
 
 static int refuse(struct cp_error *err, const struct cp_mark *mark, const char *stage,

@@ -44,6 +44,14 @@ void runtime_sink_stderr(void *ud, enum runtime_note kind, const char *stage, co
 void runtime_note(const struct runtime_sink *sink, enum runtime_note kind, const char *stage,
 		  const char *fmt, ...) CP_PRINTF(4, 5);
 
+/* A stage of the project that builds its image (has build:): a runtime
+ * that builds none refuses it before anything runs. */
+struct runtime_build {
+	const char *stage;
+	const char *image; /* image:, NULL when not given */
+	struct cp_mark mark;
+};
+
 /* What the runtime is told of the project when it opens: plain data, lent
  * for the call, except `volumes` (and what they point to), lent for the
  * life of the runtime. A runtime copies whatever else it keeps. */
@@ -76,6 +84,9 @@ struct runtime_project {
 	const char *kube_helper_image;
 	const char *kube_storage_class;
 	const char *kube_volume_size;
+	/* The stages with build:, in spec order. */
+	const struct runtime_build *builds;
+	size_t nbuilds;
 };
 
 /* The volume named `name` among v[0..n) (a project's declared ones), or NULL. */
