@@ -44,7 +44,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
 		const struct stage *s = &p->stages[plan.order[i]];
 		exec_stage_env(&envs[i], p, s, "export");
 		task_desc_init(&descs[i], p, s);
-		tasks[i] = (struct task_spec){.desc = &descs[i], .env = &envs[i], .run_id = "export"};
+		tasks[i] =
+		    (struct task_spec){.desc = &descs[i], .env = &envs[i], .run_id = "export"};
 	}
 	struct task_project tp;
 	task_project_init(&tp, p, NULL);

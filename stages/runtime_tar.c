@@ -12,7 +12,8 @@ static long entry_read(const struct volume_entry *e, void *buf, size_t n, struct
 	struct archive *a = e->priv;
 	la_ssize_t k = archive_read_data(a, buf, n);
 	if (k < 0)
-		return cp_error_set(err, EXIT_RUNTIME, "reading %s: %s", e->path, archive_error_string(a));
+		return cp_error_set(err, EXIT_RUNTIME, "reading %s: %s", e->path,
+				    archive_error_string(a));
 	return (long)k;
 }
 
@@ -43,6 +44,7 @@ int runtime_tar_visit(struct archive *a,
 			return -1;
 	}
 	if (r != ARCHIVE_EOF)
-		return cp_error_set(err, EXIT_RUNTIME, "reading the volume's archive: %s", archive_error_string(a));
+		return cp_error_set(err, EXIT_RUNTIME, "reading the volume's archive: %s",
+				    archive_error_string(a));
 	return 0;
 }
