@@ -58,6 +58,7 @@ int cli_fail(const struct cp_error *err);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
 int cmd_graph(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_volume(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_up(struct cli *c, int argc, char **argv);

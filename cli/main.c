@@ -41,6 +41,7 @@ static const struct command {
 	{"ls", cmd_ls, "list the projects with state here and below, or on the Docker daemon"},
 	{"config", cmd_config, "print the resolved spec, secrets masked"},
 	{"graph", cmd_graph, "print the stage graph as DOT or Mermaid"},
+	{"export", cmd_export, "write the stages as Kubernetes manifests, with an apply script"},
 	{"volume", cmd_volume, "manage the project's volumes: ls, inspect, rm, prune"},
 	{"runs", cmd_runs, "the recorded runs, newest first, as an experiment table"},
 	{"show", cmd_show, "one run in detail; RUN is an id, a prefix, latest or latest~N"},
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
 		{"project-name", required_argument, NULL, 'p'},
 		{"env-file", required_argument, NULL, 'E'},
 		{"runtime", required_argument, NULL, 'R'},
+		{"context", required_argument, NULL, 'K'},
 		{"json", no_argument, NULL, 'J'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -332,6 +334,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			c.runtime = optarg;
+			break;
+		case 'K':
+			setenv("CPIPE_KUBE_CONTEXT", optarg, 1);
 			break;
 		case 'J':
 		case 'q':

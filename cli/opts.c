@@ -5,7 +5,7 @@
 #include "opts.h"
 #include "../stages/runtime.h"
 
-enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE };
+enum { G_FILE = 256, G_DIR, G_RUNTIME, G_JSON, G_QUIET, G_HELP, G_PROJECT, G_ENV_FILE, G_CONTEXT };
 
 const struct cli_opt cli_global_opts[] = {
 	{"file", 'f', "FILE", "the spec file; repeat to merge overrides (default cpipe.yml)", G_FILE},
@@ -16,6 +16,10 @@ const struct cli_opt cli_global_opts[] = {
 	{"env-file", 0, "FILE", "read variables from FILE instead of .env (repeatable)", G_ENV_FILE},
 	{"runtime", 0, RUNTIME_CHOICES, "where stages run (default: CPIPE_RUNTIME, the spec's runtime:)",
 	 G_RUNTIME},
+	{"context", 0, "NAME",
+	 "the kubeconfig context of the kubernetes runtime (default: CPIPE_KUBE_CONTEXT, "
+	 "current-context)",
+	 G_CONTEXT},
 	{"json", 0, NULL, "print JSON on stdout", G_JSON},
 	{"quiet", 'q', NULL, "print less", G_QUIET},
 	{"help", 'h', NULL, "print this help and exit", G_HELP},
@@ -94,6 +98,11 @@ static const struct cli_opt config_opts[] = {
 
 static const struct cli_opt graph_opts[] = {
 	{"format", 0, "dot|mermaid", "the output format (default dot)", 'F'},
+	{0},
+};
+
+static const struct cli_opt export_opts[] = {
+	{"output", 'o', "DIR", "the directory to write (default ./kubernetes)", 'o'},
 	{0},
 };
 
@@ -233,6 +242,7 @@ static const struct cli_verb verbs[] = {
 	{"ls", "", no_opts, NULL},
 	{"config", "", config_opts, NULL},
 	{"graph", "", graph_opts, NULL},
+	{"export", "kubernetes [STAGE...]", export_opts, NULL},
 	{"volume", "ls | inspect VOLUME... | rm VOLUME... | prune", volume_opts, NULL},
 	{"runs", "", runs_opts, NULL},
 	{"show", "RUN", show_opts, NULL},
@@ -387,6 +397,10 @@ int cli_getopt(struct cli *c, int argc, char **argv)
 			break;
 		case G_RUNTIME:
 			c->runtime = optarg;
+			break;
+		case G_CONTEXT:
+			/* The runtime reads it where it reads KUBECONFIG. */
+			setenv("CPIPE_KUBE_CONTEXT", optarg, 1);
 			break;
 		case G_JSON:
 			c->json = true;

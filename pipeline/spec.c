@@ -64,6 +64,8 @@ static void stage_free(struct stage *st)
 	}
 	strvec_free(&st->profiles);
 	kvvec_free(&st->labels);
+	kvvec_free(&st->x_node_selector);
+	kvvec_free(&st->x_resources);
 	strvec_free(&st->gpus);
 	stage_compose_free(st);
 }
@@ -75,6 +77,10 @@ void pipeline_free(struct pipeline *p)
 	free(p->name);
 	free(p->runtime);
 	free(p->remote);
+	free(p->x_namespace);
+	free(p->x_storage_class);
+	free(p->x_volume_size);
+	free(p->x_helper_image);
 	free(p->dir);
 	strvec_free(&p->files);
 	for (size_t i = 0; i < p->nvolumes; i++) {
@@ -82,6 +88,7 @@ void pipeline_free(struct pipeline *p)
 		free(p->volumes[i].ext_name);
 		free(p->volumes[i].driver);
 		kvvec_free(&p->volumes[i].labels);
+		kvvec_free(&p->volumes[i].driver_opts);
 	}
 	free(p->volumes);
 	for (size_t i = 0; i < p->nstages; i++)

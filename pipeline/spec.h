@@ -82,6 +82,10 @@ struct stage {
 	/* On the local runtime, what the build: Dockerfile gave the stage
 	 * (spec_image.h); NULL otherwise. */
 	struct stage_image *image_cfg;
+	/* x-cpipe: {node_selector: {...}, resources: {cpu, memory}}: read by
+	 * the kubernetes runtime (nodeSelector; requests = limits). */
+	struct kvvec x_node_selector;
+	struct kvvec x_resources;
 };
 
 /* Longest stage name: logs are "<name>.log" (and ".log.tmp.<pid>" while
@@ -93,6 +97,11 @@ struct pipeline {
 	bool name_chosen; /* by -p or COMPOSE_PROJECT_NAME: its state is its own */
 	char *runtime; /* runtime: from the spec, NULL if absent */
 	char *remote;  /* x-cpipe: {remote: URL}, NULL if absent */
+	/* x-cpipe: the kubernetes runtime's namespace (default cpipe-<name>),
+	 * storage_class and volume_size of its claims, and helper_image (the
+	 * image of the pods that read volumes back: needs sh, tar, base64);
+	 * NULL when absent. */
+	char *x_namespace, *x_storage_class, *x_volume_size, *x_helper_image;
 	char *dir;     /* absolute project directory (of the first spec file) */
 	struct strvec files; /* absolute paths of the spec files, in order */
 	struct volume *volumes;

@@ -341,10 +341,17 @@ static int build_volume(struct spec_builder *b, struct volume *vol, const struct
 		} else if (!strcmp(k, "labels")) {
 			rc = spb_kv(b, val, where, k, &vol->labels, SB_NULL_EMPTY, NULL);
 		} else if (!strcmp(k, "driver_opts") && !ynode_is_null(val)) {
-			spb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
-				"%sdriver_opts: cpipe ignores it; the volume is created with the "
-				"driver's defaults",
-				where);
+			rc = spb_kv(b, val, where, k, &vol->driver_opts, SB_NULL_EMPTY, NULL);
+			bool others = false;
+			for (size_t j = 0; rc == 0 && j < vol->driver_opts.n; j++)
+				others |= strcmp(vol->driver_opts.v[j].key, "size") != 0 &&
+					  strcmp(vol->driver_opts.v[j].key, "storage_class") != 0;
+			if (others)
+				spb_warn(b, "volume driver_opts", "volume", &v->pairs[i].key->mark,
+					"%sdriver_opts: cpipe reads only size and storage_class "
+					"(kubernetes); the volume is created with the driver's "
+					"defaults otherwise",
+					where);
 		}
 		if (rc < 0)
 			return -1;
@@ -523,8 +530,20 @@ int spec_build(struct pipeline *p, const struct ynode *root, const struct spec_c
 				goto out;
 			}
 		} else if (!strcmp(k, "x-cpipe")) {
-			static const char *const xkeys[] = {"remote"};
+			static const char *const xkeys[] = {"remote", "namespace", "storage_class",
+							    "volume_size", "helper_image"};
 			const struct ynode *remote = ymap_get(pr->value, "remote");
+			const struct ynode *xv[4] = {ymap_get(pr->value, "namespace"),
+						     ymap_get(pr->value, "storage_class"),
+						     ymap_get(pr->value, "volume_size"),
+						     ymap_get(pr->value, "helper_image")};
+			char **xout[4] = {&p->x_namespace, &p->x_storage_class, &p->x_volume_size,
+					  &p->x_helper_image};
+			bool xbad = false;
+			for (size_t j = 0; j < 4 && !xbad; j++)
+				xbad = xv[j] && spb_string(&b, xv[j], "x-cpipe: ", xkeys[j + 1], xout[j]) < 0;
+			if (xbad)
+				goto out;
 			if (pr->value->kind != YNODE_MAP && !ynode_is_null(pr->value)) {
 				spb_type_error(&b, pr->value, "", k, "a mapping");
 				goto out;

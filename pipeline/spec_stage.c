@@ -587,6 +587,31 @@ static int stage_key(struct spec_builder *b, struct stage *st, const char *k,
 	return 0; /* accepted and ignored, or handled before */
 }
 
+/* A stage's x-cpipe: {node_selector: {LABEL: VALUE}, resources: {cpu, memory}}. */
+static int stage_x_cpipe(struct spec_builder *b, struct stage *st, const struct ynode *x,
+			 const char *where)
+{
+	static const char *const keys[] = {"node_selector", "resources"};
+	static const char *const rkeys[] = {"cpu", "memory"};
+	cleanup_free char *w = xasprintf("%sx-cpipe: ", where);
+	if (x->kind != YNODE_MAP)
+		return spb_type_error(b, x, where, "x-cpipe", "a mapping");
+	if (spb_check_keys(b, x, w, keys, ARRAY_LEN(keys)) < 0)
+		return -1;
+	const struct ynode *ns = ymap_get(x, "node_selector");
+	const struct ynode *res = ymap_get(x, "resources");
+	if (ns && !ynode_is_null(ns) &&
+	    spb_kv(b, ns, w, "node_selector", &st->x_node_selector, SB_NULL_EMPTY, NULL) < 0)
+		return -1;
+	if (res && res->kind == YNODE_MAP &&
+	    spb_check_keys(b, res, w, rkeys, ARRAY_LEN(rkeys)) < 0)
+		return -1;
+	if (res && !ynode_is_null(res) &&
+	    spb_kv(b, res, w, "resources", &st->x_resources, SB_NULL_EMPTY, NULL) < 0)
+		return -1;
+	return 0;
+}
+
 int spb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 {
 	cleanup_free char *where = xasprintf("stage \"%s\": ", st->name);
@@ -605,6 +630,9 @@ int spb_stage(struct spec_builder *b, struct stage *st, const struct ynode *v)
 	const struct ynode *env = ymap_get(v, "environment");
 	if (env && !ynode_is_null(env) &&
 	    spb_kv(b, env, where, "environment", &st->environment, SB_NULL_FROM_ENV, st) < 0)
+		return -1;
+	const struct ynode *x = ymap_get(v, "x-cpipe");
+	if (x && !ynode_is_null(x) && stage_x_cpipe(b, st, x, where) < 0)
 		return -1;
 	for (size_t i = 0; i < v->npairs; i++) {
 		const char *k = v->pairs[i].key->str;

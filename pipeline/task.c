@@ -3,6 +3,7 @@
  * struct pipeline; what they read of them is gathered here. */
 #include "task.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../artifacts/redact.h"
@@ -70,6 +71,8 @@ void task_desc_init(struct task_desc *out, const struct pipeline *p, const struc
 		.limits = s->limits,
 		.security = s->security,
 		.lifecycle = s->lifecycle,
+		.node_selector = s->x_node_selector,
+		.resources = s->x_resources,
 	};
 }
 
@@ -130,33 +133,60 @@ int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 	return task_runtime_open_notes(ops, out, p, state_dir, NULL, err);
 }
 
-int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
-			    const struct pipeline *p, const char *state_dir,
-			    struct task_notes *notes, struct cp_error *err)
+void task_project_init(struct task_project *out, const struct pipeline *p, const char *state_dir)
 {
-	struct strvec hosts = {0};
+	memset(out, 0, sizeof(*out));
 	bool network = false;
+	out->builds = xcalloc(p->nstages ? p->nstages : 1, sizeof(*out->builds));
+	size_t nbuilds = 0;
 	for (size_t i = 0; i < p->nstages; i++) {
 		const struct stage *s = &p->stages[i];
-		strvec_push(&hosts, s->name);
+		strvec_push(&out->hosts, s->name);
 		if (s->container_name && *s->container_name &&
 		    strcmp(s->container_name, s->name) != 0)
-			strvec_push(&hosts, s->container_name);
+			strvec_push(&out->hosts, s->container_name);
 		network |= s->service || s->nports > 0;
+		if (s->build)
+			out->builds[nbuilds++] = (struct runtime_build){
+				.stage = s->name,
+				.image = s->image && *s->image ? s->image : NULL,
+				.mark = s->mark,
+			};
 	}
-	struct runtime_project proj = {
+	out->proj = (struct runtime_project){
 		.name = p->name,
 		.dir = p->dir,
 		.state_dir = state_dir,
 		.volumes = p->volumes,
 		.nvolumes = p->nvolumes,
-		.hostnames = (const char *const *)hosts.v,
-		.nhostnames = hosts.n,
+		.hostnames = (const char *const *)out->hosts.v,
+		.nhostnames = out->hosts.n,
 		.network = network,
 		.kept_handles = kept_handles,
-		.sink = {.note = notes ? notes_sink : NULL, .ud = notes},
+		.kube_namespace = p->x_namespace,
+		.kube_helper_image = p->x_helper_image,
+		.kube_storage_class = p->x_storage_class,
+		.kube_volume_size = p->x_volume_size,
+		.builds = out->builds,
+		.nbuilds = nbuilds,
 	};
-	int rc = ops->open(out, &proj, err);
-	strvec_free(&hosts);
+}
+
+void task_project_free(struct task_project *tp)
+{
+	strvec_free(&tp->hosts);
+	free(tp->builds);
+	memset(tp, 0, sizeof(*tp));
+}
+
+int task_runtime_open_notes(const struct runtime_ops *ops, struct runtime **out,
+			    const struct pipeline *p, const char *state_dir,
+			    struct task_notes *notes, struct cp_error *err)
+{
+	struct task_project tp;
+	task_project_init(&tp, p, state_dir);
+	tp.proj.sink = (struct runtime_sink){.note = notes ? notes_sink : NULL, .ud = notes};
+	int rc = ops->open(out, &tp.proj, err);
+	task_project_free(&tp);
 	return rc;
 }

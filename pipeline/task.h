@@ -20,6 +20,17 @@ void task_desc_init(struct task_desc *out, const struct pipeline *p, const struc
 int task_runtime_open(const struct runtime_ops *ops, struct runtime **out,
 		      const struct pipeline *p, const char *state_dir, struct cp_error *err);
 
+/* The project `p` as a runtime's open gets it: `proj` (state_dir as
+ * given, notes on stderr) and the arrays it points to, lending from `p`.
+ * Free with task_project_free. */
+struct task_project {
+	struct runtime_project proj;
+	struct strvec hosts;
+	struct runtime_build *builds;
+};
+void task_project_init(struct task_project *out, const struct pipeline *p, const char *state_dir);
+void task_project_free(struct task_project *tp);
+
 struct progress;
 
 /* What a run does with its runtime's warnings and notices: masked with

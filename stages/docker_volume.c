@@ -281,49 +281,6 @@ static la_ssize_t tree_read_cb(struct archive *a, void *ud, const void **buff)
 	return n;
 }
 
-static long tree_entry_read(const struct volume_entry *e, void *buf, size_t n,
-			    struct cp_error *err)
-{
-	struct tree_ctx *c = e->priv;
-	la_ssize_t k = archive_read_data(c->a, buf, n);
-	if (k < 0)
-		return cp_error_set(err, EXIT_USAGE, "reading %s: %s", e->path,
-				    archive_error_string(c->a));
-	return (long)k;
-}
-
-static int tree_walk(struct tree_ctx *c,
-		     int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
-		     void *ud, struct cp_error *err)
-{
-	struct archive_entry *ae;
-	int r;
-	while ((r = archive_read_next_header(c->a, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-		const char *name = archive_entry_pathname(ae);
-		const char *slash = name ? strchr(name, '/') : NULL;
-		cleanup_free char *rel = xstrdup(slash ? slash + 1 : "");
-		size_t n = strlen(rel);
-		while (n && rel[n - 1] == '/')
-			rel[--n] = '\0';
-		mode_t mode = archive_entry_mode(ae);
-		struct volume_entry e = {
-			.path = rel,
-			.mode = mode,
-			.size = S_ISREG(mode) ? archive_entry_size(ae) : 0,
-			.mtime = archive_entry_mtime(ae),
-			.link = S_ISLNK(mode) ? archive_entry_symlink(ae) : NULL,
-			.read = S_ISREG(mode) ? tree_entry_read : NULL,
-			.priv = c,
-		};
-		if (visit(ud, &e, err) < 0)
-			return -1;
-	}
-	if (r != ARCHIVE_EOF)
-		return cp_error_set(err, EXIT_USAGE, "reading the volume's archive: %s",
-				    archive_error_string(c->a));
-	return 0;
-}
-
 int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			    int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			    void *ud, struct cp_error *err)
@@ -353,7 +310,7 @@ int docker_volume_read_tree(struct runtime *rt, const char *volume, const char *
 			rc = cp_error_set(err, EXIT_USAGE, "reading the volume's archive: %s",
 					  archive_error_string(c->a));
 		else
-			rc = tree_walk(c, visit, ud, err);
+			rc = runtime_tar_visit(c->a, visit, ud, err);
 		archive_read_free(c->a);
 		docker_stream_close(c->s);
 	}

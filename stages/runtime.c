@@ -12,6 +12,7 @@ static const struct runtime_ops *const runtimes[] = {
 	&runtime_local,
 	&runtime_docker,
 	&runtime_podman,
+	&runtime_kubernetes,
 };
 
 const char *runtime_name_at(size_t i)

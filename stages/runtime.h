@@ -44,6 +44,14 @@ void runtime_sink_stderr(void *ud, enum runtime_note kind, const char *stage, co
 void runtime_note(const struct runtime_sink *sink, enum runtime_note kind, const char *stage,
 		  const char *fmt, ...) CP_PRINTF(4, 5);
 
+/* A stage of the project that builds its image (has build:): a runtime
+ * that builds none refuses it before anything runs. */
+struct runtime_build {
+	const char *stage;
+	const char *image; /* image:, NULL when not given */
+	struct cp_mark mark;
+};
+
 /* What the runtime is told of the project when it opens: plain data, lent
  * for the call, except `volumes` (and what they point to), lent for the
  * life of the runtime. A runtime copies whatever else it keeps. */
@@ -68,6 +76,17 @@ struct runtime_project {
 	/* Where the runtime's warnings and notices go, for its whole life
 	 * (see struct runtime_sink); note NULL: runtime_sink_stderr. */
 	struct runtime_sink sink;
+	/* The project's x-cpipe: settings the kubernetes runtime reads, NULL
+	 * when not given: the namespace to run in, the image of the helper
+	 * pod that reads volumes back, and the storage class and size of the
+	 * volumes' claims when their driver_opts give none. */
+	const char *kube_namespace;
+	const char *kube_helper_image;
+	const char *kube_storage_class;
+	const char *kube_volume_size;
+	/* The stages with build:, in spec order. */
+	const struct runtime_build *builds;
+	size_t nbuilds;
 };
 
 /* The volume named `name` among v[0..n) (a project's declared ones), or NULL. */
@@ -298,10 +317,22 @@ extern const struct runtime_ops runtime_local;
 extern const struct runtime_ops runtime_docker;
 /* The same over Podman's Docker-compatible API. */
 extern const struct runtime_ops runtime_podman;
+/* The Kubernetes REST API of the cluster the kubeconfig names
+ * (KUBECONFIG, CPIPE_KUBE_CONTEXT; stages/kube.c). */
+extern const struct runtime_ops runtime_kubernetes;
 
 /* The names of the runtimes, in the order of the table in runtime.c (a
  * unit test holds them equal), for usage lines and completion. */
-#define RUNTIME_CHOICES "local|docker|podman"
+#define RUNTIME_CHOICES "local|docker|podman|kubernetes"
+
+/* Visits the entries of the tar `a` reads (one root, named as the path
+ * read: "model/", "model/x" or "./", "./x") as volume_read_tree's visit
+ * sees them: the root's own name dropped, content read during the visit
+ * (stages/runtime_tar.c). 0, or -1 with err set (visit's -1 included). */
+struct archive;
+int runtime_tar_visit(struct archive *a,
+		      int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
+		      void *ud, struct cp_error *err);
 
 /* The runtime named `name` ("local", ...), or NULL. */
 const struct runtime_ops *runtime_find(const char *name);

@@ -132,6 +132,8 @@ struct volume {
 	bool external;
 	char *driver;
 	struct kvvec labels;
+	/* driver_opts the kubernetes runtime reads (size, storage_class). */
+	struct kvvec driver_opts;
 	struct cp_mark mark;
 };
 
@@ -171,6 +173,10 @@ struct task_desc {
 	struct stage_limits limits;       /* shm_size, pids_limit, ulimits, tmpfs */
 	struct stage_security security;   /* caps, read_only, ipc, init, platform, secrets */
 	struct stage_lifecycle lifecycle; /* stop signal, restart, replicas */
+	/* The stage's x-cpipe: keys the kubernetes runtime reads: the pod's
+	 * nodeSelector, and its resources (cpu, memory: requests = limits). */
+	struct kvvec node_selector;
+	struct kvvec resources;
 };
 
 #endif

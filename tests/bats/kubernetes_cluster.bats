@@ -9,26 +9,12 @@
 # (cached under /var/cache/cpipe).
 
 load helpers
+load kube_helpers
 
-CLUSTER="$BATS_TEST_DIRNAME/../kubernetes-cluster"
 STATE=/run/cpipe-kcluster
 
-setup_file() {
-	export KREADY=0 KWHY=""
-	if [ "$(id -u)" -ne 0 ]; then
-		KWHY="needs root"
-	elif KOUT=$("$CLUSTER" up 2> "$BATS_FILE_TMPDIR/up.err"); then
-		KREADY=1
-		printf '%s\n' "$KOUT" > "$BATS_FILE_TMPDIR/env"
-	else
-		KWHY="tests/kubernetes-cluster up failed: $(tail -5 "$BATS_FILE_TMPDIR/up.err")"
-	fi
-}
-
 setup() {
-	[ "$KREADY" = 1 ] || skip "$KWHY"
-	# shellcheck disable=SC1091
-	. "$BATS_FILE_TMPDIR/env"
+	kube_ready
 	NS="kc-test-$BATS_TEST_NUMBER-$RANDOM"
 }
 

@@ -289,7 +289,7 @@ static void test_runtime_must_be_local_or_docker(void **state)
 {
 	(void)state;
 	expect_error("runtime: dokcer\n",
-		     "cpipe.yml:1:10: runtime \"dokcer\" is not one of local|docker|podman (did "
+		     "cpipe.yml:1:10: runtime \"dokcer\" is not one of local|docker|podman|kubernetes (did "
 		     "you mean \"docker\"?)");
 	struct pipeline *p = load("runtime: docker\nstages: {a: {image: x}}\n");
 	assert_string_equal(p->runtime, "docker");
