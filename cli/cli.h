@@ -22,6 +22,8 @@ struct cli {
 	struct kvvec env;    /* after cli_load: the spec's interpolation environment */
 	bool no_warnings;    /* loading another project's spec (ls): no unset-variable warnings */
 	bool spec_only;      /* config: the spec as written, without what a Dockerfile gives */
+	bool image_warnings; /* run, up, build, config, verify: say what a Dockerfile's image
+				has that the local runtime does not reproduce */
 };
 
 /* Loads the spec the global options point at; on the local runtime (see

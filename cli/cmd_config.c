@@ -98,6 +98,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
 	/* The spec as compose prints it; --explain also says what a Dockerfile
 	 * gives a stage on the local runtime. */
 	c->spec_only = list != 'E';
+	c->image_warnings = true;
 	if (cli_load(&p, c, &err) < 0)
 		return cli_fail(&err);
 	int rc = EXIT_OK;

@@ -300,6 +300,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		rc = EXIT_USAGE;
 		goto out;
 	}
+	c->image_warnings = true;
 	if (cli_load(&p, c, &err) < 0)
 		goto fail;
 	{

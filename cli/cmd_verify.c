@@ -106,6 +106,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	cleanup_free char *state = NULL;
 	int lock_fd = -1;
 	int rc = -1;
+	c->image_warnings = true;
 	if (cli_load(&p, c, &err) < 0 || cli_runtime(&ops, c, p, &err) < 0 ||
 	    !(state = cli_state_dir(p, true, &err)))
 		goto out;

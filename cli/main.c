@@ -207,6 +207,8 @@ int cli_load(struct pipeline **out, struct cli *c, struct cp_error *err)
 	}
 	for (size_t i = 0; !c->no_warnings && i < (*out)->warnings.n; i++)
 		fprintf(stderr, "cpipe: warning: %s\n", (*out)->warnings.v[i]);
+	for (size_t i = 0; c->image_warnings && i < (*out)->image_warnings.n; i++)
+		fprintf(stderr, "cpipe: warning: %s\n", (*out)->image_warnings.v[i]);
 	return 0;
 }
 

@@ -97,6 +97,7 @@ void pipeline_free(struct pipeline *p)
 	free(p->stage_by_name);
 	strvec_free(&p->mark_files);
 	strvec_free(&p->warnings);
+	strvec_free(&p->image_warnings);
 	redactor_free(&p->secrets);
 	free(p);
 }

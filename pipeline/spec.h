@@ -121,6 +121,10 @@ struct pipeline {
 	/* "file:line:col: ..." about keys accepted but not honoured, one per
 	 * key, for the CLI to print (cli_load). */
 	struct strvec warnings;
+	/* "Dockerfile:line: stage \"x\": ..." about what the local runtime
+	 * does not reproduce of an image (spec_image_apply); the CLI says them
+	 * on the commands that run or show a stage's config, not on every one. */
+	struct strvec image_warnings;
 };
 
 struct spec_options {

@@ -621,7 +621,7 @@ static void group_warnings(struct pipeline *p)
 		/* "Dockerfile:4: text" becomes "Dockerfile:4: stage \"a\": text". */
 		const char *text = strstr(msgs.v[m], ": ");
 		size_t at = text ? (size_t)(text - msgs.v[m]) : 0;
-		strvec_push_take(&p->warnings,
+		strvec_push_take(&p->image_warnings,
 				 xasprintf("%.*s: stage%s %s: %s", (int)at, msgs.v[m],
 					   count[m] > 1 ? "s" : "", sb_str(&who[m]),
 					   text ? text + 2 : msgs.v[m]));

@@ -55,6 +55,29 @@ EOF
 	assert_contains "cpipe: warning: Dockerfile:4: stage \"train\": the local runtime does not run the Dockerfile's RUN step (Dockerfile:4); the host must provide what it installs, or run the stage with --runtime docker"
 }
 
+@test "what the Dockerfile does not reproduce is said when stages run, not by commands that read history" {
+	course_project
+	cat > docker-compose.yml <<'EOF'
+services:
+  train:
+    build: .
+    volumes:
+      - mnist:/workspace/out
+volumes:
+  mnist:
+EOF
+	run cpipe run train
+	[ "$status" -eq 0 ] || fail "cpipe run train exited $status"
+	assert_contains "RUN step (Dockerfile:4)"
+	local verb said
+	for verb in status runs "show latest" ps; do
+		said=$(cpipe $verb 2>&1 > /dev/null) || fail "cpipe $verb failed: $said"
+		[[ "$said" != *"RUN step"* ]] || fail "cpipe $verb repeated the RUN warning: $said"
+	done
+	run cpipe config --explain
+	assert_contains "RUN step (Dockerfile:4)"
+}
+
 @test "config --explain says which fields and files came from the Dockerfile" {
 	course_project
 	cat > docker-compose.yml <<'EOF'
