@@ -172,9 +172,25 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct 
 				cleanup_free char *host = NULL;
 				cJSON *values = NULL;
 				const char *rel = NULL, *root = NULL;
-				if (track_ref_host_path(&host, t, refs[i].volume, refs[i].path, err) == 0)
-					root = track_ref_root(t, refs[i].volume, refs[i].path, &rel);
-				if (!rel || json_read_file_in(&values, root, rel, 16 << 20, err) < 0) {
+				int got;
+				if (refs[i].volume && !t->ops->caps.host_volumes &&
+				    t->ops->caps.archive_reads) {
+					/* Read through the runtime, as it was digested. */
+					cleanup_free char *text = NULL;
+					size_t len = 0;
+					got = track_read_volume_file(&text, &len, t, refs[i].volume,
+								     refs[i].path, 16 << 20, err);
+					if (got == 0)
+						got = json_parse_text(&values, text, len, name, err);
+				} else {
+					if (track_ref_host_path(&host, t, refs[i].volume, refs[i].path,
+								err) == 0)
+						root = track_ref_root(t, refs[i].volume, refs[i].path,
+								      &rel);
+					got = rel ? json_read_file_in(&values, root, rel, 16 << 20, err)
+						  : -1;
+				}
+				if (got < 0) {
 					cJSON_Delete(e);
 					return cp_error_prefix(err, "stage \"%s\": metrics %s", s->name,
 							       name);
