@@ -116,8 +116,8 @@ int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err)
 	return fs_write_atomic_fast(path, text, strlen(text), 0600, err);
 }
 
-static int json_parse_text(cJSON **out, const char *text, size_t len, const char *path,
-			   struct cp_error *err)
+int json_parse_text(cJSON **out, const char *text, size_t len, const char *path,
+		    struct cp_error *err)
 {
 	const char *end = NULL;
 	cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);

@@ -28,6 +28,10 @@ char *json_pretty(cJSON *doc);
 int json_write_atomic(const char *path, cJSON *doc, struct cp_error *err);
 int json_write_atomic_fast(const char *path, cJSON *doc, struct cp_error *err);
 
+/* Parses `len` bytes of JSON read from `path` (named in the error, with
+ * the byte offset). Caller owns *out. */
+int json_parse_text(cJSON **out, const char *text, size_t len, const char *path,
+		    struct cp_error *err);
 /* Parses a JSON file (at most `max` bytes); errors name the file and the
  * byte offset. Caller owns *out. */
 int json_read_file(cJSON **out, const char *path, size_t max, struct cp_error *err);

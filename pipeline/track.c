@@ -173,6 +173,47 @@ int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error 
 				type == 'd' ? NULL : d, err);
 }
 
+struct file_grab {
+	struct strbuf sb;
+	size_t max;
+	bool seen;
+};
+
+static int grab_visit(void *ud, const struct volume_entry *e, struct cp_error *err)
+{
+	struct file_grab *g = ud;
+	if (*e->path)
+		return 0;
+	if (!S_ISREG(e->mode))
+		return cp_error_set(err, EXIT_USAGE, "not a regular file");
+	g->seen = true;
+	char buf[65536];
+	long n;
+	while ((n = e->read(e, buf, sizeof(buf), err)) > 0) {
+		if (g->sb.len + (size_t)n > g->max)
+			return cp_error_set(err, EXIT_USAGE, "larger than %zu bytes", g->max);
+		if (sb_add(&g->sb, buf, (size_t)n) < 0)
+			return cp_error_set(err, EXIT_STAGE_FAILED, "out of memory");
+	}
+	return n < 0 ? -1 : 0;
+}
+
+int track_read_volume_file(char **out, size_t *len, struct tracker *t, const char *volume,
+			   const char *path, size_t max, struct cp_error *err)
+{
+	struct file_grab g = {.max = max};
+	int rc = t->ops->volume_read_tree(t->rt, volume, path, grab_visit, &g, err);
+	if (rc == 1 || (rc == 0 && !g.seen))
+		rc = cp_error_set(err, EXIT_USAGE, "%s:%s does not exist", volume, path);
+	if (rc < 0) {
+		sb_free(&g.sb);
+		return -1;
+	}
+	*len = g.sb.len;
+	*out = sb_detach(&g.sb);
+	return 0;
+}
+
 static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume,
 			      const char *path, struct cp_error *err)
 {

@@ -98,6 +98,11 @@ struct track_archive_walk {
 };
 /* volume_read_tree's visitor for a struct track_archive_walk. */
 int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err);
+/* The regular file at `path` in `volume` (at most `max` bytes), read
+ * through the runtime's volume_read_tree: for a runtime whose volumes are
+ * not host directories (kubernetes). Caller owns *out (NUL-terminated). */
+int track_read_volume_file(char **out, size_t *len, struct tracker *t, const char *volume,
+			   const char *path, size_t max, struct cp_error *err);
 /* The "digest" of a digest entry, NULL when missing. Lends. */
 const char *track_entry_digest(const cJSON *e);
 /* name -> digest entry of what the stage reads. Caller owns. */

@@ -143,6 +143,28 @@ int track_before(void *ctx, const struct stage *s, struct cp_error *err)
 	return 1;
 }
 
+/* The parsed content of metrics file `r` (named `name` in errors): from
+ * its host path, or, on a runtime whose volumes are not host directories,
+ * read through the runtime as it was digested. */
+static int metrics_values(cJSON **out, struct tracker *t, const struct artifact_ref *r,
+			  const char *name, struct cp_error *err)
+{
+	const size_t max = 16 << 20;
+	if (r->volume && !t->ops->caps.host_volumes && t->ops->caps.archive_reads) {
+		cleanup_free char *text = NULL;
+		size_t len = 0;
+		if (track_read_volume_file(&text, &len, t, r->volume, r->path, max, err) < 0)
+			return -1;
+		return json_parse_text(out, text, len, name, err);
+	}
+	cleanup_free char *host = NULL;
+	const char *rel = NULL, *root = NULL;
+	if (track_ref_host_path(&host, t, r->volume, r->path, err) < 0)
+		return -1;
+	root = track_ref_root(t, r->volume, r->path, &rel);
+	return rel ? json_read_file_in(out, root, rel, max, err) : -1;
+}
+
 /* Digests every declared output (and metrics file, parsed) of a job that
  * succeeded; fails naming an output it did not write. */
 static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct tracker *t,
@@ -169,12 +191,8 @@ static int collect_outputs(cJSON *outputs, cJSON *metrics, cJSON *types, struct 
 						    name);
 			}
 			if (kind) {
-				cleanup_free char *host = NULL;
 				cJSON *values = NULL;
-				const char *rel = NULL, *root = NULL;
-				if (track_ref_host_path(&host, t, refs[i].volume, refs[i].path, err) == 0)
-					root = track_ref_root(t, refs[i].volume, refs[i].path, &rel);
-				if (!rel || json_read_file_in(&values, root, rel, 16 << 20, err) < 0) {
+				if (metrics_values(&values, t, &refs[i], name, err) < 0) {
 					cJSON_Delete(e);
 					return cp_error_prefix(err, "stage \"%s\": metrics %s", s->name,
 							       name);

@@ -1,11 +1,16 @@
 # Shared by the suites on the test cluster (tests/kubernetes-cluster):
 # bring it up once per file, and, per test, skip when it is not there
 # (under CI=true, tests/run-all counts a skip as a failure) or point
-# kubectl and cpipe at it.
+# kubectl and cpipe at it. A suite with its own setup_file calls
+# kube_setup_file from it.
 
 CLUSTER="$BATS_TEST_DIRNAME/../kubernetes-cluster"
 
 setup_file() {
+	kube_setup_file
+}
+
+kube_setup_file() {
 	export KREADY=0 KWHY=""
 	if [ "$(id -u)" -ne 0 ]; then
 		KWHY="needs root"
