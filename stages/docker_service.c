@@ -408,7 +408,8 @@ int docker_projects(cJSON **out, struct cp_error *err)
 		const char *state = docker_str(c, "State");
 		cJSON *n = cJSON_GetObjectItem(e, state && !strcmp(state, "running") ? "running"
 										     : "exited");
-		cJSON_SetNumberValue(n, n->valuedouble + 1);
+		if (n)
+			cJSON_SetNumberHelper(n, n->valuedouble + 1);
 	}
 	cJSON_Delete(list);
 	*out = projects;
