@@ -70,10 +70,18 @@ static void add_resources(cJSON *c, const struct kube_work *w)
 
 static void add_probe(cJSON *c, const struct kube_work *w)
 {
-	if (!w->probe.n)
+	if (!w->probe.n && !w->probe_port)
 		return;
 	cJSON *p = cJSON_AddObjectToObject(c, "readinessProbe");
-	cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "exec"), "command", strings(&w->probe));
+	if (w->probe_port) {
+		cJSON *g = cJSON_AddObjectToObject(p, "httpGet");
+		cJSON_AddStringToObject(g, "path", w->probe_path);
+		cJSON_AddNumberToObject(g, "port", w->probe_port);
+		cJSON_AddStringToObject(g, "scheme", w->probe_https ? "HTTPS" : "HTTP");
+	} else {
+		cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "exec"), "command",
+				      strings(&w->probe));
+	}
 	long period = (w->probe_period_ms + 999) / 1000;
 	long timeout = (w->probe_timeout_ms + 999) / 1000;
 	cJSON_AddNumberToObject(p, "periodSeconds", period > 0 ? (double)period : 1);

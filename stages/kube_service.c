@@ -61,6 +61,9 @@ int kube_handle_stop(struct runtime *rt, const cJSON *h, long grace_ms, struct c
 	const char *name = handle_name(rt, h, err);
 	if (!name)
 		return -1;
+	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "stage"));
+	if (stage)
+		kube_forward_stop(rt, stage, name);
 	static const char *const kinds[] = {"deployments", "services", "configmaps"};
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
 		if (kube_delete(rt->k, rt, kinds[i], name, err) < 0)
