@@ -105,7 +105,9 @@ static void record_end(const struct runtime *rt, const char *stage, const cJSON 
 {
 	end_process((pid_t)num(r, "pid"), (unsigned long long)num(r, "start"));
 	cleanup_free char *path = record_path(rt, stage, ".json");
+	cleanup_free char *log = record_path(rt, stage, ".log");
 	unlink(path);
+	unlink(log);
 }
 
 /* The ports of `d` published on the host: those with a host port. */

@@ -100,6 +100,12 @@ wait_answer() {
 	assert_contains "127.0.0.1:$PORT->8080"
 	[ -n "$(forwarders)" ] || fail "no forwarder process"
 	[ -f .cpipe/kube-forward/web.json ] || fail "no forwarder record"
+	# A changed service is restarted on the same port by the next up.
+	sed -i 's/hello-from-pod/hello-again/' cpipe.yml
+	run_ok up
+	[ "$(curl -s --max-time 20 "http://127.0.0.1:$PORT/")" = hello-again ] ||
+		fail "the restarted service does not answer on its port"
+	[ "$(forwarders | wc -l)" -eq 1 ] || fail "forwarders: $(forwarders)"
 	run_ok down
 	wait_port_free 10 || fail "port $PORT still answers after down"
 	[ -z "$(forwarders)" ] || fail "forwarder left after down: $(forwarders)"
@@ -158,13 +164,24 @@ s.bind(('127.0.0.1', $PORT)); s.listen(1); time.sleep(120)" &
 	local holder=$!
 	local i
 	for ((i = 0; i < 40; i++)); do
-		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/"; [ $? -ne 7 ] && break
+		ss -Hltn "sport = :$PORT" | grep -q . && break
 		sleep 0.1
 	done
-	web_spec
+	spec << EOF
+name: $P
+stages:
+  first: {image: cpipe-test/busybox:latest, command: echo never-printed}
+  web:
+    image: cpipe-test/busybox:latest
+    service: true
+    depends_on: [first]
+    command: httpd -f -p 8080
+    ports: ["127.0.0.1:$PORT:8080"]
+EOF
 	run cpipe up
 	kill "$holder"
 	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
+	refute_contains "never-printed"
 	assert_contains "port $PORT on 127.0.0.1 is already in use"
 	assert_contains "cpipe.yml:"
 	[ -z "$(kubectl -n "$NS" get deployments,pods -o name 2> /dev/null)" ] ||
