@@ -306,6 +306,9 @@ int kube_forward_start(struct runtime *rt, const struct task_desc *d, const char
 				   "state directory (.cpipe) for the port forwarder's record",
 				   d->name);
 	}
+	/* A forwarder the stage still has (its service went away under it)
+	 * holds the ports: the new service's takes them over. */
+	kube_forward_stop(rt, d->name, NULL);
 	cleanup_free char *dir = records_dir(rt);
 	int *fds = xcalloc(n, sizeof(*fds));
 	size_t nfd = 0;
@@ -371,6 +374,20 @@ void kube_forward_keep(struct runtime *rt, const char *stage)
 	if (record_save(rt, stage, r, &e) < 0)
 		runtime_note(&rt->sink, RUNTIME_WARNING, stage, "%s", e.msg);
 	cJSON_Delete(r);
+}
+
+bool kube_forward_orphaned(struct runtime *rt, const char *stage, const char *name)
+{
+	if (!rt->state_dir)
+		return false;
+	cJSON *r = record_load(rt, stage);
+	const char *dep = rstr(r, "deployment");
+	pid_t owner = (pid_t)num(r, "owner");
+	bool orphan = r && dep && !strcmp(dep, name) &&
+		      !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "kept")) &&
+		      owner != getpid() && !alive(owner, (unsigned long long)num(r, "owner_start"));
+	cJSON_Delete(r);
+	return orphan;
 }
 
 /* Visits every record: `fn` gets the stage and the record. */

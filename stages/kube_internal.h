@@ -227,6 +227,9 @@ void kube_forward_keep(struct runtime *rt, const char *stage);
  * Deployments, Services and ConfigMaps; forgets kept ones that died.
  * Returns how many it stopped. */
 int kube_forward_sweep(struct runtime *rt);
+/* Whether the service `stage` (Deployment `name`) is a dead cpipe's that
+ * was not kept: its forwarder's record says so. */
+bool kube_forward_orphaned(struct runtime *rt, const char *stage, const char *name);
 /* Stops every forwarder of the project (down). */
 void kube_forward_stop_all(struct runtime *rt);
 /* runtime_ops.port_in_use: the host's view, a port of one of the

@@ -12,11 +12,18 @@
 char *kube_object_name(const struct runtime *rt, const char *stage, const char *run_id)
 {
 	cleanup_free char *st = kube_dns_name(stage, 30);
+	/* The run id's last 8 hex digits: its first are the day's date
+	 * (20261202T...), the same for every run of a day. */
 	char run[9] = "";
 	size_t n = 0;
-	for (const char *r = run_id ? run_id : ""; *r && n < 8; r++)
-		if ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f'))
+	for (const char *r = run_id ? run_id : ""; *r; r++)
+		if ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f')) {
+			if (n == 8) {
+				memmove(run, run + 1, 7);
+				n = 7;
+			}
 			run[n++] = *r;
+		}
 	run[n] = '\0';
 	cleanup_free char *raw = xasprintf("%s-%s-%s", rt->project, st, n ? run : "run");
 	return kube_dns_name(raw, 63);

@@ -100,11 +100,12 @@ wait_answer() {
 	assert_contains "127.0.0.1:$PORT->8080"
 	[ -n "$(forwarders)" ] || fail "no forwarder process"
 	[ -f .cpipe/kube-forward/web.json ] || fail "no forwarder record"
-	# A changed service is restarted on the same port by the next up.
-	sed -i 's/hello-from-pod/hello-again/' cpipe.yml
+	# The next up uses the running service: its own forwarder's port is
+	# no port in use, and it goes on answering.
 	run_ok up
-	[ "$(curl -s --max-time 20 "http://127.0.0.1:$PORT/")" = hello-again ] ||
-		fail "the restarted service does not answer on its port"
+	assert_contains "service web is already up"
+	[ "$(curl -s --max-time 20 "http://127.0.0.1:$PORT/")" = hello-from-pod ] ||
+		fail "the port stopped answering after the second up"
 	[ "$(forwarders | wc -l)" -eq 1 ] || fail "forwarders: $(forwarders)"
 	run_ok down
 	wait_port_free 10 || fail "port $PORT still answers after down"
@@ -130,7 +131,7 @@ wait_answer() {
 	[ -z "$(forwarders)" ] || fail "forwarder left after Ctrl-C: $(forwarders)"
 }
 
-@test "after a kill -9 of cpipe the next run stops its forwarder and deletes its service" {
+@test "after a kill -9 of cpipe the next run stops its forwarder, deletes its service and takes the port" {
 	web_spec "  wait:
     image: cpipe-test/busybox:latest
     depends_on: {web: {condition: service_healthy}}
@@ -140,20 +141,25 @@ wait_answer() {
 	wait_answer 90 || { kill -9 "$pid"; output=$(cat "$BATS_TEST_TMPDIR/out"); fail "the port never answered"; }
 	kill -9 "$pid"
 	wait "$pid" || true
-	[ -n "$(forwarders)" ] || fail "the forwarder went with cpipe"
+	local old
+	old=$(forwarders)
+	[ -n "$old" ] || fail "the forwarder went with cpipe"
 	wait_answer 10 || fail "the port stopped answering with cpipe"
-	spec << EOF
-name: $P
-stages:
-  quick: {image: cpipe-test/busybox:latest, command: echo quick-ran}
-EOF
-	run_ok run
-	assert_contains "quick-ran"
+	local dead
+	dead=$(kubectl -n "$NS" get deployments -o name)
+	[ -n "$dead" ] || fail "the killed run's service is gone already"
+	# The same service again: the dead run's forwarder holds its port.
+	web_spec
+	run_ok up
 	assert_contains "left by a cpipe that is gone"
-	wait_port_free 10 || fail "port $PORT still answers"
-	[ -z "$(forwarders)" ] || fail "forwarder left: $(forwarders)"
-	[ -z "$(kubectl -n "$NS" get deployments -o name)" ] ||
-		fail "the dead run's service is left: $(kubectl -n "$NS" get deployments -o name)"
+	wait_answer 10 || fail "the new service does not answer on the port"
+	[ "$(forwarders)" != "$old" ] && [ "$(forwarders | wc -l)" -eq 1 ] ||
+		fail "forwarders: $(forwarders), the dead run's: $old"
+	[[ "$(kubectl -n "$NS" get deployments -o name)" != *"$dead"* ]] ||
+		fail "the dead run's service is left: $dead"
+	run_ok down
+	wait_port_free 10 || fail "port $PORT still answers after down"
+	[ -z "$(forwarders)" ] || fail "forwarder left after down: $(forwarders)"
 }
 
 @test "a host port in use is refused before anything starts (exit 1)" {
