@@ -46,19 +46,7 @@ static void load(void)
 	*(void **)&real.MHD_start_daemon_va = dynlib_sym(&libmhd, "MHD_start_daemon_va");
 }
 
-#define FORWARD(ret, name, params, args)                                                          \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		return real.name args;                                                             \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                                     \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		real.name args;                                                                    \
-	}
-MHD_FUNCTIONS(FORWARD, FORWARD_VOID)
+MHD_FUNCTIONS(DYNLIB_FORWARD, DYNLIB_FORWARD_VOID)
 
 /* The options list goes on as a va_list (libmicrohttpd's own _va form). */
 struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,

@@ -47,20 +47,14 @@ static char *record_path(const struct runtime *rt, const char *stage, const char
 	return path_join(dir, file);
 }
 
-static bool alive(pid_t pid, unsigned long long start)
-{
-	char state = 0;
-	return pid > 1 && start && proc_starttime(pid, &state) == start && state != 'Z';
-}
-
 /* SIGTERM, then SIGKILL after 2 s; returns once it is gone (its sockets
  * closed) or 3 s passed. */
 static void end_process(pid_t pid, unsigned long long start)
 {
-	if (!alive(pid, start))
+	if (!proc_alive(pid, start))
 		return;
 	kill(pid, SIGTERM);
-	for (int i = 0; i < 300 && alive(pid, start); i++) {
+	for (int i = 0; i < 300 && proc_alive(pid, start); i++) {
 		if (i == 200)
 			kill(pid, SIGKILL);
 		waitpid(pid, NULL, WNOHANG);
@@ -385,7 +379,7 @@ bool kube_forward_orphaned(struct runtime *rt, const char *stage, const char *na
 	pid_t owner = (pid_t)num(r, "owner");
 	bool orphan = r && dep && !strcmp(dep, name) &&
 		      !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "kept")) &&
-		      owner != getpid() && !alive(owner, (unsigned long long)num(r, "owner_start"));
+		      owner != getpid() && !proc_alive(owner, (unsigned long long)num(r, "owner_start"));
 	cJSON_Delete(r);
 	return orphan;
 }
@@ -417,11 +411,11 @@ static void sweep_one(struct runtime *rt, const char *stage, const cJSON *r, voi
 	pid_t owner = (pid_t)num(r, "owner");
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "kept"))) {
 		/* The service another cpipe left up keeps its forwarder, while both last. */
-		if (!alive((pid_t)num(r, "pid"), (unsigned long long)num(r, "start")))
+		if (!proc_alive((pid_t)num(r, "pid"), (unsigned long long)num(r, "start")))
 			record_end(rt, stage, r);
 		return;
 	}
-	if (owner == getpid() || alive(owner, (unsigned long long)num(r, "owner_start")))
+	if (owner == getpid() || proc_alive(owner, (unsigned long long)num(r, "owner_start")))
 		return;
 	record_end(rt, stage, r);
 	(*total)++;
@@ -462,7 +456,7 @@ static void holds(struct runtime *rt, const char *stage, const cJSON *r, void *u
 {
 	(void)rt, (void)stage;
 	struct port_query *q = ud;
-	if (!alive((pid_t)num(r, "pid"), (unsigned long long)num(r, "start")))
+	if (!proc_alive((pid_t)num(r, "pid"), (unsigned long long)num(r, "start")))
 		return;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "ports"))
