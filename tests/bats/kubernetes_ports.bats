@@ -49,7 +49,7 @@ stages:
         printf '#!/bin/sh\necho "Content-Type: text/plain"\necho "X-Echo: yes"\necho\nhead -c "\$\$CONTENT_LENGTH"\n' > /www/cgi-bin/echo
         chmod 755 /www/cgi-bin/echo
         exec httpd -f -p 8080 -h /www
-    ports: ["127.0.0.1:$PORT:8080"]
+    ports: ["${PUBLISH:-127.0.0.1:$PORT:8080}"]
     stop_grace_period: 1s
     healthcheck: {http: "http://127.0.0.1:8080/", interval: 1s, retries: 60}
 ${1:-}
@@ -113,8 +113,8 @@ wait_answer() {
 	[ ! -e .cpipe/kube-forward/web.json ] || fail "the forwarder record is left"
 }
 
-@test "during cpipe run the port answers; Ctrl-C stops the forwarder and frees the port" {
-	web_spec "  wait:
+@test "during cpipe run the port answers, on 127.0.0.1 by default; Ctrl-C stops the forwarder and frees the port" {
+	PUBLISH="$PORT:8080" web_spec "  wait:
     image: cpipe-test/busybox:latest
     depends_on: {web: {condition: service_healthy}}
     command: sleep 300
@@ -122,6 +122,9 @@ wait_answer() {
 	"$CPIPE_BIN" run > "$BATS_TEST_TMPDIR/out" 2>&1 &
 	local pid=$!
 	wait_answer 90 || { kill -INT "$pid"; wait "$pid"; output=$(cat "$BATS_TEST_TMPDIR/out"); fail "the port never answered"; }
+	local bound
+	bound=$(ss -Hltn "sport = :$PORT" | awk '{print $4}')
+	[ "$bound" = "127.0.0.1:$PORT" ] || { kill -INT "$pid"; wait "$pid"; fail "bound to $bound, not 127.0.0.1"; }
 	kill -INT "$pid"
 	local rc=0
 	wait "$pid" || rc=$?
