@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,53 @@ struct fwd_port {
 	int port; /* the Service's (= the container's) port */
 	struct MHD_Daemon *d;
 };
+
+/* A client connection's transfer handles (one thread each): kept from
+ * one request to the next, so its connection to the API server, TLS
+ * handshake done, serves them all. Freed when the thread ends. */
+struct conn {
+	CURL *h;
+	CURLM *m;
+	bool added; /* h is in m (the last request's transfer) */
+};
+
+static pthread_key_t conn_key;
+static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+
+static void conn_free(void *p)
+{
+	struct conn *c = p;
+	if (c->added)
+		curl_multi_remove_handle(c->m, c->h);
+	curl_multi_cleanup(c->m);
+	curl_easy_cleanup(c->h);
+	free(c);
+}
+
+static void conn_key_make(void)
+{
+	if (pthread_key_create(&conn_key, conn_free) != 0)
+		abort();
+}
+
+/* This thread's handles, ready for a new transfer. */
+static struct conn *conn_get(void)
+{
+	pthread_once(&conn_once, conn_key_make);
+	struct conn *c = pthread_getspecific(conn_key);
+	if (!c) {
+		c = xcalloc(1, sizeof(*c));
+		c->h = curl_easy_init();
+		c->m = curl_multi_init();
+		if (!c->h || !c->m || pthread_setspecific(conn_key, c) != 0)
+			abort();
+	}
+	if (c->added)
+		curl_multi_remove_handle(c->m, c->h);
+	c->added = false;
+	curl_easy_reset(c->h);
+	return c;
+}
 
 /* One request and its relay. */
 struct exchange {
@@ -203,10 +251,9 @@ static void start(struct exchange *x, const struct fwd_port *fp, struct MHD_Conn
 	    xasprintf("%s/api/v1/namespaces/%s/services/%s:%d/proxy%s%s", kube_server(fp->f->k),
 		      fp->f->ns, fp->f->service, fp->port, url, sb_str(&q));
 	sb_free(&q);
-	x->h = curl_easy_init();
-	x->m = curl_multi_init();
-	if (!x->h || !x->m)
-		abort();
+	struct conn *cn = conn_get();
+	x->h = cn->h;
+	x->m = cn->m;
 	CURL *h = x->h;
 	curl_easy_setopt(h, CURLOPT_URL, full);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -231,7 +278,7 @@ static void start(struct exchange *x, const struct fwd_port *fp, struct MHD_Conn
 			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
 		}
 	}
-	curl_multi_add_handle(x->m, h);
+	cn->added = curl_multi_add_handle(x->m, h) == CURLM_OK;
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
@@ -291,12 +338,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct exchange *x = *con_cls;
 	if (!x)
 		return;
-	if (x->m) {
-		curl_multi_remove_handle(x->m, x->h);
-		curl_multi_cleanup(x->m);
-	}
+	/* The handles stay with the connection's thread (conn_get); the
+	 * headers they point to go, so detach them first. */
 	if (x->h)
-		curl_easy_cleanup(x->h);
+		curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, NULL);
 	kube_curl_headers_free(x->req_hdrs);
 	strvec_free(&x->resp_hdrs);
 	sb_free(&x->body);
