@@ -10,12 +10,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/close_range.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -379,7 +379,8 @@ bool kube_forward_orphaned(struct runtime *rt, const char *stage, const char *na
 	pid_t owner = (pid_t)num(r, "owner");
 	bool orphan = r && dep && !strcmp(dep, name) &&
 		      !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "kept")) &&
-		      owner != getpid() && !proc_alive(owner, (unsigned long long)num(r, "owner_start"));
+		      owner != getpid() &&
+		      !proc_alive(owner, (unsigned long long)num(r, "owner_start"));
 	cJSON_Delete(r);
 	return orphan;
 }
