@@ -14,22 +14,14 @@ load helpers
 load kube_helpers
 
 setup() {
-	kube_ready
-	PROJ="$BATS_TEST_TMPDIR/proj"
-	mkdir -p "$PROJ"
-	cd "$PROJ" || return 1
-	P="kp-$(printf %04x $RANDOM)-$BATS_TEST_NUMBER"
-	NS="cpipe-$P"
+	kube_project kp
 	PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
 }
 
 teardown() {
 	local pid
-	for pid in $(procs_matching "cpipe-kube-forward $NS"); do kill -9 "$pid"; done
-	[ -n "${NS:-}" ] && [ "$KREADY" = 1 ] &&
-		kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
-	return 0
+	for pid in $(procs_matching "cpipe-kube-forward ${NS:-none}"); do kill -9 "$pid"; done
+	kube_project_delete
 }
 
 # A busybox httpd on 8080 serving index.html and a CGI that echoes the
