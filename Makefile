@@ -10,12 +10,13 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2
+PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libarchive are compiled against but loaded on first use
-# (lib/lazy_curl.c, lib/lazy_archive.c): mapping them and the libraries
-# they pull in cost more at every start than a local run takes.
-LAZY_PKGS := libcurl libarchive
+# libcurl, libarchive and libmicrohttpd are compiled against but loaded on
+# first use (lib/lazy_curl.c, lib/lazy_archive.c, lib/lazy_mhd.c): mapping
+# them and the libraries they pull in cost more at every start than a local
+# run takes.
+LAZY_PKGS := libcurl libarchive libmicrohttpd
 PKG_LIBS := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2

@@ -103,9 +103,15 @@ static void format_uptime(char *buf, size_t n, long long secs)
 		snprintf(buf, n, "%lldh%02lldm", secs / 3600, secs / 60 % 60);
 }
 
-/* A service that was healthy is probed again: a hung server shows. */
+/* A service that was healthy is probed again: a hung server shows. A
+ * runtime that probes its tasks itself (kubernetes: the readiness probe)
+ * was asked already: its URL need not be reachable from here. */
 static bool service_healthy_now(struct svc_ctx *x, const char *name, const cJSON *st)
 {
+	const char *rname = cJSON_GetStringValue(cJSON_GetObjectItem(st, "runtime"));
+	const struct runtime_ops *ops = rname ? runtime_find(rname) : NULL;
+	if (ops && ops->caps.task_probes)
+		return true;
 	for (size_t i = 0; i < x->p->nstages; i++) {
 		if (strcmp(x->p->stages[i].name, name) != 0)
 			continue;

@@ -10,6 +10,7 @@
 #include "../lib/fs.h"
 #include "../pipeline/spec_image.h"
 #include "cli.h"
+#include "../stages/kube_forward.h"
 #include "../stages/netns.h"
 #include "opts.h"
 
@@ -319,6 +320,9 @@ int main(int argc, char **argv)
 	/* The local runtime's network holder is cpipe under another name. */
 	if (argc > 0 && strcmp(argv[0], "cpipe-netns") == 0)
 		return netns_holder_main(argc, argv);
+	/* So is the kubernetes runtime's port forwarder. */
+	if (argc > 0 && strcmp(argv[0], KUBE_FORWARD_NAME) == 0)
+		return kube_forward_main(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "+f:C:p:qh", opts, NULL)) != -1) {
 		switch (opt) {

@@ -18,4 +18,20 @@ struct dynlib {
  * resolve under pthread_once. */
 void *dynlib_sym(struct dynlib *lib, const char *name);
 
+/* A lazy_*.c file's forwards, from its table of (return type, name,
+ * parameters, arguments): each resolves the table once (pthread_once of
+ * `once` with `load`) and calls the real function in `real`. */
+#define DYNLIB_FORWARD(ret, name, params, args)                                                 \
+	ret name params                                                                         \
+	{                                                                                        \
+		pthread_once(&once, load);                                                       \
+		return real.name args;                                                           \
+	}
+#define DYNLIB_FORWARD_VOID(ret, name, params, args)                                            \
+	ret name params                                                                         \
+	{                                                                                        \
+		pthread_once(&once, load);                                                       \
+		real.name args;                                                                  \
+	}
+
 #endif

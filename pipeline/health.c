@@ -224,7 +224,7 @@ int health_start(struct health_probe **out, struct health_set *hs,
 		 const struct healthcheck *h, struct cp_error *err)
 {
 	*out = NULL;
-	if (h->http) {
+	if (h->http && !ops->caps.task_probes) {
 		struct health_probe *pr = probe_new(hs, ops, rt);
 		cleanup_free char *url = health_url(ops, rt, t, h->http);
 		if (start_http(pr, url, h->timeout_ms, err) < 0) {
@@ -234,14 +234,18 @@ int health_start(struct health_probe **out, struct health_set *hs,
 		*out = pr;
 		return 0;
 	}
-	if (h->test.n == 0)
+	if (h->test.n == 0 && !h->http)
 		return 1;
 	if (!ops->caps.exec)
 		return cp_error_set(err, EXIT_USAGE,
 				    "the %s runtime cannot run health check commands", ops->name);
 	struct strvec argv = {0};
-	const char *kind = h->test.v[0];
-	if (strcmp(kind, "CMD-SHELL") == 0) {
+	const char *kind = h->http ? "" : h->test.v[0];
+	if (h->http) {
+		/* The runtime's own probe of the URL (caps.task_probes). */
+		strvec_push(&argv, "GET");
+		strvec_push(&argv, h->http);
+	} else if (strcmp(kind, "CMD-SHELL") == 0) {
 		strvec_push(&argv, "/bin/sh");
 		strvec_push(&argv, "-c");
 		for (size_t i = 1; i < h->test.n; i++)

@@ -249,6 +249,7 @@ void kube_runtime_free(struct runtime *rt)
 	kube_config_free(&rt->cfg);
 	free(rt->project);
 	free(rt->namespace);
+	free(rt->state_dir);
 	free(rt->helper_image);
 	for (size_t i = 0; i < rt->nvolumes; i++) {
 		free(rt->volumes[i].key);
@@ -540,18 +541,28 @@ bool kube_image_local(struct runtime *rt, const char *image, struct cp_error *er
 	return node_images(rt, err) == 0 && on_nodes(rt, image);
 }
 
-/* Pods publish no host port: a service is reached in the cluster by its
- * Service's name. */
+/* A port the spec publishes with a host port is that port (through the
+ * forwarder, kube_forward.c); one without is reached in the cluster only,
+ * by the Service's name. */
 static int kube_host_port(struct runtime *rt, struct task *t, int container_port,
 			  const char *protocol)
 {
-	(void)rt, (void)t, (void)container_port, (void)protocol;
+	(void)rt;
+	const struct task_desc *s = &t->desc;
+	for (size_t i = 0; i < s->nports; i++) {
+		const struct port *pt = &s->ports[i];
+		const char *proto = pt->protocol ? pt->protocol : "tcp";
+		if (pt->host_port && !strcmp(proto, protocol ? protocol : "tcp") &&
+		    container_port >= pt->container_port && container_port <= pt->container_port_end)
+			return pt->host_port + (container_port - pt->container_port);
+	}
 	return 0;
 }
 
 static int kube_rt_down(struct runtime *rt, struct cp_error *err)
 {
 	int n = 0;
+	kube_forward_stop_all(rt);
 	if (kube_delete_labelled(rt, NULL, NULL, &n, err) < 0)
 		return -1;
 	if (n)
@@ -564,7 +575,7 @@ static int kube_rt_down(struct runtime *rt, struct cp_error *err)
 const struct runtime_ops runtime_kubernetes = {
 	.name = "kubernetes",
 	.caps = {.images = true, .detached = true, .exec = true, .archive_reads = true,
-		 .logs = true, .down = true},
+		 .logs = true, .down = true, .port_check = true, .task_probes = true},
 	.open = kube_rt_open,
 	.close = kube_rt_close,
 	.volume_ensure = kube_volume_ensure,
@@ -583,5 +594,6 @@ const struct runtime_ops runtime_kubernetes = {
 	.handle_alive = kube_handle_alive,
 	.handle_stop = kube_handle_stop,
 	.handle_logs = kube_handle_logs,
+	.port_in_use = kube_port_in_use,
 	.down = kube_rt_down,
 };

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runtime.h"
 
@@ -131,6 +132,39 @@ char *kube_escape(const char *s)
 	return out;
 }
 
+void kube_curl_auth(const struct kube *k, CURL *h, struct curl_slist **hdrs)
+{
+	if (k->cfg.ca_pem) {
+		struct curl_blob b = {k->cfg.ca_pem, k->cfg.ca_len, CURL_BLOB_COPY};
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (k->cfg.cert_pem) {
+		struct curl_blob c = {k->cfg.cert_pem, k->cfg.cert_len, CURL_BLOB_COPY};
+		struct curl_blob kb = {k->cfg.key_pem, k->cfg.key_len, CURL_BLOB_COPY};
+		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
+		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (k->cfg.insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (k->cfg.token) {
+		cleanup_free char *auth = xasprintf("Authorization: Bearer %s", k->cfg.token);
+		*hdrs = curl_slist_append(*hdrs, auth);
+		explicit_bzero(auth, strlen(auth));
+	}
+}
+
+void kube_curl_headers_free(struct curl_slist *hdrs)
+{
+	for (struct curl_slist *l = hdrs; l; l = l->next)
+		if (strncasecmp(l->data, "Authorization:", 14) == 0)
+			explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(hdrs);
+}
+
 static size_t write_cb(char *data, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
@@ -219,22 +253,6 @@ int kube_call(struct kube *k, const struct kube_req *rq, long *status_out, cJSON
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x.errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, KUBE_CONNECT_MS);
-	if (k->cfg.ca_pem) {
-		struct curl_blob b = {k->cfg.ca_pem, k->cfg.ca_len, CURL_BLOB_COPY};
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
-	}
-	if (k->cfg.cert_pem) {
-		struct curl_blob c = {k->cfg.cert_pem, k->cfg.cert_len, CURL_BLOB_COPY};
-		struct curl_blob kb = {k->cfg.key_pem, k->cfg.key_len, CURL_BLOB_COPY};
-		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
-		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-	}
-	if (k->cfg.insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -245,10 +263,7 @@ int kube_call(struct kube *k, const struct kube_req *rq, long *status_out, cJSON
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-	cleanup_free char *auth = k->cfg.token ? xasprintf("Authorization: Bearer %s", k->cfg.token)
-					       : NULL;
-	if (auth)
-		hdrs = curl_slist_append(hdrs, auth);
+	kube_curl_auth(k, h, &hdrs);
 	char *text = NULL;
 	if (rq->json) {
 		text = cJSON_PrintUnformatted(rq->json);
@@ -269,9 +284,7 @@ int kube_call(struct kube *k, const struct kube_req *rq, long *status_out, cJSON
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	x.status = status ? status : x.status > 0 ? x.status : 0;
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdrs);
-	if (auth)
-		explicit_bzero(auth, strlen(auth));
+	kube_curl_headers_free(hdrs);
 	if (text)
 		cJSON_free(text);
 	if (status_out)

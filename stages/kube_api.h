@@ -15,6 +15,7 @@
 #define CPIPE_STAGES_KUBE_API_H
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -59,6 +60,13 @@ int kube_call(struct kube *k, const struct kube_req *rq, long *status_out, cJSON
 /* kube_call with a JSON body and a collected response. */
 int kube_json(struct kube *k, const char *method, const char *path, const cJSON *body,
 	      long *status_out, cJSON **json_out, struct cp_error *err);
+
+/* Sets up curl handle `h` for the client's server: its CA, client
+ * certificate and key, and (appended to *hdrs) its bearer token, for a
+ * request made outside kube_call (the port forwarder's, kube_forward.c).
+ * Free *hdrs with kube_curl_headers_free, which wipes the token. */
+void kube_curl_auth(const struct kube *k, CURL *h, struct curl_slist **hdrs);
+void kube_curl_headers_free(struct curl_slist *hdrs);
 
 /* The string at `path` ("status.phase": dot-separated object members)
  * inside `o`, or NULL; lent. */

@@ -56,8 +56,13 @@ struct kube_work {
 	size_t nmounts;
 	struct kube_port *ports;
 	size_t nports;
-	/* readinessProbe: an exec command, its period, timeout, threshold */
+	/* readinessProbe: an exec command, or an httpGet of path and port
+	 * (probe_port > 0; https with probe_https), its period, timeout,
+	 * threshold */
 	struct strvec probe;
+	char *probe_path;
+	int probe_port;
+	bool probe_https;
 	long probe_period_ms, probe_timeout_ms, probe_start_ms;
 	int probe_retries;
 	long grace_ms;
@@ -83,6 +88,7 @@ struct runtime {
 	struct kube_config cfg;
 	char *project;    /* normalized */
 	char *namespace;  /* cpipe-<project> or x-cpipe: namespace */
+	char *state_dir;  /* the project's .cpipe, NULL when none */
 	char *helper_image;
 	struct kube_volume *volumes;
 	size_t nvolumes;
@@ -205,6 +211,31 @@ int kube_handle_logs(struct runtime *rt, const cJSON *h, bool follow,
 		     void (*sink)(void *ud, int stream, const char *data, size_t n), void *ud,
 		     volatile sig_atomic_t *stop, struct cp_error *err);
 int kube_service_ips(struct runtime *rt, struct cp_error *err);
+
+/* kube_forward.c: published ports (a forwarder process per service, see
+ * there). kube_forward_start binds the host ports `d` publishes and starts
+ * their forwarder to Service `name`; nothing when it publishes none.
+ * Fails (EXIT_STAGE_FAILED, at the port's place) for a port in use. */
+int kube_forward_start(struct runtime *rt, const struct task_desc *d, const char *name,
+		       struct cp_error *err);
+/* Stops the forwarder of `stage` (only when it forwards to Service `name`,
+ * unless NULL) and forgets it; none is fine. */
+void kube_forward_stop(struct runtime *rt, const char *stage, const char *name);
+/* Marks the forwarder of `stage` as kept with its service (cpipe up). */
+void kube_forward_keep(struct runtime *rt, const char *stage);
+/* Stops the forwarders a dead cpipe started and deletes their services'
+ * Deployments, Services and ConfigMaps; forgets kept ones that died.
+ * Returns how many it stopped. */
+int kube_forward_sweep(struct runtime *rt);
+/* Whether the service `stage` (Deployment `name`) is a dead cpipe's that
+ * was not kept: its forwarder's record says so. */
+bool kube_forward_orphaned(struct runtime *rt, const char *stage, const char *name);
+/* Stops every forwarder of the project (down). */
+void kube_forward_stop_all(struct runtime *rt);
+/* runtime_ops.port_in_use: the host's view, a port of one of the
+ * project's forwarders counting as free. */
+int kube_port_in_use(struct runtime *rt, const char *host_ip, int port, const char *protocol,
+		     char **who);
 
 /* kube_tree.c: volume_read_tree through a helper pod. */
 int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *path,

@@ -241,6 +241,8 @@ static void delete_objects(struct runtime *rt, struct ktask *kt)
 	cp_error_clear(&e);
 	if (kt->has_files && kube_delete(rt->k, rt, "configmaps", kt->name, &e) < 0)
 		runtime_note(&rt->sink, RUNTIME_WARNING, kt->stage, "%s", e.msg);
+	if (kt->service)
+		kube_forward_stop(rt, kt->stage, kt->name);
 }
 
 static void task_free(struct ktask *kt)
@@ -289,14 +291,15 @@ static void sweep_kind(struct runtime *rt, const char *kind, const char *key, co
 
 /* What a cpipe that is gone (kill -9) left: the project lock says no
  * other cpipe runs the project now, so every Job (its pods go with it)
- * and its ConfigMap, and every volume-reading helper pod. Services that
- * `cpipe up` left running are Deployments, and stay. */
+ * and its ConfigMap, every volume-reading helper pod, and the services
+ * whose port forwarder it started (kube_forward.c). Services that `cpipe
+ * up` left running are Deployments, and stay. */
 static void sweep_leftovers(struct runtime *rt)
 {
 	if (rt->swept)
 		return;
 	rt->swept = true;
-	int total = 0;
+	int total = kube_forward_sweep(rt);
 	sweep_kind(rt, "jobs", NULL, NULL, true, &total);
 	sweep_kind(rt, "pods", KLABEL_HELPER, "volume-reader", false, &total);
 	if (total)
@@ -354,6 +357,11 @@ int kube_task_start(struct runtime *rt, const struct task_spec *ts, struct task 
 	if (rc < 0) {
 		cp_error_prefix(err, "stage \"%s\": creating %s %s", kt->stage,
 				kt->service ? "deployment" : "job", kt->name);
+		delete_objects(rt, kt);
+		task_free(kt);
+		return -1;
+	}
+	if (kt->service && kube_forward_start(rt, ts->desc, kt->name, err) < 0) {
 		delete_objects(rt, kt);
 		task_free(kt);
 		return -1;
@@ -449,6 +457,7 @@ void kube_task_release(struct runtime *rt, struct task *t)
 	struct ktask *kt = t->priv;
 	if (t->keep_running) {
 		strvec_push(&rt->kept, kt->stage);
+		kube_forward_keep(rt, kt->stage);
 	} else {
 		delete_objects(rt, kt);
 	}

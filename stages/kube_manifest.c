@@ -12,11 +12,18 @@
 char *kube_object_name(const struct runtime *rt, const char *stage, const char *run_id)
 {
 	cleanup_free char *st = kube_dns_name(stage, 30);
+	/* The run id's last 8 hex digits: its first are the day's date
+	 * (20261202T...), the same for every run of a day. */
 	char run[9] = "";
 	size_t n = 0;
-	for (const char *r = run_id ? run_id : ""; *r && n < 8; r++)
-		if ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f'))
+	for (const char *r = run_id ? run_id : ""; *r; r++)
+		if ((*r >= '0' && *r <= '9') || (*r >= 'a' && *r <= 'f')) {
+			if (n == 8) {
+				memmove(run, run + 1, 7);
+				n = 7;
+			}
 			run[n++] = *r;
+		}
 	run[n] = '\0';
 	cleanup_free char *raw = xasprintf("%s-%s-%s", rt->project, st, n ? run : "run");
 	return kube_dns_name(raw, 63);
@@ -70,10 +77,18 @@ static void add_resources(cJSON *c, const struct kube_work *w)
 
 static void add_probe(cJSON *c, const struct kube_work *w)
 {
-	if (!w->probe.n)
+	if (!w->probe.n && !w->probe_port)
 		return;
 	cJSON *p = cJSON_AddObjectToObject(c, "readinessProbe");
-	cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "exec"), "command", strings(&w->probe));
+	if (w->probe_port) {
+		cJSON *g = cJSON_AddObjectToObject(p, "httpGet");
+		cJSON_AddStringToObject(g, "path", w->probe_path);
+		cJSON_AddNumberToObject(g, "port", w->probe_port);
+		cJSON_AddStringToObject(g, "scheme", w->probe_https ? "HTTPS" : "HTTP");
+	} else {
+		cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "exec"), "command",
+				      strings(&w->probe));
+	}
 	long period = (w->probe_period_ms + 999) / 1000;
 	long timeout = (w->probe_timeout_ms + 999) / 1000;
 	cJSON_AddNumberToObject(p, "periodSeconds", period > 0 ? (double)period : 1);

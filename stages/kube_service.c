@@ -40,6 +40,11 @@ int kube_handle_alive(struct runtime *rt, const cJSON *h, struct cp_error *err)
 	const char *name = handle_name(rt, h, err);
 	if (!name)
 		return 0;
+	/* A killed run's service is no service up: the next run replaces it
+	 * (and its sweep deletes it). */
+	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "stage"));
+	if (stage && kube_forward_orphaned(rt, stage, name))
+		return 0;
 	cleanup_free char *path = kube_path(rt, "deployments", name);
 	long status = 0;
 	cJSON *d = NULL;
@@ -61,6 +66,9 @@ int kube_handle_stop(struct runtime *rt, const cJSON *h, long grace_ms, struct c
 	const char *name = handle_name(rt, h, err);
 	if (!name)
 		return -1;
+	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "stage"));
+	if (stage)
+		kube_forward_stop(rt, stage, name);
 	static const char *const kinds[] = {"deployments", "services", "configmaps"};
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
 		if (kube_delete(rt->k, rt, kinds[i], name, err) < 0)

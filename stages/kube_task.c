@@ -3,6 +3,7 @@
  * (what a pod runs), the project's volumes and x-cpipe settings a
  * namespace, claims and a helper image. Everything the cluster cannot do is refused here, before
  * anything runs, naming the spec's place. */
+#include <curl/curl.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 void kube_task_project(struct runtime *rt, const struct runtime_project *proj)
 {
 	rt->project = kube_dns_name(proj->name, 40);
+	rt->state_dir = proj->state_dir ? xstrdup(proj->state_dir) : NULL;
 	if (proj->kube_namespace && *proj->kube_namespace)
 		rt->namespace = xstrdup(proj->kube_namespace);
 	else
@@ -246,26 +248,54 @@ static int gpus(struct kube_work *w, const struct task_desc *s, struct cp_error 
 	return 0;
 }
 
+/* healthcheck: {http: URL}: the kubelet GETs the URL's path (and query)
+ * at its port on the pod, as the other runtimes GET it from the host. */
+static int probe_http(struct kube_work *w, const struct task_desc *s, const char *url,
+		      struct cp_error *err)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *port = NULL, *path = NULL, *query = NULL;
+	int rc = 0;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		rc = refuse(err, &s->mark, s->name,
+			    "healthcheck: {http: %s} is no http:// or https:// URL", url);
+	} else {
+		curl_url_get(u, CURLUPART_QUERY, &query, 0);
+		w->probe_path = query ? xasprintf("%s?%s", path, query) : xstrdup(path);
+		w->probe_port = atoi(port);
+		w->probe_https = strcmp(scheme, "https") == 0;
+	}
+	curl_free(scheme);
+	curl_free(port);
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 static int probe(struct kube_work *w, const struct task_desc *s, struct cp_error *err)
 {
 	const struct healthcheck *h = s->healthcheck;
 	if (!h || h->disable)
 		return 0;
-	if (h->http)
-		return refuse(err, &s->mark, s->name,
-			      "healthcheck: {http: %s} is probed from this host, which does not "
-			      "reach the cluster's pods; give a test: command, which the "
-			      "kubernetes runtime runs as the pod's readiness probe",
-			      h->http);
-	if (!h->test.n || strcmp(h->test.v[0], "NONE") == 0)
-		return 0;
-	if (strcmp(h->test.v[0], "CMD-SHELL") == 0) {
-		strvec_push(&w->probe, "/bin/sh");
-		strvec_push(&w->probe, "-c");
+	if (h->http) {
+		if (probe_http(w, s, h->http, err) < 0)
+			return -1;
+	} else {
+		if (!h->test.n || strcmp(h->test.v[0], "NONE") == 0)
+			return 0;
+		bool shell = strcmp(h->test.v[0], "CMD-SHELL") == 0;
+		if (shell) {
+			strvec_push(&w->probe, "/bin/sh");
+			strvec_push(&w->probe, "-c");
+		}
+		for (size_t i = shell || strcmp(h->test.v[0], "CMD") == 0; i < h->test.n; i++)
+			strvec_push(&w->probe, h->test.v[i]);
 	}
-	for (size_t i = strcmp(h->test.v[0], "CMD") == 0 || strcmp(h->test.v[0], "CMD-SHELL") == 0;
-	     i < h->test.n; i++)
-		strvec_push(&w->probe, h->test.v[i]);
 	w->probe_period_ms = h->interval_ms > 0 ? h->interval_ms : 1000;
 	w->probe_timeout_ms = h->timeout_ms > 0 ? h->timeout_ms : 5000;
 	w->probe_start_ms = h->start_period_ms;
@@ -295,6 +325,16 @@ int kube_task_work(struct kube_work *w, struct runtime *rt, const struct task_sp
 		kvvec_set(&w->resources, s->resources.v[i].key, s->resources.v[i].value);
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port *pt = &s->ports[i];
+		if (pt->host_port && pt->protocol && !strcmp(pt->protocol, "udp")) {
+			refuse(err, &pt->mark, s->name,
+			       "port %d/udp is published on the host; the kubernetes runtime "
+			       "forwards published ports as HTTP through the API server, so TCP "
+			       "only (drop the host port to reach it in the cluster by the "
+			       "stage's name)",
+			       pt->container_port);
+			kube_work_free(w);
+			return -1;
+		}
 		for (int p = pt->container_port; p <= pt->container_port_end; p++) {
 			w->ports = xrealloc(w->ports, (w->nports + 1) * sizeof(*w->ports));
 			w->ports[w->nports++] = (struct kube_port){
@@ -350,5 +390,6 @@ void kube_work_free(struct kube_work *w)
 		free(w->ports[i].protocol);
 	free(w->ports);
 	strvec_free(&w->probe);
+	free(w->probe_path);
 	memset(w, 0, sizeof(*w));
 }

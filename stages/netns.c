@@ -67,7 +67,7 @@ unsigned long long proc_starttime(pid_t pid, char *state)
 	return p ? strtoull(p, NULL, 10) : 0;
 }
 
-static bool proc_alive(pid_t pid, unsigned long long start)
+bool proc_alive(pid_t pid, unsigned long long start)
 {
 	char state = 0;
 	return pid > 1 && start && proc_starttime(pid, &state) == start && state != 'Z';

@@ -55,5 +55,8 @@ int netns_holder_main(int argc, char **argv);
  * is never mistaken for another), and its state letter in *state when
  * non-NULL. 0 when the process is gone. */
 unsigned long long proc_starttime(pid_t pid, char *state);
+/* Whether process `pid` with start time `start` (proc_starttime's) still
+ * runs: not gone, not another process with its pid, not a zombie. */
+bool proc_alive(pid_t pid, unsigned long long start);
 
 #endif

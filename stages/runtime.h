@@ -167,6 +167,10 @@ struct runtime_caps {
 	bool top;           /* handle_top: the processes of a detached task */
 	bool projects;      /* projects: lists the projects it labelled (`cpipe ls`) */
 	bool down;          /* down: project-wide leftovers to remove (network, containers) */
+	/* The task runs its own health checks, http: ones included (the pod's
+	 * readiness probe): exec_start gives their verdict, and cpipe probes
+	 * no URL from this host. */
+	bool task_probes;
 };
 
 struct runtime_ops {

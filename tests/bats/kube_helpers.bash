@@ -28,3 +28,23 @@ kube_ready() {
 	# shellcheck disable=SC1091
 	. "$BATS_FILE_TMPDIR/env"
 }
+
+# A test's project on the cluster: skips unless the cluster is up (see
+# kube_ready), makes $PROJ the working directory and names the project
+# $P ("$1-<random>-<test number>") and its namespace $NS.
+kube_project() {
+	kube_ready
+	PROJ="$BATS_TEST_TMPDIR/proj"
+	mkdir -p "$PROJ"
+	cd "$PROJ" || return 1
+	P="$1-$(printf %04x $RANDOM)-$BATS_TEST_NUMBER"
+	NS="cpipe-$P"
+	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
+}
+
+# Deletes the test's namespace (without waiting).
+kube_project_delete() {
+	[ -n "${NS:-}" ] && [ "$KREADY" = 1 ] &&
+		kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
+	return 0
+}

@@ -44,6 +44,8 @@ static void test_capabilities_match_the_members(void **state)
 		assert_int_equal(c->down, o->down != NULL);
 		/* Attaching to, or reading the logs of, a detached task needs one. */
 		assert_true(c->detached || !(c->attach || c->logs || c->top));
+		/* Its own probes' verdicts come through exec_start. */
+		assert_true(c->exec || !c->task_probes);
 	}
 	assert_false(runtime_local.caps.images);
 	assert_true(runtime_docker.caps.images && runtime_docker.caps.port_alloc);
