@@ -292,9 +292,10 @@ int lock_load(cJSON **out, const char *path, struct cp_error *err)
 	return 0;
 }
 
-int lock_save(const char *path, cJSON *doc, struct cp_error *err)
+int lock_save(const char *path, cJSON *doc, bool durable, struct cp_error *err)
 {
 	/* Committed and shared: readable by all, and it holds no secret. */
 	cleanup_free char *text = json_pretty(doc);
-	return fs_write_atomic(path, text, strlen(text), 0644, err);
+	return durable ? fs_write_atomic(path, text, strlen(text), 0644, err)
+		       : fs_write_atomic_data(path, text, strlen(text), 0644, err);
 }

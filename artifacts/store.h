@@ -62,6 +62,8 @@ int record_resolve(char **out, const char *state_dir, const char *arg, struct cp
 /* The lock file: {"version": 1, "stages": {...}}. A missing file gives an
  * empty lock; a corrupt one is an error naming it. */
 int lock_load(cJSON **out, const char *path, struct cp_error *err);
-int lock_save(const char *path, cJSON *doc, struct cp_error *err);
+/* Without `durable`, the directory is not fsynced (fs_write_atomic_data):
+ * the saves while a run goes on, settled by fs_sync_dir when it ends. */
+int lock_save(const char *path, cJSON *doc, bool durable, struct cp_error *err);
 
 #endif

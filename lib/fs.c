@@ -25,7 +25,7 @@ int fs_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static void fsync_dir(const char *path)
+void fs_sync_dir(const char *path)
 {
 	cleanup_free char *dir = path_dirname(path);
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -35,8 +35,15 @@ static void fsync_dir(const char *path)
 	}
 }
 
+/* How much of a write_atomic reaches the disk before it returns. */
+enum sync_level {
+	SYNC_NONE,
+	SYNC_DATA, /* the new content, before it replaces the old */
+	SYNC_ALL,  /* and the rename, by an fsync of the directory */
+};
+
 static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			bool durable, struct cp_error *err)
+			enum sync_level sync, struct cp_error *err)
 {
 	cleanup_free char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	/* O_EXCL | O_NOFOLLOW: never write through a link planted under the
@@ -46,7 +53,7 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return cp_error_errno(err, EXIT_USAGE, "creating %s", tmp);
-	if (fs_write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
+	if (fs_write_all(fd, data, len) < 0 || (sync >= SYNC_DATA && fsync(fd) < 0)) {
 		cp_error_errno(err, EXIT_USAGE, "writing %s", tmp);
 		close(fd);
 		unlink(tmp);
@@ -62,21 +69,27 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		unlink(tmp);
 		return -1;
 	}
-	if (durable)
-		fsync_dir(path);
+	if (sync == SYNC_ALL)
+		fs_sync_dir(path);
 	return 0;
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		    struct cp_error *err)
 {
-	return write_atomic(path, data, len, mode, true, err);
+	return write_atomic(path, data, len, mode, SYNC_ALL, err);
 }
 
 int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t mode,
 			 struct cp_error *err)
 {
-	return write_atomic(path, data, len, mode, false, err);
+	return write_atomic(path, data, len, mode, SYNC_NONE, err);
+}
+
+int fs_write_atomic_data(const char *path, const void *data, size_t len, mode_t mode,
+			 struct cp_error *err)
+{
+	return write_atomic(path, data, len, mode, SYNC_DATA, err);
 }
 
 int fs_read_fd(char **out, size_t *len_out, int fd, const char *shown, size_t max,

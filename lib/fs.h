@@ -24,6 +24,18 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 int fs_write_atomic_fast(const char *path, const void *data, size_t len, mode_t mode,
 			 struct cp_error *err);
 
+/* As fs_write_atomic, without the fsync of the directory: the new content
+ * is on the disk before it replaces the old, so even a power loss leaves
+ * the old or the new file, never a torn or empty one; which of the two is
+ * settled by fs_sync_dir. For a file rewritten while a run goes on, made
+ * durable once when it ends. */
+int fs_write_atomic_data(const char *path, const void *data, size_t len, mode_t mode,
+			 struct cp_error *err);
+
+/* fsync of the directory holding `path` (what fs_write_atomic does after
+ * its rename); errors are ignored, as there. */
+void fs_sync_dir(const char *path);
+
 /* write(2) until all `len` bytes are written (EINTR retried): 0, or -1
  * with errno set. */
 int fs_write_all(int fd, const void *data, size_t len);

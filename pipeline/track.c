@@ -590,6 +590,8 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 		}
 		rc = track_record_save(t, true, err);
 	}
+	if (t->lock_unsynced)
+		fs_sync_dir(t->lock_path);
 	if (t->sc) {
 		struct cp_error ignored = {0};
 		statcache_save(t->sc, &ignored);

@@ -62,6 +62,7 @@ struct tracker {
 	struct memo memo;     /* host path -> digest entry, until the next stage ends */
 	struct kvvec roots;   /* volume -> host path, as the runtime said */
 	bool experiment;      /* a --set aims at a planned stage: the lock stays as written */
+	bool lock_unsynced;   /* renamed during the run, its directory not fsynced yet */
 };
 
 /* track.c */

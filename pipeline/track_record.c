@@ -233,8 +233,11 @@ int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *out
 		if (!track_stage_named(t->p, e->string))
 			cJSON_Delete(cJSON_DetachItemViaPointer(stages, e));
 	}
-	if (lock_save(t->lock_path, t->lock, err) < 0)
+	/* Between one stage's end and the next one's start: one fsync there,
+	 * not two; track_close settles the rename (fs_write_atomic_data). */
+	if (lock_save(t->lock_path, t->lock, false, err) < 0)
 		return -1;
+	t->lock_unsynced = true;
 
 	cJSON *ix = cJSON_CreateObject();
 	cJSON_AddStringToObject(ix, "key", ts->key);
