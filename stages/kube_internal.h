@@ -210,10 +210,21 @@ int kube_service_ips(struct runtime *rt, struct cp_error *err);
 int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			  int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			  void *ud, struct cp_error *err);
+/* 'x' with every ' as '\'' for sh. Caller owns. */
+char *kube_sh_quote(const char *s);
+/* The helper pod `name` (rt->helper_image) mounting `claim` at /v,
+ * read-only unless `writer`, running `script` with /bin/sh. Caller
+ * deletes. */
+cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
+		       const char *script, bool writer);
 /* Runs a helper pod on `volume`'s claim with the shell script `script`,
  * which writes base64 to stdout; waits for it to end and gives its exit
  * code and, when that is 0, the decoded output in `out` (rewound). */
 int kube_helper_run(struct runtime *rt, const char *volume, const char *script, FILE *out,
 		    int *exit_code, struct cp_error *err);
+
+/* kube_restore.c: volume_write_tree through a helper pod fed by exec. */
+int kube_volume_write_tree(struct runtime *rt, const char *volume, const char *path,
+			   const char *src, struct cp_error *err);
 
 #endif

@@ -13,8 +13,7 @@
 
 #define HELPER_TIMEOUT_S 120
 
-/* 'x' with every ' as '\'' for sh. Caller owns. */
-static char *sh_quote(const char *s)
+char *kube_sh_quote(const char *s)
 {
 	struct strbuf b = {0};
 	sb_addc(&b, '\'');
@@ -50,9 +49,10 @@ static int on_b64(void *ud, const char *data, size_t n)
 	return 0;
 }
 
-static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim,
-			 const char *script)
+cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
+		       const char *script, bool writer)
 {
+	bool ro = !writer;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "apiVersion", "v1");
 	cJSON_AddStringToObject(o, "kind", "Pod");
@@ -60,13 +60,13 @@ static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim
 	cJSON_AddStringToObject(md, "name", name);
 	cJSON *l = cJSON_AddObjectToObject(md, "labels");
 	cJSON_AddStringToObject(l, KLABEL_PROJECT, rt->project);
-	cJSON_AddStringToObject(l, KLABEL_HELPER, "volume-reader");
+	cJSON_AddStringToObject(l, KLABEL_HELPER, writer ? "volume-writer" : "volume-reader");
 	cJSON *spec = cJSON_AddObjectToObject(o, "spec");
 	cJSON_AddStringToObject(spec, "restartPolicy", "Never");
 	cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
 	cJSON_AddBoolToObject(spec, "enableServiceLinks", false);
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "name", "reader");
+	cJSON_AddStringToObject(c, "name", writer ? "writer" : "reader");
 	cJSON_AddStringToObject(c, "image", rt->helper_image);
 	struct cp_error e = {0};
 	cJSON_AddStringToObject(c, "imagePullPolicy",
@@ -76,14 +76,14 @@ static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim
 	cJSON *vm = cJSON_CreateObject();
 	cJSON_AddStringToObject(vm, "name", "v");
 	cJSON_AddStringToObject(vm, "mountPath", "/v");
-	cJSON_AddBoolToObject(vm, "readOnly", true);
+	cJSON_AddBoolToObject(vm, "readOnly", ro);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "volumeMounts"), vm);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), c);
 	cJSON *v = cJSON_CreateObject();
 	cJSON_AddStringToObject(v, "name", "v");
 	cJSON *pvc = cJSON_AddObjectToObject(v, "persistentVolumeClaim");
 	cJSON_AddStringToObject(pvc, "claimName", claim);
-	cJSON_AddBoolToObject(pvc, "readOnly", true);
+	cJSON_AddBoolToObject(pvc, "readOnly", ro);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), v);
 	return o;
 }
@@ -190,7 +190,7 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 	cleanup_free char *name = kube_dns_name(raw, 63);
 	cleanup_free char *coll = kube_path(rt, "pods", NULL);
 	cleanup_free char *full = xasprintf("set -o pipefail\n%s\necho " END_MARK "\n", script);
-	cJSON *body = helper_pod(rt, name, v->claim, full);
+	cJSON *body = kube_helper_pod(rt, name, v->claim, full, false);
 	int rc = kube_json(rt->k, "POST", coll, body, NULL, NULL, err);
 	cJSON_Delete(body);
 	if (rc < 0)
@@ -236,8 +236,8 @@ int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *pa
 	bool root = strcmp(path, "/") == 0;
 	cleanup_free char *dir = root || slash == path ? xstrdup("/v")
 						       : xasprintf("/v%.*s", (int)(slash - path), path);
-	cleanup_free char *qdir = sh_quote(dir);
-	cleanup_free char *qbase = sh_quote(root ? "." : slash + 1);
+	cleanup_free char *qdir = kube_sh_quote(dir);
+	cleanup_free char *qbase = kube_sh_quote(root ? "." : slash + 1);
 	cleanup_free char *script = xasprintf(
 		"cd %s 2>/dev/null && [ -e %s ] || [ -L %s ] || exit 3; tar -cf - %s | base64", qdir,
 		qbase, qbase, qbase);
