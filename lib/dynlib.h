@@ -18,4 +18,20 @@ struct dynlib {
  * resolve under pthread_once. */
 void *dynlib_sym(struct dynlib *lib, const char *name);
 
+/* The forwards of lib/lazy_*.c, for their X-macro tables (return type,
+ * name, parameters, arguments): each file has a `real` struct of pointers,
+ * a pthread_once_t `once` and a `load` that fills `real`. */
+#define DYNLIB_FORWARD(ret, name, params, args)                                                   \
+	ret name params                                                                           \
+	{                                                                                          \
+		pthread_once(&once, load);                                                         \
+		return real.name args;                                                             \
+	}
+#define DYNLIB_FORWARD_VOID(ret, name, params, args)                                              \
+	ret name params                                                                           \
+	{                                                                                          \
+		pthread_once(&once, load);                                                         \
+		real.name args;                                                                    \
+	}
+
 #endif

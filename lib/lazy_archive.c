@@ -67,19 +67,7 @@ static void load(void)
 	*(void **)&real.archive_set_error = dynlib_sym(&libarchive, "archive_set_error");
 }
 
-#define FORWARD(ret, name, params, args)                                                          \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		return real.name args;                                                             \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                                     \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		real.name args;                                                                    \
-	}
-ARCHIVE_FUNCTIONS(FORWARD, FORWARD_VOID)
+ARCHIVE_FUNCTIONS(DYNLIB_FORWARD, DYNLIB_FORWARD_VOID)
 
 /* Formatted here: libarchive has no va_list form to forward to. */
 void archive_set_error(struct archive *a, int code, const char *fmt, ...)

@@ -60,19 +60,7 @@ static void load(void)
 	SSL_FUNCTIONS(RESOLVE_SSL, RESOLVE_SSL)
 }
 
-#define FORWARD(ret, name, params, args)                                                          \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		return real.name args;                                                             \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                                     \
-	ret name params                                                                           \
-	{                                                                                          \
-		pthread_once(&once, load);                                                         \
-		real.name args;                                                                    \
-	}
-LWS_FUNCTIONS(FORWARD, FORWARD_VOID)
+LWS_FUNCTIONS(DYNLIB_FORWARD, DYNLIB_FORWARD_VOID)
 
 /* The libssl ones under other names (lazy_lws.h): libcurl, loaded too,
  * must never bind to these instead of its own libssl. */

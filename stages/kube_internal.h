@@ -217,6 +217,10 @@ char *kube_sh_quote(const char *s);
  * deletes. */
 cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
 		       const char *script, bool writer);
+/* Waits for helper pod `name` to end (0 and its *exit_code), or with
+ * `running` to run (0); -1 when it cannot run, says why, or ended. */
+int kube_helper_wait(struct runtime *rt, const char *name, bool running, int *exit_code,
+		     struct cp_error *err);
 /* Runs a helper pod on `volume`'s claim with the shell script `script`,
  * which writes base64 to stdout; waits for it to end and gives its exit
  * code and, when that is 0, the decoded output in `out` (rewound). */

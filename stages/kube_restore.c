@@ -15,8 +15,6 @@
 
 #include "kube_exec.h"
 
-#define START_TIMEOUT_S 120
-
 /* Adds host path `path` as `name` to `a`, and below it what a directory
  * holds. Owners are root's: the pod's tar extracts them as its own. */
 static int tar_add(struct archive *a, const char *path, const char *name, struct cp_error *err)
@@ -101,40 +99,6 @@ static int tar_tree(FILE **out, long long *size, const char *src, struct cp_erro
 	return 0;
 }
 
-/* Waits for helper pod `name` to run (0), or says why it cannot. */
-static int wait_running(struct runtime *rt, const char *name, struct cp_error *err)
-{
-	cleanup_free char *path = kube_path(rt, "pods", name);
-	long long deadline = now_ms() + START_TIMEOUT_S * 1000LL;
-	while (now_ms() < deadline) {
-		if (runtime_interrupts)
-			return cp_error_set(err, EXIT_INTERRUPTED, "interrupted");
-		cJSON *pod = NULL;
-		if (kube_json(rt->k, "GET", path, NULL, NULL, &pod, err) < 0)
-			return -1;
-		const char *phase = kube_str(pod, "status.phase");
-		bool running = false;
-		const cJSON *cs;
-		cJSON_ArrayForEach(cs, kube_get(pod, "status.containerStatuses"))
-		running |= kube_get(cs, "state.running") != NULL;
-		cleanup_free char *why = kube_pod_problem(pod);
-		cJSON_Delete(pod);
-		if (phase && !strcmp(phase, "Running") && running)
-			return 0;
-		if (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))
-			return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s ended before use",
-					    name);
-		if (why && !strstr(why, "Unschedulable"))
-			return cp_error_set(err, EXIT_RUNTIME,
-					    "the helper pod %s (image %s, set by x-cpipe: "
-					    "{helper_image} or CPIPE_KUBE_HELPER_IMAGE): %s",
-					    name, rt->helper_image, why);
-		usleep(150000);
-	}
-	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not start within %ds", name,
-			    START_TIMEOUT_S);
-}
-
 /* The script that takes `size` bytes of tar from stdin and puts its "t"
  * at `path` of the claim (mounted at /v). */
 static char *write_script(const char *path, long long size)
@@ -196,8 +160,8 @@ int kube_volume_write_tree(struct runtime *rt, const char *volume, const char *p
 	cJSON_Delete(body);
 	if (rc < 0)
 		return cp_error_prefix(err, "creating the helper pod for volume \"%s\"", volume);
-	rc = wait_running(rt, name, err);
 	int code = 0;
+	rc = kube_helper_wait(rt, name, true, &code, err);
 	if (rc == 0) {
 		cleanup_free char *script = write_script(path, size);
 		char *argv[] = {"/bin/sh", "-c", script, NULL};

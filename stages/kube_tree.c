@@ -88,8 +88,8 @@ cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
 	return o;
 }
 
-/* Waits for pod `name` to end: 0 and its exit code, -1 when it cannot run. */
-static int helper_wait(struct runtime *rt, const char *name, int *exit_code, struct cp_error *err)
+int kube_helper_wait(struct runtime *rt, const char *name, bool running, int *exit_code,
+		     struct cp_error *err)
 {
 	cleanup_free char *path = kube_path(rt, "pods", name);
 	long long deadline = now_ms() + HELPER_TIMEOUT_S * 1000LL;
@@ -105,8 +105,14 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 		cJSON_ArrayForEach(cs, kube_get(pod, "status.containerStatuses"))
 		{
 			const cJSON *ec = kube_get(cs, "state.terminated.exitCode");
-			if (cJSON_IsNumber(ec) && phase && strcmp(phase, "Running") != 0) {
-				*exit_code = ec->valueint;
+			bool ended = cJSON_IsNumber(ec) && phase && strcmp(phase, "Running") != 0;
+			if (ended && running) {
+				cJSON_Delete(pod);
+				return cp_error_set(err, EXIT_RUNTIME,
+						    "the helper pod %s ended before use", name);
+			}
+			if (ended || (running && kube_get(cs, "state.running"))) {
+				*exit_code = ended ? ec->valueint : 0;
 				cJSON_Delete(pod);
 				return 0;
 			}
@@ -121,8 +127,8 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 					    name, rt->helper_image, why);
 		usleep(150000);
 	}
-	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not finish within %ds", name,
-			    HELPER_TIMEOUT_S);
+	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not %s within %ds", name,
+			    running ? "start" : "finish", HELPER_TIMEOUT_S);
 }
 
 /* The helper's last line once its script succeeded: a log read before the
@@ -195,7 +201,7 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 	cJSON_Delete(body);
 	if (rc < 0)
 		return cp_error_prefix(err, "creating the helper pod for volume \"%s\"", volume);
-	rc = helper_wait(rt, name, exit_code, err);
+	rc = kube_helper_wait(rt, name, false, exit_code, err);
 	cleanup_fclose FILE *log = rc == 0 ? tmpfile() : NULL;
 	if (rc == 0 && !log)
 		rc = cp_error_errno(err, EXIT_RUNTIME, "creating a temporary file");

@@ -23,3 +23,27 @@ kube_ready() {
 	# shellcheck disable=SC1091
 	. "$BATS_FILE_TMPDIR/env"
 }
+
+# Per test: kube_ready, a project directory $PROJ (the cwd), a project
+# name $P unique to the test (prefix $1) and its namespace $NS, on the
+# kubernetes runtime with the test image as the helper pods' image.
+kube_project() {
+	kube_ready
+	PROJ="$BATS_TEST_TMPDIR/proj"
+	mkdir -p "$PROJ"
+	cd "$PROJ" || return 1
+	P="$1-$(printf %04x $RANDOM)-$BATS_TEST_NUMBER"
+	NS="cpipe-$P"
+	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
+}
+
+# Deletes the test's namespace, without waiting for it to go.
+kube_project_teardown() {
+	[ -n "${NS:-}" ] && [ "$KREADY" = 1 ] &&
+		kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
+	return 0
+}
+
+kcpipe() {
+	"$CPIPE_BIN" --runtime kubernetes "$@"
+}

@@ -11,23 +11,11 @@ load helpers
 load kube_helpers
 
 setup() {
-	kube_ready
-	PROJ="$BATS_TEST_TMPDIR/proj"
-	mkdir -p "$PROJ"
-	cd "$PROJ" || return 1
-	P="kt-$(printf %04x $RANDOM)-$BATS_TEST_NUMBER"
-	NS="cpipe-$P"
-	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
+	kube_project kt
 }
 
 teardown() {
-	[ -n "${NS:-}" ] && [ "$KREADY" = 1 ] &&
-		kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
-	return 0
-}
-
-kcpipe() {
-	"$CPIPE_BIN" --runtime kubernetes "$@"
+	kube_project_teardown
 }
 
 # Every object of kinds that run something, labelled with the project.

@@ -1,0 +1,163 @@
+#!/usr/bin/env bats
+# needs: kubernetes (tests/kubernetes-cluster, as root; under CI=true a
+# cluster that does not come up fails the suite)
+#
+# The kubernetes runtime's streams into pods on the real test cluster:
+# `cpipe exec` into a service's pod over the API server's WebSocket
+# (stdout and stderr apart, the exit code, stdin), a clear error for a
+# stage that is not running, and outputs restored from the store into a
+# claim through a helper pod instead of a rerun.
+
+load helpers
+load kube_helpers
+
+setup() {
+	kube_project kx
+}
+
+teardown() {
+	kube_project_teardown
+}
+
+service_spec() {
+	spec << EOF
+name: $P
+stages:
+  make:
+    image: cpipe-test/busybox:latest
+    command: echo made
+  web:
+    image: cpipe-test/busybox:latest
+    service: true
+    command: sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done'
+    environment: {GREETING: hello-kube}
+    working_dir: /tmp
+    stop_grace_period: 1s
+EOF
+}
+
+@test "exec runs in the service's pod: stdout and stderr apart, the command's exit code, stdin forwarded" {
+	service_spec
+	run kcpipe up < /dev/null
+	[ "$status" -eq 0 ] || fail "up exited $status"
+
+	run --separate-stderr kcpipe exec web sh -c 'echo "$GREETING in $(pwd)"; echo to-stderr >&2; exit 3' < /dev/null
+	[ "$status" -eq 3 ] || fail "exec exited $status, not the command's 3"
+	[ "$output" = "hello-kube in /tmp" ] || fail "stdout was: $output (stderr: $stderr)"
+	[ "$stderr" = "to-stderr" ] || fail "stderr was: $stderr"
+
+	run kcpipe exec web true < /dev/null
+	[ "$status" -eq 0 ] || fail "true exited $status"
+
+	# stdin: text, then 300 KB of random bytes, round-trip unchanged.
+	run kcpipe exec web sh -c 'cat; echo end' <<< "line-one"
+	[ "$status" -eq 0 ] || fail "exec with stdin exited $status"
+	[ "$output" = "$(printf 'line-one\nend')" ] || fail "stdin did not come back: $output"
+	head -c 300000 /dev/urandom > "$BATS_TEST_TMPDIR/in.bin"
+	run kcpipe exec web sha256sum < "$BATS_TEST_TMPDIR/in.bin"
+	[ "$status" -eq 0 ] || fail "sha256sum exited $status"
+	[ "${output%% *}" = "$(sha256sum < "$BATS_TEST_TMPDIR/in.bin" | cut -d' ' -f1)" ] ||
+		fail "the bytes changed on the way: $output"
+	run kcpipe exec web sh -c 'wc -c' < "$BATS_TEST_TMPDIR/in.bin"
+	[ "$(echo "$output" | tr -d ' ')" = 300000 ] || fail "wc -c said $output"
+
+	run kcpipe exec web no-such-command < /dev/null
+	[ "$status" -eq 127 ] || [ "$status" -eq 126 ] || fail "an unknown command exited $status"
+	run_ok down
+}
+
+@test "exec into a stage that is not running is a clear error; kill ends the service" {
+	service_spec
+	run kcpipe exec web true < /dev/null
+	[ "$status" -ne 0 ] || fail "exec before up succeeded"
+	assert_contains "service web is not up"
+	run kcpipe up < /dev/null
+	[ "$status" -eq 0 ] || fail "up exited $status"
+	run kcpipe exec make true < /dev/null
+	[ "$status" -ne 0 ] || fail "exec into a job succeeded"
+	assert_contains "make is not up"
+
+	run_ok kill web
+	local i
+	for ((i = 0; i < 120; i++)); do
+		[ -z "$(kubectl -n "$NS" get pods -l cpipe.dev/stage=web -o name 2> /dev/null)" ] && break
+		sleep 0.25
+	done
+	run kcpipe exec web true < /dev/null
+	[ "$status" -eq 2 ] || fail "exec into a killed service exited $status, not 2"
+	assert_contains "service web is not running"
+	assert_contains "no running pod"
+	run_ok down
+}
+
+# The host directory of the hostPath PersistentVolume bound to the
+# project's claim of volume $1.
+claim_dir() {
+	local pv
+	pv=$(kubectl -n "$NS" get pvc "$P-$1" -o jsonpath='{.spec.volumeName}')
+	kubectl get pv "$pv" -o jsonpath='{.spec.hostPath.path}'
+}
+
+@test "outputs in the store are restored into the claim instead of rerun, with the same digests" {
+	spec << EOF
+name: $P
+volumes:
+  data: {}
+stages:
+  train:
+    image: cpipe-test/busybox:latest
+    command: >-
+      sh -c 'mkdir -p /vol/model/sub && printf "weights-1\n" > /vol/model/w.bin &&
+      printf "cfg" > /vol/model/sub/c.txt && ln -sf w.bin /vol/model/latest &&
+      chmod 750 /vol/model/sub && chmod 640 /vol/model/w.bin && echo trained'
+    volumes: [data:/vol]
+    outputs: [data:/model]
+  evaluate:
+    image: cpipe-test/busybox:latest
+    command: >-
+      sh -c 'cat /vol/model/latest; stat -c "%a %n" /vol/model/sub /vol/model/w.bin;
+      readlink /vol/model/latest; cat /vol/model/sub/c.txt > /vol/eval.txt'
+    volumes: [data:/vol]
+    inputs: [data:/model]
+    outputs: [data:/eval.txt]
+EOF
+	run_ok run
+	assert_contains "trained"
+	local before
+	before=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
+	echo "$before" | grep -q 'sha256:' || fail "no digests in the lock: $before"
+
+	# The claim loses the outputs (as a fresh claim has none).
+	local dir
+	dir=$(claim_dir data)
+	[ -n "$dir" ] && [ -f "$dir/model/w.bin" ] || fail "no model in the claim's directory $dir"
+	rm -rf "$dir/model" "$dir/eval.txt"
+
+	run_ok run
+	[[ "$output" != *"trained"* ]] || fail "train ran again"
+	assert_contains "train restored from run"
+	assert_contains "weights-1"
+	assert_contains "750 /vol/model/sub"
+	assert_contains "640 /vol/model/w.bin"
+	[[ "$output" == *$'\n'"w.bin"* ]] || fail "the link was not restored as a link"
+	local after
+	after=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
+	[ "$before" = "$after" ] || fail "digests differ: before $before after $after"
+	local rec
+	rec=$(ls -t $(find .cpipe -path '*/runs/*.json') | head -1)
+	jq -e '.stages[] | select(.name == "train") | .status == "restored"' "$rec" > /dev/null ||
+		fail "the run record does not say train was restored: $(jq -c '.stages' "$rec")"
+	# Nothing of the restore is left: no helper pod, no temporary in the claim.
+	wait_no_helpers || fail "helper pods left: $(kubectl -n "$NS" get pods -o name)"
+	[ -z "$(find "$dir" -name '.cpipe-restore.*')" ] || fail "a restore temporary is left in the claim"
+}
+
+# Waits up to 30 s for the project's helper pods to be gone.
+wait_no_helpers() {
+	local i
+	for ((i = 0; i < 120; i++)); do
+		[ -z "$(kubectl -n "$NS" get pods -l cpipe.dev/helper -o name 2> /dev/null)" ] && return 0
+		sleep 0.25
+	done
+	return 1
+}
