@@ -48,7 +48,7 @@ static struct {
 	SSL_FUNCTIONS(POINTER, POINTER)
 } real;
 
-static struct dynlib liblws = {"libwebsockets.so.16", "libwebsockets16", NULL};
+static struct dynlib liblws = {"libwebsockets.so.17", "libwebsockets17", NULL};
 static struct dynlib libssl = {"libssl.so.3", "libssl3", NULL};
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
