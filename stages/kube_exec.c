@@ -15,6 +15,8 @@
 #include "kube_exec.h"
 #include "kube_ws.h"
 
+#define POD_WAIT_S 60
+
 struct exec_run {
 	struct kube_ws *ws;
 	const struct kube_exec_io *io;
@@ -183,8 +185,9 @@ static void to_stdio(void *ud, int stream, const char *data, size_t n)
 	fflush(f);
 }
 
-/* The pod of the detached service `h` names: 0 and *pod (caller owns),
- * or -1 (EXIT_USAGE when it is not running). */
+/* The pod of the detached service `h` names, once it runs (within
+ * POD_WAIT_S while its Deployment is there): 0 and *pod (caller owns), or
+ * -1 (EXIT_USAGE when it is not running). */
 static int handle_pod(char **pod, struct runtime *rt, const cJSON *h, const char *shown,
 		      struct cp_error *err)
 {
@@ -193,7 +196,15 @@ static int handle_pod(char **pod, struct runtime *rt, const cJSON *h, const char
 	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(h, "stage"));
 	if (!ns || !name || !stage || strcmp(ns, rt->namespace) != 0)
 		return cp_error_set(err, EXIT_USAGE, "service %s is not running", shown);
-	*pod = service_pod(rt, name, stage, err);
+	/* A Deployment `up` just made may still be starting its pod. */
+	long long deadline = now_ms() + POD_WAIT_S * 1000LL;
+	while (!(*pod = service_pod(rt, name, stage, err)) && !err->msg[0] &&
+	       now_ms() < deadline && !runtime_interrupts) {
+		int alive = kube_handle_alive(rt, h, err);
+		if (alive <= 0)
+			break;
+		usleep(250000);
+	}
 	if (*pod)
 		return 0;
 	if (err->msg[0])

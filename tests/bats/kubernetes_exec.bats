@@ -98,7 +98,14 @@ claim_dir() {
 	kubectl get pv "$pv" -o jsonpath='{.spec.hostPath.path}'
 }
 
-@test "outputs in the store are restored into the claim instead of rerun, with the same digests" {
+# train writes a model directory (a file, a subdirectory, a link, modes)
+# into volume data; evaluate reads it and writes data:/eval.txt. A test
+# makes evaluate run again (a new key) with `next_round`.
+next_round() {
+	sed -i 's/round-1/round-2/' "$PROJ/cpipe.yml"
+}
+
+restore_spec() {
 	spec << EOF
 name: $P
 volumes:
@@ -115,12 +122,16 @@ stages:
   evaluate:
     image: cpipe-test/busybox:latest
     command: >-
-      sh -c 'cat /vol/model/latest; stat -c "%a %n" /vol/model/sub /vol/model/w.bin;
+      sh -c 'echo round-1; cat /vol/model/latest; stat -c "%a %n" /vol/model/sub /vol/model/w.bin;
       readlink /vol/model/latest; cat /vol/model/sub/c.txt > /vol/eval.txt'
     volumes: [data:/vol]
     inputs: [data:/model]
     outputs: [data:/eval.txt]
 EOF
+}
+
+@test "outputs in the store are restored into the claim instead of rerun, with the same digests" {
+	restore_spec
 	run_ok run
 	assert_contains "trained"
 	local before
@@ -132,6 +143,7 @@ EOF
 	dir=$(claim_dir data)
 	[ -n "$dir" ] && [ -f "$dir/model/w.bin" ] || fail "no model in the claim's directory $dir"
 	rm -rf "$dir/model" "$dir/eval.txt"
+	next_round
 
 	run_ok run
 	[[ "$output" != *"trained"* ]] || fail "train ran again"
@@ -139,7 +151,8 @@ EOF
 	assert_contains "weights-1"
 	assert_contains "750 /vol/model/sub"
 	assert_contains "640 /vol/model/w.bin"
-	[[ "$output" == *$'\n'"w.bin"* ]] || fail "the link was not restored as a link"
+	assert_contains "evaluate | w.bin"
+	assert_contains "round-2"
 	local after
 	after=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
 	[ "$before" = "$after" ] || fail "digests differ: before $before after $after"
@@ -160,4 +173,28 @@ wait_no_helpers() {
 		sleep 0.25
 	done
 	return 1
+}
+
+@test "a second project sharing the store gets the outputs restored into its new claim, read by the next stage" {
+	export CPIPE_STORE="$BATS_TEST_TMPDIR/store"
+	restore_spec
+	run_ok run
+	assert_contains "trained"
+	local first
+	first=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
+
+	local P1=$P NS1=$NS
+	mkdir -p "$BATS_TEST_TMPDIR/second" && cd "$BATS_TEST_TMPDIR/second"
+	P="$P1-b" NS="cpipe-$P1-b" PROJ=$PWD
+	restore_spec
+	next_round
+	run kcpipe run
+	kubectl delete namespace "$NS1" --wait=false > /dev/null 2>&1
+	[ "$status" -eq 0 ] || fail "the second project's run exited $status"
+	[[ "$output" != *"trained"* ]] || fail "train ran again in the second project"
+	assert_contains "train restored from run"
+	assert_contains "weights-1"
+	[ "$(jq -S '.stages | map_values(.outputs)' cpipe.lock)" = "$first" ] ||
+		fail "digests differ: $(cat cpipe.lock)"
+	[ -f "$(claim_dir data)/model/sub/c.txt" ] || fail "the new claim has no restored model"
 }
