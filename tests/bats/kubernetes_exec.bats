@@ -50,15 +50,16 @@ EOF
 	[ "$status" -eq 0 ] || fail "true exited $status"
 
 	# stdin: text, then 300 KB of random bytes, round-trip unchanged.
-	run kcpipe exec web sh -c 'cat; echo end' <<< "line-one"
+	# (bounded: a command whose stdin never ends would wait forever)
+	run timeout 60 "$CPIPE_BIN" --runtime kubernetes exec web sh -c 'cat; echo end' <<< "line-one"
 	[ "$status" -eq 0 ] || fail "exec with stdin exited $status"
 	[ "$output" = "$(printf 'line-one\nend')" ] || fail "stdin did not come back: $output"
 	head -c 300000 /dev/urandom > "$BATS_TEST_TMPDIR/in.bin"
-	run kcpipe exec web sha256sum < "$BATS_TEST_TMPDIR/in.bin"
+	run timeout 60 "$CPIPE_BIN" --runtime kubernetes exec web sha256sum < "$BATS_TEST_TMPDIR/in.bin"
 	[ "$status" -eq 0 ] || fail "sha256sum exited $status"
 	[ "${output%% *}" = "$(sha256sum < "$BATS_TEST_TMPDIR/in.bin" | cut -d' ' -f1)" ] ||
 		fail "the bytes changed on the way: $output"
-	run kcpipe exec web sh -c 'wc -c' < "$BATS_TEST_TMPDIR/in.bin"
+	run timeout 60 "$CPIPE_BIN" --runtime kubernetes exec web sh -c 'wc -c' < "$BATS_TEST_TMPDIR/in.bin"
 	[ "$(echo "$output" | tr -d ' ')" = 300000 ] || fail "wc -c said $output"
 
 	run kcpipe exec web no-such-command < /dev/null
