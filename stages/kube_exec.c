@@ -67,18 +67,20 @@ static int status_code(const struct exec_run *x, int *exit_code, struct cp_error
 	} else {
 		const char *code = NULL;
 		const cJSON *c;
-		cJSON_ArrayForEach(c, kube_get(st, "details.causes"))
-		if (kube_str(c, "reason") && !strcmp(kube_str(c, "reason"), "ExitCode"))
-			code = kube_str(c, "message");
+		cJSON_ArrayForEach(
+		    c,
+		    kube_get(st, "details.causes")) if (kube_str(c, "reason") &&
+							!strcmp(kube_str(c, "reason"), "ExitCode"))
+		    code = kube_str(c, "message");
 		if (code) {
 			*exit_code = atoi(code);
 		} else {
 			const char *msg = kube_str(st, "message");
 			cleanup_free char *line = xasprintf("cpipe: exec: %s\n", msg ? msg : s);
 			x->io->out(x->io->ud, 2, line, strlen(line));
-			*exit_code = msg && (strstr(msg, "not found") || strstr(msg, "no such file"))
-					     ? 127
-					     : 126;
+			*exit_code =
+			    msg && (strstr(msg, "not found") || strstr(msg, "no such file")) ? 127
+											     : 126;
 		}
 	}
 	cJSON_Delete(st);
@@ -127,8 +129,8 @@ int kube_exec_stdin(FILE **out, long long *size, int fd, struct cp_error *err)
 	*out = NULL;
 	*size = 0;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ||
-				    S_ISSOCK(st.st_mode)))
+	if (fstat(fd, &st) < 0 ||
+	    !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 		return 0;
 	FILE *f = tmpfile();
 	if (!f)
@@ -198,8 +200,8 @@ static int handle_pod(char **pod, struct runtime *rt, const cJSON *h, const char
 		return cp_error_set(err, EXIT_USAGE, "service %s is not running", shown);
 	/* A Deployment `up` just made may still be starting its pod. */
 	long long deadline = now_ms() + POD_WAIT_S * 1000LL;
-	while (!(*pod = service_pod(rt, name, stage, err)) && !err->msg[0] &&
-	       now_ms() < deadline && !runtime_interrupts) {
+	while (!(*pod = service_pod(rt, name, stage, err)) && !err->msg[0] && now_ms() < deadline &&
+	       !runtime_interrupts) {
 		int alive = kube_handle_alive(rt, h, err);
 		if (alive <= 0)
 			break;
@@ -270,6 +272,7 @@ int kube_handle_kill(struct runtime *rt, const cJSON *h, int sig, struct cp_erro
 		return cp_error_prefix(err, "signalling pod %s", pod);
 	if (code != 0)
 		return cp_error_set(err, EXIT_STAGE_FAILED,
-				    "signalling pod %s: `kill -%d 1` in it exited %d", pod, sig, code);
+				    "signalling pod %s: `kill -%d 1` in it exited %d", pod, sig,
+				    code);
 	return 0;
 }

@@ -42,8 +42,8 @@ static int tar_add(struct archive *a, const char *path, const char *name, struct
 		return cp_error_set(err, EXIT_USAGE, "%s: not a file, directory or symlink", path);
 	}
 	int rc = archive_write_header(a, e) == ARCHIVE_OK
-			 ? 0
-			 : cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
+		     ? 0
+		     : cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
 	archive_entry_free(e);
 	if (rc == 0 && S_ISREG(st.st_mode)) {
 		cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -53,7 +53,8 @@ static int tar_add(struct archive *a, const char *path, const char *name, struct
 		ssize_t n;
 		while ((n = read(fd, buf, sizeof(buf))) > 0)
 			if (archive_write_data(a, buf, (size_t)n) < 0)
-				return cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
+				return cp_error_set(err, EXIT_RUNTIME, "%s",
+						    archive_error_string(a));
 		if (n < 0)
 			return cp_error_errno(err, EXIT_USAGE, "reading %s", path);
 	}
@@ -82,8 +83,8 @@ static int tar_tree(FILE **out, long long *size, const char *src, struct cp_erro
 	struct archive *a = archive_write_new();
 	archive_write_set_format_pax_restricted(a);
 	int rc = archive_write_open_FILE(a, f) == ARCHIVE_OK
-			 ? tar_add(a, src, "t", err)
-			 : cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
+		     ? tar_add(a, src, "t", err)
+		     : cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
 	if (archive_write_close(a) != ARCHIVE_OK && rc == 0)
 		rc = cp_error_set(err, EXIT_RUNTIME, "%s", archive_error_string(a));
 	archive_write_free(a);
@@ -105,8 +106,8 @@ static char *write_script(const char *path, long long size)
 {
 	bool root = strcmp(path, "/") == 0;
 	const char *slash = strrchr(path, '/');
-	cleanup_free char *dir = root || slash == path ? xstrdup("/v")
-						       : xasprintf("/v%.*s", (int)(slash - path), path);
+	cleanup_free char *dir =
+	    root || slash == path ? xstrdup("/v") : xasprintf("/v%.*s", (int)(slash - path), path);
 	cleanup_free char *target = root ? xstrdup("/v") : xasprintf("/v%s", path);
 	cleanup_free char *qdir = kube_sh_quote(dir);
 	cleanup_free char *qtarget = kube_sh_quote(target);
@@ -120,13 +121,14 @@ static char *write_script(const char *path, long long size)
 		qdir, qdir, size);
 	if (root)
 		/* The mount point cannot be renamed: its entries are. */
-		sb_addf(&s, "for f in /v/* /v/.[!.]* /v/..?*; do\n"
-			    "  if [ \"$f\" != \"$t\" ] && { [ -e \"$f\" ] || [ -L \"$f\" ]; }; then "
-			    "rm -rf \"$f\"; fi\n"
-			    "done\n"
-			    "for f in \"$t\"/t/* \"$t\"/t/.[!.]* \"$t\"/t/..?*; do\n"
-			    "  if [ -e \"$f\" ] || [ -L \"$f\" ]; then mv \"$f\" /v/; fi\n"
-			    "done\n");
+		sb_addf(&s,
+			"for f in /v/* /v/.[!.]* /v/..?*; do\n"
+			"  if [ \"$f\" != \"$t\" ] && { [ -e \"$f\" ] || [ -L \"$f\" ]; }; then "
+			"rm -rf \"$f\"; fi\n"
+			"done\n"
+			"for f in \"$t\"/t/* \"$t\"/t/.[!.]* \"$t\"/t/..?*; do\n"
+			"  if [ -e \"$f\" ] || [ -L \"$f\" ]; then mv \"$f\" /v/; fi\n"
+			"done\n");
 	else
 		sb_addf(&s,
 			"if [ -e %s ] || [ -L %s ]; then mv %s \"$t/old\"; fi\n"

@@ -19,15 +19,15 @@
 #include "runtime.h"
 
 #define SUBPROTOCOL "v4.channel.k8s.io"
-#define MSG_MAX 32768u
-#define QUEUE_MAX (1u << 20)
-#define TICK_US 200000
-#define CONNECT_S 10
+#define MSG_MAX     32768u
+#define QUEUE_MAX   (1u << 20)
+#define TICK_US     200000
+#define CONNECT_S   10
 
 struct chunk {
 	struct chunk *next;
-	size_t n; /* data bytes after the channel byte */
-	unsigned char buf[];  /* LWS_PRE, the channel byte, the data */
+	size_t n;            /* data bytes after the channel byte */
+	unsigned char buf[]; /* LWS_PRE, the channel byte, the data */
 };
 
 struct kube_ws {
@@ -36,7 +36,7 @@ struct kube_ws {
 	char *server; /* as the kubeconfig gives it, for messages */
 	char *host, *path;
 	int port;
-	char *auth; /* "Bearer ..." or NULL */
+	char *auth;                  /* "Bearer ..." or NULL */
 	const char *ca, *cert, *key; /* lent during kube_ws_open */
 	size_t ca_len, cert_len, key_len;
 	char tls_problem[160];
@@ -174,9 +174,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		if (ws->auth) {
 			unsigned char **p = in, *end = *p + len;
-			if (lws_add_http_header_by_name(wsi, (const unsigned char *)"Authorization:",
-							(const unsigned char *)ws->auth,
-							(int)strlen(ws->auth), p, end))
+			if (lws_add_http_header_by_name(
+				wsi, (const unsigned char *)"Authorization:",
+				(const unsigned char *)ws->auth, (int)strlen(ws->auth), p, end))
 				return -1;
 		}
 		break;
@@ -189,7 +189,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		ws->failed = true;
 		ws->status = lws_http_client_http_response(wsi);
 		snprintf(ws->why, sizeof(ws->why), "%s",
-			 in && len ? (const char *)in : *lws_last ? lws_last : "connection failed");
+			 in && len   ? (const char *)in
+			 : *lws_last ? lws_last
+				     : "connection failed");
 		ws->wsi = NULL;
 		mark_gone(ws);
 		break;
@@ -217,13 +219,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-	{SUBPROTOCOL, callback, 0, 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {SUBPROTOCOL, callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* host, port and path prefix of "https://host[:port][/prefix]". */
-static int parse_server(struct kube_ws *ws, const char *server, char **prefix,
-			struct cp_error *err)
+static int parse_server(struct kube_ws *ws, const char *server, char **prefix, struct cp_error *err)
 {
 	const char *h = server + strlen("https://");
 	const char *end = h + strcspn(h, "/");
@@ -302,11 +303,12 @@ int kube_ws_open(struct kube_ws **out, const struct kube_config *cfg, const char
 	info.connect_timeout_secs = CONNECT_S;
 	ws->ctx = lws_create_context(&info);
 	if (!ws->ctx) {
-		cp_error_set(err, EXIT_RUNTIME, "cannot set up TLS for the API server at %s (%s): %s",
-			     ws->server, cfg->file,
+		cp_error_set(err, EXIT_RUNTIME,
+			     "cannot set up TLS for the API server at %s (%s): %s", ws->server,
+			     cfg->file,
 			     *ws->tls_problem ? ws->tls_problem
-			     : *lws_last	? lws_last
-						: "libwebsockets failed");
+			     : *lws_last      ? lws_last
+					      : "libwebsockets failed");
 		ws_free(ws);
 		return -1;
 	}
@@ -324,8 +326,9 @@ int kube_ws_open(struct kube_ws **out, const struct kube_config *cfg, const char
 	ci.ietf_version_or_minus_one = -1;
 	ci.ssl_connection = LCCSCF_USE_SSL;
 	if (cfg->insecure)
-		ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-				     LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+		ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+				     LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED |
+				     LCCSCF_ALLOW_INSECURE;
 	ci.pwsi = &ws->wsi;
 	sig_atomic_t interrupts = runtime_interrupts;
 	if (!lws_client_connect_via_info(&ci) && !ws->failed) {
@@ -343,8 +346,9 @@ int kube_ws_open(struct kube_ws **out, const struct kube_config *cfg, const char
 	}
 	if (!ws->established) {
 		if (ws->status >= 400)
-			cp_error_set(err, ws->status == 401 || ws->status == 403 ? EXIT_RUNTIME
-										  : EXIT_STAGE_FAILED,
+			cp_error_set(err,
+				     ws->status == 401 || ws->status == 403 ? EXIT_RUNTIME
+									    : EXIT_STAGE_FAILED,
 				     "the API server at %s answered %s with HTTP %u", ws->server,
 				     path, ws->status);
 		else
@@ -361,8 +365,7 @@ int kube_ws_open(struct kube_ws **out, const struct kube_config *cfg, const char
 	return 0;
 }
 
-int kube_ws_send(struct kube_ws *ws, int channel, const void *buf, size_t n,
-		 struct cp_error *err)
+int kube_ws_send(struct kube_ws *ws, int channel, const void *buf, size_t n, struct cp_error *err)
 {
 	const unsigned char *p = buf;
 	do {

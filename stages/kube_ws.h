@@ -33,8 +33,7 @@ int kube_ws_open(struct kube_ws **out, const struct kube_config *cfg, const char
 /* Queues `n` bytes for `channel` (split into messages of at most 32 KiB)
  * and wakes the connection's thread; blocks while 1 MiB is queued. Fails
  * once the connection is closed. */
-int kube_ws_send(struct kube_ws *ws, int channel, const void *buf, size_t n,
-		 struct cp_error *err);
+int kube_ws_send(struct kube_ws *ws, int channel, const void *buf, size_t n, struct cp_error *err);
 /* Runs the connection until the server closes it (0), or it fails, or
  * `cancel` (may be NULL) or runtime_interrupts changes (-1, EXIT_INTERRUPTED
  * for the latter); both are seen within 200 ms. */
