@@ -67,6 +67,33 @@ EOF
 	run_ok down
 }
 
+@test "exec authenticates with a kubeconfig's client certificate and key as with a token" {
+	# A user of the test cluster's CA, in a kubeconfig without a token.
+	local pki=${KCLUSTER_DIR:-/run/cpipe-kcluster}/pki d=$BATS_TEST_TMPDIR/cert
+	mkdir -p "$d"
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$d/u.key" -out "$d/u.csr" \
+		-subj "/O=system:masters/CN=cpipe-exec-test" 2> /dev/null
+	openssl x509 -req -in "$d/u.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+		-CAcreateserial -CAserial "$d/ca.srl" -days 1 -out "$d/u.crt" 2> /dev/null
+	local server
+	server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+	(
+		export KUBECONFIG=$d/kubeconfig
+		kubectl config set-cluster c --server="$server" --certificate-authority="$pki/ca.crt" --embed-certs
+		kubectl config set-credentials u --client-certificate="$d/u.crt" --client-key="$d/u.key" --embed-certs
+		kubectl config set-context t --cluster=c --user=u
+		kubectl config use-context t
+	) > /dev/null
+	grep -q token "$d/kubeconfig" && fail "the kubeconfig has a token"
+	service_spec
+	run kcpipe up < /dev/null
+	[ "$status" -eq 0 ] || fail "up exited $status"
+	KUBECONFIG=$d/kubeconfig run kcpipe exec web sh -c 'echo via-cert; exit 5' < /dev/null
+	[ "$status" -eq 5 ] || fail "exec with the certificate exited $status"
+	[ "$output" = "via-cert" ] || fail "exec with the certificate said: $output"
+	run_ok down
+}
+
 @test "exec into a stage that is not running is a clear error; kill ends the service" {
 	service_spec
 	run kcpipe exec web true < /dev/null
