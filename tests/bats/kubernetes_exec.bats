@@ -4,9 +4,10 @@
 #
 # The kubernetes runtime's streams into pods on the real test cluster:
 # `cpipe exec` into a service's pod over the API server's WebSocket
-# (stdout and stderr apart, the exit code, stdin), a clear error for a
-# stage that is not running, and outputs restored from the store into a
-# claim through a helper pod instead of a rerun.
+# (stdout and stderr apart, the exit code, stdin; a token or a client
+# certificate), a clear error for a stage that is not running, and outputs
+# restored from the store into a claim through a helper pod instead of a
+# rerun, and by `cpipe checkout`.
 
 load helpers
 load kube_helpers
@@ -162,9 +163,10 @@ EOF
 	restore_spec
 	run_ok run
 	assert_contains "trained"
-	local before
+	local before first_run
 	before=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
 	echo "$before" | grep -q 'sha256:' || fail "no digests in the lock: $before"
+	first_run=$(basename "$(find .cpipe -path '*/runs/*.json')" .json)
 
 	# The claim loses the outputs (as a fresh claim has none).
 	local dir
@@ -191,6 +193,13 @@ EOF
 	# Nothing of the restore is left: no helper pod, no temporary in the claim.
 	wait_no_helpers || fail "helper pods left: $(kubectl -n "$NS" get pods -o name)"
 	[ -z "$(find "$dir" -name '.cpipe-restore.*')" ] || fail "a restore temporary is left in the claim"
+
+	# checkout puts the first run's outputs back into the claim.
+	printf 'changed' > "$dir/model/w.bin"
+	rm "$dir/model/latest"
+	run_ok checkout "$first_run"
+	[ "$(cat "$dir/model/w.bin")" = "weights-1" ] || fail "checkout left w.bin: $(cat "$dir/model/w.bin")"
+	[ "$(readlink "$dir/model/latest")" = w.bin ] || fail "checkout did not put the link back"
 }
 
 # Waits up to 30 s for the project's helper pods to be gone.
