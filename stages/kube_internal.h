@@ -1,6 +1,8 @@
 /* Shared by the kubernetes runtime's files: kube.c (the runtime, volumes,
  * images, cleanup), kube_job.c (Jobs and Deployments, their pods and logs),
- * kube_tree.c (reading a volume back), and kube_task.c, the one file that
+ * kube_tree.c (reading a volume back), kube_exec.c and kube_restore.c
+ * (commands in pods over kube_ws.c's WebSocket: `cpipe exec`, writing a
+ * volume), and kube_task.c, the one file that
  * reads the task_desc and the runtime_project and turns them into the
  * descriptions below. */
 #ifndef CPIPE_STAGES_KUBE_INTERNAL_H

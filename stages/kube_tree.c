@@ -1,8 +1,9 @@
 /* Reading a claim back: a short helper pod (rt->helper_image: sh, tar,
  * base64) mounts the claim read-only, writes a base64 tar of the path to
  * its stdout, and pods/{name}/log brings it here (the log is text, hence
- * base64; pods/exec would need SPDY or websockets). libarchive reads the
- * tar, so the digests are those the local runtime computes. */
+ * base64). libarchive reads the tar, so the digests are those the local
+ * runtime computes. Writing a claim (kube_restore.c) feeds a helper pod
+ * through pods/exec instead. */
 #include <archive.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
