@@ -10,13 +10,14 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2 libmicrohttpd
+PKGS := yaml-0.1 libcjson libcurl libarchive libcrypto libgit2 libmicrohttpd libwebsockets
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl, libarchive and libmicrohttpd are compiled against but loaded on
-# first use (lib/lazy_curl.c, lib/lazy_archive.c, lib/lazy_mhd.c): mapping
+# libcurl, libarchive, libmicrohttpd and libwebsockets are compiled against
+# but loaded on first use (lib/lazy_curl.c, lib/lazy_archive.c,
+# lib/lazy_mhd.c, lib/lazy_lws.c): mapping
 # them and the libraries they pull in cost more at every start than a local
 # run takes.
-LAZY_PKGS := libcurl libarchive libmicrohttpd
+LAZY_PKGS := libcurl libarchive libmicrohttpd libwebsockets
 PKG_LIBS := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -42,7 +43,7 @@ CPIPE := $(if $(filter build,$(BUILD)),cpipe,$(BUILD)/cpipe)
 DEBIAN_PKGS := build-essential pkg-config libyaml-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev \
 	libarchive-dev libssl-dev libgit2-dev docker.io docker-compose \
 	bats clang libclang-rt-14-dev busybox-static iproute2 procps psmisc util-linux \
-	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libgif-dev zlib1g-dev \
+	hyperfine time jq curl wrk strace mmdebstrap passt dataset-fashion-mnist libmicrohttpd-dev libwebsockets-dev libgif-dev zlib1g-dev \
 	zsh fish man-db groff-base podman golang-github-containernetworking-plugin-dnsname \
 	chromium file nginx-light nodejs openssl python3 python3-torch tmux
 

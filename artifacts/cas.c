@@ -45,8 +45,13 @@ static void sweep_tmp(int tmpfd)
 	for (struct dirent *de; (de = readdir(d));) {
 		const char *dot = strrchr(de->d_name, '.');
 		long pid = dot && strstr(de->d_name, ".tmp.") ? strtol(dot + 1, NULL, 10) : 0;
-		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-			unlinkat(tmpfd, de->d_name, 0);
+		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+		    unlinkat(tmpfd, de->d_name, 0) < 0 && errno == EISDIR) {
+			/* a restore's staging directory (track_store.c) */
+			cleanup_free char *p = xasprintf("/proc/self/fd/%d/%s", tmpfd, de->d_name);
+			struct cp_error ignored = {0};
+			fs_rm_rf(p, &ignored);
+		}
 	}
 	closedir(d);
 }
@@ -220,6 +225,63 @@ int cas_put_bytes(char out[DIGEST_BUFLEN], struct cas *c, const void *data, size
 	}
 	close(fd);
 	return tmp_install(c, name, md, err);
+}
+
+struct cas_writer {
+	struct cas *c;
+	int fd;
+	struct digest_ctx dc;
+	char name[PATH_MAX];
+};
+
+int cas_writer_open(struct cas_writer **out, struct cas *c, struct cp_error *err)
+{
+	struct cas_writer *w = xcalloc(1, sizeof(*w));
+	w->c = c;
+	w->fd = tmp_create(w->name, c, err);
+	if (w->fd < 0) {
+		free(w);
+		return -1;
+	}
+	digest_init(&w->dc);
+	*out = w;
+	return 0;
+}
+
+int cas_writer_write(struct cas_writer *w, const void *data, size_t n, struct cp_error *err)
+{
+	digest_update(&w->dc, data, n);
+	const char *p = data;
+	while (n > 0) {
+		ssize_t k = write(w->fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return cp_error_errno(err, EXIT_USAGE, "writing to the store %s", w->c->root);
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+void cas_writer_abort(struct cas_writer *w)
+{
+	if (!w)
+		return;
+	close(w->fd);
+	unlinkat(w->c->tmpfd, w->name, 0);
+	free(w);
+}
+
+int cas_writer_finish(char out[DIGEST_BUFLEN], struct cas_writer *w, struct cp_error *err)
+{
+	uint8_t md[32];
+	digest_final_raw(md, &w->dc);
+	digest_format(out, md);
+	close(w->fd);
+	int rc = tmp_install(w->c, w->name, md, err);
+	free(w);
+	return rc;
 }
 
 static int write_all(int fd, const char *p, size_t n)

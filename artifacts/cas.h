@@ -51,6 +51,15 @@ char *cas_spare_name(const char *digest);
 int cas_put_bytes(char out[DIGEST_BUFLEN], struct cas *c, const void *data, size_t len,
 		  struct cp_error *err);
 
+/* An object written as its bytes come (a file read from a stream):
+ * open, write, then finish (its digest in `out`; the writer is freed
+ * either way) or abort (nothing stored). */
+struct cas_writer;
+int cas_writer_open(struct cas_writer **out, struct cas *c, struct cp_error *err);
+int cas_writer_write(struct cas_writer *w, const void *data, size_t n, struct cp_error *err);
+int cas_writer_finish(char out[DIGEST_BUFLEN], struct cas_writer *w, struct cp_error *err);
+void cas_writer_abort(struct cas_writer *w);
+
 /* Digests `path` exactly as digest_tree does (same rules, same result)
  * while copying every file, link target and directory listing into the
  * store: one read pass over the data. A file the stat cache `sc` (may be

@@ -149,19 +149,33 @@ int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error 
 	unsigned long long size = 0;
 	if (type == 'f') {
 		struct digest_ctx c;
+		struct cas_writer *cw = NULL;
 		digest_init(&c);
+		if (w->cas && cas_writer_open(&cw, w->cas, err) < 0)
+			return -1;
 		char buf[65536];
 		long n;
 		while ((n = e->read(e, buf, sizeof(buf), err)) > 0) {
 			digest_update(&c, buf, (size_t)n);
 			size += (unsigned long long)n;
+			if (cw && cas_writer_write(cw, buf, (size_t)n, err) < 0) {
+				n = -1;
+				break;
+			}
 		}
 		digest_final(d, &c);
-		if (n < 0)
+		if (n < 0) {
+			cas_writer_abort(cw);
+			return -1;
+		}
+		char stored[DIGEST_BUFLEN];
+		if (cw && cas_writer_finish(stored, cw, err) < 0)
 			return -1;
 	} else if (type == 'l') {
 		size = strlen(e->link);
 		digest_bytes(d, e->link, size);
+		if (w->cas && cas_put_bytes(d, w->cas, e->link, size, err) < 0)
+			return -1;
 	}
 	if (!*e->path) {
 		w->type = type;
@@ -214,19 +228,28 @@ int track_read_volume_file(char **out, size_t *len, struct tracker *t, const cha
 	return 0;
 }
 
-static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume,
-			      const char *path, struct cp_error *err)
+/* The entry of `path` in `volume` read through the runtime; with `cas`
+ * its objects are stored as they are read and *type says its type. */
+static int via_archive(cJSON **out, char *type, struct cas *cas, struct tracker *t,
+		       const char *volume, const char *path, struct cp_error *err)
 {
-	struct track_archive_walk w = {.b = TREE_BUILDER_INIT};
+	struct track_archive_walk w = {.b = TREE_BUILDER_INIT, .cas = cas};
 	int rc = t->ops->volume_read_tree(t->rt, volume, path, track_archive_visit, &w, err);
 	cJSON *o = cJSON_CreateObject();
 	if (rc == 1) {
 		cJSON_AddBoolToObject(o, "missing", true);
 	} else if (rc == 0 && w.type == 'd') {
-		if (tree_builder_finish(w.digest, &w.b, err) < 0)
+		struct strbuf listing = STRBUF_INIT;
+		if (tree_builder_listing(w.digest, cas ? &listing : NULL, &w.b, err) < 0)
 			rc = -1;
+		char stored[DIGEST_BUFLEN];
+		if (rc == 0 && cas && cas_put_bytes(stored, cas, listing.buf, listing.len, err) < 0)
+			rc = -1;
+		sb_free(&listing);
 		w.size = w.b.size;
 	}
+	if (type)
+		*type = rc == 0 ? w.type : 0;
 	if (rc == 0) {
 		cJSON_AddStringToObject(o, "digest", w.digest);
 		cJSON_AddNumberToObject(o, "size", (double)w.size);
@@ -240,6 +263,12 @@ static int digest_via_archive(cJSON **out, struct tracker *t, const char *volume
 	}
 	*out = o;
 	return 0;
+}
+
+int track_commit_via_archive(cJSON **out, char *type, struct tracker *t, const char *volume,
+			     const char *path, struct cp_error *err)
+{
+	return via_archive(out, type, t->cas, t, volume, path, err);
 }
 
 cJSON *track_entry_json(const struct tree_digest *td)
@@ -261,11 +290,11 @@ int track_digest_ref(cJSON **out, struct tracker *t, const char *volume, const c
 	cleanup_free char *host = NULL;
 	const char *force = getenv("CPIPE_ARTIFACTS_VIA_ARCHIVE");
 	if (volume && t->ops->caps.archive_reads && (force && strcmp(force, "1") == 0))
-		return digest_via_archive(out, t, volume, path, err);
+		return via_archive(out, NULL, NULL, t, volume, path, err);
 	if (track_ref_host_path(&host, t, volume, path, err) < 0) {
 		if (!volume || !t->ops->caps.archive_reads)
 			return -1;
-		return digest_via_archive(out, t, volume, path, err);
+		return via_archive(out, NULL, NULL, t, volume, path, err);
 	}
 	const cJSON *seen = memo_get(&t->memo, host);
 	if (seen && !cJSON_IsNull(seen)) { /* null: a prefetch that failed */

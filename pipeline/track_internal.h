@@ -96,7 +96,13 @@ struct track_archive_walk {
 	char digest[DIGEST_BUFLEN];
 	unsigned long long size;
 	bool whole_mount; /* an observed mount: special files are left out */
+	struct cas *cas;  /* when set, what is read is stored too */
 };
+/* As track_digest_ref of a volume read through the runtime, storing its
+ * objects in t->cas as they are read; *type its 'f', 'd' or 'l' (0 when
+ * missing). */
+int track_commit_via_archive(cJSON **out, char *type, struct tracker *t, const char *volume,
+			     const char *path, struct cp_error *err);
 /* volume_read_tree's visitor for a struct track_archive_walk. */
 int track_archive_visit(void *ud, const struct volume_entry *e, struct cp_error *err);
 /* The regular file at `path` in `volume` (at most `max` bytes), read

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../artifacts/remote.h"
 #include "../lib/fs.h"
@@ -19,6 +20,9 @@ int track_commit_ref(cJSON **out, char *type, struct tracker *t, const char *vol
 	const char *force = getenv("CPIPE_ARTIFACTS_VIA_ARCHIVE");
 	struct stat st;
 	*type = 0;
+	if (t->cas && volume && t->ops->caps.archive_writes &&
+	    ((force && strcmp(force, "1") == 0) || !t->ops->caps.host_volumes))
+		return track_commit_via_archive(out, type, t, volume, path, err);
 	if (!t->cas || (force && strcmp(force, "1") == 0) ||
 	    track_ref_host_path(&host, t, volume, path, &ignored) < 0)
 		return track_digest_ref(out, t, volume, path, err);
@@ -101,6 +105,67 @@ static int restore_place(char **root, const char **rel, struct tracker *t,
 	return 0;
 }
 
+/* Outputs restored into volumes the runtime holds itself (no host path,
+ * caps.archive_writes): checked out on the host first, in a directory of
+ * the store's tmp/ (swept after a kill -9), then written into the volume
+ * by the runtime once every output is there. */
+struct far_write {
+	char *volume, *path, *dir;
+};
+struct far_writes {
+	struct far_write *v;
+	size_t n;
+};
+
+static bool far_volume(const struct tracker *t, const struct artifact_ref *r)
+{
+	return r->volume && !t->ops->caps.host_volumes && t->ops->caps.archive_writes;
+}
+
+/* A staging directory for output `r`: *root, and *rel below it. */
+static int far_stage(struct far_writes *fw, char **root, const char **rel, struct tracker *t,
+		     const struct artifact_ref *r, struct cp_error *err)
+{
+	static unsigned seq;
+	char *dir = xasprintf("%s/tmp/restore%x.tmp.%ld", t->cas->root, seq++, (long)getpid());
+	if (mkdir(dir, 0700) < 0) {
+		cp_error_errno(err, EXIT_USAGE, "creating %s", dir);
+		free(dir);
+		return -1;
+	}
+	fw->v = xrealloc(fw->v, (fw->n + 1) * sizeof(*fw->v));
+	fw->v[fw->n++] = (struct far_write){xstrdup(r->volume), xstrdup(r->path), dir};
+	*root = xstrdup(dir);
+	*rel = "t";
+	return 0;
+}
+
+static void far_free(struct far_writes *fw)
+{
+	for (size_t i = 0; i < fw->n; i++) {
+		struct cp_error ignored = {0};
+		fs_rm_rf(fw->v[i].dir, &ignored);
+		free(fw->v[i].volume);
+		free(fw->v[i].path);
+		free(fw->v[i].dir);
+	}
+	free(fw->v);
+	*fw = (struct far_writes){0};
+}
+
+/* Writes what was staged into the volumes, then drops the staging. */
+static int far_commit(struct far_writes *fw, struct tracker *t, struct cp_error *err)
+{
+	int rc = 0;
+	for (size_t i = 0; i < fw->n && rc == 0; i++) {
+		cleanup_free char *src = xasprintf("%s/t", fw->v[i].dir);
+		if (t->ops->volume_write_tree(t->rt, fw->v[i].volume, fw->v[i].path, src, err) < 0)
+			rc = cp_error_prefix(err, "restoring %s:%s", fw->v[i].volume, fw->v[i].path);
+	}
+	far_free(fw);
+	return rc;
+}
+
 /* The type of a locked or recorded entry: the run cache's when it knows
  * this digest, else a directory when it counts files. */
 static char entry_type(const cJSON *e, const cJSON *cached)
@@ -115,8 +180,9 @@ static char entry_type(const cJSON *e, const cJSON *cached)
 /* Stages every declared output and metrics file of `s` that `entry` (lock
  * form: "outputs", "metrics") names; `cached` (may be NULL) is the run
  * cache entry for types. */
-static int stage_outputs(struct cas_checkout *co, struct tracker *t, const struct stage *s,
-			 const cJSON *entry, const cJSON *cached, struct cp_error *err)
+static int stage_outputs(struct cas_checkout *co, struct far_writes *fw, struct tracker *t,
+			 const struct stage *s, const cJSON *entry, const cJSON *cached,
+			 struct cp_error *err)
 {
 	struct artifact_ref *seen = NULL;
 	size_t nseen = 0;
@@ -143,7 +209,8 @@ static int stage_outputs(struct cas_checkout *co, struct tracker *t, const struc
 			cleanup_free char *root = NULL;
 			const char *rel = NULL;
 			cleanup_free char *shown = xasprintf("stage \"%s\": %s", s->name, name);
-			if (restore_place(&root, &rel, t, &refs[i], err) < 0 ||
+			if ((far_volume(t, &refs[i]) ? far_stage(fw, &root, &rel, t, &refs[i], err)
+						     : restore_place(&root, &rel, t, &refs[i], err)) < 0 ||
 			    cas_checkout_stage(co, t->cas, root, rel,
 					       entry_type(e, cJSON_GetObjectItem(cJSON_GetObjectItem(cached, part), name)),
 					       d, shown, err) < 0)
@@ -238,12 +305,15 @@ int track_restore(cJSON **used, struct tracker *t, const struct stage *s, struct
 	if (!doc)
 		return 0;
 	struct cas_checkout co = CAS_CHECKOUT_INIT;
-	if (stage_outputs(&co, t, s, doc, doc, err) < 0) {
+	struct far_writes fw = {0};
+	if (stage_outputs(&co, &fw, t, s, doc, doc, err) < 0) {
 		cas_checkout_abort(&co);
+		far_free(&fw);
 		cJSON_Delete(doc);
 		return -1;
 	}
-	if (cas_checkout_commit(&co, err) < 0) {
+	if (cas_checkout_commit(&co, err) < 0 || far_commit(&fw, t, err) < 0) {
+		far_free(&fw);
 		cJSON_Delete(doc);
 		return -1;
 	}
@@ -260,6 +330,7 @@ int track_checkout(struct tracker *t, const cJSON *stages, const char *what,
 		   struct cp_error *err)
 {
 	struct cas_checkout co = CAS_CHECKOUT_INIT;
+	struct far_writes fw = {0};
 	int count = 0;
 	for (const cJSON *st = stages ? stages->child : NULL; st; st = st->next) {
 		const char *name = cJSON_IsArray(stages)
@@ -277,22 +348,26 @@ int track_checkout(struct tracker *t, const cJSON *stages, const char *what,
 		cJSON *cached = NULL;
 		if (key)
 			runcache_load(&cached, t->cas, key);
-		int rc = stage_outputs(&co, t, s, st, cached, err);
+		int rc = stage_outputs(&co, &fw, t, s, st, cached, err);
 		cJSON_Delete(cached);
 		if (rc < 0) {
 			cas_checkout_abort(&co);
+			far_free(&fw);
 			return cp_error_prefix(err, "checkout %s (nothing was changed)", what);
 		}
 		count++;
 	}
 	if (count == 0) {
 		cas_checkout_abort(&co);
+		far_free(&fw);
 		return cp_error_set(err, EXIT_USAGE,
 				    "checkout %s: it records no outputs of this project's stages",
 				    what);
 	}
-	if (cas_checkout_commit(&co, err) < 0)
+	if (cas_checkout_commit(&co, err) < 0 || far_commit(&fw, t, err) < 0) {
+		far_free(&fw);
 		return -1;
+	}
 	track_memo_clear(&t->memo);
 	return count;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kube_exec.h"
 #include "kube_internal.h"
 
 #define BIND_TIMEOUT_S 60
@@ -574,8 +575,9 @@ static int kube_rt_down(struct runtime *rt, struct cp_error *err)
 
 const struct runtime_ops runtime_kubernetes = {
 	.name = "kubernetes",
-	.caps = {.images = true, .detached = true, .exec = true, .archive_reads = true,
-		 .logs = true, .down = true, .port_check = true, .task_probes = true},
+	.caps = {.images = true, .detached = true, .exec = true, .attach = true,
+		 .archive_reads = true, .archive_writes = true, .logs = true, .down = true,
+		 .port_check = true, .task_probes = true},
 	.open = kube_rt_open,
 	.close = kube_rt_close,
 	.volume_ensure = kube_volume_ensure,
@@ -590,10 +592,13 @@ const struct runtime_ops runtime_kubernetes = {
 	.exec_start = kube_task_exec_start,
 	.exec_end = kube_task_exec_end,
 	.volume_read_tree = kube_volume_read_tree,
+	.volume_write_tree = kube_volume_write_tree,
 	.task_handle = kube_task_handle,
 	.handle_alive = kube_handle_alive,
 	.handle_stop = kube_handle_stop,
 	.handle_logs = kube_handle_logs,
 	.port_in_use = kube_port_in_use,
+	.handle_exec = kube_handle_exec,
+	.handle_kill = kube_handle_kill,
 	.down = kube_rt_down,
 };

@@ -1,6 +1,8 @@
 /* Shared by the kubernetes runtime's files: kube.c (the runtime, volumes,
  * images, cleanup), kube_job.c (Jobs and Deployments, their pods and logs),
- * kube_tree.c (reading a volume back), and kube_task.c, the one file that
+ * kube_tree.c (reading a volume back), kube_exec.c and kube_restore.c
+ * (commands in pods over kube_ws.c's WebSocket: `cpipe exec`, writing a
+ * volume), and kube_task.c, the one file that
  * reads the task_desc and the runtime_project and turns them into the
  * descriptions below. */
 #ifndef CPIPE_STAGES_KUBE_INTERNAL_H
@@ -241,10 +243,25 @@ int kube_port_in_use(struct runtime *rt, const char *host_ip, int port, const ch
 int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *path,
 			  int (*visit)(void *ud, const struct volume_entry *e, struct cp_error *err),
 			  void *ud, struct cp_error *err);
+/* 'x' with every ' as '\'' for sh. Caller owns. */
+char *kube_sh_quote(const char *s);
+/* The helper pod `name` (rt->helper_image) mounting `claim` at /v,
+ * read-only unless `writer`, running `script` with /bin/sh. Caller
+ * deletes. */
+cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
+		       const char *script, bool writer);
+/* Waits for helper pod `name` to end (0 and its *exit_code), or with
+ * `running` to run (0); -1 when it cannot run, says why, or ended. */
+int kube_helper_wait(struct runtime *rt, const char *name, bool running, int *exit_code,
+		     struct cp_error *err);
 /* Runs a helper pod on `volume`'s claim with the shell script `script`,
  * which writes base64 to stdout; waits for it to end and gives its exit
  * code and, when that is 0, the decoded output in `out` (rewound). */
 int kube_helper_run(struct runtime *rt, const char *volume, const char *script, FILE *out,
 		    int *exit_code, struct cp_error *err);
+
+/* kube_restore.c: volume_write_tree through a helper pod fed by exec. */
+int kube_volume_write_tree(struct runtime *rt, const char *volume, const char *path,
+			   const char *src, struct cp_error *err);
 
 #endif

@@ -1,8 +1,9 @@
 /* Reading a claim back: a short helper pod (rt->helper_image: sh, tar,
  * base64) mounts the claim read-only, writes a base64 tar of the path to
  * its stdout, and pods/{name}/log brings it here (the log is text, hence
- * base64; pods/exec would need SPDY or websockets). libarchive reads the
- * tar, so the digests are those the local runtime computes. */
+ * base64). libarchive reads the tar, so the digests are those the local
+ * runtime computes. Writing a claim (kube_restore.c) feeds a helper pod
+ * through pods/exec instead. */
 #include <archive.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -13,8 +14,7 @@
 
 #define HELPER_TIMEOUT_S 120
 
-/* 'x' with every ' as '\'' for sh. Caller owns. */
-static char *sh_quote(const char *s)
+char *kube_sh_quote(const char *s)
 {
 	struct strbuf b = {0};
 	sb_addc(&b, '\'');
@@ -50,9 +50,10 @@ static int on_b64(void *ud, const char *data, size_t n)
 	return 0;
 }
 
-static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim,
-			 const char *script)
+cJSON *kube_helper_pod(struct runtime *rt, const char *name, const char *claim,
+		       const char *script, bool writer)
 {
+	bool ro = !writer;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "apiVersion", "v1");
 	cJSON_AddStringToObject(o, "kind", "Pod");
@@ -60,13 +61,13 @@ static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim
 	cJSON_AddStringToObject(md, "name", name);
 	cJSON *l = cJSON_AddObjectToObject(md, "labels");
 	cJSON_AddStringToObject(l, KLABEL_PROJECT, rt->project);
-	cJSON_AddStringToObject(l, KLABEL_HELPER, "volume-reader");
+	cJSON_AddStringToObject(l, KLABEL_HELPER, writer ? "volume-writer" : "volume-reader");
 	cJSON *spec = cJSON_AddObjectToObject(o, "spec");
 	cJSON_AddStringToObject(spec, "restartPolicy", "Never");
 	cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
 	cJSON_AddBoolToObject(spec, "enableServiceLinks", false);
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "name", "reader");
+	cJSON_AddStringToObject(c, "name", writer ? "writer" : "reader");
 	cJSON_AddStringToObject(c, "image", rt->helper_image);
 	struct cp_error e = {0};
 	cJSON_AddStringToObject(c, "imagePullPolicy",
@@ -76,20 +77,20 @@ static cJSON *helper_pod(struct runtime *rt, const char *name, const char *claim
 	cJSON *vm = cJSON_CreateObject();
 	cJSON_AddStringToObject(vm, "name", "v");
 	cJSON_AddStringToObject(vm, "mountPath", "/v");
-	cJSON_AddBoolToObject(vm, "readOnly", true);
+	cJSON_AddBoolToObject(vm, "readOnly", ro);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "volumeMounts"), vm);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), c);
 	cJSON *v = cJSON_CreateObject();
 	cJSON_AddStringToObject(v, "name", "v");
 	cJSON *pvc = cJSON_AddObjectToObject(v, "persistentVolumeClaim");
 	cJSON_AddStringToObject(pvc, "claimName", claim);
-	cJSON_AddBoolToObject(pvc, "readOnly", true);
+	cJSON_AddBoolToObject(pvc, "readOnly", ro);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), v);
 	return o;
 }
 
-/* Waits for pod `name` to end: 0 and its exit code, -1 when it cannot run. */
-static int helper_wait(struct runtime *rt, const char *name, int *exit_code, struct cp_error *err)
+int kube_helper_wait(struct runtime *rt, const char *name, bool running, int *exit_code,
+		     struct cp_error *err)
 {
 	cleanup_free char *path = kube_path(rt, "pods", name);
 	long long deadline = now_ms() + HELPER_TIMEOUT_S * 1000LL;
@@ -105,8 +106,14 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 		cJSON_ArrayForEach(cs, kube_get(pod, "status.containerStatuses"))
 		{
 			const cJSON *ec = kube_get(cs, "state.terminated.exitCode");
-			if (cJSON_IsNumber(ec) && phase && strcmp(phase, "Running") != 0) {
-				*exit_code = ec->valueint;
+			bool ended = cJSON_IsNumber(ec) && phase && strcmp(phase, "Running") != 0;
+			if (ended && running) {
+				cJSON_Delete(pod);
+				return cp_error_set(err, EXIT_RUNTIME,
+						    "the helper pod %s ended before use", name);
+			}
+			if (ended || (running && kube_get(cs, "state.running"))) {
+				*exit_code = ended ? ec->valueint : 0;
 				cJSON_Delete(pod);
 				return 0;
 			}
@@ -121,8 +128,8 @@ static int helper_wait(struct runtime *rt, const char *name, int *exit_code, str
 					    name, rt->helper_image, why);
 		usleep(150000);
 	}
-	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not finish within %ds", name,
-			    HELPER_TIMEOUT_S);
+	return cp_error_set(err, EXIT_RUNTIME, "the helper pod %s did not %s within %ds", name,
+			    running ? "start" : "finish", HELPER_TIMEOUT_S);
 }
 
 /* The helper's last line once its script succeeded: a log read before the
@@ -190,12 +197,12 @@ int kube_helper_run(struct runtime *rt, const char *volume, const char *script, 
 	cleanup_free char *name = kube_dns_name(raw, 63);
 	cleanup_free char *coll = kube_path(rt, "pods", NULL);
 	cleanup_free char *full = xasprintf("set -o pipefail\n%s\necho " END_MARK "\n", script);
-	cJSON *body = helper_pod(rt, name, v->claim, full);
+	cJSON *body = kube_helper_pod(rt, name, v->claim, full, false);
 	int rc = kube_json(rt->k, "POST", coll, body, NULL, NULL, err);
 	cJSON_Delete(body);
 	if (rc < 0)
 		return cp_error_prefix(err, "creating the helper pod for volume \"%s\"", volume);
-	rc = helper_wait(rt, name, exit_code, err);
+	rc = kube_helper_wait(rt, name, false, exit_code, err);
 	cleanup_fclose FILE *log = rc == 0 ? tmpfile() : NULL;
 	if (rc == 0 && !log)
 		rc = cp_error_errno(err, EXIT_RUNTIME, "creating a temporary file");
@@ -236,8 +243,8 @@ int kube_volume_read_tree(struct runtime *rt, const char *volume, const char *pa
 	bool root = strcmp(path, "/") == 0;
 	cleanup_free char *dir = root || slash == path ? xstrdup("/v")
 						       : xasprintf("/v%.*s", (int)(slash - path), path);
-	cleanup_free char *qdir = sh_quote(dir);
-	cleanup_free char *qbase = sh_quote(root ? "." : slash + 1);
+	cleanup_free char *qdir = kube_sh_quote(dir);
+	cleanup_free char *qbase = kube_sh_quote(root ? "." : slash + 1);
 	cleanup_free char *script = xasprintf(
 		"cd %s 2>/dev/null && [ -e %s ] || [ -L %s ] || exit 3; tar -cf - %s | base64", qdir,
 		qbase, qbase, qbase);

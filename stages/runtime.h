@@ -161,6 +161,7 @@ struct runtime_caps {
 	bool attach;        /* handle_exec, handle_kill: `cpipe exec`/`kill` a detached task */
 	bool host_volumes;  /* volume_host_path: volumes are host directories cpipe reads */
 	bool archive_reads; /* volume_read_tree: volumes are read as streamed trees */
+	bool archive_writes; /* volume_write_tree: outputs restored into volumes it holds */
 	bool port_alloc;    /* picks a free host port for a port published without one */
 	bool port_check;    /* port_in_use: tells, before anything starts, a host port is taken */
 	bool logs;          /* handle_logs: it keeps a detached task's output itself */
@@ -277,6 +278,15 @@ struct runtime_ops {
 				int (*visit)(void *ud, const struct volume_entry *e,
 					     struct cp_error *err),
 				void *ud, struct cp_error *err);
+
+	/* Replaces the tree at `path` (absolute, inside `volume`; "/" is the
+	 * volume itself) with a copy of the host tree `src` (a file,
+	 * directory or symlink cpipe staged: a restore from the store),
+	 * written beside it and renamed into place, so that no reader sees
+	 * half of it. Modes and link targets are kept; owners are the
+	 * runtime's. */
+	int (*volume_write_tree)(struct runtime *rt, const char *volume, const char *path,
+				 const char *src, struct cp_error *err);
 
 	/* The output of the detached task `handle` names, from its start, as
 	 * the runtime itself keeps it: what the task wrote after the cpipe

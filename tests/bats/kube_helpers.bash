@@ -42,9 +42,13 @@ kube_project() {
 	export CPIPE_RUNTIME=kubernetes CPIPE_KUBE_HELPER_IMAGE=cpipe-test/busybox:latest
 }
 
-# Deletes the test's namespace (without waiting).
-kube_project_delete() {
+# Deletes the test's namespace, without waiting for it to go.
+kube_project_teardown() {
 	[ -n "${NS:-}" ] && [ "$KREADY" = 1 ] &&
 		kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
 	return 0
+}
+
+kcpipe() {
+	"$CPIPE_BIN" --runtime kubernetes "$@"
 }

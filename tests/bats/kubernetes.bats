@@ -15,11 +15,7 @@ setup() {
 }
 
 teardown() {
-	kube_project_delete
-}
-
-kcpipe() {
-	"$CPIPE_BIN" --runtime kubernetes "$@"
+	kube_project_teardown
 }
 
 # Every object of kinds that run something, labelled with the project.

@@ -21,7 +21,7 @@ setup() {
 teardown() {
 	local pid
 	for pid in $(procs_matching "cpipe-kube-forward ${NS:-none}"); do kill -9 "$pid"; done
-	kube_project_delete
+	kube_project_teardown
 }
 
 # A busybox httpd on 8080 serving index.html and a CGI that echoes the

@@ -37,6 +37,9 @@ static void test_capabilities_match_the_members(void **state)
 		assert_int_equal(c->attach, o->handle_kill != NULL);
 		assert_int_equal(c->host_volumes, o->volume_host_path != NULL);
 		assert_int_equal(c->archive_reads, o->volume_read_tree != NULL);
+		assert_int_equal(c->archive_writes, o->volume_write_tree != NULL);
+		/* What it writes back it must read to store. */
+		assert_true(c->archive_reads || !c->archive_writes);
 		assert_int_equal(c->port_check, o->port_in_use != NULL);
 		assert_int_equal(c->logs, o->handle_logs != NULL);
 		assert_int_equal(c->top, o->handle_top != NULL);
