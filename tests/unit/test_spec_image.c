@@ -174,16 +174,16 @@ static void runs_and_from_are_warned_once_per_dockerfile(void **state)
 	put("Dockerfile", "FROM x AS b\nRUN make\nFROM y\nRUN apt-get install z\n"
 			  "COPY --from=b /out/bin /usr/bin/bin\nADD https://e.com/f /f\nCMD [\"t\"]\n");
 	struct pipeline *p = load_applied("services:\n  a: {build: .}\n  c: {build: .}\n");
-	assert_int_equal(p->warnings.n, 3);
-	assert_string_equal(p->warnings.v[0],
+	assert_int_equal(p->image_warnings.n, 3);
+	assert_string_equal(p->image_warnings.v[0],
 			    "Dockerfile:5: stages \"a\", \"c\": COPY --from=b /out/bin is not "
 			    "reproducible locally: it comes from another image or build stage, so "
 			    "the stage runs without /usr/bin/bin");
-	assert_string_equal(p->warnings.v[1],
+	assert_string_equal(p->image_warnings.v[1],
 			    "Dockerfile:6: stages \"a\", \"c\": ADD https://e.com/f is not "
 			    "reproducible locally (the local runtime downloads nothing): the stage "
 			    "runs without /f");
-	assert_string_equal(p->warnings.v[2],
+	assert_string_equal(p->image_warnings.v[2],
 			    "Dockerfile:4: stages \"a\", \"c\": the local runtime does not run the "
 			    "Dockerfile's RUN step (Dockerfile:4); the host must provide what it "
 			    "installs, or run the stage with --runtime docker");
@@ -198,8 +198,8 @@ static void an_image_user_the_host_lacks_is_not_taken(void **state)
 	struct pipeline *p = load_applied("services:\n  a: {build: .}\n  b: {build: ., user: \"0\"}\n");
 	assert_null(p->stages[0].user);
 	assert_string_equal(p->stages[1].user, "0");
-	assert_int_equal(p->warnings.n, 2);
-	assert_string_equal(p->warnings.v[0],
+	assert_int_equal(p->image_warnings.n, 2);
+	assert_string_equal(p->image_warnings.v[0],
 			    "Dockerfile:3: stage \"a\": USER cpipe-no-such-user: no such user or group "
 			    "on the host (a RUN step makes it in the image), so the stage runs as "
 			    "cpipe's user; give it user: to choose");
