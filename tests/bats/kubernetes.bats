@@ -111,6 +111,44 @@ EOF
 	[ "$kdigests" = "$ldigests" ] || fail "digests differ: kubernetes $kdigests local $ldigests"
 }
 
+@test "observed outputs: a job without outputs: records what it wrote in the claim, and skips after" {
+	cat > cpipe.yml <<EOF
+name: $P
+volumes:
+  v: {}
+stages:
+  write:
+    image: cpipe-test/busybox:latest
+    command: sh -c 'mkdir -p /v/m && echo hello > /v/m/out.txt && echo wrote'
+    volumes: [v:/v]
+  read:
+    image: cpipe-test/busybox:latest
+    command: sh -c 'cat /v/m/out.txt && wc -c < /v/m/out.txt > /v/count.txt'
+    volumes: [v:/v]
+    depends_on: [write]
+EOF
+	run_ok run
+	assert_contains "| hello"
+	# What each wrote is its output, with the digest of its content.
+	[ "$(jq -r '.stages.write.outputs | keys | join(",")' cpipe.lock)" = "v:/m" ] ||
+		fail "write's observed outputs: $(jq -c .stages.write.outputs cpipe.lock)"
+	[ "$(jq -r '.stages.read.outputs | keys | join(",")' cpipe.lock)" = "v:/count.txt" ] ||
+		fail "read's observed outputs: $(jq -c .stages.read.outputs cpipe.lock)"
+	run_ok run
+	assert_contains "write is up to date, skipped"
+	assert_contains "read is up to date, skipped"
+	[[ "$output" != *"wrote"* ]] || fail "write ran again"
+	# The same digests as the local runtime observes for the same spec.
+	local kdigests ldigests
+	kdigests=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
+	mkdir -p "$BATS_TEST_TMPDIR/local" && cp cpipe.yml "$BATS_TEST_TMPDIR/local/"
+	cd "$BATS_TEST_TMPDIR/local"
+	CPIPE_RUNTIME=local run_ok run
+	ldigests=$(jq -S '.stages | map_values(.outputs)' cpipe.lock)
+	echo "$kdigests" | grep -q 'sha256:' || fail "no digests in the lock: $kdigests"
+	[ "$kdigests" = "$ldigests" ] || fail "digests differ: kubernetes $kdigests local $ldigests"
+}
+
 @test "a health-gated service is reached by its stage name from a job; nothing is left after" {
 	spec << EOF
 name: $P
