@@ -1,6 +1,7 @@
 /* Diffs and filtered digests of canonical listings (observe.h). */
 #include "observe.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,4 +164,107 @@ void observe_diff(struct strvec *written, struct strvec *deleted,
 	strvec_free(&d);
 	strvec_free(&wdirs);
 	strvec_free(&ddirs);
+}
+
+/* The first record of `l` not ordered before the `klen` bytes of `key`. */
+static size_t lower_bound(const struct observe_listing *l, const char *key, size_t klen)
+{
+	struct observe_rec k = {key, klen, NULL, 0};
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_rel(&l->v[mid], &k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+	return cmp_rel(a, b);
+}
+
+static bool same_rec(const struct observe_rec *a, const struct observe_rec *b)
+{
+	return cmp_rel(a, b) == 0 && a->restlen == b->restlen &&
+	       memcmp(a->rest, b->rest, a->restlen) == 0;
+}
+
+static void put_rec(struct strbuf *sb, const struct observe_rec *r)
+{
+	sb_add(sb, r->rel, r->rlen + 1 + r->restlen + 1);
+}
+
+void observe_patch(struct observe_listing *out, struct strvec *changed,
+		   const struct observe_listing *l, const struct observe_cut *cuts, size_t ncuts,
+		   struct observe_listing *add)
+{
+	/* Cut records: `rel` by binary search; everything below it is the
+	 * contiguous run of paths starting with "rel/" (up to "rel0", '0'
+	 * being the byte after '/'). */
+	cleanup_free bool *cut = xcalloc(l->n ? l->n : 1, sizeof(bool));
+	for (size_t i = 0; i < ncuts; i++) {
+		size_t n = strlen(cuts[i].rel);
+		size_t at = lower_bound(l, cuts[i].rel, n);
+		if (at < l->n && l->v[at].rlen == n && memcmp(l->v[at].rel, cuts[i].rel, n) == 0)
+			cut[at] = true;
+		if (!cuts[i].below)
+			continue;
+		cleanup_free char *key = xmalloc(n + 2);
+		memcpy(key, cuts[i].rel, n);
+		key[n] = '/';
+		size_t from = lower_bound(l, key, n + 1);
+		key[n] = '0';
+		size_t to = lower_bound(l, key, n + 1);
+		for (size_t k = from; k < to; k++)
+			cut[k] = true;
+	}
+	if (add->n > 1)
+		qsort(add->v, add->n, sizeof(*add->v), cmp_rec);
+
+	/* One merge writes the new listing and sees what differs: a cut
+	 * record with no equal added one, an added one with no equal record. */
+	struct strbuf sb = STRBUF_INIT;
+	struct strvec diff = {0};
+	size_t i = 0, j = 0;
+	while (i < l->n || j < add->n) {
+		const struct observe_rec *a = i < l->n ? &l->v[i] : NULL;
+		const struct observe_rec *b = j < add->n ? &add->v[j] : NULL;
+		int c = !a ? 1 : !b ? -1 : cmp_rel(a, b);
+		if (c < 0) {
+			if (cut[i])
+				strvec_push_take(&diff, xstrndup(a->rel, a->rlen));
+			else
+				put_rec(&sb, a);
+			i++;
+			continue;
+		}
+		if (c > 0 || !same_rec(a, b))
+			strvec_push_take(&diff, xstrndup(b->rel, b->rlen));
+		put_rec(&sb, b);
+		j++;
+		i += c == 0;
+	}
+	struct cp_error err = {0};
+	int rc = observe_parse(out, &sb, &err);
+	assert(rc == 0); /* records copied from parsed listings */
+	(void)rc;
+	sb_free(&sb);
+	if (diff.n > 1)
+		qsort(diff.v, diff.n, sizeof(char *), cmp_str);
+	for (size_t k = 0; k < diff.n; k++)
+		if (k == 0 || strcmp(diff.v[k], diff.v[k - 1]) != 0)
+			strvec_push(changed, diff.v[k]);
+	strvec_free(&diff);
+}
+
+const struct observe_rec *observe_find(const struct observe_listing *l, const char *rel)
+{
+	size_t n = strlen(rel);
+	size_t at = lower_bound(l, rel, n);
+	if (at < l->n && l->v[at].rlen == n && memcmp(l->v[at].rel, rel, n) == 0)
+		return &l->v[at];
+	return NULL;
 }
