@@ -8,6 +8,7 @@
 
 #include "../artifacts/cas.h"
 #include "../artifacts/digest.h"
+#include "../artifacts/journal.h"
 #include "../artifacts/observe.h"
 #include "../artifacts/statcache.h"
 #include "../artifacts/store.h"
@@ -20,6 +21,17 @@ struct obs_scan {
 	char type; /* 'd' with a listing; else `digest` is the root's own */
 	char digest[DIGEST_BUFLEN];
 	struct observe_listing l;
+	/* In a run: watches set as it was listed, so that after a stage the
+	 * listing is refreshed from what changed instead of made again
+	 * (artifacts/journal.h); NULL when it cannot be watched. Owned. */
+	struct journal *j;
+	char *host; /* where it was listed from, and the path left out */
+	char *skip;
+	/* The last filtered digest of the listing (observe_digest): the
+	 * reads' digest with the same paths left out is not hashed again. */
+	bool dmemo;
+	struct strvec dskip;
+	char ddigest[DIGEST_BUFLEN];
 };
 
 struct tstate {
