@@ -16,8 +16,8 @@
 
 #include "../lib/fs.h"
 
-#define WATCH_MASK                                                                         \
-	(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM |      \
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM |          \
 	 IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
 /* Events that say the name now stands for another inode (or none). */
 #define REPLACING (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
@@ -134,16 +134,14 @@ static void watch(struct journal *j, int dirfd, const char *name, const char *re
 	pthread_mutex_unlock(&j->lock);
 }
 
-static void on_entry(void *ctx, int dirfd, const char *name, const char *rel,
-		     const struct stat *st)
+static void on_entry(void *ctx, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
 	struct journal_walk *w = ctx;
 	if (!w->prefix[0]) {
 		watch(w->j, dirfd, name, rel, S_ISDIR(st->st_mode));
 		return;
 	}
-	cleanup_free char *full =
-	    rel[0] ? xasprintf("%s/%s", w->prefix, rel) : xstrdup(w->prefix);
+	cleanup_free char *full = rel[0] ? xasprintf("%s/%s", w->prefix, rel) : xstrdup(w->prefix);
 	watch(w->j, dirfd, name, full, S_ISDIR(st->st_mode));
 }
 
@@ -191,7 +189,8 @@ static void drain(struct journal *j, struct change **v, size_t *n, size_t *cap)
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			p += sizeof(*ev) + ev->len;
 			if (ev->mask & IN_Q_OVERFLOW) {
-				doubt(j, "the event queue overflowed (fs.inotify.max_queued_events)");
+				doubt(j,
+				      "the event queue overflowed (fs.inotify.max_queued_events)");
 				return;
 			}
 			if (ev->wd < 0 || (size_t)ev->wd >= j->cap || j->by_wd[ev->wd].n == 0)
@@ -218,7 +217,8 @@ static void drain(struct journal *j, struct change **v, size_t *n, size_t *cap)
 					push_change(v, n, cap, rels->v[k], NULL, false);
 			}
 			if (*n > 8 * JOURNAL_MAX_CHANGES) {
-				doubt(j, "more changes than a refresh takes (a full listing is cheaper)");
+				doubt(j, "more changes than a refresh takes (a full listing is "
+					 "cheaper)");
 				return;
 			}
 		}
@@ -366,8 +366,8 @@ static int plan(struct redo_item *it, struct journal *j, const struct change *c,
 	it->rel = c->rel;
 	if (got < 0) /* a link on the way out of the tree: its replacement was missed */
 		return 1;
-	if (got == 1 || !(S_ISDIR(it->st.st_mode) || S_ISREG(it->st.st_mode) ||
-			  S_ISLNK(it->st.st_mode)))
+	if (got == 1 ||
+	    !(S_ISDIR(it->st.st_mode) || S_ISREG(it->st.st_mode) || S_ISLNK(it->st.st_mode)))
 		it->how = REDO_DROP; /* gone, or a special file a mount's listing leaves out */
 	else if (S_ISDIR(it->st.st_mode))
 		it->how = c->replaced || !was_dir ? REDO_WALK : REDO_SELF;
@@ -429,6 +429,8 @@ int journal_refresh(struct observe_listing *out, struct strvec *changed, struct 
 		doubt(j, "a path changed while it was read again");
 		rc = 1;
 	}
+	if (j->doubt) /* a watch the walk could not set: later changes may go unseen */
+		rc = 1;
 	for (size_t k = 0; k < nemptied; k++)
 		if (j->by_wd[emptied[k]].n == 0)
 			inotify_rm_watch(j->fd, emptied[k]);
@@ -440,7 +442,9 @@ int journal_refresh(struct observe_listing *out, struct strvec *changed, struct 
 		const struct tree_digest *td = it->how >= REDO_WALK ? &reqs[req_of[i]].out : NULL;
 		unsigned mode = it->st.st_mode & 07777;
 		cuts[i] = (struct observe_cut){it->rel, it->how != REDO_SELF};
-		if (td && td->type != (it->how == REDO_WALK ? 'd' : S_ISLNK(it->st.st_mode) ? 'l' : 'f')) {
+		if (td && td->type != (it->how == REDO_WALK      ? 'd'
+				       : S_ISLNK(it->st.st_mode) ? 'l'
+								 : 'f')) {
 			doubt(j, "a path changed while it was read again");
 			rc = 1;
 		} else if (it->how == REDO_SELF || it->how == REDO_WALK) {

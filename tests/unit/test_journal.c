@@ -60,8 +60,8 @@ static void pause_ms(long ms)
 
 /* A full listing of `rel` below the test directory, watched by `j` when
  * set. */
-static void list(struct observe_listing *out, struct journal *j, const char *rel,
-		 const char *skip, struct statcache *sc)
+static void list(struct observe_listing *out, struct journal *j, const char *rel, const char *skip,
+		 struct statcache *sc)
 {
 	cleanup_free char *p = at(rel);
 	struct strbuf sb = STRBUF_INIT;
@@ -276,15 +276,14 @@ static void doubt_gives_up(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(refresh_equals_full_listing, tmpdir_setup,
-						tmpdir_teardown),
-		cmocka_unit_test_setup_teardown(same_size_rewrite_is_seen_through_the_stat_cache,
-						tmpdir_setup, tmpdir_teardown),
-		cmocka_unit_test_setup_teardown(writes_through_other_names_are_seen, tmpdir_setup,
-						tmpdir_teardown),
-		cmocka_unit_test_setup_teardown(skipped_path_stays_out, tmpdir_setup,
-						tmpdir_teardown),
-		cmocka_unit_test_setup_teardown(doubt_gives_up, tmpdir_setup, tmpdir_teardown),
+	    cmocka_unit_test_setup_teardown(refresh_equals_full_listing, tmpdir_setup,
+					    tmpdir_teardown),
+	    cmocka_unit_test_setup_teardown(same_size_rewrite_is_seen_through_the_stat_cache,
+					    tmpdir_setup, tmpdir_teardown),
+	    cmocka_unit_test_setup_teardown(writes_through_other_names_are_seen, tmpdir_setup,
+					    tmpdir_teardown),
+	    cmocka_unit_test_setup_teardown(skipped_path_stays_out, tmpdir_setup, tmpdir_teardown),
+	    cmocka_unit_test_setup_teardown(doubt_gives_up, tmpdir_setup, tmpdir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
