@@ -1,7 +1,6 @@
 /* Diffs and filtered digests of canonical listings (observe.h). */
 #include "observe.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +13,8 @@ int observe_parse(struct observe_listing *out, struct strbuf *sb, struct cp_erro
 	for (size_t at = 0; at < out->len;) {
 		const char *rel = out->buf + at;
 		const char *nul = memchr(rel, '\0', out->len - at);
-		const char *lf = nul ? memchr(nul, '\n', (size_t)(out->buf + out->len - nul)) : NULL;
+		const char *lf =
+		    nul ? memchr(nul, '\n', (size_t)(out->buf + out->len - nul)) : NULL;
 		if (!nul || !lf || nul == rel) {
 			observe_listing_free(out);
 			return cp_error_set(err, EXIT_USAGE,
@@ -24,8 +24,8 @@ int observe_parse(struct observe_listing *out, struct strbuf *sb, struct cp_erro
 			cap = cap ? 2 * cap : 64;
 			out->v = xrealloc(out->v, cap * sizeof(*out->v));
 		}
-		out->v[out->n++] = (struct observe_rec){rel, (size_t)(nul - rel), nul + 1,
-							(size_t)(lf - nul - 1)};
+		out->v[out->n++] =
+		    (struct observe_rec){rel, (size_t)(nul - rel), nul + 1, (size_t)(lf - nul - 1)};
 		at = (size_t)(lf - out->buf) + 1;
 	}
 	return 0;
@@ -38,33 +38,73 @@ void observe_listing_free(struct observe_listing *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* Whether `rel` is `path` or below it. */
-static bool below(const char *rel, size_t rlen, const char *path)
+/* Records [from, to) of `l`: contiguous bytes of its buffer. */
+static void digest_run(struct digest_ctx *c, const struct observe_listing *l, size_t from,
+		       size_t to)
 {
-	size_t n = strlen(path);
-	if (n == 0)
-		return true;
-	return rlen >= n && memcmp(rel, path, n) == 0 && (rlen == n || rel[n] == '/');
+	if (from >= to)
+		return;
+	const struct observe_rec *last = &l->v[to - 1];
+	const char *end = last->rest + last->restlen + 1;
+	digest_update(c, l->v[from].rel, (size_t)(end - l->v[from].rel));
 }
 
-static bool skipped(const struct observe_rec *r, const struct strvec *skip)
+static size_t lower_bound(const struct observe_listing *l, const char *key, size_t klen);
+
+struct range {
+	size_t from, to;
+};
+
+static int cmp_range(const void *a, const void *b)
 {
-	for (size_t i = 0; skip && i < skip->n; i++)
-		if (below(r->rel, r->rlen, skip->v[i]))
-			return true;
-	return false;
+	const struct range *x = a, *y = b;
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* The records `path` names in `l`: itself, and everything below it (the
+ * run of paths starting "path/", up to "path0", '0' being the byte after
+ * '/'). "" names them all. */
+static void ranges_of(struct range out[2], const struct observe_listing *l, const char *path)
+{
+	size_t n = strlen(path);
+	if (n == 0) {
+		out[0] = (struct range){0, l->n};
+		out[1] = (struct range){0, 0};
+		return;
+	}
+	size_t at = lower_bound(l, path, n);
+	bool hit = at < l->n && l->v[at].rlen == n && memcmp(l->v[at].rel, path, n) == 0;
+	out[0] = (struct range){at, at + hit};
+	cleanup_free char *key = xmalloc(n + 1);
+	memcpy(key, path, n);
+	key[n] = '/';
+	size_t from = lower_bound(l, key, n + 1);
+	key[n] = '0';
+	out[1] = (struct range){from, lower_bound(l, key, n + 1)};
 }
 
 void observe_digest(char out[DIGEST_BUFLEN], const struct observe_listing *l,
 		    const struct strvec *skip)
 {
+	/* The records are contiguous in the buffer, in order: the digest
+	 * hashes the runs between the skipped ranges, a few large updates. */
+	size_t nr = skip ? 2 * skip->n : 0;
+	cleanup_free struct range *r = xmalloc((nr ? nr : 1) * sizeof(*r));
+	for (size_t i = 0; skip && i < skip->n; i++)
+		ranges_of(&r[2 * i], l, skip->v[i]);
+	if (nr > 1)
+		qsort(r, nr, sizeof(*r), cmp_range);
 	struct digest_ctx c;
 	digest_init(&c);
-	for (size_t i = 0; i < l->n; i++) {
-		const struct observe_rec *r = &l->v[i];
-		if (!skipped(r, skip))
-			digest_update(&c, r->rel, r->rlen + 1 + r->restlen + 1);
+	size_t at = 0;
+	for (size_t i = 0; i < nr; i++) {
+		if (r[i].from >= r[i].to)
+			continue;
+		digest_run(&c, l, at, r[i].from);
+		if (r[i].to > at)
+			at = r[i].to;
 	}
+	digest_run(&c, l, at, l->n);
 	digest_final(out, &c);
 }
 
@@ -142,7 +182,8 @@ void observe_diff(struct strvec *written, struct strvec *deleted,
 				strvec_push(&wdirs, rel);
 			j++;
 		} else {
-			bool same = a->restlen == b->restlen && memcmp(a->rest, b->rest, a->restlen) == 0;
+			bool same =
+			    a->restlen == b->restlen && memcmp(a->rest, b->rest, a->restlen) == 0;
 			/* A directory turned into a file (or back) is new as a whole. */
 			/* A directory kept whose mode alone changed is not an output:
 			 * its entries that changed are. */
@@ -192,9 +233,13 @@ static bool same_rec(const struct observe_rec *a, const struct observe_rec *b)
 	       memcmp(a->rest, b->rest, a->restlen) == 0;
 }
 
-static void put_rec(struct strbuf *sb, const struct observe_rec *r)
+/* Appends `r` to a listing whose buffer and index have room for it. */
+static void put_rec(struct observe_listing *out, const struct observe_rec *r)
 {
-	sb_add(sb, r->rel, r->rlen + 1 + r->restlen + 1);
+	char *at = out->buf + out->len;
+	memcpy(at, r->rel, r->rlen + 1 + r->restlen + 1);
+	out->v[out->n++] = (struct observe_rec){at, r->rlen, at + r->rlen + 1, r->restlen};
+	out->len += r->rlen + 1 + r->restlen + 1;
 }
 
 void observe_patch(struct observe_listing *out, struct strvec *changed,
@@ -224,9 +269,12 @@ void observe_patch(struct observe_listing *out, struct strvec *changed,
 	if (add->n > 1)
 		qsort(add->v, add->n, sizeof(*add->v), cmp_rec);
 
-	/* One merge writes the new listing and sees what differs: a cut
-	 * record with no equal added one, an added one with no equal record. */
-	struct strbuf sb = STRBUF_INIT;
+	/* One merge writes the new listing (sized up front: the records'
+	 * pointers stay put) and sees what differs: a cut record with no
+	 * equal added one, an added one with no equal record. */
+	memset(out, 0, sizeof(*out));
+	out->buf = xmalloc(l->len + add->len + 1);
+	out->v = xmalloc((l->n + add->n ? l->n + add->n : 1) * sizeof(*out->v));
 	struct strvec diff = {0};
 	size_t i = 0, j = 0;
 	while (i < l->n || j < add->n) {
@@ -237,21 +285,17 @@ void observe_patch(struct observe_listing *out, struct strvec *changed,
 			if (cut[i])
 				strvec_push_take(&diff, xstrndup(a->rel, a->rlen));
 			else
-				put_rec(&sb, a);
+				put_rec(out, a);
 			i++;
 			continue;
 		}
 		if (c > 0 || !same_rec(a, b))
 			strvec_push_take(&diff, xstrndup(b->rel, b->rlen));
-		put_rec(&sb, b);
+		put_rec(out, b);
 		j++;
 		i += c == 0;
 	}
-	struct cp_error err = {0};
-	int rc = observe_parse(out, &sb, &err);
-	assert(rc == 0); /* records copied from parsed listings */
-	(void)rc;
-	sb_free(&sb);
+	out->buf[out->len] = '\0';
 	if (diff.n > 1)
 		qsort(diff.v, diff.n, sizeof(char *), cmp_str);
 	for (size_t k = 0; k < diff.n; k++)

@@ -14,13 +14,20 @@
 #include "../artifacts/store.h"
 #include "track.h"
 
+/* A mount's parsed listing, shared by the memo and the snapshots that
+ * copied it (a snapshot of 100,000 entries is not copied). */
+struct obs_listing {
+	struct observe_listing l;
+	unsigned refs;
+};
+
 /* One mount listed for observation (track_observe.c). */
 struct obs_scan {
 	char *name; /* the mount's ref name: "vol:/" or "./dir" */
 	bool missing;
 	char type; /* 'd' with a listing; else `digest` is the root's own */
 	char digest[DIGEST_BUFLEN];
-	struct observe_listing l;
+	struct obs_listing *ls; /* 'd': its listing; else NULL */
 	/* In a run: watches set as it was listed, so that after a stage the
 	 * listing is refreshed from what changed instead of made again
 	 * (artifacts/journal.h); NULL when it cannot be watched. Owned. */

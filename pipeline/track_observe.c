@@ -121,6 +121,28 @@ static int scan_place(char **host, const char **skip, struct tracker *t,
 	return 0;
 }
 
+static struct obs_listing *listing_new(void)
+{
+	struct obs_listing *ls = xcalloc(1, sizeof(*ls));
+	ls->refs = 1;
+	return ls;
+}
+
+static void listing_unref(struct obs_listing *ls)
+{
+	if (ls && --ls->refs == 0) {
+		observe_listing_free(&ls->l);
+		free(ls);
+	}
+}
+
+/* The scan's listing; an empty one for a file or a missing mount. */
+static const struct observe_listing *listing_of(const struct obs_scan *sc)
+{
+	static const struct observe_listing none;
+	return sc && sc->ls ? &sc->ls->l : &none;
+}
+
 static void trace(const char *fmt, ...) CP_PRINTF(1, 2);
 static void trace(const char *fmt, ...)
 {
@@ -156,8 +178,10 @@ static int scan_stream(struct obs_scan *sc, struct tracker *t, const struct arti
 	if (rc == 0 && !sc->missing) {
 		sc->type = w.type;
 		memcpy(sc->digest, w.digest, sizeof(w.digest));
-		if (w.type == 'd')
-			rc = observe_parse(&sc->l, &sb, err);
+		if (w.type == 'd') {
+			sc->ls = listing_new();
+			rc = observe_parse(&sc->ls->l, &sb, err);
+		}
 	}
 	sb_free(&sb);
 	return rc < 0 ? -1 : 0;
@@ -204,7 +228,11 @@ static int scan_mount(struct obs_scan *sc, struct tracker *t, const struct artif
 	sc->skip = skip ? xstrdup(skip) : NULL;
 	sc->type = req.out.type;
 	memcpy(sc->digest, req.out.digest, sizeof(sc->digest));
-	int rc = req.out.type == 'd' ? observe_parse(&sc->l, &sb, err) : 0;
+	int rc = 0;
+	if (req.out.type == 'd') {
+		sc->ls = listing_new();
+		rc = observe_parse(&sc->ls->l, &sb, err);
+	}
 	sb_free(&sb);
 	return rc;
 }
@@ -212,7 +240,7 @@ static int scan_mount(struct obs_scan *sc, struct tracker *t, const struct artif
 static void scan_free(struct obs_scan *sc)
 {
 	free(sc->name);
-	observe_listing_free(&sc->l);
+	listing_unref(sc->ls);
 	journal_free(sc->j);
 	free(sc->host);
 	free(sc->skip);
@@ -220,7 +248,7 @@ static void scan_free(struct obs_scan *sc)
 	memset(sc, 0, sizeof(*sc));
 }
 
-/* A copy of `sc` but its journal. */
+/* A copy of `sc` but its journal, sharing its listing. */
 static void scan_copy(struct obs_scan *c, const struct obs_scan *sc)
 {
 	*c = *sc;
@@ -230,15 +258,8 @@ static void scan_copy(struct obs_scan *c, const struct obs_scan *sc)
 	c->skip = sc->skip ? xstrdup(sc->skip) : NULL;
 	memset(&c->dskip, 0, sizeof(c->dskip));
 	strvec_copy(&c->dskip, &sc->dskip);
-	c->l.buf = xmalloc(sc->l.len + 1);
-	if (sc->l.len)
-		memcpy(c->l.buf, sc->l.buf, sc->l.len);
-	c->l.v = xmalloc((sc->l.n ? sc->l.n : 1) * sizeof(*c->l.v));
-	for (size_t k = 0; k < sc->l.n; k++) {
-		c->l.v[k] = sc->l.v[k];
-		c->l.v[k].rel = c->l.buf + (sc->l.v[k].rel - sc->l.buf);
-		c->l.v[k].rest = c->l.buf + (sc->l.v[k].rest - sc->l.buf);
-	}
+	if (c->ls)
+		c->ls->refs++;
 }
 
 static void memo_add_scan(struct memo *m, struct obs_scan *sc)
@@ -390,7 +411,7 @@ int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s
 			struct strvec skip = {0};
 			reads_skip(&skip, t, s, &mounts[i], own);
 			if (!sc->dmemo || !same_set(&sc->dskip, &skip)) {
-				observe_digest(sc->ddigest, &sc->l, &skip);
+				observe_digest(sc->ddigest, listing_of(sc), &skip);
 				strvec_free(&sc->dskip);
 				sc->dskip = skip;
 				memset(&skip, 0, sizeof(skip));
@@ -465,7 +486,11 @@ static int refresh_scans(struct tracker *t, struct tstate *ts, struct cp_error *
 			continue;
 		struct obs_scan now = {0};
 		struct strvec changed = {0};
-		int rc = journal_refresh(&now.l, &changed, was->j, &was->l, was->skip, t->sc, err);
+		now.ls = listing_new();
+		int rc = journal_refresh(&now.ls->l, &changed, was->j, listing_of(was), was->skip,
+					 t->sc, err);
+		if (rc != 0)
+			listing_unref(now.ls);
 		if (rc < 0)
 			return cp_error_prefix(err, "observing %s", was->name);
 		if (rc == 1) {
@@ -624,10 +649,8 @@ int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			break;
 		}
 		struct strvec written = {0}, deleted = {0};
-		static const struct observe_listing none;
 		if (now->type == 'd' || now->missing) {
-			observe_diff(&written, &deleted, was && was->type == 'd' ? &was->l : &none,
-				     &now->l);
+			observe_diff(&written, &deleted, listing_of(was), listing_of(now));
 		} else if (!was || was->missing || strcmp(was->digest, now->digest)) {
 			strvec_push(&written, ""); /* a file bound whole, rewritten */
 		}
