@@ -304,8 +304,10 @@ EOF
 	run_ok --runtime local run infer
 	want=$(jq -S '[.stages | to_entries[] | {stage: .key, outputs: (.value.outputs | map_values(.digest))}]' cpipe.lock)
 	rm -rf .cpipe cpipe.lock
-	run_ok --runtime "$RT" run train
+	# The container's writes into the volume reach the inotify watches.
+	CPIPE_OBSERVE_TRACE=1 run_ok --runtime "$RT" run train
 	assert_contains "trained epoch 1"
+	assert_contains "mnist:/: from the journal, 1 paths changed"
 	run_ok --runtime "$RT" run evaluate
 	assert_contains "train is up to date, skipped"
 	run_ok --runtime "$RT" run infer
