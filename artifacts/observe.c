@@ -160,51 +160,73 @@ static void add_uncovered(struct strvec *out, struct strvec *from, struct strvec
 			strvec_push(out, from->v[i]);
 }
 
+struct diff_acc {
+	struct strvec w, d, wdirs, ddirs;
+};
+
+/* One path's records before and after (either NULL when absent). */
+static void diff_one(struct diff_acc *acc, const struct observe_rec *a, const struct observe_rec *b)
+{
+	if (a && !b) { /* gone */
+		cleanup_free char *rel = xstrndup(a->rel, a->rlen);
+		strvec_push(&acc->d, rel);
+		if (is_dir(a))
+			strvec_push(&acc->ddirs, rel);
+	} else if (b && !a) { /* new */
+		cleanup_free char *rel = xstrndup(b->rel, b->rlen);
+		strvec_push(&acc->w, rel);
+		if (is_dir(b))
+			strvec_push(&acc->wdirs, rel);
+	} else if (a && b) {
+		bool same = a->restlen == b->restlen && memcmp(a->rest, b->rest, a->restlen) == 0;
+		/* A directory turned into a file (or back) is new as a whole. */
+		/* A directory kept whose mode alone changed is not an output:
+		 * its entries that changed are. */
+		if (!same && !(is_dir(a) && is_dir(b))) {
+			cleanup_free char *rel = xstrndup(b->rel, b->rlen);
+			strvec_push(&acc->w, rel);
+			if (is_dir(b) && !is_dir(a))
+				strvec_push(&acc->wdirs, rel);
+			if (is_dir(a) && !is_dir(b))
+				strvec_push(&acc->ddirs, rel);
+		}
+	}
+}
+
+static void diff_finish(struct strvec *written, struct strvec *deleted, struct diff_acc *acc)
+{
+	add_uncovered(written, &acc->w, &acc->wdirs);
+	add_uncovered(deleted, &acc->d, &acc->ddirs);
+	strvec_free(&acc->w);
+	strvec_free(&acc->d);
+	strvec_free(&acc->wdirs);
+	strvec_free(&acc->ddirs);
+}
+
 void observe_diff(struct strvec *written, struct strvec *deleted,
 		  const struct observe_listing *before, const struct observe_listing *after)
 {
-	struct strvec w = {0}, d = {0}, wdirs = {0}, ddirs = {0};
+	struct diff_acc acc = {0};
 	size_t i = 0, j = 0;
 	while (i < before->n || j < after->n) {
 		const struct observe_rec *a = i < before->n ? &before->v[i] : NULL;
 		const struct observe_rec *b = j < after->n ? &after->v[j] : NULL;
 		int c = !a ? 1 : !b ? -1 : cmp_rel(a, b);
-		if (c < 0) { /* gone */
-			cleanup_free char *rel = xstrndup(a->rel, a->rlen);
-			strvec_push(&d, rel);
-			if (is_dir(a))
-				strvec_push(&ddirs, rel);
-			i++;
-		} else if (c > 0) { /* new */
-			cleanup_free char *rel = xstrndup(b->rel, b->rlen);
-			strvec_push(&w, rel);
-			if (is_dir(b))
-				strvec_push(&wdirs, rel);
-			j++;
-		} else {
-			bool same =
-			    a->restlen == b->restlen && memcmp(a->rest, b->rest, a->restlen) == 0;
-			/* A directory turned into a file (or back) is new as a whole. */
-			/* A directory kept whose mode alone changed is not an output:
-			 * its entries that changed are. */
-			if (!same && !(is_dir(a) && is_dir(b))) {
-				cleanup_free char *rel = xstrndup(b->rel, b->rlen);
-				strvec_push(&w, rel);
-				if (is_dir(b) && !is_dir(a))
-					strvec_push(&wdirs, rel);
-				if (is_dir(a) && !is_dir(b))
-					strvec_push(&ddirs, rel);
-			}
-			i++;
-			j++;
-		}
+		diff_one(&acc, c <= 0 ? a : NULL, c >= 0 ? b : NULL);
+		i += c <= 0;
+		j += c >= 0;
 	}
-	add_uncovered(written, &w, &wdirs);
-	add_uncovered(deleted, &d, &ddirs);
-	strvec_free(&w);
-	strvec_free(&d);
-	strvec_free(&wdirs);
-	strvec_free(&ddirs);
+	diff_finish(written, deleted, &acc);
+}
+
+void observe_diff_paths(struct strvec *written, struct strvec *deleted,
+			const struct observe_listing *before, const struct observe_listing *after,
+			const struct strvec *paths)
+{
+	struct diff_acc acc = {0};
+	for (size_t k = 0; k < paths->n; k++)
+		diff_one(&acc, observe_find(before, paths->v[k]), observe_find(after, paths->v[k]));
+	diff_finish(written, deleted, &acc);
 }
 
 /* The first record of `l` not ordered before the `klen` bytes of `key`. */

@@ -45,6 +45,11 @@ void observe_digest(char out[DIGEST_BUFLEN], const struct observe_listing *l,
  * entries are. */
 void observe_diff(struct strvec *written, struct strvec *deleted,
 		  const struct observe_listing *before, const struct observe_listing *after);
+/* observe_diff when the paths whose records may differ are known (sorted;
+ * observe_patch's *changed): only those are looked up. */
+void observe_diff_paths(struct strvec *written, struct strvec *deleted,
+			const struct observe_listing *before, const struct observe_listing *after,
+			const struct strvec *paths);
 
 /* The record of `rel` in `l`, or NULL. Lends. */
 const struct observe_rec *observe_find(const struct observe_listing *l, const char *rel);

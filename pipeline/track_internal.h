@@ -39,6 +39,9 @@ struct obs_scan {
 	bool dmemo;
 	struct strvec dskip;
 	char ddigest[DIGEST_BUFLEN];
+	/* Refreshed from `base` (held): the paths whose records differ. */
+	struct obs_listing *base;
+	struct strvec changed;
 };
 
 struct tstate {

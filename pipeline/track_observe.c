@@ -241,6 +241,8 @@ static void scan_free(struct obs_scan *sc)
 {
 	free(sc->name);
 	listing_unref(sc->ls);
+	listing_unref(sc->base);
+	strvec_free(&sc->changed);
 	journal_free(sc->j);
 	free(sc->host);
 	free(sc->skip);
@@ -260,6 +262,8 @@ static void scan_copy(struct obs_scan *c, const struct obs_scan *sc)
 	strvec_copy(&c->dskip, &sc->dskip);
 	if (c->ls)
 		c->ls->refs++;
+	c->base = NULL;
+	memset(&c->changed, 0, sizeof(c->changed));
 }
 
 static void memo_add_scan(struct memo *m, struct obs_scan *sc)
@@ -524,7 +528,9 @@ static int refresh_scans(struct tracker *t, struct tstate *ts, struct cp_error *
 			strvec_copy(&now.dskip, &was->dskip);
 			memcpy(now.ddigest, was->ddigest, sizeof(now.ddigest));
 		}
-		strvec_free(&changed);
+		now.base = was->ls;
+		now.base->refs++;
+		now.changed = changed;
 		memo_add_scan(&t->memo, &now);
 	}
 	return 0;
@@ -649,7 +655,10 @@ int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			break;
 		}
 		struct strvec written = {0}, deleted = {0};
-		if (now->type == 'd' || now->missing) {
+		if (was && was->ls && now->base == was->ls) {
+			observe_diff_paths(&written, &deleted, listing_of(was), listing_of(now),
+					   &now->changed);
+		} else if (now->type == 'd' || now->missing) {
 			observe_diff(&written, &deleted, listing_of(was), listing_of(now));
 		} else if (!was || was->missing || strcmp(was->digest, now->digest)) {
 			strvec_push(&written, ""); /* a file bound whole, rewritten */
