@@ -222,8 +222,8 @@ static int scan_mount(struct obs_scan *sc, struct tracker *t, const struct artif
 		sc->j = NULL;
 	}
 	if (journal_wanted(t))
-		trace("%s: listed%s%s", name, sc->j ? ", watched" : "; not watched: ",
-		      sc->j ? "" : why);
+		trace("%s: listed%s%s", name,
+		      sc->j ? ", watched" : "; not watched: ", sc->j ? "" : why);
 	sc->host = xstrdup(host);
 	sc->skip = skip ? xstrdup(skip) : NULL;
 	sc->type = req.out.type;
@@ -518,8 +518,9 @@ static int refresh_scans(struct tracker *t, struct tstate *ts, struct cp_error *
 			for (size_t q = 0; q < was->dskip.n && !left_out; q++) {
 				const char *sk = was->dskip.v[q];
 				size_t n = strlen(sk);
-				left_out = n == 0 || (strncmp(changed.v[k], sk, n) == 0 &&
-						      (changed.v[k][n] == '\0' || changed.v[k][n] == '/'));
+				left_out =
+				    n == 0 || (strncmp(changed.v[k], sk, n) == 0 &&
+					       (changed.v[k][n] == '\0' || changed.v[k][n] == '/'));
 			}
 			holds = left_out;
 		}
