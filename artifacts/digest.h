@@ -44,6 +44,7 @@
 #define DIGEST_STRLEN 71 /* "sha256:" + 64 hex */
 #define DIGEST_BUFLEN 72 /* with the NUL */
 
+struct stat;
 struct statcache;
 struct strbuf;
 struct evp_md_ctx_st; /* OpenSSL's EVP_MD_CTX */
@@ -120,6 +121,14 @@ struct tree_request {
 	 * are listed as the files they are. */
 	const char *skip;
 	bool whole_mount;
+	/* When set, called on the walking thread for the root when it is a
+	 * directory (dirfd the root itself, name "."), for every directory
+	 * below it before that directory is read, and for every regular file
+	 * with more than one link (the root too: dirfd its parent); `rel` is
+	 * relative to `path` ("" for the root). A change journal's watches. */
+	void (*on_entry)(void *ctx, int dirfd, const char *name, const char *rel,
+			 const struct stat *st);
+	void *on_entry_ctx;
 	struct tree_digest out;
 	int rc;              /* 0, or -1 with err set */
 	struct cp_error err;

@@ -6,6 +6,7 @@
 #ifndef CPIPE_ARTIFACTS_OBSERVE_H
 #define CPIPE_ARTIFACTS_OBSERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../lib/util.h"
@@ -44,5 +45,28 @@ void observe_digest(char out[DIGEST_BUFLEN], const struct observe_listing *l,
  * entries are. */
 void observe_diff(struct strvec *written, struct strvec *deleted,
 		  const struct observe_listing *before, const struct observe_listing *after);
+/* observe_diff when the paths whose records may differ are known (sorted;
+ * observe_patch's *changed): only those are looked up. */
+void observe_diff_paths(struct strvec *written, struct strvec *deleted,
+			const struct observe_listing *before, const struct observe_listing *after,
+			const struct strvec *paths);
+
+/* The record of `rel` in `l`, or NULL. Lends. */
+const struct observe_rec *observe_find(const struct observe_listing *l, const char *rel);
+
+/* A path a patch replaces the records of: `rel` itself and, with
+ * `below`, everything under it too. */
+struct observe_cut {
+	const char *rel;
+	bool below;
+};
+
+/* `l` with the records the cuts name taken out and those of `add` (a
+ * parsed fragment of records in any order, none of them left in by the
+ * cuts; sorted in place) put in, into *out (caller frees). *changed gets
+ * the paths whose records differ between `l` and *out, sorted. */
+void observe_patch(struct observe_listing *out, struct strvec *changed,
+		   const struct observe_listing *l, const struct observe_cut *cuts, size_t ncuts,
+		   struct observe_listing *add);
 
 #endif

@@ -164,6 +164,9 @@ static int walk_dir(struct walk *w, const char *drel, size_t **stack, size_t *ns
 			goto out;
 		}
 		struct wentry *e;
+		if (w->req->on_entry &&
+		    (S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1)))
+			w->req->on_entry(w->req->on_entry_ctx, dirfd(d), name, rel, &st);
 		switch (st.st_mode & S_IFMT) {
 		case S_IFDIR:
 			e = walk_push(w, rel, &st);
@@ -301,6 +304,8 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 				return cp_error_errno(err, EXIT_USAGE, "opening %s", parent);
 			base = slash ? slash + 1 : path;
 		}
+		if (w->req->on_entry && st.st_nlink > 1)
+			w->req->on_entry(w->req->on_entry_ctx, w->rootfd, base, "", &st);
 		struct wentry *e = walk_push(w, xstrdup(base), &st);
 		e->type = 'f';
 		e->hash = true;
@@ -311,6 +316,8 @@ static int walk_root(struct walk *w, const char *cwd, struct cp_error *err)
 		w->rootfd = openat(at, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (w->rootfd < 0)
 			return cp_error_errno(err, EXIT_USAGE, "opening %s", w->shown);
+		if (w->req->on_entry)
+			w->req->on_entry(w->req->on_entry_ctx, w->rootfd, ".", "", &st);
 		cleanup_free size_t *stack = NULL;
 		size_t nstack = 0, stackcap = 0;
 		if (walk_dir(w, "", &stack, &nstack, &stackcap, err) < 0)

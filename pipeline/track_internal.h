@@ -8,10 +8,18 @@
 
 #include "../artifacts/cas.h"
 #include "../artifacts/digest.h"
+#include "../artifacts/journal.h"
 #include "../artifacts/observe.h"
 #include "../artifacts/statcache.h"
 #include "../artifacts/store.h"
 #include "track.h"
+
+/* A mount's parsed listing, shared by the memo and the snapshots that
+ * copied it (a snapshot of 100,000 entries is not copied). */
+struct obs_listing {
+	struct observe_listing l;
+	unsigned refs;
+};
 
 /* One mount listed for observation (track_observe.c). */
 struct obs_scan {
@@ -19,7 +27,21 @@ struct obs_scan {
 	bool missing;
 	char type; /* 'd' with a listing; else `digest` is the root's own */
 	char digest[DIGEST_BUFLEN];
-	struct observe_listing l;
+	struct obs_listing *ls; /* 'd': its listing; else NULL */
+	/* In a run: watches set as it was listed, so that after a stage the
+	 * listing is refreshed from what changed instead of made again
+	 * (artifacts/journal.h); NULL when it cannot be watched. Owned. */
+	struct journal *j;
+	char *host; /* where it was listed from, and the path left out */
+	char *skip;
+	/* The last filtered digest of the listing (observe_digest): the
+	 * reads' digest with the same paths left out is not hashed again. */
+	bool dmemo;
+	struct strvec dskip;
+	char ddigest[DIGEST_BUFLEN];
+	/* Refreshed from `base` (held): the paths whose records differ. */
+	struct obs_listing *base;
+	struct strvec changed;
 };
 
 struct tstate {

@@ -4,11 +4,18 @@
  * everything those mounts (read-only ones too) hold but its own outputs and
  * the outputs of the stages downstream of it. Mounts are listed through the
  * stat cache (digest_trees with a listing), on every runtime whose volumes
- * have a host path, else streamed with volume_read_tree. */
+ * have a host path, else streamed with volume_read_tree. In a run, a
+ * mount listed from its host path is watched as it is listed (a change
+ * journal, artifacts/journal.h): after the stage, its listing is the one
+ * before with what the events name read again, not a second listing; a
+ * journal in doubt falls back to listing in full. CPIPE_OBSERVE_JOURNAL=0
+ * always lists in full; CPIPE_OBSERVE_TRACE=1 says on stderr which way
+ * each mount went. */
 #include "track_internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +121,48 @@ static int scan_place(char **host, const char **skip, struct tracker *t,
 	return 0;
 }
 
+static struct obs_listing *listing_new(void)
+{
+	struct obs_listing *ls = xcalloc(1, sizeof(*ls));
+	ls->refs = 1;
+	return ls;
+}
+
+static void listing_unref(struct obs_listing *ls)
+{
+	if (ls && --ls->refs == 0) {
+		observe_listing_free(&ls->l);
+		free(ls);
+	}
+}
+
+/* The scan's listing; an empty one for a file or a missing mount. */
+static const struct observe_listing *listing_of(const struct obs_scan *sc)
+{
+	static const struct observe_listing none;
+	return sc && sc->ls ? &sc->ls->l : &none;
+}
+
+static void trace(const char *fmt, ...) CP_PRINTF(1, 2);
+static void trace(const char *fmt, ...)
+{
+	const char *on = getenv("CPIPE_OBSERVE_TRACE");
+	if (!on || strcmp(on, "1") != 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("cpipe: observe: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static bool journal_wanted(const struct tracker *t)
+{
+	const char *v = getenv("CPIPE_OBSERVE_JOURNAL");
+	return t->o.run_id && !(v && strcmp(v, "0") == 0);
+}
+
 /* Lists a mount through the runtime (no host path). */
 static int scan_stream(struct obs_scan *sc, struct tracker *t, const struct artifact_ref *m,
 		       struct cp_error *err)
@@ -129,15 +178,17 @@ static int scan_stream(struct obs_scan *sc, struct tracker *t, const struct arti
 	if (rc == 0 && !sc->missing) {
 		sc->type = w.type;
 		memcpy(sc->digest, w.digest, sizeof(w.digest));
-		if (w.type == 'd')
-			rc = observe_parse(&sc->l, &sb, err);
+		if (w.type == 'd') {
+			sc->ls = listing_new();
+			rc = observe_parse(&sc->ls->l, &sb, err);
+		}
 	}
 	sb_free(&sb);
 	return rc < 0 ? -1 : 0;
 }
 
 static int scan_mount(struct obs_scan *sc, struct tracker *t, const struct artifact_ref *m,
-		      struct cp_error *err)
+		      const char *name, struct cp_error *err)
 {
 	cleanup_free char *host = NULL;
 	const char *skip = NULL;
@@ -157,46 +208,103 @@ static int scan_mount(struct obs_scan *sc, struct tracker *t, const struct artif
 	}
 	struct strbuf sb = STRBUF_INIT;
 	struct tree_request req = {.path = host, .listing = &sb, .skip = skip, .whole_mount = true};
+	const char *why = "not a directory";
+	struct journal_walk hook;
+	if (journal_wanted(t) && S_ISDIR(st.st_mode) && (sc->j = journal_open(host, &why)))
+		journal_hook(&req, &hook, sc->j, "");
 	if (digest_trees(&req, 1, t->sc, err) < 0) {
 		sb_free(&sb);
 		return -1;
 	}
+	if (sc->j && journal_doubt(sc->j)) {
+		why = journal_doubt(sc->j);
+		journal_free(sc->j);
+		sc->j = NULL;
+	}
+	if (journal_wanted(t))
+		trace("%s: listed%s%s", name,
+		      sc->j ? ", watched" : "; not watched: ", sc->j ? "" : why);
+	sc->host = xstrdup(host);
+	sc->skip = skip ? xstrdup(skip) : NULL;
 	sc->type = req.out.type;
 	memcpy(sc->digest, req.out.digest, sizeof(sc->digest));
-	int rc = req.out.type == 'd' ? observe_parse(&sc->l, &sb, err) : 0;
+	int rc = 0;
+	if (req.out.type == 'd') {
+		sc->ls = listing_new();
+		rc = observe_parse(&sc->ls->l, &sb, err);
+	}
 	sb_free(&sb);
 	return rc;
 }
 
-void track_scans_clear(struct memo *m)
+static void scan_free(struct obs_scan *sc)
+{
+	free(sc->name);
+	listing_unref(sc->ls);
+	listing_unref(sc->base);
+	strvec_free(&sc->changed);
+	journal_free(sc->j);
+	free(sc->host);
+	free(sc->skip);
+	strvec_free(&sc->dskip);
+	memset(sc, 0, sizeof(*sc));
+}
+
+/* A copy of `sc` but its journal, sharing its listing. */
+static void scan_copy(struct obs_scan *c, const struct obs_scan *sc)
+{
+	*c = *sc;
+	c->j = NULL;
+	c->name = xstrdup(sc->name);
+	c->host = sc->host ? xstrdup(sc->host) : NULL;
+	c->skip = sc->skip ? xstrdup(sc->skip) : NULL;
+	memset(&c->dskip, 0, sizeof(c->dskip));
+	strvec_copy(&c->dskip, &sc->dskip);
+	if (c->ls)
+		c->ls->refs++;
+	c->base = NULL;
+	memset(&c->changed, 0, sizeof(c->changed));
+}
+
+static void memo_add_scan(struct memo *m, struct obs_scan *sc)
 {
 	for (size_t i = 0; i < m->nscans; i++) {
-		free(m->scans[i].name);
-		observe_listing_free(&m->scans[i].l);
+		if (!strcmp(m->scans[i].name, sc->name)) {
+			scan_free(&m->scans[i]);
+			m->scans[i] = *sc;
+			return;
+		}
 	}
+	m->scans = xrealloc(m->scans, (m->nscans + 1) * sizeof(*sc));
+	m->scans[m->nscans++] = *sc;
+}
+
+void track_scans_clear(struct memo *m)
+{
+	for (size_t i = 0; i < m->nscans; i++)
+		scan_free(&m->scans[i]);
 	free(m->scans);
 	m->scans = NULL;
 	m->nscans = 0;
 }
 
 /* The mount's listing, read once until the memo is cleared. Lends. */
-static const struct obs_scan *scan_get(struct tracker *t, const struct artifact_ref *m,
-				       struct cp_error *err)
+static struct obs_scan *scan_get(struct tracker *t, const struct artifact_ref *m,
+				 struct cp_error *err)
 {
 	cleanup_free char *name = track_ref_name(t->p, m->volume, m->path);
 	for (size_t i = 0; i < t->memo.nscans; i++)
 		if (!strcmp(t->memo.scans[i].name, name))
 			return &t->memo.scans[i];
 	struct obs_scan sc = {0};
-	if (scan_mount(&sc, t, m, err) < 0) {
-		observe_listing_free(&sc.l);
+	if (scan_mount(&sc, t, m, name, err) < 0) {
+		scan_free(&sc);
 		cp_error_prefix(err, "observing %s", name);
 		return NULL;
 	}
 	sc.name = xstrdup(name);
-	t->memo.scans = xrealloc(t->memo.scans, (t->memo.nscans + 1) * sizeof(sc));
-	t->memo.scans[t->memo.nscans] = sc;
-	return &t->memo.scans[t->memo.nscans++];
+	memo_add_scan(&t->memo, &sc);
+	return &t->memo.scans[t->memo.nscans - 1];
 }
 
 /* `r` as a path relative to mount `m`, or NULL when outside it. */
@@ -277,6 +385,16 @@ static void reads_skip(struct strvec *skip, struct tracker *t, const struct stag
 	}
 }
 
+static bool same_set(const struct strvec *a, const struct strvec *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!strvec_contains(b, a->v[i]))
+			return false;
+	return true;
+}
+
 int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s,
 			 const cJSON *own, struct cp_error *err)
 {
@@ -285,7 +403,7 @@ int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s
 	track_observed_mounts(&mounts, &nm, t->p, s, false);
 	int rc = 0;
 	for (size_t i = 0; i < nm && rc == 0; i++) {
-		const struct obs_scan *sc = scan_get(t, &mounts[i], err);
+		struct obs_scan *sc = scan_get(t, &mounts[i], err);
 		if (!sc) {
 			rc = -1;
 			break;
@@ -296,9 +414,14 @@ int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s
 		} else if (sc->type == 'd') {
 			struct strvec skip = {0};
 			reads_skip(&skip, t, s, &mounts[i], own);
-			char d[DIGEST_BUFLEN];
-			observe_digest(d, &sc->l, &skip);
-			cJSON_AddStringToObject(e, "digest", d);
+			if (!sc->dmemo || !same_set(&sc->dskip, &skip)) {
+				observe_digest(sc->ddigest, listing_of(sc), &skip);
+				strvec_free(&sc->dskip);
+				sc->dskip = skip;
+				memset(&skip, 0, sizeof(skip));
+				sc->dmemo = true;
+			}
+			cJSON_AddStringToObject(e, "digest", sc->ddigest);
 			strvec_free(&skip);
 		} else {
 			cJSON_AddStringToObject(e, "digest", sc->digest);
@@ -312,10 +435,8 @@ int track_observed_reads(cJSON *inputs, struct tracker *t, const struct stage *s
 
 void track_snapshot_free(struct tstate *ts)
 {
-	for (size_t i = 0; i < ts->nsnap; i++) {
-		free(ts->snap[i].name);
-		observe_listing_free(&ts->snap[i].l);
-	}
+	for (size_t i = 0; i < ts->nsnap; i++)
+		scan_free(&ts->snap[i]);
 	free(ts->snap);
 	ts->snap = NULL;
 	ts->nsnap = 0;
@@ -327,30 +448,93 @@ int track_snapshot(struct tracker *t, const struct stage *s, struct cp_error *er
 	track_snapshot_free(ts);
 	struct artifact_ref *mounts;
 	size_t nm;
-	track_observed_mounts(&mounts, &nm, t->p, s, true);
+	track_observed_mounts(&mounts, &nm, t->p, s, false);
+	struct artifact_ref *rw;
+	size_t nw;
+	track_observed_mounts(&rw, &nw, t->p, s, true);
 	ts->snap = xcalloc(nm ? nm : 1, sizeof(*ts->snap));
 	int rc = 0;
 	for (size_t i = 0; i < nm; i++) {
-		const struct obs_scan *sc = scan_get(t, &mounts[i], err);
+		struct obs_scan *sc = scan_get(t, &mounts[i], err);
 		if (!sc) {
 			rc = -1;
 			break;
 		}
-		struct obs_scan *c = &ts->snap[ts->nsnap++];
-		*c = *sc;
-		c->name = xstrdup(sc->name);
-		c->l.buf = xmalloc(sc->l.len + 1);
-		if (sc->l.len)
-			memcpy(c->l.buf, sc->l.buf, sc->l.len);
-		c->l.v = xmalloc((sc->l.n ? sc->l.n : 1) * sizeof(*c->l.v));
-		for (size_t k = 0; k < sc->l.n; k++) {
-			c->l.v[k] = sc->l.v[k];
-			c->l.v[k].rel = c->l.buf + (sc->l.v[k].rel - sc->l.buf);
-			c->l.v[k].rest = c->l.buf + (sc->l.v[k].rest - sc->l.buf);
+		/* Writable mounts are compared with this; read-only ones only
+		 * matter with a journal, which saves listing them again. */
+		bool writable = false;
+		for (size_t k = 0; k < nw && !writable; k++) {
+			cleanup_free char *wn = track_ref_name(t->p, rw[k].volume, rw[k].path);
+			writable = !strcmp(wn, sc->name);
 		}
+		if (!writable && !sc->j)
+			continue;
+		struct obs_scan *c = &ts->snap[ts->nsnap++];
+		scan_copy(c, sc);
+		c->j = sc->j; /* the stage's from now on: it covers the run */
+		sc->j = NULL;
 	}
 	track_refs_free(mounts, nm);
+	track_refs_free(rw, nw);
 	return rc;
+}
+
+/* After the stage: each listing a journal covered, brought up to date
+ * from its events and put in the memo, where the diff and the reads find
+ * it; the others are listed in full when asked for. */
+static int refresh_scans(struct tracker *t, struct tstate *ts, struct cp_error *err)
+{
+	for (size_t i = 0; i < ts->nsnap; i++) {
+		struct obs_scan *was = &ts->snap[i];
+		if (!was->j)
+			continue;
+		struct obs_scan now = {0};
+		struct strvec changed = {0};
+		now.ls = listing_new();
+		int rc = journal_refresh(&now.ls->l, &changed, was->j, listing_of(was), was->skip,
+					 t->sc, err);
+		if (rc != 0)
+			listing_unref(now.ls);
+		if (rc < 0)
+			return cp_error_prefix(err, "observing %s", was->name);
+		if (rc == 1) {
+			trace("%s: journal in doubt (%s): listing in full", was->name,
+			      journal_doubt(was->j));
+			journal_free(was->j);
+			was->j = NULL;
+			continue;
+		}
+		trace("%s: from the journal, %zu paths changed", was->name, changed.n);
+		now.name = xstrdup(was->name);
+		now.type = 'd';
+		now.host = xstrdup(was->host);
+		now.skip = was->skip ? xstrdup(was->skip) : NULL;
+		now.j = was->j; /* watches on, for the stages after */
+		was->j = NULL;
+		/* The filtered digest holds while every change is left out. */
+		bool holds = was->dmemo;
+		for (size_t k = 0; k < changed.n && holds; k++) {
+			bool left_out = false;
+			for (size_t q = 0; q < was->dskip.n && !left_out; q++) {
+				const char *sk = was->dskip.v[q];
+				size_t n = strlen(sk);
+				left_out =
+				    n == 0 || (strncmp(changed.v[k], sk, n) == 0 &&
+					       (changed.v[k][n] == '\0' || changed.v[k][n] == '/'));
+			}
+			holds = left_out;
+		}
+		if (holds) {
+			now.dmemo = true;
+			strvec_copy(&now.dskip, &was->dskip);
+			memcpy(now.ddigest, was->ddigest, sizeof(now.ddigest));
+		}
+		now.base = was->ls;
+		now.base->refs++;
+		now.changed = changed;
+		memo_add_scan(&t->memo, &now);
+	}
+	return 0;
 }
 
 /* The ref of `rel` inside mount `m`. Caller owns the path. */
@@ -454,6 +638,8 @@ int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			   const struct stage *s, struct cp_error *err)
 {
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
+	if (refresh_scans(t, ts, err) < 0)
+		return -1;
 	struct artifact_ref *mounts;
 	size_t nm;
 	track_observed_mounts(&mounts, &nm, t->p, s, true);
@@ -470,10 +656,11 @@ int track_collect_observed(cJSON *outputs, cJSON *types, struct tracker *t,
 			break;
 		}
 		struct strvec written = {0}, deleted = {0};
-		static const struct observe_listing none;
-		if (now->type == 'd' || now->missing) {
-			observe_diff(&written, &deleted, was && was->type == 'd' ? &was->l : &none,
-				     &now->l);
+		if (was && was->ls && now->base == was->ls) {
+			observe_diff_paths(&written, &deleted, listing_of(was), listing_of(now),
+					   &now->changed);
+		} else if (now->type == 'd' || now->missing) {
+			observe_diff(&written, &deleted, listing_of(was), listing_of(now));
 		} else if (!was || was->missing || strcmp(was->digest, now->digest)) {
 			strvec_push(&written, ""); /* a file bound whole, rewritten */
 		}

@@ -191,6 +191,111 @@ EOF
 	[ "$(jq -r '.stages.train.outputs | length' cpipe.lock)" = 0 ] || fail "outputs were observed"
 }
 
+# Two stages changing a volume every way there is, in one run; $1: the
+# project directory, $2: extra keys (an image). The second one changes
+# what the first created.
+journal_project() {
+	mkdir -p "$1"
+	cat > "$1/change.sh" <<'EOF'
+cd /opt/mount
+echo changed > change.txt
+rm gone.txt
+rm -r old
+mkdir -p results/deep
+echo 1 > results/out1.txt
+echo 2 > results/deep/out2.txt
+mv movedir moved
+mv keep.txt d1/kept.txt
+chmod 755 mode.sh
+m=$(stat -c %.9Y same.bin)
+printf bbbb > same.bin
+touch -d "@$m" same.bin
+rm becomes_dir
+mkdir becomes_dir
+echo inner > becomes_dir/inner
+ln -s change.txt link
+EOF
+	cat > "$1/more.sh" <<'EOF'
+cd /opt/mount
+echo 3 > results/deep/out3.txt
+echo 22 > results/deep/out2.txt
+rm moved/x
+mv results/out1.txt d1/out1.txt
+EOF
+	cat > "$1/docker-compose.yml" <<EOF
+name: ${P:-journal}
+services:
+  change:
+    ${2:-}
+    command: sh change.sh
+    working_dir: /work
+    volumes: [mnist:/opt/mount, ./:/work:ro]
+  more:
+    ${2:-}
+    command: sh more.sh
+    working_dir: /work
+    volumes: [mnist:/opt/mount, ./:/work:ro]
+    depends_on: [change]
+volumes:
+  mnist:
+EOF
+}
+
+# The volume's first content, on the host ($1: its host path).
+journal_seed() {
+	mkdir -p "$1/old" "$1/movedir" "$1/d1/d2"
+	echo same > "$1/keep.txt"
+	echo before > "$1/change.txt"
+	echo x > "$1/gone.txt"
+	echo a > "$1/old/a"
+	echo x > "$1/movedir/x"
+	echo echo > "$1/mode.sh"
+	printf aaaa > "$1/same.bin"
+	echo f > "$1/becomes_dir"
+	echo deep > "$1/d1/d2/deep.txt"
+}
+
+locked() {
+	jq -S '.stages | map_values({key, inputs, outputs})' "$1/cpipe.lock"
+}
+
+@test "the change journal records exactly what listing the volume again would" {
+	journal_project a
+	journal_project b
+	journal_seed a/.cpipe/volumes/mnist
+	journal_seed b/.cpipe/volumes/mnist
+	CPIPE_OBSERVE_TRACE=1 run_ok -C a run
+	[ "$(grep -c 'mnist:/: from the journal, [0-9]* paths changed' <<< "$output")" = 2 ] ||
+		fail "both stages should have been observed through the journal"
+	refute_contains "listing in full"
+	CPIPE_OBSERVE_JOURNAL=0 run_ok -C b run
+	[ "$(locked a)" = "$(locked b)" ] || fail "journal: $(locked a) full listing: $(locked b)"
+	jq -e '.stages.change.outputs["mnist:/same.bin"].digest' a/cpipe.lock > /dev/null ||
+		fail "the same-size rewrite was missed"
+	jq -e '.stages.more.outputs["mnist:/results/deep/out3.txt"]' a/cpipe.lock > /dev/null ||
+		fail "a file in a directory the first stage made was missed"
+	# And status, listing afresh, judges both the same way.
+	run cpipe -C a status
+	sa=$(sed 's/from run [0-9TZ-]*[0-9a-f]*/from run R/' <<< "$output")
+	run cpipe -C b status
+	sb=$(sed 's/from run [0-9TZ-]*[0-9a-f]*/from run R/' <<< "$output")
+	[ "$sa" = "$sb" ] || fail "status after the journal: $sa; after full listings: $sb"
+}
+
+@test "a journal in doubt lists the volume in full" {
+	journal_project a
+	journal_seed a/.cpipe/volumes/mnist
+	# More events than the inotify queue holds.
+	cat > a/change.sh <<'EOF'
+cd /opt/mount/d1 && i=0 && while [ $i -lt 6000 ]; do echo $i > f$i; i=$((i + 1)); done
+EOF
+	CPIPE_OBSERVE_TRACE=1 run_ok -C a run change
+	assert_contains "mnist:/: journal in doubt (the event queue overflowed"
+	[ "$(jq '.stages.change.outputs | length' a/cpipe.lock)" = 6000 ] || fail "outputs missed"
+	run_ok -C a status change
+	assert_contains "fresh"
+}
+
 @test "docker: the course trains once, with the same output digests as local" {
 	[ "$DOCKER_READY" = 1 ] || skip "$RT unavailable: $DOCKER_WHY"
 	course_compose "image: cpipe-test/busybox:latest"
@@ -199,8 +304,10 @@ EOF
 	run_ok --runtime local run infer
 	want=$(jq -S '[.stages | to_entries[] | {stage: .key, outputs: (.value.outputs | map_values(.digest))}]' cpipe.lock)
 	rm -rf .cpipe cpipe.lock
-	run_ok --runtime "$RT" run train
+	# The container's writes into the volume reach the inotify watches.
+	CPIPE_OBSERVE_TRACE=1 run_ok --runtime "$RT" run train
 	assert_contains "trained epoch 1"
+	assert_contains "mnist:/: from the journal, 1 paths changed"
 	run_ok --runtime "$RT" run evaluate
 	assert_contains "train is up to date, skipped"
 	run_ok --runtime "$RT" run infer

@@ -105,6 +105,18 @@ static void filtered_digest_is_the_tree_without_the_paths(void **state)
 	strvec_push(&skip, "results");
 	observe_digest(got, &l, &skip);
 	assert_string_equal(got, want);
+	/* Overlapping paths leave out the same. */
+	strvec_push(&skip, "results/out.txt");
+	observe_digest(got, &l, &skip);
+	assert_string_equal(got, want);
+	/* "" leaves out everything: the empty tree's digest. */
+	struct strvec all = {0};
+	strvec_push(&all, "");
+	char empty[DIGEST_BUFLEN];
+	digest_bytes(empty, "", 0);
+	observe_digest(got, &l, &all);
+	assert_string_equal(got, empty);
+	strvec_free(&all);
 	/* "results" leaves out what is below it, not "results2". */
 	put("v/results2", "z");
 	observe_listing_free(&l);
