@@ -399,7 +399,7 @@ static int start_slot(struct run *r, struct slot *sl)
 	struct kvvec env = {0};
 	progress_hide(r->pr); /* hooks and runtimes write to stderr */
 	if (r->o->hooks.before && sl->s->service &&
-	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
+	    r->o->hooks.before(r->o->hooks.ctx, sl->s, sl->image_id, &e) < 0) {
 		if (gave_up(r, sl, &e))
 			return -1;
 		sl->state = SLOT_FAILED;
@@ -484,7 +484,8 @@ static bool start_pass(struct run *r)
 			if (r->o->hooks.before) {
 				struct cp_error e = {0};
 				progress_hide(r->pr);
-				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s,
+							       sl->image_id, &e);
 				if (fresh != 0)
 					exec_unprepare(r, sl);
 				if (fresh < 0 && gave_up(r, sl, &e))

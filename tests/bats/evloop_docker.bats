@@ -209,4 +209,7 @@ EOF
 	rec=$(ls "$PROJ"/.cpipe/runs/*.json | sort | tail -1)
 	[ "$(jq -r '.stages[] | select(.name == "use") | .image.digest' "$rec")" = "$a_id" ] ||
 		fail "the record names $(jq -r '.stages[] | select(.name == "use") | .image.digest' "$rec"), not $a_id"
+	# The service's entry too names the ID it ran.
+	[ "$(jq -r '.stages[] | select(.name == "gate") | .image.digest' "$rec")" = "$(api "http://d/images/cpipe-test/busybox:latest/json" | jq -r .Id)" ] ||
+		fail "gate's record names $(jq -r '.stages[] | select(.name == "gate") | .image.digest' "$rec")"
 }
