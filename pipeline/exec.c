@@ -484,8 +484,8 @@ static bool start_pass(struct run *r)
 			if (r->o->hooks.before) {
 				struct cp_error e = {0};
 				progress_hide(r->pr);
-				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s,
-							       sl->image_id, &e);
+				int fresh =
+				    r->o->hooks.before(r->o->hooks.ctx, sl->s, sl->image_id, &e);
 				if (fresh != 0)
 					exec_unprepare(r, sl);
 				if (fresh < 0 && gave_up(r, sl, &e))

@@ -19,8 +19,7 @@ struct exec_hooks {
 	 * 1 = it is up to date, skip it; 2 = its outputs were restored (the
 	 * hook told the user), skip it; 0 = run it; -1 = error (the run
 	 * fails). Services are never skipped. */
-	int (*before)(void *ctx, const struct stage *s, const char *image_id,
-		      struct cp_error *err);
+	int (*before)(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err);
 	/* After a stage ended with `exit_code` (a service left running: 0);
 	 * -1 fails a job that exited 0 (e.g. a declared output is missing). */
 	int (*after)(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);

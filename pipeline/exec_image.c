@@ -20,9 +20,11 @@ static bool same_job_under_way(const struct run *r, const struct slot *sl,
 		const struct slot *o = &r->slots[i];
 		if (o == sl || !o->img)
 			continue;
-		if (d->build_stage ? o->img_build_stage && !strcmp(o->img_build_stage, d->build_stage)
-				   : !o->img_build_stage && o->s->image && d->image &&
-					     !strcmp(o->s->image, d->image))
+		const char *b = o->img_build_stage;
+		if (d->build_stage && b && !strcmp(b, d->build_stage))
+			return true;
+		if (!d->build_stage && !b && o->s->image && d->image &&
+		    !strcmp(o->s->image, d->image))
 			return true;
 	}
 	return false;

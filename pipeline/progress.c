@@ -478,7 +478,8 @@ void progress_image_line(struct progress *pr, size_t i, const char *line, size_t
 {
 	if (pr->mode == PROGRESS_JSON) {
 		cJSON *e = event(pr, "image", i);
-		cJSON_AddStringToObject(e, "state", pr->st[i].image_what ? pr->st[i].image_what : "");
+		cJSON_AddStringToObject(e, "state",
+					pr->st[i].image_what ? pr->st[i].image_what : "");
 		cleanup_free char *text = valid_utf8(line, n);
 		cJSON_AddStringToObject(e, "line", text);
 		emit(pr, e, false);
@@ -495,7 +496,8 @@ void progress_image_end(struct progress *pr, size_t i, bool ok)
 	if (pr->mode == PROGRESS_JSON) {
 		cJSON *e = event(pr, "image", i);
 		cJSON_AddStringToObject(e, "state", ok ? "ready" : "failed");
-		cJSON_AddNumberToObject(e, "duration", (double)(now_ms() - st->started_ms) / 1000.0);
+		cJSON_AddNumberToObject(e, "duration",
+					(double)(now_ms() - st->started_ms) / 1000.0);
 		emit(pr, e, true);
 	}
 	st->image_what = NULL;

@@ -197,7 +197,8 @@ static int pull_msg(void *ud, const cJSON *msg)
 	if (!status || cJSON_GetObjectItemCaseSensitive(msg, "progress"))
 		return 0;
 	const char *id = docker_str(msg, "id");
-	fflush(stdout);
+	if (pc->out == stderr)
+		fflush(stdout); /* keep order with what was printed before */
 	fprintf(pc->out, "%s%s%s%s\n", pc->prefix, id ? id : "", id ? ": " : "", status);
 	fflush(pc->out);
 	return 0;
@@ -207,8 +208,7 @@ static int pull_msg(void *ud, const cJSON *msg)
  * `out` (each line after `prefix`); *built says which. `waker` (may be
  * NULL) ends it at once. */
 static int image_make(struct docker *d, const struct image_want *w, FILE *out, const char *prefix,
-		      struct docker_waker *waker, char **id_out, bool *built,
-		      struct cp_error *err)
+		      struct docker_waker *waker, char **id_out, bool *built, struct cp_error *err)
 {
 	*built = w->builder != NULL;
 	if (w->builder) {
@@ -232,8 +232,8 @@ static int image_make(struct docker *d, const struct image_want *w, FILE *out, c
 	if (rc == 0 && (rc = image_inspect(d, w->ref, id_out, err)) == 1)
 		rc = cp_error_set(err, EXIT_USAGE, "the pull gave no image");
 	if (rc < 0) {
-		cp_error_prefix(err, "image \"%s\" is not available locally and could not be pulled",
-				w->image);
+		cp_error_prefix(
+		    err, "image \"%s\" is not available locally and could not be pulled", w->image);
 		if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
 			cp_error_recode(err, EXIT_STAGE_FAILED);
 	}

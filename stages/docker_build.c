@@ -207,7 +207,8 @@ static void out_text(struct build_out *bo, const char *s)
 			break;
 		}
 		sb_add(&bo->line, p, (size_t)(nl - p));
-		fflush(stdout); /* keep order with what was printed before */
+		if (bo->out == stderr)
+			fflush(stdout); /* keep order with what was printed before */
 		fprintf(bo->out, "%s%s\n", bo->prefix, sb_str(&bo->line));
 		sb_reset(&bo->line);
 		p = nl + 1;
@@ -252,8 +253,8 @@ static char *kv_json(const struct kvvec *kv, bool from_env)
 }
 
 int docker_build_image(char **id_out, struct docker *d, const struct build *b, const char *tag,
-		       const struct kvvec *labels, const char *skip, FILE *out,
-		       const char *prefix, struct docker_waker *waker, struct cp_error *err)
+		       const struct kvvec *labels, const char *skip, FILE *out, const char *prefix,
+		       struct docker_waker *waker, struct cp_error *err)
 {
 	cleanup_fclose FILE *f = tmpfile();
 	if (!f)

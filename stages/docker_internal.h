@@ -73,8 +73,7 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 int docker_image_start(struct runtime *rt, const struct task_desc *s, struct image_job **out,
 		       int *fd_out, struct cp_error *err);
 void docker_image_cancel(struct runtime *rt, struct image_job *j);
-int docker_image_end(struct runtime *rt, struct image_job *j, char **id_out,
-		     struct cp_error *err);
+int docker_image_end(struct runtime *rt, struct image_job *j, char **id_out, struct cp_error *err);
 /* Whether the stage's image is known for the rest of the run, without a
  * build or a pull: found by its name (and remembered) when no stage builds
  * it, or built already by this runtime. */
@@ -195,8 +194,8 @@ int docker_rt_down(struct runtime *rt, struct cp_error *err);
  * directory. `waker` (may be NULL) ends the build at once from another
  * thread. *id_out is the image ID; caller owns it. */
 int docker_build_image(char **id_out, struct docker *d, const struct build *b, const char *tag,
-		       const struct kvvec *labels, const char *skip, FILE *out,
-		       const char *prefix, struct docker_waker *waker, struct cp_error *err);
+		       const struct kvvec *labels, const char *skip, FILE *out, const char *prefix,
+		       struct docker_waker *waker, struct cp_error *err);
 
 /* Writes the build context `dir` as a tar to `f`, leaving out `skip`
  * (absolute, may be NULL) and what .dockerignore excludes, but always

@@ -248,8 +248,8 @@ struct runtime_ops {
 	 * end of file soon after, and image_end fails with EXIT_INTERRUPTED.
 	 * Neither image_start nor image_cancel waits for a build or pull;
 	 * image_end called before end of file waits for the job. */
-	int (*image_start)(struct runtime *rt, const struct task_desc *desc,
-			   struct image_job **out, int *fd_out, struct cp_error *err);
+	int (*image_start)(struct runtime *rt, const struct task_desc *desc, struct image_job **out,
+			   int *fd_out, struct cp_error *err);
 	void (*image_cancel)(struct runtime *rt, struct image_job *j);
 	int (*image_end)(struct runtime *rt, struct image_job *j, char **id_out,
 			 struct cp_error *err);
