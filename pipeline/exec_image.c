@@ -30,11 +30,12 @@ static bool same_job_under_way(const struct run *r, const struct slot *sl,
 	return false;
 }
 
-static size_t jobs_under_way(const struct run *r)
+/* Jobs under way; with `builds`, only those that build. */
+static size_t jobs_under_way(const struct run *r, bool builds)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < r->p->nstages; i++)
-		n += r->slots[i].img != NULL;
+		n += r->slots[i].img && (!builds || r->slots[i].img_build_stage);
 	return n;
 }
 
@@ -101,8 +102,10 @@ bool exec_image_ready(struct run *r, struct slot *sl)
 		return false;
 	struct task_desc d;
 	task_desc_init(&d, r->p, sl->s);
-	/* At most -j builds and pulls at once, and one per image. */
-	if (same_job_under_way(r, sl, &d) || jobs_under_way(r) >= (size_t)r->o->jobs)
+	/* One job per image, and at most -j builds at once (a pull, or an
+	 * image found as it is, waits for none). */
+	if (same_job_under_way(r, sl, &d) ||
+	    (d.build && jobs_under_way(r, true) >= (size_t)r->o->jobs))
 		return false;
 	struct cp_error e = {0};
 	int fd = -1;
@@ -152,7 +155,7 @@ void exec_image_cancel_all(struct run *r)
 
 bool exec_images_busy(const struct run *r)
 {
-	return jobs_under_way(r) > 0;
+	return jobs_under_way(r, false) > 0;
 }
 
 void exec_image_free(struct slot *sl)

@@ -81,8 +81,8 @@ void exec_image_failed(struct run *r, struct slot *sl, const struct cp_error *e)
 /* exec_image.c */
 /* Whether the stage's image is ready (or the runtime needs none); if not,
  * starts the job that makes it so, unless one for the same image is under
- * way or -j of them are (or the run stops). False too when that failed
- * (the stage failed). */
+ * way, or it builds and -j builds are (or the run stops). False too when
+ * that failed (the stage failed). */
 bool exec_image_ready(struct run *r, struct slot *sl);
 /* Reads the job's progress lines (the loop saw its descriptor readable);
  * at end of file ends the job: the image is ready, or the stage failed. */
