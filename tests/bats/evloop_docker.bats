@@ -213,3 +213,31 @@ EOF
 	[ "$(jq -r '.stages[] | select(.name == "gate") | .image.digest' "$rec")" = "$(api "http://d/images/cpipe-test/busybox:latest/json" | jq -r .Id)" ] ||
 		fail "gate's record names $(jq -r '.stages[] | select(.name == "gate") | .image.digest' "$rec")"
 }
+
+@test "a failing image build fails its stage with the daemon's message; what depends on it never runs" {
+	cat > Dockerfile <<EOF
+FROM cpipe-test/busybox:latest
+RUN echo about-to-fail && exit 7
+EOF
+	spec <<EOF
+name: $P
+stages:
+  app:
+    build: .
+    image: $P-app:latest
+    command: echo app-ran
+  after:
+    image: cpipe-test/busybox
+    command: echo after-ran
+    depends_on: [app]
+EOF
+	run dcpipe run
+	[ "$status" -eq 1 ] || fail "expected exit 1, got $status"
+	assert_contains "building image \"$P-app:latest\" for stage \"app\": "
+	assert_contains "exit 7"
+	assert_line_re "^app +\\| about-to-fail$"
+	refute_contains "app-ran"
+	refute_contains "after-ran"
+	[ "$(app_images | jq length)" -eq 0 ] || fail "the image was tagged"
+	[ -z "$(project_containers)" ] || fail "containers left behind: $(project_containers)"
+}
