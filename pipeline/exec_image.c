@@ -56,7 +56,10 @@ static void job_over(struct run *r, struct slot *sl)
 	sl->img_build_stage = NULL;
 	image_text(r, sl, "", 0, true); /* an unterminated last line */
 	sb_reset(&sl->img_line);
-	progress_image_end(r->pr, (size_t)(sl - r->slots), rc == 0);
+	const char *how = rc == 0 ? "ready" : "failed";
+	if (rc < 0 && cancelled)
+		how = "stopped";
+	progress_image_end(r->pr, (size_t)(sl - r->slots), how);
 	progress_flush(r->pr);
 	if (rc == 0) {
 		free(sl->image_id);

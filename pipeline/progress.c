@@ -488,14 +488,14 @@ void progress_image_line(struct progress *pr, size_t i, const char *line, size_t
 	prefixed_line(pr, i, line, n);
 }
 
-void progress_image_end(struct progress *pr, size_t i, bool ok)
+void progress_image_end(struct progress *pr, size_t i, const char *state)
 {
 	struct pstage *st = &pr->st[i];
 	if (!st->image_what)
 		return;
 	if (pr->mode == PROGRESS_JSON) {
 		cJSON *e = event(pr, "image", i);
-		cJSON_AddStringToObject(e, "state", ok ? "ready" : "failed");
+		cJSON_AddStringToObject(e, "state", state);
 		cJSON_AddNumberToObject(e, "duration",
 					(double)(now_ms() - st->started_ms) / 1000.0);
 		emit(pr, e, true);

@@ -68,10 +68,9 @@ void progress_image(struct progress *pr, size_t i, const char *what);
 /* One line of that build's or pull's progress, already masked: after the
  * stage's prefix as its log lines are, or an "image" event with "line". */
 void progress_image_line(struct progress *pr, size_t i, const char *line, size_t n);
-/* The build or pull ended (`ok`: the image is there): an "image" event
- * with state "ready" or "failed" and its duration. No-op without
- * progress_image. */
-void progress_image_end(struct progress *pr, size_t i, bool ok);
+/* The build or pull ended: an "image" event with `state` ("ready",
+ * "failed" or "stopped") and its duration. No-op without progress_image. */
+void progress_image_end(struct progress *pr, size_t i, const char *state);
 
 /* One complete log line of stage i (stream 0 stdout, 1 stderr), already
  * masked. The caller calls progress_flush after a batch of lines. */
