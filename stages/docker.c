@@ -154,7 +154,6 @@ static int image_inspect(struct docker *d, const char *ref, char **id_out, struc
 struct image_want {
 	char *ref;     /* normalized */
 	char *image;   /* image: as written, NULL when none */
-	char *stage;   /* the stage it is for */
 	char *builder; /* the stage whose build: makes it, NULL: pulled */
 	const struct build *build;
 	char *project;
@@ -165,7 +164,6 @@ static void want_free(struct image_want *w)
 {
 	free(w->ref);
 	free(w->image);
-	free(w->stage);
 	free(w->builder);
 	free(w->project);
 	free(w->state_dir);
@@ -177,7 +175,6 @@ static void want_init(struct image_want *w, const struct runtime *rt, const stru
 	*w = (struct image_want){
 		.ref = xstrdup(ref),
 		.image = s->image && *s->image ? xstrdup(s->image) : NULL,
-		.stage = xstrdup(s->name),
 		.builder = s->build ? xstrdup(s->build_stage ? s->build_stage : s->name) : NULL,
 		.build = s->build,
 		.project = xstrdup(rt->project),
