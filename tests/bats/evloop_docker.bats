@@ -115,14 +115,15 @@ event_ms() {
 		jq -R 'select(length > 0) | (.[0:19] + "Z" | fromdateiso8601) * 1000 + (.[20:23] | tonumber)'
 }
 
-# The largest gap, in ms, between consecutive "log" events of stage $1 in
-# $output that overlaps the window from $2 to $3 (ms since the epoch).
+# The longest time, in ms, within the window from $2 to $3 (ms since the
+# epoch) in which cpipe showed no "log" event of stage $1 in $output: gaps
+# between its consecutive lines, cut to the window.
 max_log_gap_within() {
 	jq -rR --arg s "$1" 'fromjson? | select(.event == "log" and .stage == $s) | .time' <<< "$output" |
 		jq -sR --argjson from "$2" --argjson to "$3" 'split("\n") | map(select(length > 0)
 			| (.[0:19] + "Z" | fromdateiso8601) * 1000 + (.[20:23] | tonumber)) as $t
 			| [range(1; $t | length) as $i | select($t[$i] > $from and $t[$i - 1] < $to)
-			   | $t[$i] - $t[$i - 1]] | max // 0'
+			   | ([$t[$i], $to] | min) - ([$t[$i - 1], $from] | max)] | max // 0'
 }
 
 @test "an image build under way (a RUN that takes 3 s) does not delay another stage's lines (-j 2)" {
