@@ -447,17 +447,25 @@ void progress_end(struct progress *pr, size_t i, const char *state, int exit_cod
 /* A line after stage i's prefix (plain and tty). */
 static void prefixed_line(struct progress *pr, size_t i, const char *line, size_t n);
 
-void progress_line(struct progress *pr, size_t i, int stream, const char *line, size_t n)
+/* A line of stage i: in json mode an event `type` with `key`: `value` and
+ * the line, else after the stage's prefix. */
+static void show_line(struct progress *pr, size_t i, const char *type, const char *key,
+		      const char *value, const char *line, size_t n)
 {
 	if (pr->mode == PROGRESS_JSON) {
-		cJSON *e = event(pr, "log", i);
-		cJSON_AddStringToObject(e, "stream", stream ? "stderr" : "stdout");
+		cJSON *e = event(pr, type, i);
+		cJSON_AddStringToObject(e, key, value);
 		cleanup_free char *text = valid_utf8(line, n);
 		cJSON_AddStringToObject(e, "line", text);
 		emit(pr, e, false);
 		return;
 	}
 	prefixed_line(pr, i, line, n);
+}
+
+void progress_line(struct progress *pr, size_t i, int stream, const char *line, size_t n)
+{
+	show_line(pr, i, "log", "stream", stream ? "stderr" : "stdout", line, n);
 }
 
 void progress_image(struct progress *pr, size_t i, const char *what)
@@ -476,16 +484,8 @@ void progress_image(struct progress *pr, size_t i, const char *what)
 
 void progress_image_line(struct progress *pr, size_t i, const char *line, size_t n)
 {
-	if (pr->mode == PROGRESS_JSON) {
-		cJSON *e = event(pr, "image", i);
-		cJSON_AddStringToObject(e, "state",
-					pr->st[i].image_what ? pr->st[i].image_what : "");
-		cleanup_free char *text = valid_utf8(line, n);
-		cJSON_AddStringToObject(e, "line", text);
-		emit(pr, e, false);
-		return;
-	}
-	prefixed_line(pr, i, line, n);
+	const char *what = pr->st[i].image_what;
+	show_line(pr, i, "image", "state", what ? what : "", line, n);
 }
 
 void progress_image_end(struct progress *pr, size_t i, const char *state)
