@@ -179,6 +179,7 @@ static void stop_slot(struct run *r, struct slot *sl)
 static void stop_all(struct run *r)
 {
 	r->stopping = true;
+	exec_image_cancel_all(r);
 	for (size_t i = 0; i < r->p->nstages; i++)
 		stop_slot(r, &r->slots[i]);
 }
@@ -213,6 +214,14 @@ static bool gave_up(struct run *r, struct slot *sl, const struct cp_error *e)
 		stop_all(r);
 	}
 	return true;
+}
+
+void exec_image_failed(struct run *r, struct slot *sl, const struct cp_error *e)
+{
+	if (gave_up(r, sl, e))
+		return;
+	sl->state = SLOT_FAILED;
+	exec_fail(r, "stage \"%s\": %s", sl->s->name, e->msg);
 }
 
 static size_t index_of(const struct pipeline *p, const char *name)
@@ -372,6 +381,7 @@ void exec_task_spec(struct run *r, struct slot *sl, struct kvvec *env, struct ta
 {
 	exec_stage_env(env, r->p, sl->s, r->o->run_id);
 	task_desc_init(desc, r->p, sl->s);
+	desc->image_id = sl->image_id; /* what its key and record name */
 	*ts = (struct task_spec){.desc = desc, .env = env, .run_id = r->o->run_id};
 	if (sl->s->service) {
 		ts->detached = true;
@@ -389,7 +399,7 @@ static int start_slot(struct run *r, struct slot *sl)
 	struct kvvec env = {0};
 	progress_hide(r->pr); /* hooks and runtimes write to stderr */
 	if (r->o->hooks.before && sl->s->service &&
-	    r->o->hooks.before(r->o->hooks.ctx, sl->s, &e) < 0) {
+	    r->o->hooks.before(r->o->hooks.ctx, sl->s, sl->image_id, &e) < 0) {
 		if (gave_up(r, sl, &e))
 			return -1;
 		sl->state = SLOT_FAILED;
@@ -454,7 +464,8 @@ static bool start_pass(struct run *r)
 		if (sl->s->service) {
 			if (service_needed(r, i) && want_services(r, i))
 				progress = true;
-			if (service_needed(r, i) && deps_ready(r, i, false)) {
+			if (service_needed(r, i) && deps_ready(r, i, false) &&
+			    exec_image_ready(r, sl)) {
 				start_slot(r, sl);
 				progress = true;
 			}
@@ -463,10 +474,18 @@ static bool start_pass(struct run *r)
 		if (!deps_ready(r, i, true))
 			continue;
 		if (!sl->evaluated) {
+			/* Built or pulled first, as work of the loop: its key
+			 * names the image ID. */
+			if (!exec_image_ready(r, sl)) {
+				if (sl->state != SLOT_PENDING)
+					return false;
+				continue;
+			}
 			if (r->o->hooks.before) {
 				struct cp_error e = {0};
 				progress_hide(r->pr);
-				int fresh = r->o->hooks.before(r->o->hooks.ctx, sl->s, &e);
+				int fresh =
+				    r->o->hooks.before(r->o->hooks.ctx, sl->s, sl->image_id, &e);
 				if (fresh != 0)
 					exec_unprepare(r, sl);
 				if (fresh < 0 && gave_up(r, sl, &e))
@@ -613,9 +632,9 @@ static void handle_signal(struct run *r)
 
 static void loop_once(struct run *r)
 {
-	struct pollfd pfd[2 * r->p->nstages + 1];
-	struct slot *owner[2 * r->p->nstages + 1];
-	int stream[2 * r->p->nstages + 1];
+	struct pollfd pfd[3 * r->p->nstages + 1];
+	struct slot *owner[3 * r->p->nstages + 1];
+	int stream[3 * r->p->nstages + 1]; /* 0 stdout, 1 stderr, 2 image job */
 	nfds_t n = 0;
 	pfd[n] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
 	owner[n++] = NULL;
@@ -630,6 +649,14 @@ static void loop_once(struct run *r)
 			pfd[n] = (struct pollfd){.fd = fds[k], .events = POLLIN};
 			owner[n] = sl;
 			stream[n++] = k;
+		}
+	}
+	for (size_t i = 0; i < r->p->nstages; i++) {
+		struct slot *sl = &r->slots[i];
+		if (sl->img && sl->img_fd >= 0) {
+			pfd[n] = (struct pollfd){.fd = sl->img_fd, .events = POLLIN};
+			owner[n] = sl;
+			stream[n++] = 2;
 		}
 	}
 	/* Wake for the next health probe, probe timeout or kill deadline, else
@@ -657,9 +684,14 @@ static void loop_once(struct run *r)
 			while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
 				;
 		}
-		for (nfds_t k = 1; k < n; k++)
-			if (pfd[k].revents)
+		for (nfds_t k = 1; k < n; k++) {
+			if (!pfd[k].revents)
+				continue;
+			if (stream[k] == 2)
+				exec_image_pump(r, owner[k]);
+			else
 				pump(r, owner[k], stream[k]);
+		}
 	}
 	handle_signal(r);
 	follow_service_logs(r);
@@ -733,6 +765,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		struct slot *sl = &r.slots[i];
 		sl->s = &p->stages[i];
 		sl->log_fd = -1;
+		sl->img_fd = -1;
 		sl->state = plan->selected[i] ? SLOT_PENDING : SLOT_UNSELECTED;
 		sl->log_path = xasprintf("%s/%s.log", logdir, sl->s->name);
 		service_init(&sl->svc, sl->s, sl->log_path);
@@ -779,7 +812,7 @@ int exec_run(const struct plan *plan, const struct runtime_ops *ops, struct runt
 		exec_prepare_ahead(&r, NULL);
 		if (!r.stopping && !jobs_left(&r) && (!opts->up || services_ready(&r)))
 			finish_services(&r);
-		if (!running_tasks(&r)) {
+		if (!running_tasks(&r) && !exec_images_busy(&r)) {
 			if (!r.stopping && jobs_left(&r))
 				exec_fail(&r, "no stage can start: the remaining stages wait on "
 					      "services that do not complete (check depends_on "
@@ -804,6 +837,7 @@ cleanup:
 		sb_free(&sl->partial[0]);
 		sb_free(&sl->partial[1]);
 		service_free(&sl->svc);
+		exec_image_free(sl);
 		free(sl->log_path);
 	}
 	health_set_free(r.senv.probes);

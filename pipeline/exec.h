@@ -13,10 +13,13 @@ struct task_notes;
 /* Hooks the executor calls around each stage (all may be NULL). */
 struct exec_hooks {
 	void *ctx;
-	/* Before a stage starts: 1 = it is up to date, skip it; 2 = its
-	 * outputs were restored (the hook told the user), skip it; 0 = run it;
-	 * -1 = error (the run fails). Services are never skipped. */
-	int (*before)(void *ctx, const struct stage *s, struct cp_error *err);
+	/* Before a stage starts, once its image is ready: `image_id` is the
+	 * ID the executor resolved it to and the task is created from
+	 * (runtime_ops image_start; NULL when the runtime has no images).
+	 * 1 = it is up to date, skip it; 2 = its outputs were restored (the
+	 * hook told the user), skip it; 0 = run it; -1 = error (the run
+	 * fails). Services are never skipped. */
+	int (*before)(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err);
 	/* After a stage ended with `exit_code` (a service left running: 0);
 	 * -1 fails a job that exited 0 (e.g. a declared output is missing). */
 	int (*after)(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);

@@ -35,6 +35,16 @@ struct slot {
 	struct service svc;         /* service: health, state file, followed log */
 	int exit_code;
 	bool prepared; /* job: the runtime is getting it ready (exec_ahead.c) */
+	/* Its image (caps.images; exec_image.c): the job making it ready, its
+	 * progress descriptor (-1 none), the build: stage it builds with, the
+	 * unterminated progress line; then the ID it resolved to. */
+	struct image_job *img;
+	int img_fd;
+	bool img_cancelled;
+	char *img_build_stage;
+	struct strbuf img_line;
+	bool image_ready;
+	char *image_id;
 	int ahead_tried; /* 1 + run.starts when the runtime last declined that */
 };
 
@@ -63,6 +73,26 @@ struct run {
  * environment goes in `env`, which the caller frees. */
 void exec_task_spec(struct run *r, struct slot *sl, struct kvvec *env, struct task_desc *desc,
 		    struct task_spec *ts);
+
+/* A stage's image could not be made ready: the stage fails with `e`
+ * (and so the run), or the run was interrupted (exec.c). */
+void exec_image_failed(struct run *r, struct slot *sl, const struct cp_error *e);
+
+/* exec_image.c */
+/* Whether the stage's image is ready (or the runtime needs none); if not,
+ * starts the job that makes it so, unless one for the same image is under
+ * way, or it builds and -j builds are (or the run stops). False too when
+ * that failed (the stage failed). */
+bool exec_image_ready(struct run *r, struct slot *sl);
+/* Reads the job's progress lines (the loop saw its descriptor readable);
+ * at end of file ends the job: the image is ready, or the stage failed. */
+void exec_image_pump(struct run *r, struct slot *sl);
+/* The run stops: every job under way is given up (the loop reads them
+ * to their end). */
+void exec_image_cancel_all(struct run *r);
+/* A job is under way: the loop goes on. */
+bool exec_images_busy(const struct run *r);
+void exec_image_free(struct slot *sl);
 
 /* exec_ahead.c */
 /* While jobs run (or as `starting`, not NULL, is about to), asks the

@@ -17,6 +17,7 @@
 struct pstage {
 	const char *name;
 	const char *state; /* NULL: not running */
+	const char *image_what; /* its image is being built or pulled: "building", "pulling" */
 	long long started_ms;
 	char last[LAST_MAX]; /* its last line, printable characters only */
 };
@@ -443,17 +444,69 @@ void progress_end(struct progress *pr, size_t i, const char *state, int exit_cod
 	}
 }
 
-void progress_line(struct progress *pr, size_t i, int stream, const char *line, size_t n)
+/* A line after stage i's prefix (plain and tty). */
+static void prefixed_line(struct progress *pr, size_t i, const char *line, size_t n);
+
+/* A line of stage i: in json mode an event `type` with `key`: `value` and
+ * the line, else after the stage's prefix. */
+static void show_line(struct progress *pr, size_t i, const char *type, const char *key,
+		      const char *value, const char *line, size_t n)
 {
-	static const int colors[] = {36, 33, 32, 35, 34, 31};
 	if (pr->mode == PROGRESS_JSON) {
-		cJSON *e = event(pr, "log", i);
-		cJSON_AddStringToObject(e, "stream", stream ? "stderr" : "stdout");
+		cJSON *e = event(pr, type, i);
+		cJSON_AddStringToObject(e, key, value);
 		cleanup_free char *text = valid_utf8(line, n);
 		cJSON_AddStringToObject(e, "line", text);
 		emit(pr, e, false);
 		return;
 	}
+	prefixed_line(pr, i, line, n);
+}
+
+void progress_line(struct progress *pr, size_t i, int stream, const char *line, size_t n)
+{
+	show_line(pr, i, "log", "stream", stream ? "stderr" : "stdout", line, n);
+}
+
+void progress_image(struct progress *pr, size_t i, const char *what)
+{
+	struct pstage *st = &pr->st[i];
+	st->image_what = what;
+	st->state = what;
+	st->started_ms = now_ms();
+	st->last[0] = '\0';
+	if (pr->mode == PROGRESS_JSON) {
+		cJSON *e = event(pr, "image", i);
+		cJSON_AddStringToObject(e, "state", what);
+		emit(pr, e, true);
+	}
+}
+
+void progress_image_line(struct progress *pr, size_t i, const char *line, size_t n)
+{
+	const char *what = pr->st[i].image_what;
+	show_line(pr, i, "image", "state", what ? what : "", line, n);
+}
+
+void progress_image_end(struct progress *pr, size_t i, const char *state)
+{
+	struct pstage *st = &pr->st[i];
+	if (!st->image_what)
+		return;
+	if (pr->mode == PROGRESS_JSON) {
+		cJSON *e = event(pr, "image", i);
+		cJSON_AddStringToObject(e, "state", state);
+		cJSON_AddNumberToObject(e, "duration",
+					(double)(now_ms() - st->started_ms) / 1000.0);
+		emit(pr, e, true);
+	}
+	st->image_what = NULL;
+	st->state = NULL;
+}
+
+static void prefixed_line(struct progress *pr, size_t i, const char *line, size_t n)
+{
+	static const int colors[] = {36, 33, 32, 35, 34, 31};
 	if (pr->mode == PROGRESS_TTY) {
 		clean_copy(pr->st[i].last, sizeof(pr->st[i].last), line, n);
 		if (pr->shown) {

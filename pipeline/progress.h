@@ -10,7 +10,7 @@
  *          second and erased before anything else is written and at the
  *          end, so the terminal is left with the plain lines only;
  *   json   one JSON object per line per event (run, start, log, healthy,
- *          skip, restore, end, run_end), no colour.
+ *          skip, restore, end, run_end, image), no colour.
  *
  * auto picks tty when the output is a terminal and TERM is not "dumb",
  * else plain. Single-threaded: the executor's thread only. */
@@ -60,6 +60,17 @@ void progress_skip(struct progress *pr, size_t i, bool restored);
 /* Stage i ended: `state` is "done", "failed", "stopped" or "kept running";
  * `exit_code` < 0 when there is none. */
 void progress_end(struct progress *pr, size_t i, const char *state, int exit_code, double secs);
+
+/* Stage i's image is being made ready before it starts: `what` is
+ * "building" or "pulling" (a string constant), its status line's state;
+ * an "image" event with that state. */
+void progress_image(struct progress *pr, size_t i, const char *what);
+/* One line of that build's or pull's progress, already masked: after the
+ * stage's prefix as its log lines are, or an "image" event with "line". */
+void progress_image_line(struct progress *pr, size_t i, const char *line, size_t n);
+/* The build or pull ended: an "image" event with `state` ("ready",
+ * "failed" or "stopped") and its duration. No-op without progress_image. */
+void progress_image_end(struct progress *pr, size_t i, const char *state);
 
 /* One complete log line of stage i (stream 0 stdout, 1 stderr), already
  * masked. The caller calls progress_flush after a batch of lines. */

@@ -21,7 +21,6 @@
 #include "../lib/fs.h"
 #include "exec.h"
 #include "plan.h"
-#include "task.h"
 #include "track_internal.h"
 
 /* One writable mount source and its copy. */
@@ -343,19 +342,6 @@ static int inputs_as_locked(const struct rerun *r, const struct stage *s, const 
 	return 0;
 }
 
-/* The executor's before hook: a stage with an image gets it ready (built
- * when the spec says build:), as run would. */
-static int rerun_before(void *ctx, const struct stage *s, struct cp_error *err)
-{
-	struct rerun *r = ctx;
-	if (!r->ops->caps.images)
-		return 0;
-	cleanup_free char *id = NULL;
-	struct task_desc desc;
-	task_desc_init(&desc, r->p, s);
-	return r->ops->image_prepare(r->rt, &desc, true, &id, err) < 0 ? -1 : 0;
-}
-
 /* Runs `s` (with the services it depends on) on scratch copies and adds
  * its result to `results`. */
 static int rerun_stage(cJSON *results, struct rerun *r, struct stage *s, const cJSON *locked,
@@ -389,9 +375,9 @@ static int rerun_stage(cJSON *results, struct rerun *r, struct stage *s, const c
 	run_id = xasprintf("verify-%s", id);
 	free(id);
 	state = path_join(r->top, "state");
+	/* No hooks: the executor builds and pulls the images as run does. */
 	struct exec_options eo = {.jobs = 1, .quiet = r->o->quiet, .run_id = run_id,
-				  .state_dir = state, .logs_to_stderr = r->o->logs_to_stderr,
-				  .hooks = {.ctx = r, .before = rerun_before}};
+				  .state_dir = state, .logs_to_stderr = r->o->logs_to_stderr};
 	if (!r->o->quiet)
 		fprintf(stderr, "cpipe: verify: rerunning %s on scratch copies of its writable mounts\n",
 			s->name);

@@ -46,7 +46,7 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
  * from the store (recorded as restored), 0 = run it, -1 = error. after: records the
  * outcome; for a job that exited 0 it digests the outputs and metrics,
  * updates the lock, and fails (-1) when a declared output is missing. */
-int track_before(void *ctx, const struct stage *s, struct cp_error *err);
+int track_before(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err);
 int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
 
 /* Why `s` is stale, as an array of strings (empty = fresh). Stages must be

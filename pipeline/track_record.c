@@ -99,11 +99,17 @@ static int restore_stage(struct tracker *t, const struct stage *s, struct cp_err
 	return track_record_save(t, false, err) < 0 ? -1 : 2;
 }
 
-int track_before(void *ctx, const struct stage *s, struct cp_error *err)
+int track_before(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err)
 {
 	struct tracker *t = ctx;
 	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
 	ts->started_ms = realtime_ms();
+	if (image_id) {
+		/* What the key and the record name is what the task runs. */
+		free(ts->image);
+		ts->image = xstrdup(image_id);
+		ts->image_absent = false;
+	}
 	if (s->service)
 		return 0;
 	cJSON *reasons = NULL;

@@ -5,9 +5,11 @@
  * docker_volume.c keeps volumes, docker_build.c builds images. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/fs.h"
 #include "docker_internal.h"
@@ -124,12 +126,12 @@ static void image_remember(struct runtime *rt, const char *ref, const char *id, 
 }
 
 /* The local image's ID; 1 when there is no such image. */
-static int image_inspect(struct runtime *rt, const char *ref, char **id_out, struct cp_error *err)
+static int image_inspect(struct docker *d, const char *ref, char **id_out, struct cp_error *err)
 {
 	cleanup_free char *path = xasprintf("/images/%s/json", ref);
 	cJSON *j = NULL;
 	long status = 0;
-	if (docker_json(rt->d, "GET", path, NULL, &status, &j, err) < 0) {
+	if (docker_json(d, "GET", path, NULL, &status, &j, err) < 0) {
 		if (status == 404) {
 			cp_error_clear(err);
 			return 1;
@@ -146,7 +148,42 @@ static int image_inspect(struct runtime *rt, const char *ref, char **id_out, str
 	return 0;
 }
 
+/* What a build or pull needs, copied out of the runtime and the task (its
+ * build stays lent: it points into the loaded project), so that a thread
+ * can do it on a client of its own. */
+struct image_want {
+	char *ref;     /* normalized */
+	char *image;   /* image: as written, NULL when none */
+	char *builder; /* the stage whose build: makes it, NULL: pulled */
+	const struct build *build;
+	char *project;
+	char *state_dir;
+};
+
+static void want_free(struct image_want *w)
+{
+	free(w->ref);
+	free(w->image);
+	free(w->builder);
+	free(w->project);
+	free(w->state_dir);
+}
+
+static void want_init(struct image_want *w, const struct runtime *rt, const struct task_desc *s,
+		      const char *ref)
+{
+	*w = (struct image_want){
+		.ref = xstrdup(ref),
+		.image = s->image && *s->image ? xstrdup(s->image) : NULL,
+		.builder = s->build ? xstrdup(s->build_stage ? s->build_stage : s->name) : NULL,
+		.build = s->build,
+		.project = xstrdup(rt->project),
+		.state_dir = rt->state_dir ? xstrdup(rt->state_dir) : NULL,
+	};
+}
+
 struct pull_ctx {
+	FILE *out;
 	const char *prefix;
 };
 
@@ -157,35 +194,64 @@ static int pull_msg(void *ud, const cJSON *msg)
 	if (!status || cJSON_GetObjectItemCaseSensitive(msg, "progress"))
 		return 0;
 	const char *id = docker_str(msg, "id");
-	fflush(stdout);
-	fprintf(stderr, "%s%s%s%s\n", pc->prefix, id ? id : "", id ? ": " : "", status);
+	if (pc->out == stderr)
+		fflush(stdout); /* keep order with what was printed before */
+	fprintf(pc->out, "%s%s%s%s\n", pc->prefix, id ? id : "", id ? ": " : "", status);
+	fflush(pc->out);
 	return 0;
 }
 
-static int image_pull(struct runtime *rt, const char *ref, const char *prefix,
-		      struct cp_error *err)
+/* Builds or pulls the image `w` wants on client `d`, its progress going to
+ * `out` (each line after `prefix`); *built says which. `waker` (may be
+ * NULL) ends it at once. */
+static int image_make(struct docker *d, const struct image_want *w, FILE *out, const char *prefix,
+		      struct docker_waker *waker, char **id_out, bool *built, struct cp_error *err)
 {
-	cleanup_free char *q = docker_escape(rt->d, ref);
+	*built = w->builder != NULL;
+	if (w->builder) {
+		/* One label: the classic builder adds a step (a container) for each. */
+		struct kvvec labels = {0};
+		kvvec_set(&labels, LABEL_PROJECT, w->project);
+		int rc = docker_build_image(id_out, d, w->build, w->ref, &labels, w->state_dir, out,
+					    prefix, waker, err);
+		kvvec_free(&labels);
+		if (rc < 0)
+			cp_error_prefix(err, "building image \"%s\" for stage \"%s\"", w->ref,
+					w->builder);
+		return rc;
+	}
+	cleanup_free char *q = docker_escape(d, w->ref);
 	cleanup_free char *path = xasprintf("/images/create?fromImage=%s", q);
 	struct docker_req rq = {.method = "POST", .path = path, .idle = DOCKER_IDLE_AFTER_HEADERS,
-				.answer_ms = DOCKER_BUILD_ANSWER_MS};
-	struct pull_ctx pc = {.prefix = prefix};
-	return docker_json_stream(rt->d, &rq, pull_msg, &pc, NULL, err);
+				.answer_ms = DOCKER_BUILD_ANSWER_MS, .waker = waker};
+	struct pull_ctx pc = {.out = out, .prefix = prefix};
+	int rc = docker_json_stream(d, &rq, pull_msg, &pc, NULL, err);
+	if (rc == 0 && (rc = image_inspect(d, w->ref, id_out, err)) == 1)
+		rc = cp_error_set(err, EXIT_USAGE, "the pull gave no image");
+	if (rc < 0) {
+		cp_error_prefix(
+		    err, "image \"%s\" is not available locally and could not be pulled", w->image);
+		if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
+			cp_error_recode(err, EXIT_STAGE_FAILED);
+	}
+	return rc;
 }
 
-static int image_build(struct runtime *rt, const struct task_desc *s, const char *ref,
-		       const char *prefix, char **id_out, struct cp_error *err)
+/* The image entry image_prepare settles on without a build or pull (what
+ * it built, or found when nothing builds it), NULL when there is none. */
+static const struct image_entry *image_known(const struct runtime *rt, const char *ref,
+					     const struct task_desc *s)
 {
-	/* One label: the classic builder adds a step (a container) for each. */
-	struct kvvec labels = {0};
-	kvvec_set(&labels, LABEL_PROJECT, rt->project);
-	int rc = docker_build_image(id_out, rt->d, s->build, ref, &labels, rt->state_dir, stderr,
-				    prefix, err);
-	kvvec_free(&labels);
-	if (rc < 0)
-		cp_error_prefix(err, "building image \"%s\" for stage \"%s\"", ref,
-				s->build_stage ? s->build_stage : s->name);
-	return rc;
+	const struct image_entry *cached = image_cached(rt, ref);
+	return cached && (cached->built || !s->build) ? cached : NULL;
+}
+
+static int no_image(const struct task_desc *s, struct cp_error *err)
+{
+	return cp_error_at(err, EXIT_STAGE_FAILED, &s->mark,
+			   "stage \"%s\" has neither image: nor build:, and the docker runtime "
+			   "needs one",
+			   s->name);
 }
 
 int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
@@ -193,45 +259,165 @@ int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool bui
 {
 	cleanup_free char *ref = docker_stage_image_ref(rt, s);
 	/* The executor chose which stage's build: makes this image. */
-	const struct task_desc *builder = s->build ? s : NULL;
+	const struct image_entry *known = image_known(rt, ref, s);
 	const struct image_entry *cached = image_cached(rt, ref);
-	if (cached && (cached->built || !builder || !build)) {
-		*id_out = xstrdup(cached->id);
+	if (known || (cached && !build)) {
+		*id_out = xstrdup((known ? known : cached)->id);
 		return 0;
 	}
-	if (!builder && !(s->image && *s->image)) {
-		cp_error_at(err, EXIT_STAGE_FAILED, &s->mark,
-			    "stage \"%s\" has neither image: nor build:, and the docker "
-			    "runtime needs one",
-			    s->name);
-		return -1;
-	}
-	cleanup_free char *prefix = xasprintf("%s | ", s->name);
+	if (!s->build && !(s->image && *s->image))
+		return no_image(s, err);
 	char *id = NULL;
 	int rc = 1;
-	if (!(builder && build) && (rc = image_inspect(rt, ref, &id, err)) < 0)
+	if (!(s->build && build) && (rc = image_inspect(rt->d, ref, &id, err)) < 0)
 		return -1;
 	if (rc == 1 && !build) /* status: never build nor pull */
 		return 1;
-	if (rc == 1 && builder) {
-		if (image_build(rt, builder, ref, prefix, &id, err) < 0)
+	bool built = false;
+	if (rc == 1) {
+		struct image_want w;
+		want_init(&w, rt, s, ref);
+		cleanup_free char *prefix = xasprintf("%s | ", s->name);
+		rc = image_make(rt->d, &w, stderr, prefix, NULL, &id, &built, err);
+		want_free(&w);
+		if (rc < 0)
 			return -1;
-	} else if (rc == 1) {
-		rc = image_pull(rt, ref, prefix, err);
-		if (rc == 0 && (rc = image_inspect(rt, ref, &id, err)) == 1)
-			rc = cp_error_set(err, EXIT_USAGE, "the pull gave no image");
-		if (rc < 0) {
-			cp_error_prefix(err, "image \"%s\" is not available locally and could not be "
-					     "pulled",
-					s->image);
-			if (err->code != EXIT_INTERRUPTED) /* Ctrl-C stopped the pull */
-				cp_error_recode(err, EXIT_STAGE_FAILED);
-			return -1;
-		}
 	}
-	image_remember(rt, ref, id, builder && rc == 1);
+	image_remember(rt, ref, id, built);
 	*id_out = id;
 	return 0;
+}
+
+/* ---- image jobs: builds and pulls on a thread of their own ---- */
+
+struct image_job {
+	struct image_want w;
+	struct docker *d; /* the thread's client */
+	struct docker_waker *waker;
+	atomic_int cancel;
+	FILE *out; /* the thread's end of the progress pipe */
+	int read_fd;
+	pthread_t thread;
+	bool thread_started;
+	/* The outcome: set by the thread before it closes `out`, or at once. */
+	int rc;
+	char *id;
+	bool built;
+	struct cp_error err;
+};
+
+static void *image_job_main(void *arg)
+{
+	struct image_job *j = arg;
+	j->rc = image_make(j->d, &j->w, j->out, "", j->waker, &j->id, &j->built, &j->err);
+	if (j->rc < 0 && atomic_load(&j->cancel)) {
+		cp_error_set(&j->err, EXIT_INTERRUPTED, "%s of image \"%s\": interrupted",
+			     j->w.builder ? "the build" : "the pull", j->w.ref);
+	}
+	fclose(j->out); /* end of file: the job is over */
+	j->out = NULL;
+	return NULL;
+}
+
+static void image_job_free(struct image_job *j)
+{
+	want_free(&j->w);
+	docker_close(j->d);
+	docker_waker_free(j->waker);
+	if (j->out)
+		fclose(j->out);
+	if (j->read_fd >= 0)
+		close(j->read_fd);
+	free(j->id);
+	free(j);
+}
+
+int docker_image_start(struct runtime *rt, const struct task_desc *s, struct image_job **out,
+		       int *fd_out, struct cp_error *err)
+{
+	cleanup_free char *ref = docker_stage_image_ref(rt, s);
+	struct image_job *j = xcalloc(1, sizeof(*j));
+	j->read_fd = -1;
+	*fd_out = -1;
+	const struct image_entry *known = image_cached(rt, ref);
+	if (known && known->built) {
+		j->id = xstrdup(known->id);
+		*out = j;
+		return 0;
+	}
+	if (!s->build && !(s->image && *s->image)) {
+		free(j);
+		return no_image(s, err);
+	}
+	if (!s->build) {
+		/* Looked up afresh: a stage before may have pulled or built it
+		 * through the daemon's socket. */
+		int rc = image_inspect(rt->d, ref, &j->id, err);
+		if (rc < 0) {
+			free(j);
+			return -1;
+		}
+		if (rc == 0) {
+			image_remember(rt, ref, j->id, false);
+			*out = j;
+			return 0;
+		}
+	}
+	want_init(&j->w, rt, s, ref);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		image_job_free(j);
+		return cp_error_errno(err, EXIT_USAGE, "creating a pipe");
+	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	j->read_fd = p[0];
+	j->out = fdopen(p[1], "w");
+	if (!j->out) {
+		close(p[1]);
+		image_job_free(j);
+		return cp_error_errno(err, EXIT_USAGE, "opening a pipe");
+	}
+	j->d = docker_clone(rt->d);
+	j->waker = docker_waker_new();
+	int rc = docker_thread_start(&j->thread, image_job_main, j);
+	if (rc != 0) {
+		image_job_free(j);
+		errno = rc;
+		return cp_error_errno(err, EXIT_USAGE, "starting a thread");
+	}
+	j->thread_started = true;
+	*out = j;
+	*fd_out = j->read_fd;
+	return 0;
+}
+
+void docker_image_cancel(struct runtime *rt, struct image_job *j)
+{
+	(void)rt;
+	if (!j->thread_started)
+		return;
+	atomic_store(&j->cancel, 1);
+	docker_wake(j->waker);
+}
+
+int docker_image_end(struct runtime *rt, struct image_job *j, char **id_out, struct cp_error *err)
+{
+	if (j->thread_started) {
+		pthread_join(j->thread, NULL);
+		if (j->rc == 0)
+			image_remember(rt, j->w.ref, j->id, j->built);
+	} else {
+		j->rc = 0; /* known at once */
+	}
+	int rc = j->rc < 0 ? -1 : 0;
+	if (rc < 0) {
+		*err = j->err;
+	} else {
+		*id_out = j->id;
+		j->id = NULL;
+	}
+	image_job_free(j);
+	return rc;
 }
 
 bool docker_image_settled(struct runtime *rt, const struct task_desc *s)
@@ -243,7 +429,7 @@ bool docker_image_settled(struct runtime *rt, const struct task_desc *s)
 		return cached && (cached->built || !builds);
 	char *id = NULL;
 	struct cp_error e = {0};
-	if (image_inspect(rt, ref, &id, &e) != 0)
+	if (image_inspect(rt->d, ref, &id, &e) != 0)
 		return false;
 	image_remember(rt, ref, id, false);
 	free(id);
@@ -255,7 +441,7 @@ char *docker_image_current(struct runtime *rt, const struct task_desc *s)
 	cleanup_free char *ref = docker_stage_image_ref(rt, s);
 	char *id = NULL;
 	struct cp_error e = {0};
-	return image_inspect(rt, ref, &id, &e) == 0 ? id : NULL;
+	return image_inspect(rt->d, ref, &id, &e) == 0 ? id : NULL;
 }
 
 /* ---- network ---- */
@@ -399,8 +585,11 @@ cJSON *docker_container_body(struct runtime *rt, const struct task_spec *ts)
 {
 	const struct task_desc *s = ts->desc;
 	cJSON *b = cJSON_CreateObject();
+	/* By ID, the one resolved for its key and record (else the one the
+	 * image is known by): a tag moved since runs nothing else. */
 	cleanup_free char *image = docker_stage_image_ref(rt, s);
-	cJSON_AddStringToObject(b, "Image", image);
+	const struct image_entry *known = image_known(rt, image, s);
+	cJSON_AddStringToObject(b, "Image", s->image_id ? s->image_id : known ? known->id : image);
 	if (s->has_command)
 		cJSON_AddItemToObject(b, "Cmd", string_array(&s->command));
 	if (s->has_entrypoint && s->entrypoint.n)
@@ -551,6 +740,9 @@ static int docker_port_in_use(struct runtime *rt, const char *host_ip, int port,
 	.prepare = docker_task_prepare, \
 	.unprepare = docker_task_unprepare, \
 	.image_prepare = docker_image_prepare, \
+	.image_start = docker_image_start, \
+	.image_cancel = docker_image_cancel, \
+	.image_end = docker_image_end, \
 	.volume_host_path = docker_volume_host_path, \
 	.exec_start = docker_task_exec_start, \
 	.exec_end = docker_task_exec_end, \

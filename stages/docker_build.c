@@ -207,7 +207,8 @@ static void out_text(struct build_out *bo, const char *s)
 			break;
 		}
 		sb_add(&bo->line, p, (size_t)(nl - p));
-		fflush(stdout); /* keep order with what was printed before */
+		if (bo->out == stderr)
+			fflush(stdout); /* keep order with what was printed before */
 		fprintf(bo->out, "%s%s\n", bo->prefix, sb_str(&bo->line));
 		sb_reset(&bo->line);
 		p = nl + 1;
@@ -252,8 +253,8 @@ static char *kv_json(const struct kvvec *kv, bool from_env)
 }
 
 int docker_build_image(char **id_out, struct docker *d, const struct build *b, const char *tag,
-		       const struct kvvec *labels, const char *skip, FILE *out,
-		       const char *prefix, struct cp_error *err)
+		       const struct kvvec *labels, const char *skip, FILE *out, const char *prefix,
+		       struct docker_waker *waker, struct cp_error *err)
 {
 	cleanup_fclose FILE *f = tmpfile();
 	if (!f)
@@ -292,7 +293,7 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 	struct build_out bo = {.out = out, .prefix = prefix ? prefix : ""};
 	struct docker_req rq = {.method = "POST", .path = sb_str(&q), .upload = f,
 				.upload_size = size, .idle = DOCKER_IDLE_AFTER_HEADERS,
-				.answer_ms = DOCKER_BUILD_ANSWER_MS};
+				.answer_ms = DOCKER_BUILD_ANSWER_MS, .waker = waker};
 	int rc = docker_json_stream(d, &rq, build_msg, &bo, NULL, err);
 	if (bo.line.len)
 		out_text(&bo, "\n");
@@ -300,7 +301,8 @@ int docker_build_image(char **id_out, struct docker *d, const struct build *b, c
 	sb_free(&q);
 	if (rc < 0 && bo.step_container) {
 		/* Given up (Ctrl-C, a lost stream): the daemon would remove the
-		 * step's container only once it noticed, seconds later. */
+		 * step's container only once it noticed, seconds later. (Not
+		 * with `waker`: woken, it ends every request it is given.) */
 		cleanup_free char *path = xasprintf("/containers/%s?force=1", bo.step_container);
 		struct cp_error ignored = {0};
 		docker_json(d, "DELETE", path, NULL, NULL, NULL, &ignored);

@@ -69,6 +69,11 @@ char *docker_container_name(const struct runtime *rt, const struct task_desc *s,
 /* The runtime_ops image_prepare (see runtime.h). */
 int docker_image_prepare(struct runtime *rt, const struct task_desc *s, bool build, char **id_out,
 			 struct cp_error *err);
+/* The runtime_ops image_start, image_cancel and image_end (see runtime.h). */
+int docker_image_start(struct runtime *rt, const struct task_desc *s, struct image_job **out,
+		       int *fd_out, struct cp_error *err);
+void docker_image_cancel(struct runtime *rt, struct image_job *j);
+int docker_image_end(struct runtime *rt, struct image_job *j, char **id_out, struct cp_error *err);
 /* Whether the stage's image is known for the rest of the run, without a
  * build or a pull: found by its name (and remembered) when no stage builds
  * it, or built already by this runtime. */
@@ -186,10 +191,11 @@ int docker_rt_down(struct runtime *rt, struct cp_error *err);
 /* docker_build.c: builds `b` as image `tag` with `labels`, streaming the
  * builder's output to `out`, each line prefixed with `prefix`. `skip`
  * (absolute, may be NULL) is left out of the context: cpipe's state
- * directory. *id_out is the image ID; caller owns it. */
+ * directory. `waker` (may be NULL) ends the build at once from another
+ * thread. *id_out is the image ID; caller owns it. */
 int docker_build_image(char **id_out, struct docker *d, const struct build *b, const char *tag,
-		       const struct kvvec *labels, const char *skip, FILE *out,
-		       const char *prefix, struct cp_error *err);
+		       const struct kvvec *labels, const char *skip, FILE *out, const char *prefix,
+		       struct docker_waker *waker, struct cp_error *err);
 
 /* Writes the build context `dir` as a tar to `f`, leaving out `skip`
  * (absolute, may be NULL) and what .dockerignore excludes, but always

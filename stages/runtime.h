@@ -14,6 +14,7 @@
 
 struct runtime; /* opaque, one per runtime instance */
 struct task_exec; /* a command exec_start started in a task; the runtime's */
+struct image_job; /* an image image_start is making available; the runtime's */
 
 /* Bumped by the executor's signal handler (Ctrl-C, SIGTERM, SIGHUP). A
  * runtime blocked in a call on the executor's thread (an API request to a
@@ -154,7 +155,8 @@ struct volume_entry {
  * flag says that the members it names are there; callers ask the flag,
  * never test a member for NULL (a unit test holds the two together). */
 struct runtime_caps {
-	bool images;        /* image_prepare: tasks run images it builds, pulls, resolves */
+	bool images;        /* image_prepare, image_start, image_cancel, image_end: tasks
+			     * run images it builds, pulls, resolves */
 	bool detached;      /* task_handle, handle_alive, handle_stop: tasks outlive cpipe */
 	bool exec;          /* exec: a command inside a running task (CMD health checks) */
 	bool ahead;         /* prepare, unprepare: a job made ready while others run */
@@ -234,6 +236,28 @@ struct runtime_ops {
 	 * stderr. Fails naming the image and carrying the daemon's message. */
 	int (*image_prepare)(struct runtime *rt, const struct task_desc *desc, bool build,
 			     char **digest_out, struct cp_error *err);
+	/* image_prepare with `build`, as work of the executor's loop: starts
+	 * making the task's image available (on a thread and a daemon
+	 * connection of the runtime's own) and returns at once, so that
+	 * other stages' output keeps flowing while it builds or pulls. Its
+	 * progress comes on *fd_out (the runtime's, O_NONBLOCK: read it,
+	 * never close it) as text lines without a prefix (build steps, pull
+	 * statuses), and the descriptor reaches end of file once the job is
+	 * over; -1 when it was over at once (the image known or found). The
+	 * job's `desc` pointers must stay valid until image_end (they point
+	 * into the loaded project). Then image_end frees the job and gives
+	 * what image_prepare would: 0 and the image ID in *id_out (caller
+	 * owns), which image_prepare gives from then on, or -1 with the
+	 * daemon's message. image_cancel gives a job up (its request ended
+	 * at once, what a build step left removed): its descriptor reaches
+	 * end of file soon after, and image_end fails with EXIT_INTERRUPTED.
+	 * Neither image_start nor image_cancel waits for a build or pull;
+	 * image_end called before end of file waits for the job. */
+	int (*image_start)(struct runtime *rt, const struct task_desc *desc, struct image_job **out,
+			   int *fd_out, struct cp_error *err);
+	void (*image_cancel)(struct runtime *rt, struct image_job *j);
+	int (*image_end)(struct runtime *rt, struct image_job *j, char **id_out,
+			 struct cp_error *err);
 	/* The host directory holding `volume` (a key under volumes:), when
 	 * the runtime's storage is on this host and readable; caller owns
 	 * *out. Fails otherwise: read the volume with volume_read_tree. */

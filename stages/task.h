@@ -151,6 +151,12 @@ struct task_desc {
 	 * the executor chose; NULL = pull or use `image` as it is. */
 	const struct build *build;
 	const char *build_stage;    /* the stage whose build: `build` is */
+	/* The ID the executor resolved the image to (runtime_ops image_start,
+	 * after the build or pull), which its key and record name: a runtime
+	 * that runs images by ID creates the task from it, so a tag moved
+	 * since cannot run another image. NULL = not resolved (the runtime
+	 * resolves the name itself). Owned by the executor. */
+	const char *image_id;
 
 	struct strvec command;      /* argv after the entrypoint; empty = image default */
 	bool has_command;

@@ -26,6 +26,9 @@ static void test_capabilities_match_the_members(void **state)
 			    o->volume_remove && o->start && o->poll && o->kill && o->release &&
 			    o->host_port);
 		assert_int_equal(c->images, o->image_prepare != NULL);
+		assert_int_equal(c->images, o->image_start != NULL);
+		assert_int_equal(c->images, o->image_cancel != NULL);
+		assert_int_equal(c->images, o->image_end != NULL);
 		assert_int_equal(c->detached, o->task_handle != NULL);
 		assert_int_equal(c->detached, o->handle_alive != NULL);
 		assert_int_equal(c->detached, o->handle_stop != NULL);
