@@ -33,25 +33,11 @@ struct journal {
 	const char *doubt;
 };
 
-/* Filesystems whose every write passes through this kernel's VFS, where
- * an inode's watch sees them all. Not overlayfs (a write to a layer
- * below is not an event above), NFS, SMB or FUSE (another host or a
- * daemon writes). */
+/* An inode's watch sees every write where all of them pass through this
+ * kernel's VFS (fs_type_local). */
 static bool watchable_fs(uint32_t type)
 {
-	switch (type) {
-	case 0xEF53u:     /* ext2/3/4 */
-	case 0x58465342u: /* xfs */
-	case 0x9123683Eu: /* btrfs */
-	case 0x01021994u: /* tmpfs */
-	case 0x858458F6u: /* ramfs */
-	case 0xF2F52010u: /* f2fs */
-	case 0x2FC12FC1u: /* zfs */
-	case 0xCA451A4Eu: /* bcachefs */
-		return true;
-	default:
-		return false;
-	}
+	return fs_type_local(type);
 }
 
 struct journal *journal_open(const char *root, const char **why)

@@ -402,20 +402,7 @@ void statcache_store(struct statcache *sc, const char *abspath, const struct sta
 /* Filesystems stamped by this kernel's clock (statfs f_type). */
 static bool local_clock_fs(uint32_t type)
 {
-	switch (type) {
-	case 0xEF53u:     /* ext2/3/4 */
-	case 0x58465342u: /* xfs */
-	case 0x9123683Eu: /* btrfs */
-	case 0x01021994u: /* tmpfs */
-	case 0x858458F6u: /* ramfs */
-	case 0x794C7630u: /* overlayfs */
-	case 0xF2F52010u: /* f2fs */
-	case 0x2FC12FC1u: /* zfs */
-	case 0xCA451A4Eu: /* bcachefs */
-		return true;
-	default:
-		return false;
-	}
+	return fs_type_local(type) || type == FS_TYPE_OVERLAYFS;
 }
 
 bool statcache_cacheable(const struct statcache_key *k, int fd, int64_t started_ns)

@@ -357,3 +357,20 @@ ssize_t fs_readlink_at(char buf[PATH_MAX], int dirfd, const char *name, const ch
 	}
 	return n;
 }
+
+bool fs_type_local(uint32_t type)
+{
+	switch (type) {
+	case 0xEF53u:     /* ext2/3/4 */
+	case 0x58465342u: /* xfs */
+	case 0x9123683Eu: /* btrfs */
+	case 0x01021994u: /* tmpfs */
+	case 0x858458F6u: /* ramfs */
+	case 0xF2F52010u: /* f2fs */
+	case 0x2FC12FC1u: /* zfs */
+	case 0xCA451A4Eu: /* bcachefs */
+		return true;
+	default:
+		return false;
+	}
+}

@@ -3,6 +3,7 @@
 #define CPIPE_LIB_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -120,5 +121,13 @@ int fs_state_dir_check(const char *dir, struct cp_error *err);
  * not NUL-terminated): its length, or -1 with "reading symlink SHOWN". */
 ssize_t fs_readlink_at(char buf[PATH_MAX], int dirfd, const char *name, const char *shown,
 		       struct cp_error *err);
+
+/* Whether a filesystem of statfs f_type `type` is one this kernel writes
+ * itself (ext2/3/4, xfs, btrfs, tmpfs, ramfs, f2fs, zfs, bcachefs): its
+ * times come from this kernel's clock and every write to it passes
+ * through this kernel's VFS. Not overlayfs (a write to a lower layer is
+ * no event above), NFS, SMB or FUSE (another host or a daemon writes). */
+bool fs_type_local(uint32_t type);
+#define FS_TYPE_OVERLAYFS 0x794C7630u
 
 #endif
