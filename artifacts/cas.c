@@ -32,7 +32,9 @@ static int mkdir_private(const char *path, struct cp_error *err)
 	return 0;
 }
 
-/* Temporaries (name.tmp.PID) of writers killed midway. */
+/* Temporaries (name.tmp.PID) of writers killed midway, in the directory
+ * tmpfd: the store's tmp, and runs/sha256 where run cache entries are
+ * renamed into place. */
 static void sweep_tmp(int tmpfd)
 {
 	int fd = dup(tmpfd);
@@ -74,6 +76,11 @@ int cas_open(struct cas **out, const char *state_dir, struct cp_error *err)
 		goto fail;
 	}
 	sweep_tmp(c->tmpfd);
+	int runsfd = open(runs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (runsfd >= 0) {
+		sweep_tmp(runsfd);
+		close(runsfd);
+	}
 	*out = c;
 	return 0;
 fail:

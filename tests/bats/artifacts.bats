@@ -253,6 +253,7 @@ EOF2
 	dead=$!
 	wait "$dead"
 	printf '{"stages": {"s1": ' > "cpipe.lock.tmp.$dead"
+	printf '{"key": ' > ".cpipe/store/runs/sha256/$(printf '%064d' 0).json.tmp.$dead"
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "the run after the kills failed"
 	[ "$(tr -d ' ' < "$(vol v)/s4")" = "$(printf '20000\n20000')" ] || fail "outputs wrong after recovery"
