@@ -1,5 +1,6 @@
 #include "track_internal.h"
 
+#include <errno.h>
 #include <glob.h>
 #include <pwd.h>
 #include <signal.h>
@@ -529,7 +530,7 @@ static void sweep_temporaries(const char *pattern)
 	for (size_t i = 0; i < g.gl_pathc; i++) {
 		const char *dot = strrchr(g.gl_pathv[i], '.');
 		long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
-		if (pid > 0 && kill((pid_t)pid, 0) < 0)
+		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
 			unlink(g.gl_pathv[i]);
 	}
 	globfree(&g);
@@ -548,13 +549,16 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 	cleanup_free char *cache_dir = path_join(o->state_dir, "cache");
 	t->index_path = path_join(cache_dir, "executions.json");
 	cleanup_free char *stat_path = path_join(cache_dir, "stat.cache");
-	cleanup_free char *pat1 = xasprintf("%s.tmp.*", t->lock_path);
-	cleanup_free char *pat2 = xasprintf("%s/*.tmp.*", cache_dir);
-	cleanup_free char *pat3 = xasprintf("%s/runs/*.tmp.*", o->state_dir);
 	if (o->run_id) {
-		sweep_temporaries(pat1);
-		sweep_temporaries(pat2);
-		sweep_temporaries(pat3);
+		/* Where cpipe writes state files (the store sweeps its own;
+		 * run/ goes whole with its task). */
+		static const char *const dirs[] = {".", "cache", "runs", "services", "kube-forward"};
+		cleanup_free char *lock_pat = xasprintf("%s.tmp.*", t->lock_path);
+		sweep_temporaries(lock_pat);
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+			cleanup_free char *pat = xasprintf("%s/%s/*.tmp.*", o->state_dir, dirs[i]);
+			sweep_temporaries(pat);
+		}
 	}
 	if (fs_mkdir_p(cache_dir, 0700, err) < 0 || lock_load(&t->lock, t->lock_path, err) < 0)
 		goto fail;

@@ -254,6 +254,10 @@ EOF2
 	wait "$dead"
 	printf '{"stages": {"s1": ' > "cpipe.lock.tmp.$dead"
 	printf '{"key": ' > ".cpipe/store/runs/sha256/$(printf '%064d' 0).json.tmp.$dead"
+	mkdir -p .cpipe/services
+	for f in .cpipe/project.json .cpipe/services/s5.json .cpipe/cache/executions.json; do
+		printf '{"a' > "$f.tmp.$dead"
+	done
 	run cpipe run
 	[ "$status" -eq 0 ] || fail "the run after the kills failed"
 	[ "$(tr -d ' ' < "$(vol v)/s4")" = "$(printf '20000\n20000')" ] || fail "outputs wrong after recovery"
