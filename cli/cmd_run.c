@@ -407,7 +407,7 @@ static int run_or_up(struct cli *c, int argc, char **argv, bool up)
 		if (track_open(&tracker, p, ops, rt, &to, &err) < 0)
 			goto fail;
 		eo.hooks = (struct exec_hooks){.ctx = tracker, .before = track_before,
-					       .after = track_after};
+					       .after = track_after, .ran = track_ran};
 	}
 	int erc = exec_run(&plan, ops, rt, &eo, &err);
 	const char *status = erc == 0 ? "succeeded"

@@ -535,6 +535,8 @@ static void finish_slot(struct run *r, struct slot *sl, int code)
 	progress_hide(r->pr);
 	sl->exit_code = code;
 	bool hook_failed = false;
+	if (r->o->hooks.ran && sl->task && sl->task->ran_image)
+		r->o->hooks.ran(r->o->hooks.ctx, sl->s, sl->task->ran_image);
 	if (r->o->hooks.after) {
 		struct cp_error e = {0};
 		if (r->o->hooks.after(r->o->hooks.ctx, sl->s, code, &e) < 0 && code == 0 &&

@@ -23,6 +23,9 @@ struct exec_hooks {
 	/* After a stage ended with `exit_code` (a service left running: 0);
 	 * -1 fails a job that exited 0 (e.g. a declared output is missing). */
 	int (*after)(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
+	/* Just before after, when the runtime learnt what image the task ran
+	 * (struct task ran_image). NULL: not wanted. */
+	void (*ran)(void *ctx, const struct stage *s, const char *ran_image);
 };
 
 struct exec_options {

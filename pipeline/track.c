@@ -396,8 +396,9 @@ int track_stage_inputs(cJSON **out, struct tracker *t, const struct stage *s,
 		cJSON_AddItemToObject(in, name, e);
 	}
 	struct strvec code = {0};
-	if (track_code_files(&code, t->p, s, t->o.state_dir, t->lock_path,
-			     !t->ops->image_prepare, err) < 0)
+	bool local = !t->ops->caps.images;
+	if (track_code_files(&code, t->p, s, t->o.state_dir, t->lock_path, local,
+			     local || t->ops->caps.image_names, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < code.n; i++) {
 		cleanup_free char *name = track_ref_name(t->p, NULL, code.v[i]);
@@ -633,6 +634,7 @@ int track_close(struct tracker *t, const char *status, struct cp_error *err)
 		cJSON_Delete(t->st[i].keyobj);
 		cJSON_Delete(t->st[i].inputs);
 		free(t->st[i].image);
+		free(t->st[i].image_ran);
 		free(t->st[i].restorable_from);
 		track_snapshot_free(&t->st[i]);
 	}

@@ -48,6 +48,8 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
  * updates the lock, and fails (-1) when a declared output is missing. */
 int track_before(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err);
 int track_after(void *ctx, const struct stage *s, int exit_code, struct cp_error *err);
+/* The exec hook `ran`: the record's image.ran of the stage. */
+void track_ran(void *ctx, const struct stage *s, const char *ran_image);
 
 /* Why `s` is stale, as an array of strings (empty = fresh). Stages must be
  * evaluated in dependency order: a stale upstream makes it stale too.

@@ -1,6 +1,8 @@
 /* Code is an input: the files of the project a stage runs. On the local
- * runtime, which builds no image, a stage with build: is keyed on its
- * Dockerfile and its build context (what .dockerignore leaves in); on every
+ * runtime, which builds no image, and on one that knows images only by name
+ * (Kubernetes: a rebuilt image under the same tag looks the same), a stage
+ * with build: is keyed on its Dockerfile and its build context (what
+ * .dockerignore leaves in); on every
  * runtime, a file of the project the command names (`./catgif`, `bin/train`,
  * `sh train.sh`, `python train.py`, inside `sh -c "..."` too) is one of its
  * inputs. Editing either makes the stage stale, and status names the file
@@ -86,11 +88,31 @@ static void scan_argv(struct strvec *out, const struct pipeline *p, const struct
 	}
 }
 
+char *track_build_change(const struct pipeline *p, const struct stage *s, const cJSON *le,
+			 const cJSON *keyobj)
+{
+	if (!s->build || !le)
+		return NULL;
+	cleanup_free char *ctx = track_ref_name(p, NULL, s->build->context);
+	size_t n = strcmp(ctx, ".") ? strlen(ctx) : 0;
+	const cJSON *was = cJSON_GetObjectItem(le, "inputs");
+	const cJSON *now = cJSON_GetObjectItem(keyobj, "inputs");
+	for (const cJSON *e = now ? now->child : NULL; e; e = e->next) {
+		if (n && (strncmp(e->string, ctx, n) != 0 || e->string[n] != '/'))
+			continue;
+		const char *then = track_entry_digest(cJSON_GetObjectItem(was, e->string));
+		if (!then || strcmp(then, cJSON_GetStringValue(e) ? cJSON_GetStringValue(e) : ""))
+			return xstrdup(e->string);
+	}
+	return NULL;
+}
+
 int track_code_files(struct strvec *out, const struct pipeline *p, const struct stage *s,
-		     const char *state_dir, const char *lock_path, bool local, struct cp_error *err)
+		     const char *state_dir, const char *lock_path, bool local, bool build_files,
+		     struct cp_error *err)
 {
 	size_t first = out->n;
-	if (local && s->build) {
+	if (build_files && s->build) {
 		const struct build *b = s->build;
 		cleanup_free char *df = path_absolute(b->context, b->dockerfile ? b->dockerfile
 									       : "Dockerfile");

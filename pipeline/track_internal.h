@@ -49,6 +49,7 @@ struct tstate {
 	cJSON *keyobj; /* what the key hashes; owned */
 	cJSON *inputs; /* name -> {digest, size}; owned */
 	char *image;   /* image ID ("sha256:...", "local", "absent"); owned */
+	char *image_ran; /* what the runtime says the task ran (track_ran); owned */
 	bool image_absent; /* not built or pulled yet (status never does either) */
 	bool evaluated;
 	bool stale;
@@ -187,13 +188,21 @@ int track_update_lock(struct tracker *t, const struct stage *s, const cJSON *out
 
 /* track_code.c */
 /* The project files a stage's result depends on as code (host paths,
- * appended to *out): with `local` (no image is built) and build:, the
- * Dockerfile and the build context .dockerignore leaves in; on any
- * runtime, the files of the project its command names. The state
+ * appended to *out): with `build_files` (the runtime builds no image, or
+ * knows images by name only) and build:, the Dockerfile and the build
+ * context .dockerignore leaves in; on any runtime, the files of the
+ * project its command names (`local`: the host's paths are the stage's). The state
  * directory and the lock are never ones. The seam for the Dockerfile reader: it narrows
  * the build context to what COPY/ADD take. */
 int track_code_files(struct strvec *out, const struct pipeline *p, const struct stage *s,
-		     const char *state_dir, const char *lock_path, bool local, struct cp_error *err);
+		     const char *state_dir, const char *lock_path, bool local, bool build_files,
+		     struct cp_error *err);
+
+/* The name of the first file of `s`'s build context (an input of keyobj)
+ * whose digest differs from the lock entry le's, or that le lacks; NULL
+ * when none, or without build: or le. Caller frees. */
+char *track_build_change(const struct pipeline *p, const struct stage *s, const cJSON *le,
+			 const cJSON *keyobj);
 
 /* track_observe.c */
 /* Whether the job's outputs are observed: it declares neither outputs:

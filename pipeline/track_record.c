@@ -43,6 +43,8 @@ static cJSON *stage_entry(struct tracker *t, const struct stage *s, const char *
 	if (s->image)
 		cJSON_AddStringToObject(img, "ref", s->image);
 	cJSON_AddStringToObject(img, "digest", track_image_id(t, s));
+	if (ts->image_ran)
+		cJSON_AddStringToObject(img, "ran", ts->image_ran);
 	const cJSON *warnings = task_notes_stage(t->o.notes, s->name);
 	if (warnings)
 		cJSON_AddItemToObject(e, "warnings", cJSON_Duplicate(warnings, true));
@@ -99,6 +101,14 @@ static int restore_stage(struct tracker *t, const struct stage *s, struct cp_err
 	return track_record_save(t, false, err) < 0 ? -1 : 2;
 }
 
+void track_ran(void *ctx, const struct stage *s, const char *ran_image)
+{
+	struct tracker *t = ctx;
+	struct tstate *ts = &t->st[track_stage_pos(t->p, s)];
+	free(ts->image_ran);
+	ts->image_ran = xstrdup(ran_image);
+}
+
 int track_before(void *ctx, const struct stage *s, const char *image_id, struct cp_error *err)
 {
 	struct tracker *t = ctx;
@@ -117,6 +127,17 @@ int track_before(void *ctx, const struct stage *s, const char *image_id, struct 
 		return -1;
 	bool fresh = cJSON_GetArraySize(reasons) == 0;
 	cJSON_Delete(reasons);
+	if (!fresh && t->ops->caps.image_names) {
+		/* The key saw the edit; the image the nodes run may not have. */
+		cleanup_free char *changed =
+			track_build_change(t->p, s, track_lock_entry(t, s->name), ts->keyobj);
+		if (changed)
+			fprintf(stderr,
+				"cpipe: warning: stage %s: its build context changed (%s); the %s "
+				"runtime builds no image and runs %s as the nodes have it: rebuild "
+				"it and import or push it first if it does not hold the change\n",
+				s->name, changed, t->ops->name, s->image ? s->image : "its image");
+	}
 	if (!fresh) {
 		int r = track_forced(t, s) || !t->o.run_id ? 0 : restore_stage(t, s, err);
 		if (r == 0 && t->o.run_id && track_observes(s) && track_snapshot(t, s, err) < 0)

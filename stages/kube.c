@@ -617,7 +617,7 @@ const struct runtime_ops runtime_kubernetes = {
 	.name = "kubernetes",
 	.caps = {.images = true, .detached = true, .exec = true, .attach = true,
 		 .archive_reads = true, .archive_writes = true, .logs = true, .down = true,
-		 .port_check = true, .task_probes = true},
+		 .port_check = true, .task_probes = true, .image_names = true},
 	.open = kube_rt_open,
 	.close = kube_rt_close,
 	.volume_ensure = kube_volume_ensure,

@@ -38,6 +38,7 @@ struct ktask {
 	atomic_int killed; /* the signal kill() sent, 0 none */
 	int exit_code;
 	char problem[1024]; /* why the pod did not run, for the log */
+	char image_ran[512]; /* the container's status.imageID, once ended */
 };
 
 /* ---- the thread ---- */
@@ -105,7 +106,9 @@ static const char *pod_phase(const cJSON *pod)
 	return p ? p : "Pending";
 }
 
-static bool terminated(const cJSON *pod, int *code)
+/* Whether the pod's container ended: its exit code, and (image_ran, of
+ * image_len bytes, when given) the image ID it ran. */
+static bool terminated(const cJSON *pod, int *code, char *image_ran, size_t image_len)
 {
 	const cJSON *cs;
 	cJSON_ArrayForEach(cs, kube_get(pod, "status.containerStatuses"))
@@ -113,6 +116,9 @@ static bool terminated(const cJSON *pod, int *code)
 		const cJSON *ec = kube_get(cs, "state.terminated.exitCode");
 		if (cJSON_IsNumber(ec)) {
 			*code = ec->valueint;
+			const char *id = kube_str(cs, "imageID");
+			if (image_ran && id && *id)
+				snprintf(image_ran, image_len, "%s", id);
 			return true;
 		}
 	}
@@ -144,7 +150,7 @@ static int wait_pod(struct ktask *kt)
 			pthread_mutex_unlock(&kt->mu);
 			const char *phase = pod_phase(pod);
 			int code;
-			if (strcmp(phase, "Pending") != 0 || terminated(pod, &code)) {
+			if (strcmp(phase, "Pending") != 0 || terminated(pod, &code, NULL, 0)) {
 				cJSON_Delete(pod);
 				return 1;
 			}
@@ -198,7 +204,7 @@ static void *task_main(void *arg)
 				continue;
 			}
 			int code;
-			if (terminated(p, &code)) {
+			if (terminated(p, &code, kt->image_ran, sizeof(kt->image_ran))) {
 				kt->exit_code = code;
 				cleanup_free char *why = kube_pod_problem(p);
 				if (why)
@@ -257,6 +263,7 @@ static void task_free(struct ktask *kt)
 	free(kt->stage);
 	free(kt->run);
 	free(kt->pod);
+	free(kt->t.ran_image);
 	free(kt);
 }
 
@@ -408,6 +415,8 @@ int kube_task_poll(struct runtime *rt, struct task *t, int *exit_code, struct cp
 	if (!atomic_load(&kt->done))
 		return 0;
 	*exit_code = kt->exit_code;
+	if (!t->ran_image && kt->image_ran[0])
+		t->ran_image = xstrdup(kt->image_ran);
 	return 1;
 }
 

@@ -124,6 +124,11 @@ struct task {
 	int err_fd; /* stage stderr, read end, O_NONBLOCK */
 	bool tty;   /* the stage writes to a terminal: lines may end \r\n */
 	bool keep_running; /* set before release: free the task, leave it running */
+	/* What the task ran, where the runtime learns it only as the task
+	 * runs (kubernetes: the pod's imageID, e.g. docker://sha256:...);
+	 * set once poll said it exited, else NULL. The runtime's: freed by
+	 * release. */
+	char *ran_image;
 	void *priv; /* runtime-private */
 };
 
@@ -174,6 +179,10 @@ struct runtime_caps {
 	 * readiness probe): exec_start gives their verdict, and cpipe probes
 	 * no URL from this host. */
 	bool task_probes;
+	/* image_prepare's IDs are names, not contents (the cluster reports no
+	 * image ID before a pod runs): a stage's key takes its build
+	 * context's files, as on a runtime without images. */
+	bool image_names;
 };
 
 struct runtime_ops {

@@ -111,6 +111,47 @@ EOF
 	[ "$kdigests" = "$ldigests" ] || fail "digests differ: kubernetes $kdigests local $ldigests"
 }
 
+@test "a build: stage is keyed on its context: editing a file it copies makes it stale" {
+	# The nodes know images by name only: the key takes what the
+	# Dockerfile copies from the context, as on the local runtime.
+	mkdir -p ctx
+	printf 'FROM cpipe-test/busybox:latest\nCOPY run.sh /run.sh\n' > ctx/Dockerfile
+	printf 'echo one\n' > ctx/run.sh
+	spec << EOF
+name: $P
+volumes: {v: {}}
+stages:
+  c:
+    build: ctx
+    image: cpipe-test/busybox:latest
+    command: "sh -c 'echo built-ran; echo kept > /v/c'"
+    volumes: [v:/v]
+    outputs: ["v:/c"]
+EOF
+	run_ok run
+	assert_contains "built-ran"
+	run_ok status --check
+	# The record names the image the pod ran by content, as the nodes'
+	# Docker (which loaded this host's image) knows it.
+	local rec ran id
+	rec=$(ls -t .cpipe/runs/*.json | head -1)
+	ran=$(jq -r '.stages[] | select(.name == "c") | .image.ran' "$rec")
+	id=$(docker image inspect -f '{{.Id}}' cpipe-test/busybox:latest)
+	[ "$ran" = "docker://$id" ] || fail "the record's image.ran is $ran, not docker://$id"
+	printf 'echo two\n' > ctx/run.sh
+	run kcpipe status --check
+	[ "$status" -ne 0 ] || fail "fresh after its context changed: $output"
+	assert_contains "input ./ctx/run.sh changed"
+	run_ok run
+	assert_contains "built-ran"
+	# The cluster builds nothing: the run says the image must hold it.
+	assert_contains "stage c: its build context changed (./ctx/run.sh)"
+	run_ok status --check
+	run_ok run
+	refute_contains "build context changed"
+	assert_contains "c is up to date, skipped"
+}
+
 @test "observed outputs: a job without outputs: records what it wrote in the claim, and skips after" {
 	cat > cpipe.yml <<EOF
 name: $P

@@ -52,6 +52,8 @@ static void test_capabilities_match_the_members(void **state)
 		assert_true(c->detached || !(c->attach || c->logs || c->top));
 		/* Its own probes' verdicts come through exec_start. */
 		assert_true(c->exec || !c->task_probes);
+		/* Image IDs by name only mean nothing without images. */
+		assert_true(c->images || !c->image_names);
 	}
 	assert_false(runtime_local.caps.images);
 	assert_true(runtime_docker.caps.images && runtime_docker.caps.port_alloc);
