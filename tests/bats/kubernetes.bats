@@ -18,22 +18,6 @@ teardown() {
 	kube_project_teardown
 }
 
-# Every object of kinds that run something, labelled with the project.
-project_objects() {
-	kubectl -n "$NS" get jobs,deployments,services,configmaps,pods \
-		-l "cpipe.dev/project=$P" -o name 2> /dev/null
-}
-
-# Waits up to $1 seconds for project_objects to be empty.
-wait_no_objects() {
-	local i
-	for ((i = 0; i < $1 * 4; i++)); do
-		[ -z "$(project_objects)" ] && return 0
-		sleep 0.25
-	done
-	return 1
-}
-
 # Waits up to 60 s for $1 pods of the project to be Running.
 wait_running() {
 	local i n=0

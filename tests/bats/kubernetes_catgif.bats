@@ -70,7 +70,8 @@ kcpipe() {
 	cpipe -p "$P" -f cpipe.yml -f cpipe.kubernetes.yml "$@"
 }
 
-# Every object of the project the cluster still has.
+# Every object of the project the cluster still has, claims included
+# (kube_helpers' project_objects leaves them out).
 project_objects() {
 	kubectl -n "$NS" get jobs,deployments,replicasets,services,configmaps,pods,pvc \
 		-l "cpipe.dev/project=$P" -o name 2> /dev/null

@@ -95,6 +95,39 @@ EOF
 	run_ok down
 }
 
+@test "logs shows a service pod's lines and logs -f follows new ones as they come" {
+	spec << EOF
+name: $P
+stages:
+  ticker:
+    image: cpipe-test/busybox:latest
+    service: true
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=\$\$((i+1)); echo tick-\$\$i; sleep 0.3; done"]
+    stop_grace_period: 1s
+EOF
+	run kcpipe up < /dev/null
+	[ "$status" -eq 0 ] || fail "up exited $status"
+	local i
+	for i in $(seq 1 40); do
+		run kcpipe logs ticker
+		[[ "$output" == *"tick-3"* ]] && break
+		sleep 0.25
+	done
+	assert_contains "ticker | tick-1"
+	assert_contains "ticker | tick-3"
+	# Follow for a while: lines written after it started arrive.
+	local before after
+	before=$(kcpipe logs ticker | grep -c 'tick-')
+	timeout 4 "$CPIPE_BIN" --runtime kubernetes logs -f ticker > "$BATS_TEST_TMPDIR/f.log" 2>&1 || true
+	after=$(grep -c 'ticker | tick-' "$BATS_TEST_TMPDIR/f.log")
+	[ "$after" -ge $((before + 5)) ] ||
+		fail "logs -f gave $after lines, $before were there before: $(tail -3 "$BATS_TEST_TMPDIR/f.log")"
+	grep -q "ticker | tick-$((before + 5))\$" "$BATS_TEST_TMPDIR/f.log" ||
+		fail "logs -f did not show tick-$((before + 5)): $(tail -3 "$BATS_TEST_TMPDIR/f.log")"
+	run_ok down
+	wait_no_objects 30 || fail "left behind: $(project_objects)"
+}
+
 @test "exec into a stage that is not running is a clear error; kill ends the service" {
 	service_spec
 	run kcpipe exec web true < /dev/null
