@@ -32,32 +32,6 @@ static int mkdir_private(const char *path, struct cp_error *err)
 	return 0;
 }
 
-/* Temporaries (name.tmp.PID) of writers killed midway, in the directory
- * tmpfd: the store's tmp, and runs/sha256 where run cache entries are
- * renamed into place. */
-static void sweep_tmp(int tmpfd)
-{
-	int fd = dup(tmpfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	for (struct dirent *de; (de = readdir(d));) {
-		const char *dot = strrchr(de->d_name, '.');
-		long pid = dot && strstr(de->d_name, ".tmp.") ? strtol(dot + 1, NULL, 10) : 0;
-		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
-		    unlinkat(tmpfd, de->d_name, 0) < 0 && errno == EISDIR) {
-			/* a restore's staging directory (track_store.c) */
-			cleanup_free char *p = xasprintf("/proc/self/fd/%d/%s", tmpfd, de->d_name);
-			struct cp_error ignored = {0};
-			fs_rm_rf(p, &ignored);
-		}
-	}
-	closedir(d);
-}
-
 int cas_open(struct cas **out, const char *state_dir, struct cp_error *err)
 {
 	const char *env = getenv("CPIPE_STORE");
@@ -75,12 +49,11 @@ int cas_open(struct cas **out, const char *state_dir, struct cp_error *err)
 		cp_error_errno(err, EXIT_USAGE, "opening the store %s", tmp);
 		goto fail;
 	}
-	sweep_tmp(c->tmpfd);
-	int runsfd = open(runs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (runsfd >= 0) {
-		sweep_tmp(runsfd);
-		close(runsfd);
-	}
+	/* What writers killed midway left: temporaries and a restore's
+	 * staging directories (track_store.c) in tmp, run cache entries
+	 * renamed into runs/sha256. */
+	fs_sweep_dead(tmp, "", ".tmp.");
+	fs_sweep_dead(runs, "", ".tmp.");
 	*out = c;
 	return 0;
 fail:
@@ -118,7 +91,7 @@ static void drop_spares(int tmpfd)
 			close(fd);
 		return;
 	}
-	rewinddir(d); /* the dup shares tmpfd's offset, which sweep_tmp left at the end */
+	rewinddir(d); /* the dup shares tmpfd's offset */
 	size_t tl = strlen(spare_tag);
 	for (struct dirent *de; (de = readdir(d));) {
 		size_t l = strlen(de->d_name);

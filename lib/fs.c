@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -188,6 +189,29 @@ static int rm_rf_at(int parent, const char *name, dev_t dev, struct cp_error *er
 	if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return cp_error_errno(err, EXIT_USAGE, "removing %s", shown);
 	return rc;
+}
+
+void fs_sweep_dead(const char *dir, const char *prefix, const char *marker)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat dst;
+	DIR *d = fd >= 0 && fstat(fd, &dst) == 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	size_t pl = strlen(prefix);
+	for (struct dirent *de; (de = readdir(d));) {
+		const char *dot = strrchr(de->d_name, '.');
+		if (!dot || strncmp(de->d_name, prefix, pl) != 0 || !strstr(de->d_name + pl, marker))
+			continue;
+		long pid = strtol(dot + 1, NULL, 10);
+		struct cp_error ignored = {0};
+		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			rm_rf_at(dirfd(d), de->d_name, dst.st_dev, &ignored, de->d_name);
+	}
+	closedir(d);
 }
 
 int fs_rm_rf(const char *path, struct cp_error *err)

@@ -56,6 +56,12 @@ int fs_mkdir_p(const char *path, mode_t mode, struct cp_error *err);
 /* rm -rf without following symlinks and without crossing mount points. */
 int fs_rm_rf(const char *path, struct cp_error *err);
 
+/* Removes (rm -rf) what writers killed midway left in directory `dir`
+ * (not followed when a symlink): the entries whose name starts with
+ * `prefix`, holds `marker` after it, and ends ".PID" of a process that is
+ * gone (name.tmp.PID of fs_write_atomic; "" matches any). */
+void fs_sweep_dead(const char *dir, const char *prefix, const char *marker);
+
 /* Total apparent size of the files below `path` (0 when missing). */
 long long fs_du(const char *path);
 

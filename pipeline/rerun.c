@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <linux/fs.h>
@@ -410,23 +409,6 @@ out:
 	return rc;
 }
 
-/* Scratch copies of a verify --rerun killed midway (rerun.<pid>). */
-static void sweep_scratch(const char *tmp)
-{
-	cleanup_free char *pattern = xasprintf("%s/rerun.*", tmp);
-	glob_t g;
-	if (glob(pattern, 0, NULL, &g) != 0)
-		return;
-	for (size_t i = 0; i < g.gl_pathc; i++) {
-		const char *dot = strrchr(g.gl_pathv[i], '.');
-		long pid = strtol(dot + 1, NULL, 10);
-		struct cp_error ignored = {0};
-		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-			fs_rm_rf(g.gl_pathv[i], &ignored);
-	}
-	globfree(&g);
-}
-
 int rerun_verify(cJSON **out, struct pipeline *p, const struct runtime_ops *ops,
 		 struct runtime *rt, const char *const *names, size_t nnames,
 		 const struct rerun_options *o, struct cp_error *err)
@@ -462,7 +444,7 @@ int rerun_verify(cJSON **out, struct pipeline *p, const struct runtime_ops *ops,
 	cleanup_free char *tmp = path_join(o->state_dir, "tmp");
 	cJSON *results = cJSON_CreateArray();
 	int rc = fs_mkdir_p(tmp, 0700, err);
-	sweep_scratch(tmp);
+	fs_sweep_dead(tmp, "rerun.", "");
 	for (size_t k = 0; rc == 0 && k < p->nstages; k++)
 		if (want[k])
 			rc = rerun_stage(results, &r, &p->stages[k],

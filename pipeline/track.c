@@ -1,7 +1,5 @@
 #include "track_internal.h"
 
-#include <errno.h>
-#include <glob.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -521,22 +519,6 @@ int track_verify(cJSON **out, struct tracker *t, struct cp_error *err)
 	return 0;
 }
 
-/* Temporary files of atomic writes interrupted by kill -9 carry the pid of
- * their writer; remove those whose writer is gone. */
-static void sweep_temporaries(const char *pattern)
-{
-	glob_t g;
-	if (glob(pattern, 0, NULL, &g) != 0)
-		return;
-	for (size_t i = 0; i < g.gl_pathc; i++) {
-		const char *dot = strrchr(g.gl_pathv[i], '.');
-		long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
-		if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-			unlink(g.gl_pathv[i]);
-	}
-	globfree(&g);
-}
-
 int track_open(struct tracker **out, const struct pipeline *p, const struct runtime_ops *ops,
 	       struct runtime *rt, const struct track_options *o, struct cp_error *err)
 {
@@ -554,11 +536,10 @@ int track_open(struct tracker **out, const struct pipeline *p, const struct runt
 		/* Where cpipe writes state files (the store sweeps its own;
 		 * run/ goes whole with its task). */
 		static const char *const dirs[] = {".", "cache", "runs", "services", "kube-forward"};
-		cleanup_free char *lock_pat = xasprintf("%s.tmp.*", t->lock_path);
-		sweep_temporaries(lock_pat);
-		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-			cleanup_free char *pat = xasprintf("%s/%s/*.tmp.*", o->state_dir, dirs[i]);
-			sweep_temporaries(pat);
+		fs_sweep_dead(p->dir, "cpipe.lock.tmp.", "");
+		for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+			cleanup_free char *dir = path_join(o->state_dir, dirs[i]);
+			fs_sweep_dead(dir, "", ".tmp.");
 		}
 	}
 	if (fs_mkdir_p(cache_dir, 0700, err) < 0 || lock_load(&t->lock, t->lock_path, err) < 0)
