@@ -131,12 +131,16 @@ int track_before(void *ctx, const struct stage *s, const char *image_id, struct 
 		/* The key saw the edit; the image the nodes run may not have. */
 		cleanup_free char *changed =
 			track_build_change(t->p, s, track_lock_entry(t, s->name), ts->keyobj);
-		if (changed)
+		if (changed) {
+			/* An image reference may be interpolated from a secret. */
+			cleanup_free char *image =
+				redactor_text(&t->p->secrets, s->image ? s->image : "its image");
 			fprintf(stderr,
 				"cpipe: warning: stage %s: its build context changed (%s); the %s "
 				"runtime builds no image and runs %s as the nodes have it: rebuild "
 				"it and import or push it first if it does not hold the change\n",
-				s->name, changed, t->ops->name, s->image ? s->image : "its image");
+				s->name, changed, t->ops->name, image);
+		}
 	}
 	if (!fresh) {
 		int r = track_forced(t, s) || !t->o.run_id ? 0 : restore_stage(t, s, err);
