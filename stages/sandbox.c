@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -654,8 +655,15 @@ static _Noreturn void init_main(const struct sandbox_config *cfg, int status_fd)
 	tidy_fds(&in);
 	if (cfg->userns)
 		map_ids(&in);
-	if (!cfg->detached)
+	if (!cfg->detached) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* cpipe may have died before that (kill -9 just after the
+		 * clone), and no signal comes then: its end of the status pipe
+		 * is closed, which the write end reports as POLLERR. */
+		struct pollfd pf = {.fd = in.status_fd};
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR))
+			_exit(127);
+	}
 	prctl(PR_SET_NAME, "cpipe-init");
 	setsid();
 
